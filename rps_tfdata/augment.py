@@ -1,0 +1,229 @@
+"""`IDGAugmentation`: ImageDataGenerator's random affine augmentation as one Keras layer.
+
+IDG draws, per image, a rotation, a shift, a shear (in degrees), an independent zoom on
+each axis and a horizontal flip, and resamples once, bilinearly, clamping to the edge.
+A chain of Keras' stock layers resamples four times (blurrier, different borders) and
+costs four passes; this layer composes the same parameters into one matrix per image and
+warps once, so its output equals IDG's `apply_transform` up to float rounding.
+
+As in Keras' own preprocessing layers, randomness and arithmetic are separate:
+`get_random_transformation` draws every random number, `transform_images` is
+deterministic. Images are float on IDG's 0..255 scale, shape (batch, height, width, C).
+"""
+
+import math
+from typing import Any, Optional, Sequence, Union
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+FILL_MODES = ("nearest", "constant", "reflect", "wrap")
+PARAMETER_KEYS = ("theta", "tx", "ty", "shear", "zx", "zy", "flip_horizontal")
+
+Params = dict[str, Any]
+
+
+def _check_range(name: str, value: float) -> float:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0. Received: {name}={value!r}")
+    return float(value)
+
+
+def _zoom_bounds(zoom_range: Union[float, Sequence[float]]) -> tuple[float, float]:
+    """IDG's reading of `zoom_range`: a number z means [1 - z, 1 + z]."""
+    if isinstance(zoom_range, (int, float)):
+        low, high = 1 - _check_range("zoom_range", zoom_range), 1 + zoom_range
+    elif len(zoom_range) == 2:
+        low, high = (float(v) for v in zoom_range)
+    else:
+        raise ValueError(
+            f"zoom_range must be a number or a pair (low, high). Received: zoom_range={zoom_range!r}"
+        )
+    if not 0 < low <= high:
+        raise ValueError(
+            "zoom_range must give 0 < low <= high (a number z gives [1 - z, 1 + z], so z < 1). "
+            f"Received: zoom_range={zoom_range!r}"
+        )
+    return low, high
+
+
+def _affine(a, b, c, d, e, f) -> tf.Tensor:
+    """Batch of 3x3 matrices [[a, b, c], [d, e, f], [0, 0, 1]] from (batch,) tensors."""
+    zero = tf.zeros_like(a)
+    entries = tf.stack([a, b, c, d, e, f, zero, zero, zero + 1], axis=-1)
+    return tf.reshape(entries, [-1, 3, 3])
+
+
+def compose_matrices(params: Params, image_size: tuple[int, int]) -> tf.Tensor:
+    """Composes IDG's per-image matrices, mapping output to input pixel coordinates.
+
+    IDG builds `O R T Sh Z O^-1` (with `O` a translation by `height/2 - 0.5`,
+    `width/2 - 0.5`) and applies it to (column, row) coordinates after its row/column
+    swap; the horizontal flip, which IDG applies after the warp, is folded in as a
+    mirror of the output columns, so one warp does everything. float64 as in IDG.
+
+    Returns:
+      float64 tensor (batch, 3, 3).
+    """
+    height, width = image_size
+    p = {k: tf.cast(tf.convert_to_tensor(params[k]), tf.float64) for k in PARAMETER_KEYS}
+    theta, shear = p["theta"] * (math.pi / 180), p["shear"] * (math.pi / 180)
+    zero, one = tf.zeros_like(theta), tf.ones_like(theta)
+    cy, cx = zero + (height / 2 - 0.5), zero + (width / 2 - 0.5)
+    flip = p["flip_horizontal"]
+    chain = [
+        _affine(one, zero, cy, zero, one, cx),
+        _affine(tf.cos(theta), -tf.sin(theta), zero, tf.sin(theta), tf.cos(theta), zero),
+        _affine(one, zero, p["tx"], zero, one, p["ty"]),
+        _affine(one, -tf.sin(shear), zero, zero, tf.cos(shear), zero),
+        _affine(p["zx"], zero, zero, zero, p["zy"], zero),
+        _affine(one, zero, -cy, zero, one, -cx),
+        _affine(1 - 2 * flip, zero, flip * (width - 1), zero, one, zero),
+    ]
+    matrix = chain[0]
+    for step in chain[1:]:
+        matrix = tf.matmul(matrix, step)
+    return matrix
+
+
+def warp(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str = "nearest") -> tf.Tensor:
+    """Resamples each image once, bilinearly, at `matrices @ (column, row, 1)`."""
+    flat = tf.reshape(matrices, [-1, 9])[:, :8] / matrices[:, 2:3, 2]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=tf.cast(flat, tf.float32),
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode=fill_mode.upper(),
+    )
+
+
+@keras.saving.register_keras_serializable(package="rps_tfdata")
+class IDGAugmentation(keras.layers.Layer):
+    """ImageDataGenerator's random affine augmentation, fused into one warp per image.
+
+    Arguments mean what they mean to `ImageDataGenerator`: `rotation_range` and
+    `shear_range` in degrees; shift ranges below 1 are fractions of the size (IDG
+    multiplies `height_shift_range` by the height and applies it along the columns,
+    and `width_shift_range` by the width along the rows: equal for square images);
+    `zoom_range` z samples each axis independently from [1 - z, 1 + z].
+
+    Call it on float images on the 0..255 scale; with `training=False` it is the
+    identity. `seed` makes the layer's own draws reproducible; `call(..., seed=...)`
+    with a (2,) int tensor makes one call stateless (the tf.data pipeline does this).
+    """
+
+    def __init__(
+        self,
+        rotation_range: float = 40.0,
+        width_shift_range: float = 0.2,
+        height_shift_range: float = 0.2,
+        shear_range: float = 0.2,
+        zoom_range: Union[float, Sequence[float]] = 0.2,
+        horizontal_flip: bool = True,
+        fill_mode: str = "nearest",
+        seed: Optional[int] = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.rotation_range = _check_range("rotation_range", rotation_range)
+        self.width_shift_range = _check_range("width_shift_range", width_shift_range)
+        self.height_shift_range = _check_range("height_shift_range", height_shift_range)
+        self.shear_range = _check_range("shear_range", shear_range)
+        self.zoom_range = zoom_range
+        self._zoom_low, self._zoom_high = _zoom_bounds(zoom_range)
+        self.horizontal_flip = bool(horizontal_flip)
+        if fill_mode not in FILL_MODES:
+            raise ValueError(f"fill_mode must be one of {FILL_MODES}. Received: fill_mode={fill_mode!r}")
+        self.fill_mode = fill_mode
+        self.seed = seed
+        self._seed_generator = keras.random.SeedGenerator(seed)
+
+    def _shift_pixels(self, shift_range: float, size: int) -> float:
+        return shift_range * size if shift_range < 1 else shift_range
+
+    def get_random_transformation(
+        self, batch_size: Union[int, tf.Tensor], image_size: tuple[int, int], seed: tf.Tensor
+    ) -> Params:
+        """Draws IDG's parameters for `batch_size` images from a stateless (2,) seed.
+
+        Returns:
+          A dict with PARAMETER_KEYS, each a float64 tensor (batch_size,) in IDG's units:
+          degrees for `theta` and `shear`, pixels for `tx` and `ty`, 0/1 for the flip.
+        """
+        height, width = image_size
+        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=7)
+
+        def uniform(i: int, low: float, high: float) -> tf.Tensor:
+            return tf.random.stateless_uniform(
+                [batch_size], seeds[i], minval=low, maxval=high, dtype=tf.float64
+            )
+
+        tx_max = self._shift_pixels(self.height_shift_range, height)
+        ty_max = self._shift_pixels(self.width_shift_range, width)
+        flip = tf.cast(uniform(6, 0.0, 1.0) < 0.5, tf.float64) * float(self.horizontal_flip)
+        return {
+            "theta": uniform(0, -self.rotation_range, self.rotation_range),
+            "tx": uniform(1, -tx_max, tx_max),
+            "ty": uniform(2, -ty_max, ty_max),
+            "shear": uniform(3, -self.shear_range, self.shear_range),
+            "zx": uniform(4, self._zoom_low, self._zoom_high),
+            "zy": uniform(5, self._zoom_low, self._zoom_high),
+            "flip_horizontal": flip,
+        }
+
+    def transform_images(self, images: tf.Tensor, transformation: Params) -> tf.Tensor:
+        """Applies given parameters (see `get_random_transformation`) deterministically."""
+        images = tf.convert_to_tensor(images)
+        size = (images.shape[1], images.shape[2])
+        if None in size:
+            raise ValueError(f"IDGAugmentation needs a static image size. Received shape {images.shape}")
+        matrices = compose_matrices(transformation, size)
+        return tf.cast(warp(tf.cast(images, tf.float32), matrices, self.fill_mode), images.dtype)
+
+    def sample_parameters(
+        self, batch_size: int, image_size: tuple[int, int] = (150, 150), seed: Optional[int] = None
+    ) -> dict[str, np.ndarray]:
+        """Draws parameters for `batch_size` images as NumPy arrays with IDG's keys and units.
+
+        The same sampler the layer uses when it augments; a fixed `seed` repeats the draw.
+        """
+        if seed is None:
+            seed_pair = self._seed_generator.next()
+        else:
+            seed_pair = tf.constant([seed, 0], tf.int64)
+        params = self.get_random_transformation(batch_size, tuple(image_size), seed_pair)
+        return {key: value.numpy() for key, value in params.items()}
+
+    def transform(self, images: Any, params: dict[str, Any]) -> np.ndarray:
+        """`transform_images` for NumPy callers: float images on 0..255 in, NumPy out."""
+        return self.transform_images(tf.convert_to_tensor(images, tf.float32), params).numpy()
+
+    def call(self, inputs: tf.Tensor, training: bool = True, seed: Optional[tf.Tensor] = None):
+        if not training:
+            return inputs
+        if seed is None:
+            seed = self._seed_generator.next()
+        params = self.get_random_transformation(
+            tf.shape(inputs)[0], (inputs.shape[1], inputs.shape[2]), seed
+        )
+        return self.transform_images(inputs, params)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            rotation_range=self.rotation_range,
+            width_shift_range=self.width_shift_range,
+            height_shift_range=self.height_shift_range,
+            shear_range=self.shear_range,
+            zoom_range=self.zoom_range,
+            horizontal_flip=self.horizontal_flip,
+            fill_mode=self.fill_mode,
+            seed=self.seed,
+        )
+        return config

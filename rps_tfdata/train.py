@@ -1,0 +1,117 @@
+"""Trains the seed's RPS CNN: `python -m rps_tfdata.train --epochs=25`.
+
+A thin entry point: it defines and validates the flags, resolves where the images come
+from, and calls `rps_tfdata.training.train_and_evaluate`. Named jobs live in
+`flags/*.flags` (`--flagfile=flags/seed.flags`); the flags of every run are saved in its
+model folder as `flags.txt`, itself a flagfile that repeats the run.
+"""
+
+import os
+import sys
+from typing import Sequence
+
+from absl import flags, logging
+
+from rps_tfdata import artifacts, cli, common_flags, model, pipeline, sources, training
+
+TEST_DIR = flags.DEFINE_string(
+    "test_dir", None, "Optional held-out folder (same classes) evaluated at the end. "
+    "Without --data_dir, the official rps-test-set.zip is used."
+)
+EPOCHS = flags.DEFINE_integer("epochs", 25, "Passes over the training subset.", lower_bound=1)
+IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size", 150, "Images are resized to this square side (the CNN needs at least "
+    f"{model.min_image_size()}).", lower_bound=model.min_image_size(),
+)
+VALIDATION_SPLIT = flags.DEFINE_float(
+    "validation_split", 0.2, "Fraction of each class (its first files, as IDG) held out "
+    "for validation, in (0, 1).", lower_bound=0.0, upper_bound=1.0,
+)
+LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate.")
+SEED = flags.DEFINE_integer("seed", 42, "Seeds weights, dropout, shuffling and augmentation.")
+AUGMENT = flags.DEFINE_enum(
+    "augment", "idg", training.AUGMENT_MODES, "idg: the seed's ImageDataGenerator "
+    "augmentation, fused into one warp; none: no augmentation."
+)
+AUGMENT_VALIDATION = flags.DEFINE_bool(
+    "augment_validation", False, "Augment the validation images too, as the seed script "
+    "does by accident (makes val_loss, and so the best checkpoint, noisy)."
+)
+RESIZE_METHOD = flags.DEFINE_enum(
+    "resize_method", "pil_nearest", pipeline.RESIZE_METHODS, "pil_nearest matches IDG "
+    "(PIL NEAREST) exactly; bilinear and area are smoother."
+)
+CACHE = flags.DEFINE_enum(
+    "cache", "memory", pipeline.CACHE_MODES, "Where decoded, resized uint8 images are kept "
+    "after the first epoch: memory (about 170 MB at 150x150), disk (under "
+    "MODEL_DIR/tf_data_cache), or none (decode every epoch)."
+)
+DETERMINISTIC = flags.DEFINE_bool(
+    "deterministic", True, "Keep tf.data's element order deterministic (repeatable runs)."
+)
+CACHE_DIR = flags.DEFINE_string(
+    "cache_dir", sources.DEFAULT_CACHE_DIR, "Where downloaded zips and their extracted "
+    "folders are kept and reused."
+)
+BASE_URL = flags.DEFINE_string(
+    "base_url", None, f"Mirror of the dataset zips (default ${sources.BASE_URL_ENV}, else "
+    "the official bucket)."
+)
+
+
+@flags.validator("validation_split", "--validation_split must be in (0, 1): the best "
+                 "weights are chosen by validation loss, so a validation subset is needed.")
+def _validation_split_is_open(value: float) -> bool:
+    return 0 < value < 1
+
+
+@flags.validator("learning_rate", "--learning_rate must be > 0.")
+def _learning_rate_is_positive(value: float) -> bool:
+    return value > 0
+
+
+def make_config() -> training.TrainConfig:
+    """The run's configuration from the flags, fetching the official set if needed."""
+    train_dir, test_dir = common_flags.DATA_DIR.value, TEST_DIR.value
+    if not train_dir:
+        rps = sources.fetch_rps(CACHE_DIR.value, BASE_URL.value)
+        train_dir, test_dir = rps.train_dir, test_dir or rps.test_dir
+    return training.TrainConfig(
+        train_dir=train_dir,
+        test_dir=test_dir,
+        model_dir=common_flags.MODEL_DIR.value,
+        epochs=EPOCHS.value,
+        validation_split=VALIDATION_SPLIT.value,
+        learning_rate=LEARNING_RATE.value,
+        seed=SEED.value,
+        augment=AUGMENT.value,
+        augment_validation=AUGMENT_VALIDATION.value,
+        input=pipeline.PipelineOptions(
+            image_size=(IMAGE_SIZE.value, IMAGE_SIZE.value),
+            batch_size=common_flags.BATCH_SIZE.value,
+            resize_method=RESIZE_METHOD.value,
+            cache=CACHE.value,
+            cache_path=os.path.join(common_flags.MODEL_DIR.value, "tf_data_cache"),
+            deterministic=DETERMINISTIC.value,
+        ),
+    )
+
+
+def main(argv: Sequence[str]) -> None:
+    cli.reject_positional(argv)
+    config = make_config()
+    os.makedirs(config.model_dir, exist_ok=True)
+    with open(os.path.join(config.model_dir, artifacts.FLAGS), "w") as f:
+        f.write(cli.serialize_flags(sys.modules[__name__], common_flags))
+    metrics = training.train_and_evaluate(config)
+    summary = ", ".join(
+        f"{key}={metrics[key]:.4f}"
+        for key in ("val_accuracy", "val_loss", "test_accuracy", "test_loss")
+        if key in metrics
+    )
+    logging.info("done: %s; artifacts in %s", summary, config.model_dir)
+    print(summary)
+
+
+if __name__ == "__main__":
+    cli.run(main)

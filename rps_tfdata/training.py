@@ -1,0 +1,173 @@
+"""Training and final evaluation of the seed's CNN on the tf.data pipeline.
+
+`train_and_evaluate` is the whole job as a library call, with plain arguments, so a
+notebook, a test or `python -m rps_tfdata.train` can run it alike. It keeps the weights
+with the best validation loss (as the seed meant to), reloads them at the end, evaluates
+validation and test on un-augmented images, and writes the run's artifacts.
+"""
+
+import os
+import statistics
+import time
+from typing import Any, NamedTuple, Optional
+
+import keras
+from absl import logging
+
+from rps_tfdata import artifacts, index, model as model_lib, pipeline
+from rps_tfdata.augment import IDGAugmentation
+
+AUGMENT_MODES = ("idg", "none")
+
+
+class TrainConfig(NamedTuple):
+    """Everything a run needs; `rps_tfdata.train`'s flags document each field."""
+
+    train_dir: str
+    model_dir: str
+    test_dir: Optional[str] = None
+    epochs: int = 25
+    validation_split: float = 0.2
+    learning_rate: float = 1e-3
+    seed: int = 42
+    augment: str = "idg"
+    augment_validation: bool = False
+    input: pipeline.PipelineOptions = pipeline.PipelineOptions()
+
+
+class Data(NamedTuple):
+    """The run's splits: training, validation and optional test."""
+
+    train: index.Split
+    validation: index.Split
+    test: Optional[index.Split]
+
+
+class Throughput(keras.callbacks.Callback):
+    """Adds training images/s (validation excluded) and epoch seconds to each epoch's logs."""
+
+    def __init__(self, num_images: int):
+        super().__init__()
+        self._num_images = num_images
+        self._start = self._train_seconds = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        self._train_seconds = 0.0
+
+    def on_test_begin(self, logs=None):
+        if not self._train_seconds:
+            self._train_seconds = time.perf_counter() - self._start
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.perf_counter() - self._start
+        logs["train_images_per_sec"] = self._num_images / (self._train_seconds or elapsed)
+        logs["epoch_seconds"] = elapsed
+
+
+def load_data(config: TrainConfig) -> Data:
+    """Lists the splits, checking that none is empty and the test classes match."""
+    train = index.list_split(config.train_dir, config.validation_split, "training")
+    validation = index.list_split(config.train_dir, config.validation_split, "validation")
+    for subset, split in (("training", train), ("validation", validation)):
+        if not split.paths:
+            raise index.DatasetLayoutError(
+                f"the {subset} subset of {config.train_dir!r} is empty: each class needs at least "
+                f"{round(1 / config.validation_split)} images for validation_split="
+                f"{config.validation_split}"
+            )
+    test = None
+    if config.test_dir:
+        test = index.list_split(config.test_dir, 0.0, "training")
+        index.check_same_classes(train.class_names, test.class_names, config.test_dir)
+    for subset, split in (("training", train), ("validation", validation), ("test", test)):
+        if split:
+            logging.info("%s", index.describe(split, subset))
+    return Data(train, validation, test)
+
+
+def make_augmentation(config: TrainConfig) -> Optional[IDGAugmentation]:
+    """The seed's IDG augmentation, or None with --augment=none."""
+    return IDGAugmentation(seed=config.seed) if config.augment == "idg" else None
+
+
+def make_callbacks(config: TrainConfig, num_train_images: int) -> list[keras.callbacks.Callback]:
+    """Throughput first (later callbacks log what it adds), best-weights checkpoint, logs."""
+    return [
+        Throughput(num_train_images),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(config.model_dir, artifacts.BEST_WEIGHTS),
+            monitor="val_loss", save_best_only=True, save_weights_only=True, verbose=1,
+        ),
+        keras.callbacks.CSVLogger(os.path.join(config.model_dir, artifacts.HISTORY)),
+        keras.callbacks.TensorBoard(os.path.join(config.model_dir, artifacts.LOGS)),
+    ]
+
+
+def _evaluate(model: keras.Model, split: index.Split, options: pipeline.PipelineOptions) -> dict:
+    dataset = pipeline.make_dataset(split.paths, split.labels, len(split.class_names), options)
+    loss, accuracy = model.evaluate(dataset, verbose=0)
+    return {"loss": float(loss), "accuracy": float(accuracy)}
+
+
+def summarize(history: dict[str, list[float]], data: Data) -> dict[str, Any]:
+    """Run-level figures from the per-epoch history: best epoch, speed, sizes."""
+    speeds = history["train_images_per_sec"]
+    steady = speeds[1:] or speeds
+    best = min(range(len(history["val_loss"])), key=history["val_loss"].__getitem__)
+    return {
+        "class_names": data.train.class_names,
+        "epochs_run": len(speeds),
+        "best_epoch": best + 1,
+        "train_images_per_sec": statistics.median(steady),
+        "first_epoch_images_per_sec": speeds[0],
+        "epoch_seconds_median": statistics.median(history["epoch_seconds"]),
+        "num_train_images": len(data.train.paths),
+        "num_validation_images": len(data.validation.paths),
+        "num_test_images": len(data.test.paths) if data.test else 0,
+    }
+
+
+def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
+    """Trains, keeps the best-`val_loss` weights, evaluates, and writes the artifacts.
+
+    Returns:
+      The metrics also written to `metrics.json`.
+    """
+    os.makedirs(config.model_dir, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    data = load_data(config)
+    num_classes = len(data.train.class_names)
+    augmentation = make_augmentation(config)
+    options = config.input
+    train_ds = pipeline.make_dataset(
+        data.train.paths, data.train.labels, num_classes, options,
+        augmentation=augmentation, shuffle=True, seed=config.seed, name="train",
+    )
+    val_ds = pipeline.make_dataset(
+        data.validation.paths, data.validation.labels, num_classes, options,
+        augmentation=augmentation if config.augment_validation else None, seed=config.seed,
+        name="validation",
+    )
+    model = model_lib.compile_model(
+        model_lib.build_model(options.image_size, num_classes),
+        learning_rate=config.learning_rate,
+    )
+    history = model.fit(
+        train_ds, validation_data=val_ds, epochs=config.epochs,
+        callbacks=make_callbacks(config, len(data.train.paths)), verbose="auto",
+    )
+    model.load_weights(os.path.join(config.model_dir, artifacts.BEST_WEIGHTS))
+    eval_options = options._replace(cache="none")
+    metrics = summarize(history.history, data)
+    for name, split in (("val", data.validation), ("test", data.test)):
+        if split:
+            for key, value in _evaluate(model, split, eval_options).items():
+                metrics[f"{name}_{key}"] = value
+    model.save(os.path.join(config.model_dir, artifacts.FINAL_MODEL))
+    artifacts.write_json(config.model_dir, artifacts.CLASS_NAMES, data.train.class_names)
+    artifacts.write_preprocessing(config.model_dir, options)
+    artifacts.write_json(config.model_dir, artifacts.METRICS, metrics)
+    logging.info("best epoch %d of %d; metrics in %s", metrics["best_epoch"],
+                 metrics["epochs_run"], os.path.join(config.model_dir, artifacts.METRICS))
+    return metrics

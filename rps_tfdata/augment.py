@@ -38,7 +38,8 @@ def _zoom_bounds(zoom_range: Union[float, Sequence[float]]) -> tuple[float, floa
         low, high = (float(v) for v in zoom_range)
     else:
         raise ValueError(
-            f"zoom_range must be a number or a pair (low, high). Received: zoom_range={zoom_range!r}"
+            "zoom_range must be a number or a pair (low, high). "
+            f"Received: zoom_range={zoom_range!r}"
         )
     if not 0 < low <= high:
         raise ValueError(
@@ -136,7 +137,9 @@ class IDGAugmentation(keras.layers.Layer):
         self._zoom_low, self._zoom_high = _zoom_bounds(zoom_range)
         self.horizontal_flip = bool(horizontal_flip)
         if fill_mode not in FILL_MODES:
-            raise ValueError(f"fill_mode must be one of {FILL_MODES}. Received: fill_mode={fill_mode!r}")
+            raise ValueError(
+                f"fill_mode must be one of {FILL_MODES}. Received: fill_mode={fill_mode!r}"
+            )
         self.fill_mode = fill_mode
         self.seed = seed
         self._seed_generator = keras.random.SeedGenerator(seed)
@@ -179,7 +182,9 @@ class IDGAugmentation(keras.layers.Layer):
         images = tf.convert_to_tensor(images)
         size = (images.shape[1], images.shape[2])
         if None in size:
-            raise ValueError(f"IDGAugmentation needs a static image size. Received shape {images.shape}")
+            raise ValueError(
+                f"IDGAugmentation needs a static image size. Received shape {images.shape}"
+            )
         matrices = compose_matrices(transformation, size)
         return tf.cast(warp(tf.cast(images, tf.float32), matrices, self.fill_mode), images.dtype)
 

@@ -39,7 +39,9 @@ def run(main: Callable[[Sequence[str]], None]) -> None:
 def reject_positional(argv: Sequence[str]) -> None:
     """For entry points that take flags only: a stray argument is a usage error."""
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {list(argv[1:])}; this command takes flags only")
+        raise app.UsageError(
+            f"unexpected arguments {list(argv[1:])}; this command takes flags only"
+        )
 
 
 def serialize_flags(*modules) -> str:

@@ -69,9 +69,7 @@ def validation_count(num_files: int, validation_split: float) -> int:
     return int(validation_split * num_files)
 
 
-def list_split(
-    directory: str, validation_split: float = 0.2, subset: str = "training"
-) -> Split:
+def list_split(directory: str, validation_split: float = 0.2, subset: str = "training") -> Split:
     """Lists one subset of `directory` exactly as `flow_from_directory` does.
 
     Args:

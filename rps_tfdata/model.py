@@ -20,7 +20,9 @@ def min_image_size() -> int:
     return size
 
 
-def build_model(image_size: tuple[int, int], num_classes: int, *, dropout: float = 0.5) -> keras.Model:
+def build_model(
+    image_size: tuple[int, int], num_classes: int, *, dropout: float = 0.5
+) -> keras.Model:
     """Builds the seed's CNN for `image_size` (height, width) inputs in [0, 1].
 
     Raises:

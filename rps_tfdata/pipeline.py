@@ -104,8 +104,14 @@ def _disk_cache_file(options: PipelineOptions, name: str) -> str:
 
 
 def _load_and_cache(
-    paths: Sequence[str], labels: Sequence[int], num_classes: int,
-    options: PipelineOptions, *, shuffle: bool, seed: Optional[int], name: str,
+    paths: Sequence[str],
+    labels: Sequence[int],
+    num_classes: int,
+    options: PipelineOptions,
+    *,
+    shuffle: bool,
+    seed: Optional[int],
+    name: str,
 ) -> tf.data.Dataset:
     """(path, label) -> (uint8 image, one-hot label), cached, shuffled if asked."""
     dataset = tf.data.Dataset.from_tensor_slices((list(paths), list(labels)))
@@ -153,7 +159,9 @@ def make_dataset(
     """
     if not paths:
         raise ValueError("make_dataset needs at least one image file; the subset is empty")
-    dataset = _load_and_cache(paths, labels, num_classes, options, shuffle=shuffle, seed=seed, name=name)
+    dataset = _load_and_cache(
+        paths, labels, num_classes, options, shuffle=shuffle, seed=seed, name=name
+    )
     # IDG yields a partial last batch; keep it, so every image is seen every epoch.
     dataset = dataset.batch(options.batch_size, drop_remainder=False)
     if augmentation is None:
@@ -185,4 +193,3 @@ def make_image_dataset(paths: Sequence[str], options: PipelineOptions) -> tf.dat
 def steps_per_epoch(num_images: int, batch_size: int) -> int:
     """Batches per epoch, counting the partial last batch as IDG does."""
     return -(-num_images // batch_size)
-

@@ -39,8 +39,10 @@ RPS_TRAIN = RemoteZip(
     "rps.zip", 200682221, "c2403444395842ad04c53612bad54b574443eae17a0723117a2ff87b9d72194f", "rps"
 )
 RPS_TEST = RemoteZip(
-    "rps-test-set.zip", 29516758,
-    "c27ab9fa43ce40b2e453de711365b477f4424586edf0388116674fd320f07503", "rps-test-set",
+    "rps-test-set.zip",
+    29516758,
+    "c27ab9fa43ce40b2e453de711365b477f4424586edf0388116674fd320f07503",
+    "rps-test-set",
 )
 
 
@@ -160,7 +162,9 @@ def safe_extract(zip_path: str, dest: str) -> None:
                     )
             archive.extractall(root)
     except zipfile.BadZipFile as e:
-        raise DownloadError(f"{zip_path} is not a valid zip archive ({e}); delete it and retry") from e
+        raise DownloadError(
+            f"{zip_path} is not a valid zip archive ({e}); delete it and retry"
+        ) from e
 
 
 def fetch(

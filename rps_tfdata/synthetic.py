@@ -14,13 +14,20 @@ import os
 from typing import Sequence
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 from rps_tfdata import cli
 
 CLASS_NAMES = ("paper", "rock", "scissors")
 _SKIN_TONES = np.array(
-    [[255, 219, 172], [241, 194, 125], [224, 172, 105], [198, 134, 66], [141, 85, 36], [92, 60, 40]],
+    [
+        [255, 219, 172],
+        [241, 194, 125],
+        [224, 172, 105],
+        [198, 134, 66],
+        [141, 85, 36],
+        [92, 60, 40],
+    ],
     dtype=np.float64,
 )
 # Finger directions relative to the hand's axis (degrees) and lengths (palm radii) per
@@ -98,8 +105,12 @@ def write_dataset(out: str, per_class: int, *, size: int = 300, seed: int = 0) -
 
 
 _OUT = flags.DEFINE_string("out", None, "Folder to write the class folders into.", required=True)
-_PER_CLASS = flags.DEFINE_integer("per_class", 840, "Images per class (the real set has 840).", lower_bound=1)
-_SIZE = flags.DEFINE_integer("size", 300, "Image side in pixels (the real set is 300).", lower_bound=8)
+_PER_CLASS = flags.DEFINE_integer(
+    "per_class", 840, "Images per class (the real set has 840).", lower_bound=1
+)
+_SIZE = flags.DEFINE_integer(
+    "size", 300, "Image side in pixels (the real set is 300).", lower_bound=8
+)
 _SEED = flags.DEFINE_integer("seed", 0, "Same seed, same images.")
 
 
@@ -107,8 +118,15 @@ def main(argv: Sequence[str]) -> None:
     cli.reject_positional(argv)
     paths = write_dataset(_OUT.value, _PER_CLASS.value, size=_SIZE.value, seed=_SEED.value)
     total = sum(os.path.getsize(p) for p in paths)
-    print(f"wrote {len(paths)} images, {total / len(paths) / 1024:.1f} KiB average, to {_OUT.value}")
+    print(
+        f"wrote {len(paths)} images, {total / len(paths) / 1024:.1f} KiB average, to {_OUT.value}"
+    )
+
+
+def run() -> None:
+    """Console-script entry point (`rps-synthetic`)."""
+    cli.run(main)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

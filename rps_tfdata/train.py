@@ -15,52 +15,73 @@ from absl import flags, logging
 from rps_tfdata import artifacts, cli, common_flags, model, pipeline, sources, training
 
 TEST_DIR = flags.DEFINE_string(
-    "test_dir", None, "Optional held-out folder (same classes) evaluated at the end. "
-    "Without --data_dir, the official rps-test-set.zip is used."
+    "test_dir",
+    None,
+    "Optional held-out folder (same classes) evaluated at the end. "
+    "Without --data_dir, the official rps-test-set.zip is used.",
 )
 EPOCHS = flags.DEFINE_integer("epochs", 25, "Passes over the training subset.", lower_bound=1)
 IMAGE_SIZE = flags.DEFINE_integer(
-    "image_size", 150, "Images are resized to this square side (the CNN needs at least "
-    f"{model.min_image_size()}).", lower_bound=model.min_image_size(),
+    "image_size",
+    150,
+    f"Images are resized to this square side (the CNN needs at least {model.min_image_size()}).",
+    lower_bound=model.min_image_size(),
 )
 VALIDATION_SPLIT = flags.DEFINE_float(
-    "validation_split", 0.2, "Fraction of each class (its first files, as IDG) held out "
-    "for validation, in (0, 1).", lower_bound=0.0, upper_bound=1.0,
+    "validation_split",
+    0.2,
+    "Fraction of each class (its first files, as IDG) held out for validation, in (0, 1).",
+    lower_bound=0.0,
+    upper_bound=1.0,
 )
 LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate.")
 SEED = flags.DEFINE_integer("seed", 42, "Seeds weights, dropout, shuffling and augmentation.")
 AUGMENT = flags.DEFINE_enum(
-    "augment", "idg", training.AUGMENT_MODES, "idg: the seed's ImageDataGenerator "
-    "augmentation, fused into one warp; none: no augmentation."
+    "augment",
+    "idg",
+    training.AUGMENT_MODES,
+    "idg: the seed's ImageDataGenerator augmentation, fused into one warp; none: no augmentation.",
 )
 AUGMENT_VALIDATION = flags.DEFINE_bool(
-    "augment_validation", False, "Augment the validation images too, as the seed script "
-    "does by accident (makes val_loss, and so the best checkpoint, noisy)."
+    "augment_validation",
+    False,
+    "Augment the validation images too, as the seed script "
+    "does by accident (makes val_loss, and so the best checkpoint, noisy).",
 )
 RESIZE_METHOD = flags.DEFINE_enum(
-    "resize_method", "pil_nearest", pipeline.RESIZE_METHODS, "pil_nearest matches IDG "
-    "(PIL NEAREST) exactly; bilinear and area are smoother."
+    "resize_method",
+    "pil_nearest",
+    pipeline.RESIZE_METHODS,
+    "pil_nearest matches IDG (PIL NEAREST) exactly; bilinear and area are smoother.",
 )
 CACHE = flags.DEFINE_enum(
-    "cache", "memory", pipeline.CACHE_MODES, "Where decoded, resized uint8 images are kept "
+    "cache",
+    "memory",
+    pipeline.CACHE_MODES,
+    "Where decoded, resized uint8 images are kept "
     "after the first epoch: memory (about 170 MB at 150x150), disk (under "
-    "MODEL_DIR/tf_data_cache), or none (decode every epoch)."
+    "MODEL_DIR/tf_data_cache), or none (decode every epoch).",
 )
 DETERMINISTIC = flags.DEFINE_bool(
     "deterministic", True, "Keep tf.data's element order deterministic (repeatable runs)."
 )
 CACHE_DIR = flags.DEFINE_string(
-    "cache_dir", sources.DEFAULT_CACHE_DIR, "Where downloaded zips and their extracted "
-    "folders are kept and reused."
+    "cache_dir",
+    sources.DEFAULT_CACHE_DIR,
+    "Where downloaded zips and their extracted folders are kept and reused.",
 )
 BASE_URL = flags.DEFINE_string(
-    "base_url", None, f"Mirror of the dataset zips (default ${sources.BASE_URL_ENV}, else "
-    "the official bucket)."
+    "base_url",
+    None,
+    f"Mirror of the dataset zips (default ${sources.BASE_URL_ENV}, else the official bucket).",
 )
 
 
-@flags.validator("validation_split", "--validation_split must be in (0, 1): the best "
-                 "weights are chosen by validation loss, so a validation subset is needed.")
+@flags.validator(
+    "validation_split",
+    "--validation_split must be in (0, 1): the best "
+    "weights are chosen by validation loss, so a validation subset is needed.",
+)
 def _validation_split_is_open(value: float) -> bool:
     return 0 < value < 1
 
@@ -113,5 +134,10 @@ def main(argv: Sequence[str]) -> None:
     print(summary)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console-script entry point (`rps-train`)."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

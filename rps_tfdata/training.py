@@ -14,7 +14,8 @@ from typing import Any, NamedTuple, Optional
 import keras
 from absl import logging
 
-from rps_tfdata import artifacts, index, model as model_lib, pipeline
+from rps_tfdata import artifacts, index, pipeline
+from rps_tfdata import model as model_lib
 from rps_tfdata.augment import IDGAugmentation
 
 AUGMENT_MODES = ("idg", "none")
@@ -97,7 +98,10 @@ def make_callbacks(config: TrainConfig, num_train_images: int) -> list[keras.cal
         Throughput(num_train_images),
         keras.callbacks.ModelCheckpoint(
             os.path.join(config.model_dir, artifacts.BEST_WEIGHTS),
-            monitor="val_loss", save_best_only=True, save_weights_only=True, verbose=1,
+            monitor="val_loss",
+            save_best_only=True,
+            save_weights_only=True,
+            verbose=1,
         ),
         keras.callbacks.CSVLogger(os.path.join(config.model_dir, artifacts.HISTORY)),
         keras.callbacks.TensorBoard(os.path.join(config.model_dir, artifacts.LOGS)),
@@ -141,12 +145,22 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
     augmentation = make_augmentation(config)
     options = config.input
     train_ds = pipeline.make_dataset(
-        data.train.paths, data.train.labels, num_classes, options,
-        augmentation=augmentation, shuffle=True, seed=config.seed, name="train",
+        data.train.paths,
+        data.train.labels,
+        num_classes,
+        options,
+        augmentation=augmentation,
+        shuffle=True,
+        seed=config.seed,
+        name="train",
     )
     val_ds = pipeline.make_dataset(
-        data.validation.paths, data.validation.labels, num_classes, options,
-        augmentation=augmentation if config.augment_validation else None, seed=config.seed,
+        data.validation.paths,
+        data.validation.labels,
+        num_classes,
+        options,
+        augmentation=augmentation if config.augment_validation else None,
+        seed=config.seed,
         name="validation",
     )
     model = model_lib.compile_model(
@@ -154,8 +168,12 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
         learning_rate=config.learning_rate,
     )
     history = model.fit(
-        train_ds, validation_data=val_ds, epochs=config.epochs,
-        callbacks=make_callbacks(config, len(data.train.paths)), verbose="auto",
+        train_ds,
+        validation_data=val_ds,
+        epochs=config.epochs,
+        callbacks=make_callbacks(config, len(data.train.paths)),
+        verbose="auto",
+        shuffle=False,  # the dataset reshuffles itself every epoch; this silences Keras
     )
     model.load_weights(os.path.join(config.model_dir, artifacts.BEST_WEIGHTS))
     eval_options = options._replace(cache="none")
@@ -168,6 +186,10 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
     artifacts.write_json(config.model_dir, artifacts.CLASS_NAMES, data.train.class_names)
     artifacts.write_preprocessing(config.model_dir, options)
     artifacts.write_json(config.model_dir, artifacts.METRICS, metrics)
-    logging.info("best epoch %d of %d; metrics in %s", metrics["best_epoch"],
-                 metrics["epochs_run"], os.path.join(config.model_dir, artifacts.METRICS))
+    logging.info(
+        "best epoch %d of %d; metrics in %s",
+        metrics["best_epoch"],
+        metrics["epochs_run"],
+        os.path.join(config.model_dir, artifacts.METRICS),
+    )
     return metrics

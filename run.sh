@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# rps_tfdata's two commands, from a fresh checkout:
+#   ./run.sh train [FLAGS...]   train (python -m rps_tfdata.train FLAGS...)
+#   ./run.sh test  [PYTEST ARGS] lint, then the test suite
+# and the other entry points: ./run.sh evaluate|predict|synthetic [FLAGS...].
+# The first call creates .venv/ in the checkout (Python 3.11+, about 2.5 GB, 2-3 minutes)
+# and installs the package with its test extras; later calls reuse it, and reinstall
+# only when setup.cfg or pyproject.toml change. RPS_VENV=DIR puts the venv elsewhere.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${RPS_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+ensure_venv() {
+  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    echo "run.sh: $PYTHON is $("$PYTHON" --version 2>&1); rps_tfdata needs Python 3.11 or newer (set PYTHON=...)" >&2
+    exit 1
+  }
+  local stamp="$VENV/.rps_tfdata-installed"
+  local want
+  want=$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return
+  fi
+  echo "run.sh: installing rps_tfdata and its dependencies into $VENV (first run: a few minutes)" >&2
+  [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet -e ".[test]"
+  echo "$want" > "$stamp"
+}
+
+command=${1:-}
+[[ $# -gt 0 ]] && shift
+case "$command" in
+  train|evaluate|predict|synthetic)
+    ensure_venv
+    exec "$VENV/bin/python" -m "rps_tfdata.$command" "$@"
+    ;;
+  test)
+    ensure_venv
+    "$VENV/bin/ruff" format --check rps_tfdata tests
+    "$VENV/bin/ruff" check rps_tfdata tests
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: ./run.sh train|test|evaluate|predict|synthetic [ARGS...]" >&2
+    exit 2
+    ;;
+esac

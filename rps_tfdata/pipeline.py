@@ -13,9 +13,11 @@ Order of the training pipeline, and why:
   pipeline is reproducible from `seed` and independent of map parallelism.
 """
 
+import functools
 import os
 from typing import NamedTuple, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from rps_tfdata.augment import IDGAugmentation
@@ -36,16 +38,48 @@ class PipelineOptions(NamedTuple):
     deterministic: bool = True
 
 
+# Source sides up to this use a precomputed index table; larger ones a sequential loop.
+_TABLE_MAX_SIDE = 4096
+
+
+@functools.lru_cache(maxsize=8)
+def _pil_nearest_table(size_out: int) -> np.ndarray:
+    """PIL's NEAREST source indices for every source side 0.._TABLE_MAX_SIDE: (sides, size_out).
+
+    PIL starts at `scale / 2` and adds `scale` once per output pixel in float64, then
+    truncates. Where `(k + 1/2) * scale` is an exact integer the accumulated rounding
+    decides between two pixels, so the product formula is wrong there; NumPy's cumsum
+    accumulates left to right exactly as PIL does.
+    """
+    sides = np.arange(_TABLE_MAX_SIDE + 1, dtype=np.float64)[:, None]
+    steps = np.repeat(sides / size_out, size_out, axis=1)
+    steps[:, 0] *= 0.5
+    last = np.maximum(sides.astype(np.int64) - 1, 0)
+    return np.minimum(np.cumsum(steps, axis=1).astype(np.int64), last).astype(np.int16)
+
+
+def _pil_nearest_loop(size_in: tf.Tensor, size_out: int) -> tf.Tensor:
+    """The same accumulation as a sequential loop, for sides beyond the table (slow)."""
+    scale = tf.cast(size_in, tf.float64) / size_out
+    positions = tf.scan(lambda x, _: x + scale, tf.zeros([size_out - 1], tf.float64), scale / 2)
+    positions = tf.concat([[scale / 2], positions], axis=0)
+    return tf.minimum(tf.cast(positions, tf.int32), tf.cast(size_in, tf.int32) - 1)
+
+
 def pil_nearest_indices(size_in: tf.Tensor, size_out: int) -> tf.Tensor:
-    """Source indices PIL's NEAREST resize reads: trunc((k + 1/2) * in/out), clamped.
+    """Source indices of PIL's NEAREST resize from `size_in` to `size_out` pixels.
 
     `tf.image.resize(method="nearest")` rounds differently and picks a neighbouring
-    source pixel for 15-28% of pixels at many sizes; this gather matches PIL (and so
-    IDG's `load_img`) exactly.
+    source pixel for 15-28% of pixels at many sizes; gathering these indices matches PIL
+    (and so IDG's `load_img`) bit for bit.
     """
-    scale = tf.cast(size_in, tf.float64) / size_out
-    index = tf.cast(scale / 2 + tf.range(size_out, dtype=tf.float64) * scale, tf.int32)
-    return tf.minimum(index, tf.cast(size_in, tf.int32) - 1)
+    size_in = tf.cast(size_in, tf.int32)
+    table = tf.constant(_pil_nearest_table(size_out))
+    return tf.cond(
+        size_in <= _TABLE_MAX_SIDE,
+        lambda: tf.cast(tf.gather(table, size_in), tf.int32),
+        lambda: _pil_nearest_loop(size_in, size_out),
+    )
 
 
 def resize(image: tf.Tensor, image_size: tuple[int, int], method: str) -> tf.Tensor:

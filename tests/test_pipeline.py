@@ -1,0 +1,151 @@
+"""Decode, resize and batching, against Keras' legacy loader (PIL) and by construction."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tensorflow.keras.preprocessing.image import img_to_array, load_img
+
+from rps_tfdata import augment, index, pipeline
+
+from .helpers import SHARED_RPS28, write_png
+
+SIZES = [(150, 150), (37, 211), (300, 300), (151, 149), (450, 75), (160, 180), (4100, 9)]
+
+
+def idg_load(path, size=(150, 150)):
+    return img_to_array(load_img(path, target_size=size, interpolation="nearest"))
+
+
+def noise(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+@pytest.mark.parametrize("source_size", SIZES)
+def test_pil_nearest_resize_equals_pil(source_size):
+    image = noise((*source_size, 3))
+    expected = np.asarray(Image.fromarray(image).resize((150, 150), Image.NEAREST))
+    ours = pipeline.resize(tf.constant(image), (150, 150), "pil_nearest").numpy()
+    np.testing.assert_array_equal(ours, expected)
+
+
+def test_pil_nearest_inside_dataset_map_equals_eager():
+    image = noise((123, 77, 3))
+    dataset = tf.data.Dataset.from_tensors(image).map(
+        lambda x: pipeline.resize(x, (50, 60), "pil_nearest")
+    )
+    np.testing.assert_array_equal(
+        next(iter(dataset)).numpy(), pipeline.resize(image, (50, 60), "pil_nearest").numpy()
+    )
+
+
+def test_tf_nearest_would_not_match_pil():
+    """Why the gather exists: tf.image.resize's nearest picks other pixels at some sizes."""
+    image = noise((180, 160, 3))
+    expected = np.asarray(Image.fromarray(image).resize((150, 150), Image.NEAREST))
+    tf_nearest = tf.image.resize(image, (150, 150), method="nearest").numpy()
+    assert not np.array_equal(tf_nearest, expected)
+
+
+def _png_variants(tmp_path):
+    rgb = noise((97, 203, 3), seed=1)
+    paths = {"rgb": write_png(str(tmp_path / "rgb.png"), rgb)}
+    Image.fromarray(noise((180, 160, 4), seed=2), "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(noise((310, 290), seed=3), "L").save(tmp_path / "gray.png")
+    Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE).save(tmp_path / "palette.png")
+    Image.fromarray(rgb).save(tmp_path / "photo.jpg", quality=90)
+    Image.fromarray(rgb).save(tmp_path / "bitmap.bmp")
+    for name in ("rgba.png", "gray.png", "palette.png", "photo.jpg", "bitmap.bmp"):
+        paths[name] = str(tmp_path / name)
+    return paths
+
+
+def test_load_image_equals_idg_loader_for_png_jpeg_bmp(tmp_path):
+    for name, path in _png_variants(tmp_path).items():
+        ours = pipeline.load_image(tf.constant(path), (150, 150), "pil_nearest").numpy()
+        np.testing.assert_array_equal(ours.astype(np.float32), idg_load(path), err_msg=name)
+
+
+@pytest.mark.parametrize("method", ["bilinear", "area"])
+def test_other_resize_methods_give_uint8_of_the_right_size(method):
+    out = pipeline.resize(tf.constant(noise((90, 70, 3))), (48, 52), method)
+    assert out.dtype == tf.uint8 and out.shape == (48, 52, 3)
+
+
+def test_unknown_resize_method_is_rejected():
+    with pytest.raises(ValueError, match="Received: 'cubic'"):
+        pipeline.resize(tf.constant(noise((9, 9, 3))), (4, 4), "cubic")
+
+
+def _rps28_split(subset="validation"):
+    return index.list_split(SHARED_RPS28, 0.2, subset)
+
+
+def test_unaugmented_batch_equals_idg_batch_after_rescale():
+    split = _rps28_split()
+    options = pipeline.PipelineOptions(image_size=(64, 64), batch_size=16)
+    images, labels = next(iter(pipeline.make_dataset(split.paths, split.labels, 3, options)))
+    expected = np.stack([idg_load(p, (64, 64)) for p in split.paths[:16]]) * np.float32(1 / 255)
+    np.testing.assert_array_equal(images.numpy(), expected)
+    np.testing.assert_array_equal(labels.numpy(), np.eye(3)[split.labels[:16]])
+
+
+@pytest.mark.parametrize("cache", pipeline.CACHE_MODES)
+def test_training_dataset_reshuffles_every_epoch_and_covers_all(tmp_path, cache):
+    paths = [write_png(str(tmp_path / f"c{i % 3}" / f"{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
+             for i in range(20)]
+    labels = [i % 3 for i in range(20)]
+    options = pipeline.PipelineOptions(
+        image_size=(8, 8), batch_size=6, cache=cache, cache_path=str(tmp_path / "cache")
+    )
+    dataset = pipeline.make_dataset(paths, labels, 3, options, shuffle=True, seed=1)
+
+    def epoch():
+        batches = list(dataset)
+        assert [len(x) for x, _ in batches] == [6, 6, 6, 2]  # partial last batch kept
+        values = np.concatenate([np.round(x[:, 0, 0, 0].numpy() * 255) for x, _ in batches])
+        ys = np.concatenate([y.numpy().argmax(1) for _, y in batches])
+        np.testing.assert_array_equal(ys, values.astype(int) % 3)  # labels follow images
+        return values
+
+    first, second = epoch(), epoch()
+    assert sorted(first) == list(range(20))
+    assert not np.array_equal(first, second)
+
+
+def test_augmented_pipeline_is_reproducible_from_seed_and_in_range():
+    split = _rps28_split()
+    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
+
+    def first_batch(seed):
+        dataset = pipeline.make_dataset(
+            split.paths[:16], split.labels[:16], 3, options,
+            augmentation=augment.IDGAugmentation(), shuffle=True, seed=seed,
+        )
+        return next(iter(dataset))[0].numpy()
+
+    a, b, c = first_batch(3), first_batch(3), first_batch(4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+
+
+def test_image_dataset_keeps_order():
+    split = _rps28_split()
+    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=5)
+    batches = list(pipeline.make_image_dataset(split.paths[:7], options))
+    assert [len(b) for b in batches] == [5, 2]
+    expected = idg_load(split.paths[6], (48, 48)) / 255
+    np.testing.assert_allclose(batches[1][1].numpy(), expected, atol=1e-7)
+
+
+def test_empty_subset_is_an_error():
+    with pytest.raises(ValueError, match="empty"):
+        pipeline.make_dataset([], [], 3, pipeline.PipelineOptions())
+
+
+def test_rps28_is_present():
+    """The parity tests above need the real images beside the checkout."""
+    assert os.path.isdir(SHARED_RPS28), "../shared/data/rps28/rps is missing"

@@ -1,4 +1,4 @@
-"""Flags that several entry points read (train, evaluate, predict), defined once.
+"""Flags that several entry points read (train, evaluate, predict, synthetic), defined once.
 
 absl refuses a flag defined twice in one process, and the tests import every entry point.
 """
@@ -18,3 +18,9 @@ DATA_DIR = flags.DEFINE_string(
     "flow_from_directory layout). Training without it downloads the official rps.zip.",
 )
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Images per batch.", lower_bound=1)
+SEED = flags.DEFINE_integer(
+    "seed",
+    42,
+    "Random seed: training seeds weights, dropout, shuffling and augmentation "
+    "with it; synthetic draws its images from it. The same seed repeats the result.",
+)

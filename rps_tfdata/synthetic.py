@@ -14,9 +14,9 @@ import os
 from typing import Sequence
 
 import numpy as np
-from absl import flags, logging
+from absl import app, flags, logging
 
-from rps_tfdata import cli
+from rps_tfdata import cli, common_flags
 
 CLASS_NAMES = ("paper", "rock", "scissors")
 _SKIN_TONES = np.array(
@@ -49,17 +49,23 @@ def _capsule_mask(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, ra
     return (x - a[0] - t * ab[0]) ** 2 + (y - a[1] - t * ab[1]) ** 2 < radius**2
 
 
-def _blur(mask: np.ndarray, width: int) -> np.ndarray:
-    """A separable box blur, used for soft edge shading."""
-    kernel = np.ones(width) / width
-    out = np.apply_along_axis(np.convolve, 0, mask, kernel, mode="same")
-    return np.apply_along_axis(np.convolve, 1, out, kernel, mode="same")
+def _box_blur(image: np.ndarray, width: int) -> np.ndarray:
+    """A separable box blur (running sums, edges clamped), used for soft edge shading."""
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (width // 2 + 1, width - width // 2 - 1)
+        sums = np.cumsum(np.pad(image, pad, mode="edge"), axis=axis)
+        image = (
+            np.take(sums, range(width, sums.shape[axis]), axis)
+            - np.take(sums, range(0, sums.shape[axis] - width), axis)
+        ) / width
+    return image
 
 
 def draw_hand(gesture: str, size: int, rng: np.random.Generator) -> np.ndarray:
     """One uint8 (size, size, 3) image of `gesture` in a random pose, tone and light."""
     y, x = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
-    angle = np.deg2rad(rng.uniform(-180, 180))
+    angle = np.deg2rad(rng.uniform(-150, -30))  # fingers up-ish, as the real hands point
     scale = rng.uniform(0.75, 1.15)
     center = rng.uniform(-0.15, 0.15, 2)
     axis = np.array([np.cos(angle), np.sin(angle)])
@@ -71,10 +77,12 @@ def draw_hand(gesture: str, size: int, rng: np.random.Generator) -> np.ndarray:
         direction = angle + np.deg2rad(offset + rng.normal(0, 4))
         unit = np.array([np.cos(direction), np.sin(direction)])
         base = palm + unit * palm_r * 0.55
-        mask |= _capsule_mask(x, y, base, base + unit * palm_r * length, 0.085 * scale)
+        mask |= _capsule_mask(x, y, base, base + unit * palm_r * length, 0.1 * scale)
     tone = _SKIN_TONES[rng.integers(len(_SKIN_TONES))] * rng.uniform(0.9, 1.05)
     light = rng.uniform(-1, 1, 2)
-    shade = 0.8 + 0.12 * (x * light[0] + y * light[1]) + 0.2 * _blur(mask.astype(float), 9) - 0.1
+    shade = (
+        0.8 + 0.12 * (x * light[0] + y * light[1]) + 0.2 * _box_blur(mask.astype(float), 9) - 0.1
+    )
     background = rng.uniform(225, 250) + 8 * (x * rng.uniform(-1, 1))
     image = np.where(mask[..., None], tone * shade[..., None], background[..., None])
     sigma = np.where(mask, _NOISE_SIGMA["hand"], _NOISE_SIGMA["background"])
@@ -104,19 +112,22 @@ def write_dataset(out: str, per_class: int, *, size: int = 300, seed: int = 0) -
     return paths
 
 
-_OUT = flags.DEFINE_string("out", None, "Folder to write the class folders into.", required=True)
+_OUT = flags.DEFINE_string("out", None, "Folder to write the class folders into (required).")
 _PER_CLASS = flags.DEFINE_integer(
     "per_class", 840, "Images per class (the real set has 840).", lower_bound=1
 )
 _SIZE = flags.DEFINE_integer(
     "size", 300, "Image side in pixels (the real set is 300).", lower_bound=8
 )
-_SEED = flags.DEFINE_integer("seed", 0, "Same seed, same images.")
 
 
 def main(argv: Sequence[str]) -> None:
     cli.reject_positional(argv)
-    paths = write_dataset(_OUT.value, _PER_CLASS.value, size=_SIZE.value, seed=_SEED.value)
+    if not _OUT.value:
+        raise app.UsageError("--out is required: the folder to write paper/ rock/ scissors/ into")
+    paths = write_dataset(
+        _OUT.value, _PER_CLASS.value, size=_SIZE.value, seed=common_flags.SEED.value
+    )
     total = sum(os.path.getsize(p) for p in paths)
     print(
         f"wrote {len(paths)} images, {total / len(paths) / 1024:.1f} KiB average, to {_OUT.value}"

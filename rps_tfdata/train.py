@@ -35,7 +35,6 @@ VALIDATION_SPLIT = flags.DEFINE_float(
     upper_bound=1.0,
 )
 LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate.")
-SEED = flags.DEFINE_integer("seed", 42, "Seeds weights, dropout, shuffling and augmentation.")
 AUGMENT = flags.DEFINE_enum(
     "augment",
     "idg",
@@ -104,7 +103,7 @@ def make_config() -> training.TrainConfig:
         epochs=EPOCHS.value,
         validation_split=VALIDATION_SPLIT.value,
         learning_rate=LEARNING_RATE.value,
-        seed=SEED.value,
+        seed=common_flags.SEED.value,
         augment=AUGMENT.value,
         augment_validation=AUGMENT_VALIDATION.value,
         input=pipeline.PipelineOptions(

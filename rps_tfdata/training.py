@@ -8,6 +8,7 @@ validation and test on un-augmented images, and writes the run's artifacts.
 
 import os
 import statistics
+import sys
 import time
 from typing import Any, NamedTuple, Optional
 
@@ -172,7 +173,8 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
         validation_data=val_ds,
         epochs=config.epochs,
         callbacks=make_callbacks(config, len(data.train.paths)),
-        verbose="auto",
+        # A live progress bar on a terminal; one line per epoch in logs and pipes.
+        verbose=1 if sys.stdout.isatty() else 2,
         shuffle=False,  # the dataset reshuffles itself every epoch; this silences Keras
     )
     model.load_weights(os.path.join(config.model_dir, artifacts.BEST_WEIGHTS))

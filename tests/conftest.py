@@ -7,6 +7,7 @@ from absl import flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
 def pytest_configure(config):
     # Entry points read flag values; under pytest nobody calls app.run to parse them.
     flags.FLAGS.mark_as_parsed()

@@ -14,8 +14,13 @@ from rps_tfdata.augment import PARAMETER_KEYS, IDGAugmentation
 from .helpers import SHARED_RPS28
 
 SEED_IDG = ImageDataGenerator(
-    rotation_range=40, width_shift_range=0.2, height_shift_range=0.2, shear_range=0.2,
-    zoom_range=0.2, horizontal_flip=True, fill_mode="nearest",
+    rotation_range=40,
+    width_shift_range=0.2,
+    height_shift_range=0.2,
+    shear_range=0.2,
+    zoom_range=0.2,
+    horizontal_flip=True,
+    fill_mode="nearest",
 )
 # Both sides compute in float64 matrices and float32 pixels; the warp's float32 source
 # coordinates differ from scipy's float64 ones by about 1e-5 px, which on 0..255 noise
@@ -49,8 +54,15 @@ def test_transform_equals_idg_apply_transform_on_noise(shape):
 def test_transform_equals_idg_on_real_image_with_strong_parameters():
     image = real_image((150, 150))
     layer = IDGAugmentation()
-    strong = {"theta": 33.0, "tx": -20.0, "ty": 11.5, "shear": 25.0, "zx": 0.7, "zy": 1.3,
-              "flip_horizontal": 1}
+    strong = {
+        "theta": 33.0,
+        "tx": -20.0,
+        "ty": 11.5,
+        "shear": 25.0,
+        "zx": 0.7,
+        "zy": 1.3,
+        "flip_horizontal": 1,
+    }
     expected = SEED_IDG.apply_transform(image, {**strong, "flip_vertical": 0})
     ours = layer.transform(image[None], as_batch(strong))[0]
     assert np.abs(ours - expected).max() < TOLERANCE
@@ -60,12 +72,26 @@ def test_each_parameter_matters():
     """A broken unit (radians for degrees, no flip) would not pass the tests above."""
     image = real_image((64, 64))
     layer = IDGAugmentation()
-    base = {"theta": 0.0, "tx": 0.0, "ty": 0.0, "shear": 0.0, "zx": 1.0, "zy": 1.0,
-            "flip_horizontal": 0}
+    base = {
+        "theta": 0.0,
+        "tx": 0.0,
+        "ty": 0.0,
+        "shear": 0.0,
+        "zx": 1.0,
+        "zy": 1.0,
+        "flip_horizontal": 0,
+    }
     identity = layer.transform(image[None], as_batch(base))[0]
     np.testing.assert_allclose(identity, image, atol=1e-3)
-    for key, value in [("theta", 10.0), ("tx", 3.0), ("ty", 3.0), ("shear", 10.0),
-                       ("zx", 1.2), ("zy", 0.8), ("flip_horizontal", 1)]:
+    for key, value in [
+        ("theta", 10.0),
+        ("tx", 3.0),
+        ("ty", 3.0),
+        ("shear", 10.0),
+        ("zx", 1.2),
+        ("zy", 0.8),
+        ("flip_horizontal", 1),
+    ]:
         changed = layer.transform(image[None], as_batch({**base, key: value}))[0]
         assert np.abs(changed - image).max() > 1.0, key
 
@@ -115,9 +141,7 @@ def test_works_inside_dataset_map_with_stateless_seeds():
     layer = IDGAugmentation()
     images = tf.constant(real_image((48, 48))[None].repeat(3, axis=0))
     seed = tf.constant([4, 2], tf.int64)
-    dataset = tf.data.Dataset.from_tensors(images).map(
-        lambda x: layer(x, training=True, seed=seed)
-    )
+    dataset = tf.data.Dataset.from_tensors(images).map(lambda x: layer(x, training=True, seed=seed))
     from_map = next(iter(dataset)).numpy()
     eager = layer(images, training=True, seed=seed).numpy()
     np.testing.assert_allclose(from_map, eager, atol=1e-4)
@@ -134,12 +158,15 @@ def test_config_round_trip_and_model_serialization(tmp_path):
     assert loaded.layers[0].get_config()["zoom_range"] == [0.9, 1.3]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"rotation_range": -1}, "rotation_range"),
-    ({"zoom_range": 1.5}, "zoom_range"),
-    ({"zoom_range": (1.2, 0.8)}, "zoom_range"),
-    ({"fill_mode": "mirror"}, "fill_mode"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"rotation_range": -1}, "rotation_range"),
+        ({"zoom_range": 1.5}, "zoom_range"),
+        ({"zoom_range": (1.2, 0.8)}, "zoom_range"),
+        ({"fill_mode": "mirror"}, "fill_mode"),
+    ],
+)
 def test_invalid_arguments_say_what_was_received(kwargs, message):
     with pytest.raises(ValueError, match=f"Received: {message}="):
         IDGAugmentation(**kwargs)

@@ -94,8 +94,10 @@ def test_unaugmented_batch_equals_idg_batch_after_rescale():
 
 @pytest.mark.parametrize("cache", pipeline.CACHE_MODES)
 def test_training_dataset_reshuffles_every_epoch_and_covers_all(tmp_path, cache):
-    paths = [write_png(str(tmp_path / f"c{i % 3}" / f"{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
-             for i in range(20)]
+    paths = [
+        write_png(str(tmp_path / f"c{i % 3}" / f"{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
+        for i in range(20)
+    ]
     labels = [i % 3 for i in range(20)]
     options = pipeline.PipelineOptions(
         image_size=(8, 8), batch_size=6, cache=cache, cache_path=str(tmp_path / "cache")
@@ -121,8 +123,13 @@ def test_augmented_pipeline_is_reproducible_from_seed_and_in_range():
 
     def first_batch(seed):
         dataset = pipeline.make_dataset(
-            split.paths[:16], split.labels[:16], 3, options,
-            augmentation=augment.IDGAugmentation(), shuffle=True, seed=seed,
+            split.paths[:16],
+            split.labels[:16],
+            3,
+            options,
+            augmentation=augment.IDGAugmentation(),
+            shuffle=True,
+            seed=seed,
         )
         return next(iter(dataset))[0].numpy()
 

@@ -1,0 +1,156 @@
+"""Downloads against a local HTTP server on 127.0.0.1 serving zips the test builds."""
+
+import contextlib
+import functools
+import hashlib
+import http.server
+import io
+import os
+import threading
+import zipfile
+
+import pytest
+
+from rps_tfdata import index, sources
+
+
+def make_zip(folder, files):
+    """Zip bytes holding `folder/<relative path>` for each entry of `files`."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for relative, data in files.items():
+            archive.writestr(f"{folder}/{relative}" if folder else relative, data)
+    return buffer.getvalue()
+
+
+def pinned(name, folder, data):
+    return sources.RemoteZip(name, len(data), hashlib.sha256(data).hexdigest(), folder)
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def serve(directory):
+    """An HTTP server for `directory` on 127.0.0.1 at a free port; yields its base URL."""
+    handler = functools.partial(_Quiet, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/mirror"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    """Serves an rps-like train zip and test zip; yields (base_url, train, test, root)."""
+    root = tmp_path / "www" / "mirror"
+    root.mkdir(parents=True)
+    train = make_zip("rps", {"rock/rock01-000.png": b"r", "paper/p.png": b"p"})
+    test = make_zip("rps-test-set", {"rock/t.png": b"t", "paper/u.png": b"u"})
+    (root / "rps.zip").write_bytes(train)
+    (root / "rps-test-set.zip").write_bytes(test)
+    with serve(tmp_path / "www") as url:
+        yield (
+            url,
+            pinned("rps.zip", "rps", train),
+            pinned("rps-test-set.zip", "rps-test-set", test),
+            root,
+        )
+
+
+def test_fetch_downloads_verifies_extracts_then_works_offline(tmp_path, mirror):
+    url, train, test, _ = mirror
+    cache = str(tmp_path / "cache")
+    dirs = sources.fetch_rps(cache, url, progress=False, train=train, test=test)
+    assert index.list_split(dirs.train_dir, 0.0).class_names == ["paper", "rock"]
+    assert os.path.isfile(os.path.join(dirs.test_dir, "rock", "t.png"))
+    offline = sources.fetch_rps(cache, "http://127.0.0.1:9/unreachable", train=train, test=test)
+    assert offline == dirs
+
+
+def test_base_url_from_environment(tmp_path, mirror, monkeypatch):
+    url, train, _, _ = mirror
+    monkeypatch.setenv(sources.BASE_URL_ENV, url)
+    assert sources.resolve_base_url() == url + "/"
+    folder = sources.fetch(train, str(tmp_path / "cache"), progress=False)
+    assert os.path.isdir(os.path.join(folder, "rock"))
+    assert sources.resolve_base_url("http://flag.example/x/") == "http://flag.example/x/"
+
+
+def test_checksum_mismatch_deletes_the_file_and_says_so(tmp_path, mirror):
+    url, train, _, _ = mirror
+    wrong = train._replace(sha256="0" * 64)
+    cache = tmp_path / "cache"
+    with pytest.raises(sources.DownloadError, match="corrupt .*sha256.*deleted"):
+        sources.fetch(wrong, str(cache), url, progress=False)
+    assert not list(cache.glob("rps.zip*"))
+
+
+def test_size_mismatch_is_reported(tmp_path, mirror):
+    url, train, _, _ = mirror
+    with pytest.raises(sources.DownloadError, match=f"{train.size} bytes, expected 1"):
+        sources.fetch(train._replace(size=1), str(tmp_path / "cache"), url, progress=False)
+
+
+def test_unreachable_server_names_url_and_remedies(tmp_path, mirror):
+    url, train, _, _ = mirror
+    with pytest.raises(sources.DownloadError, match=r"missing\.zip.*--base_url.*--data_dir"):
+        sources.fetch(train._replace(name="missing.zip"), str(tmp_path / "c"), url, progress=False)
+
+
+def test_corrupt_cached_zip_is_downloaded_again(tmp_path, mirror):
+    url, train, _, _ = mirror
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "rps.zip").write_bytes(b"truncated")
+    folder = sources.fetch(train, str(cache), url, progress=False)
+    assert os.path.isfile(os.path.join(folder, "paper", "p.png"))
+    assert sources.sha256_of(str(cache / "rps.zip")) == train.sha256
+
+
+def test_interrupted_extraction_is_redone(tmp_path, mirror):
+    url, train, _, _ = mirror
+    cache = tmp_path / "cache"
+    (cache / "rps" / "rock").mkdir(parents=True)  # a half-extracted folder, no marker
+    folder = sources.fetch(train, str(cache), url, progress=False)
+    assert sorted(os.listdir(os.path.join(folder, "rock"))) == ["rock01-000.png"]
+    assert os.path.isfile(os.path.join(folder, "paper", "p.png"))
+
+
+@pytest.mark.parametrize("member", ["../evil.png", "rps/../../evil.png", "/tmp/evil.png"])
+def test_zip_slip_is_refused(tmp_path, member):
+    data = make_zip("", {"rps/rock/ok.png": b"x", member: b"evil"})
+    zip_path = tmp_path / "bad.zip"
+    zip_path.write_bytes(data)
+    dest = tmp_path / "out"
+    dest.mkdir()
+    with pytest.raises(sources.DownloadError, match="outside"):
+        sources.safe_extract(str(zip_path), str(dest))
+    assert not (tmp_path / "evil.png").exists()
+    assert not os.listdir(dest)
+
+
+def test_not_a_zip_is_reported(tmp_path):
+    path = tmp_path / "x.zip"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(sources.DownloadError, match="not a valid zip"):
+        sources.safe_extract(str(path), str(tmp_path))
+
+
+def test_progress_is_shown_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    bar = sources._Progress("rps.zip", 2 * 2**20, stream)
+    bar.update(2**20)
+    bar.update(2 * 2**20)
+    assert "rps.zip: 1.0/2.0 MiB (50%" in stream.getvalue()
+    assert stream.getvalue().endswith("\n")

@@ -1,0 +1,132 @@
+"""train_and_evaluate end to end on tiny synthetic data, and the run it leaves behind."""
+
+import csv
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from rps_tfdata import artifacts, evaluation, pipeline, predict, synthetic, training
+from rps_tfdata.index import DatasetLayoutError
+
+EPOCHS = 2
+
+
+@pytest.fixture(scope="module")
+def test_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("test_set"))
+    synthetic.write_dataset(out, 3, size=64, seed=2)
+    return out
+
+
+def config_for(train_dir, model_dir, **changes):
+    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
+    return training.TrainConfig(
+        train_dir=train_dir, model_dir=str(model_dir), epochs=EPOCHS, input=options, **changes
+    )
+
+
+@pytest.fixture(scope="module")
+def finished_run(synthetic_dir, test_dir, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("run")
+    metrics = training.train_and_evaluate(config_for(synthetic_dir, model_dir, test_dir=test_dir))
+    return str(model_dir), metrics
+
+
+def test_run_writes_every_artifact(finished_run):
+    model_dir, _ = finished_run
+    for name in (
+        artifacts.BEST_WEIGHTS,
+        artifacts.FINAL_MODEL,
+        artifacts.CLASS_NAMES,
+        artifacts.PREPROCESSING,
+        artifacts.HISTORY,
+        artifacts.METRICS,
+    ):
+        assert os.path.isfile(os.path.join(model_dir, name)), name
+    assert os.listdir(os.path.join(model_dir, artifacts.LOGS))  # TensorBoard event files
+    assert artifacts.read_json(model_dir, artifacts.CLASS_NAMES) == list(synthetic.CLASS_NAMES)
+
+
+def test_history_has_one_row_per_epoch_with_throughput(finished_run):
+    model_dir, _ = finished_run
+    with open(os.path.join(model_dir, artifacts.HISTORY)) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == EPOCHS
+    for row in rows:
+        assert float(row["train_images_per_sec"]) > 0 and float(row["epoch_seconds"]) > 0
+        assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(row)
+
+
+def test_metrics_come_from_the_best_weights(finished_run):
+    model_dir, metrics = finished_run
+    assert metrics == artifacts.read_json(model_dir, artifacts.METRICS)
+    with open(os.path.join(model_dir, artifacts.HISTORY)) as f:
+        val_losses = [float(row["val_loss"]) for row in csv.DictReader(f)]
+    # The final evaluation re-reads validation un-augmented with the reloaded best weights,
+    # so it reproduces the best epoch's val_loss.
+    assert metrics["val_loss"] == pytest.approx(min(val_losses), rel=1e-4)
+    assert metrics["best_epoch"] == 1 + int(np.argmin(val_losses))
+    assert metrics["epochs_run"] == EPOCHS
+    assert (metrics["num_train_images"], metrics["num_validation_images"]) == (24, 6)
+    assert metrics["num_test_images"] == 9
+    for key in ("val_accuracy", "test_accuracy", "test_loss", "train_images_per_sec"):
+        assert key in metrics
+
+
+def test_saved_model_holds_the_best_weights(finished_run):
+    model_dir, _ = finished_run
+    run = artifacts.load_run(model_dir)
+    best = keras.models.clone_model(run.model)
+    best.load_weights(os.path.join(model_dir, artifacts.BEST_WEIGHTS))
+    for saved, reference in zip(run.model.get_weights(), best.get_weights(), strict=True):
+        np.testing.assert_array_equal(saved, reference)
+    assert run.options.image_size == (48, 48) and run.options.resize_method == "pil_nearest"
+
+
+def test_evaluate_folder_agrees_with_training_metrics(finished_run, test_dir):
+    model_dir, metrics = finished_run
+    result = evaluation.evaluate_folder(artifacts.load_run(model_dir), test_dir)
+    assert result["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    assert result["loss"] == pytest.approx(metrics["test_loss"], rel=1e-4)
+    matrix = np.array(result["confusion_matrix"])
+    assert matrix.shape == (3, 3) and matrix.sum() == 9
+    assert np.trace(matrix) / 9 == pytest.approx(result["accuracy"])
+    report = evaluation.format_report(result)
+    assert "scissors" in report.splitlines()[-1]
+    json.dumps(result)  # serialisable for --json
+
+
+def test_classify_returns_a_class_and_probability_per_file(finished_run, test_dir):
+    model_dir, _ = finished_run
+    paths = predict.expand_paths([test_dir])
+    assert len(paths) == 9
+    rows = predict.classify(artifacts.load_run(model_dir), paths)
+    assert [row[0] for row in rows] == paths
+    assert all(name in synthetic.CLASS_NAMES and 1 / 3 <= p <= 1 for _, name, p in rows)
+
+
+def test_expand_paths_rejects_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.png"):
+        predict.expand_paths([str(tmp_path / "nope.png")])
+
+
+def test_test_set_with_other_classes_is_rejected(synthetic_dir, tmp_path):
+    other = tmp_path / "other"
+    (other / "cats").mkdir(parents=True)
+    with pytest.raises(DatasetLayoutError, match="cats"):
+        training.train_and_evaluate(config_for(synthetic_dir, tmp_path / "m", test_dir=str(other)))
+
+
+def test_too_few_images_for_validation_is_explained(tmp_path):
+    synthetic.write_dataset(str(tmp_path / "tiny"), 2, size=48)
+    with pytest.raises(DatasetLayoutError, match="validation subset .* is empty"):
+        training.train_and_evaluate(config_for(str(tmp_path / "tiny"), tmp_path / "m"))
+
+
+def test_make_augmentation_follows_the_mode(tmp_path):
+    assert training.make_augmentation(config_for("d", tmp_path, augment="none")) is None
+    layer = training.make_augmentation(config_for("d", tmp_path, seed=5))
+    assert layer.get_config()["rotation_range"] == 40 and layer.seed == 5

@@ -38,7 +38,9 @@ def test_gestures_differ_in_hand_area():
         fractions = []
         for i in range(20):
             image = synthetic.draw_hand(gesture, 96, np.random.default_rng(i)).astype(float)
-            fractions.append((image.mean(axis=2) < 215).mean())  # skin is darker than the background
+            fractions.append(
+                (image.mean(axis=2) < 215).mean()
+            )  # skin is darker than the background
         return np.mean(fractions)
 
     paper, rock, scissors = (hand_fraction(g) for g in synthetic.CLASS_NAMES)

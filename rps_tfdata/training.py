@@ -13,6 +13,7 @@ import time
 from typing import Any, NamedTuple, Optional
 
 import keras
+import tensorflow as tf
 from absl import logging
 
 from rps_tfdata import artifacts, index, pipeline
@@ -93,6 +94,45 @@ def make_augmentation(config: TrainConfig) -> Optional[IDGAugmentation]:
     return IDGAugmentation(seed=config.seed) if config.augment == "idg" else None
 
 
+def make_datasets(config: TrainConfig, data: Data) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The training and validation pipelines (validation augmented only if asked)."""
+    augmentation = make_augmentation(config)
+    num_classes = len(data.train.class_names)
+    train_ds = pipeline.make_dataset(
+        data.train.paths,
+        data.train.labels,
+        num_classes,
+        config.input,
+        augmentation=augmentation,
+        shuffle=True,
+        seed=config.seed,
+        name="train",
+    )
+    val_ds = pipeline.make_dataset(
+        data.validation.paths,
+        data.validation.labels,
+        num_classes,
+        config.input,
+        augmentation=augmentation if config.augment_validation else None,
+        seed=config.seed,
+        name="validation",
+    )
+    return train_ds, val_ds
+
+
+def make_model(config: TrainConfig, num_classes: int) -> keras.Model:
+    """The seed's CNN, compiled, for the configured image size."""
+    return model_lib.compile_model(
+        model_lib.build_model(config.input.image_size, num_classes),
+        learning_rate=config.learning_rate,
+    )
+
+
+def fit_verbosity() -> int:
+    """A live progress bar on a terminal; one line per epoch in logs and pipes."""
+    return 1 if sys.stdout.isatty() else 2
+
+
 def make_callbacks(config: TrainConfig, num_train_images: int) -> list[keras.callbacks.Callback]:
     """Throughput first (later callbacks log what it adds), best-weights checkpoint, logs."""
     return [
@@ -109,7 +149,10 @@ def make_callbacks(config: TrainConfig, num_train_images: int) -> list[keras.cal
     ]
 
 
-def _evaluate(model: keras.Model, split: index.Split, options: pipeline.PipelineOptions) -> dict:
+def evaluate_split(
+    model: keras.Model, split: index.Split, options: pipeline.PipelineOptions
+) -> dict[str, float]:
+    """Loss and accuracy of `model` on a split's un-augmented images."""
     dataset = pipeline.make_dataset(split.paths, split.labels, len(split.class_names), options)
     loss, accuracy = model.evaluate(dataset, verbose=0)
     return {"loss": float(loss), "accuracy": float(accuracy)}
@@ -143,50 +186,26 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
     keras.utils.set_random_seed(config.seed)
     data = load_data(config)
     num_classes = len(data.train.class_names)
-    augmentation = make_augmentation(config)
-    options = config.input
-    train_ds = pipeline.make_dataset(
-        data.train.paths,
-        data.train.labels,
-        num_classes,
-        options,
-        augmentation=augmentation,
-        shuffle=True,
-        seed=config.seed,
-        name="train",
-    )
-    val_ds = pipeline.make_dataset(
-        data.validation.paths,
-        data.validation.labels,
-        num_classes,
-        options,
-        augmentation=augmentation if config.augment_validation else None,
-        seed=config.seed,
-        name="validation",
-    )
-    model = model_lib.compile_model(
-        model_lib.build_model(options.image_size, num_classes),
-        learning_rate=config.learning_rate,
-    )
+    train_ds, val_ds = make_datasets(config, data)
+    model = make_model(config, num_classes)
     history = model.fit(
         train_ds,
         validation_data=val_ds,
         epochs=config.epochs,
         callbacks=make_callbacks(config, len(data.train.paths)),
-        # A live progress bar on a terminal; one line per epoch in logs and pipes.
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=fit_verbosity(),
         shuffle=False,  # the dataset reshuffles itself every epoch; this silences Keras
     )
     model.load_weights(os.path.join(config.model_dir, artifacts.BEST_WEIGHTS))
-    eval_options = options._replace(cache="none")
+    eval_options = config.input._replace(cache="none")
     metrics = summarize(history.history, data)
     for name, split in (("val", data.validation), ("test", data.test)):
         if split:
-            for key, value in _evaluate(model, split, eval_options).items():
+            for key, value in evaluate_split(model, split, eval_options).items():
                 metrics[f"{name}_{key}"] = value
     model.save(os.path.join(config.model_dir, artifacts.FINAL_MODEL))
     artifacts.write_json(config.model_dir, artifacts.CLASS_NAMES, data.train.class_names)
-    artifacts.write_preprocessing(config.model_dir, options)
+    artifacts.write_preprocessing(config.model_dir, config.input)
     artifacts.write_json(config.model_dir, artifacts.METRICS, metrics)
     logging.info(
         "best epoch %d of %d; metrics in %s",

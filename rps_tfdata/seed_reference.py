@@ -1,0 +1,73 @@
+"""The seed script's input pipeline, kept as the reference we measure ourselves against.
+
+This is the study note's `ImageDataGenerator` set-up (see `../shared/docs/seed-note.md`),
+with only what Keras 3 forces changed. It is not on the product path: the parity tests,
+the side-by-side learning run and the benchmarks import it to run the real thing on the
+same files. It needs pillow and scipy (`pip install .[test]`).
+"""
+
+from typing import NamedTuple, Optional
+
+import numpy as np
+from tensorflow.keras.preprocessing.image import DirectoryIterator, ImageDataGenerator
+
+# The seed's ImageDataGenerator arguments, verbatim.
+SEED_AUGMENTATION = dict(
+    rotation_range=40,
+    width_shift_range=0.2,
+    height_shift_range=0.2,
+    shear_range=0.2,
+    zoom_range=0.2,
+    horizontal_flip=True,
+    fill_mode="nearest",
+)
+SEED_RESCALE = 1.0 / 255
+SEED_VALIDATION_SPLIT = 0.2
+
+
+class SeedIterators(NamedTuple):
+    """The seed's two `flow_from_directory` iterators (validation is augmented too)."""
+
+    train: DirectoryIterator
+    validation: DirectoryIterator
+
+
+def seed_generator(*, augment: bool = True) -> ImageDataGenerator:
+    """The seed's generator; `augment=False` keeps only rescale and the split."""
+    return ImageDataGenerator(
+        rescale=SEED_RESCALE,
+        validation_split=SEED_VALIDATION_SPLIT,
+        **(SEED_AUGMENTATION if augment else {}),
+    )
+
+
+def seed_iterators(
+    directory: str,
+    *,
+    image_size: int = 150,
+    batch_size: int = 32,
+    seed: Optional[int] = None,
+    augment: bool = True,
+    shuffle: bool = True,
+) -> SeedIterators:
+    """`flow_from_directory` for both subsets from ONE generator, exactly as the seed does.
+
+    `seed` seeds the iterators' shuffling and NumPy's global generator, which IDG's
+    augmentation draws from.
+    """
+    if seed is not None:
+        np.random.seed(seed)
+    generator = seed_generator(augment=augment)
+
+    def flow(subset: str) -> DirectoryIterator:
+        return generator.flow_from_directory(
+            directory,
+            batch_size=batch_size,
+            target_size=(image_size, image_size),
+            class_mode="categorical",
+            subset=subset,
+            shuffle=shuffle,
+            seed=seed,
+        )
+
+    return SeedIterators(flow("training"), flow("validation"))

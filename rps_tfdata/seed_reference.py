@@ -71,3 +71,11 @@ def seed_iterators(
         )
 
     return SeedIterators(flow("training"), flow("validation"))
+
+
+def apply_seed_transform(image: np.ndarray, params: dict[str, float]) -> np.ndarray:
+    """IDG's own `apply_transform` with the seed's settings: one float (h, w, c) image on
+    0..255, parameters with IDG's keys (missing vertical flip, brightness, channel shift
+    mean "none")."""
+    full = {"flip_vertical": 0, "brightness": None, "channel_shift_intensity": None, **params}
+    return seed_generator().apply_transform(image, full)

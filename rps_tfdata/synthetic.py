@@ -112,7 +112,6 @@ def write_dataset(out: str, per_class: int, *, size: int = 300, seed: int = 0) -
     return paths
 
 
-_OUT = flags.DEFINE_string("out", None, "Folder to write the class folders into (required).")
 _PER_CLASS = flags.DEFINE_integer(
     "per_class", 840, "Images per class (the real set has 840).", lower_bound=1
 )
@@ -123,15 +122,12 @@ _SIZE = flags.DEFINE_integer(
 
 def main(argv: Sequence[str]) -> None:
     cli.reject_positional(argv)
-    if not _OUT.value:
+    out = common_flags.OUT.value
+    if not out:
         raise app.UsageError("--out is required: the folder to write paper/ rock/ scissors/ into")
-    paths = write_dataset(
-        _OUT.value, _PER_CLASS.value, size=_SIZE.value, seed=common_flags.SEED.value
-    )
-    total = sum(os.path.getsize(p) for p in paths)
-    print(
-        f"wrote {len(paths)} images, {total / len(paths) / 1024:.1f} KiB average, to {_OUT.value}"
-    )
+    paths = write_dataset(out, _PER_CLASS.value, size=_SIZE.value, seed=common_flags.SEED.value)
+    mean_kib = sum(os.path.getsize(p) for p in paths) / len(paths) / 1024
+    print(f"wrote {len(paths)} images, {mean_kib:.1f} KiB average, to {out}")
 
 
 def run() -> None:

@@ -12,20 +12,13 @@ from typing import Sequence
 
 from absl import flags, logging
 
-from rps_tfdata import artifacts, cli, common_flags, model, pipeline, sources, training
+from rps_tfdata import artifacts, cli, common_flags, pipeline, sources, training
 
 TEST_DIR = flags.DEFINE_string(
     "test_dir",
     None,
     "Optional held-out folder (same classes) evaluated at the end. "
     "Without --data_dir, the official rps-test-set.zip is used.",
-)
-EPOCHS = flags.DEFINE_integer("epochs", 25, "Passes over the training subset.", lower_bound=1)
-IMAGE_SIZE = flags.DEFINE_integer(
-    "image_size",
-    150,
-    f"Images are resized to this square side (the CNN needs at least {model.min_image_size()}).",
-    lower_bound=model.min_image_size(),
 )
 VALIDATION_SPLIT = flags.DEFINE_float(
     "validation_split",
@@ -100,14 +93,14 @@ def make_config() -> training.TrainConfig:
         train_dir=train_dir,
         test_dir=test_dir,
         model_dir=common_flags.MODEL_DIR.value,
-        epochs=EPOCHS.value,
+        epochs=common_flags.EPOCHS.value,
         validation_split=VALIDATION_SPLIT.value,
         learning_rate=LEARNING_RATE.value,
         seed=common_flags.SEED.value,
         augment=AUGMENT.value,
         augment_validation=AUGMENT_VALIDATION.value,
         input=pipeline.PipelineOptions(
-            image_size=(IMAGE_SIZE.value, IMAGE_SIZE.value),
+            image_size=(common_flags.IMAGE_SIZE.value, common_flags.IMAGE_SIZE.value),
             batch_size=common_flags.BATCH_SIZE.value,
             resize_method=RESIZE_METHOD.value,
             cache=CACHE.value,

@@ -9,6 +9,7 @@ import tensorflow as tf
 from scipy import stats
 from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
+from rps_tfdata import seed_reference
 from rps_tfdata.augment import PARAMETER_KEYS, IDGAugmentation
 
 from .helpers import SHARED_RPS28
@@ -28,9 +29,9 @@ SEED_IDG = ImageDataGenerator(
 TOLERANCE = 0.02
 
 
-def real_image(size):
+def real_image(size, name="rock/rock01-000.png"):
     """A real RPS image from rps28, upscaled bilinearly, as float on 0..255."""
-    path = os.path.join(SHARED_RPS28, "rock", "rock01-000.png")
+    path = os.path.join(SHARED_RPS28, name)
     image = tf.io.decode_png(tf.io.read_file(path), channels=3)
     return tf.image.resize(tf.cast(image, tf.float32), size).numpy()
 
@@ -44,8 +45,21 @@ def test_transform_equals_idg_apply_transform_on_noise(shape):
     rng = np.random.default_rng(7)
     image = rng.uniform(0, 255, shape).astype(np.float32)
     layer = IDGAugmentation()
-    for seed in range(12):
+    for seed in range(40):
         params = SEED_IDG.get_random_transform(shape, seed=seed)
+        expected = SEED_IDG.apply_transform(image, params)
+        ours = layer.transform(image[None], as_batch(params))[0]
+        assert np.abs(ours - expected).max() < TOLERANCE, params
+
+
+@pytest.mark.parametrize(
+    "name", ["paper/paper01-000.png", "rock/rock02-050.png", "scissors/scissors03-100.png"]
+)
+def test_transform_equals_idg_on_real_images_with_idg_parameters(name):
+    image = real_image((150, 150), name)
+    layer = IDGAugmentation()
+    for seed in range(15):
+        params = SEED_IDG.get_random_transform(image.shape, seed=100 + seed)
         expected = SEED_IDG.apply_transform(image, params)
         ours = layer.transform(image[None], as_batch(params))[0]
         assert np.abs(ours - expected).max() < TOLERANCE, params
@@ -156,6 +170,13 @@ def test_config_round_trip_and_model_serialization(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert loaded.layers[0].get_config()["zoom_range"] == [0.9, 1.3]
+
+
+def test_defaults_are_the_seed_settings():
+    config = IDGAugmentation().get_config()
+    assert {
+        k: config[k] for k in seed_reference.SEED_AUGMENTATION
+    } == seed_reference.SEED_AUGMENTATION
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from rps_tfdata import artifacts, train
+from rps_tfdata import artifacts, seed_reference, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = flags.FLAGS
@@ -115,3 +115,14 @@ def test_flagfiles_parse(name):
             assert FLAGS.data_dir is None  # the seed downloads the official rps.zip
         else:
             assert FLAGS.data_dir == "runs/smoke_data" and not FLAGS.augment_validation
+
+
+def test_seed_flagfile_is_the_seed_script():
+    with flagsaver.flagsaver():
+        FLAGS(["train", f"--flagfile={os.path.join(ROOT, 'flags', 'seed.flags')}", "--data_dir=d"])
+        config = train.make_config()
+    assert config.input.image_size == (150, 150) and config.input.batch_size == 32
+    assert config.validation_split == seed_reference.SEED_VALIDATION_SPLIT
+    assert (config.epochs, config.learning_rate) == (25, 0.001)
+    assert config.augment == "idg" and config.augment_validation
+    assert config.input.resize_method == "pil_nearest"  # IDG's flow_from_directory default

@@ -27,7 +27,7 @@ def idg_listing(directory, validation_split, subset):
 
 @pytest.fixture
 def awkward_dir(tmp_path):
-    """Mixed-case extensions, nesting, non-images, a GIF, classes of 1 to 7 files."""
+    """Mixed-case extensions, nesting, non-images, a GIF, classes of 1 to 8 files."""
     root = str(tmp_path / "data")
     touch(
         root,
@@ -59,6 +59,7 @@ def awkward_dir(tmp_path):
         "Éclair/ö.png",
         "Éclair/z.png",
     )
+    touch(root, *[f"c{n}/{i}.png" for n in (2, 3, 4, 6) for i in range(n)])
     os.makedirs(os.path.join(root, "empty"))
     touch(root, "loose_file.png")
     return root
@@ -82,7 +83,20 @@ def test_whole_folder_with_zero_split_equals_idg(awkward_dir):
 
 def test_class_order_is_code_point_order(awkward_dir):
     names = index.list_split(awkward_dir).class_names
-    assert names == ["Zebra", "apple", "banana", "cherry", "empty", "Éclair"]
+    # Code-point order: upper case before lower case, accented letters last (a locale-aware
+    # sort would give apple, banana, ..., Éclair, Zebra).
+    assert names == [
+        "Zebra",
+        "apple",
+        "banana",
+        "c2",
+        "c3",
+        "c4",
+        "c6",
+        "cherry",
+        "empty",
+        "Éclair",
+    ]
 
 
 def test_first_fifth_of_each_class_is_validation(tmp_path):

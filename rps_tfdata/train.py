@@ -12,7 +12,7 @@ from typing import Sequence
 
 from absl import flags, logging
 
-from rps_tfdata import artifacts, cli, common_flags, pipeline, sources, training
+from rps_tfdata import artifacts, cli, common_flags, model, pipeline, sources, training
 
 TEST_DIR = flags.DEFINE_string(
     "test_dir",
@@ -39,6 +39,27 @@ AUGMENT_VALIDATION = flags.DEFINE_bool(
     False,
     "Augment the validation images too, as the seed script "
     "does by accident (makes val_loss, and so the best checkpoint, noisy).",
+)
+AUGMENT_ON = flags.DEFINE_enum(
+    "augment_on",
+    "auto",
+    training.AUGMENT_PLACES,
+    "host: augment in the tf.data pipeline; device: inside the train step (XLA-compiled "
+    "warp); auto: device when a GPU is visible, else host.",
+)
+MIXED_PRECISION = flags.DEFINE_enum(
+    "mixed_precision",
+    "float32",
+    model.PRECISIONS,
+    "Compute dtype policy of the CNN (the softmax stays float32). mixed_float16 adds "
+    "loss scaling; mixed_bfloat16 suits recent GPUs and TPUs.",
+)
+JIT_COMPILE = flags.DEFINE_enum(
+    "jit_compile",
+    "auto",
+    model.JIT_MODES,
+    "XLA for the model's train step: auto (Keras: on for GPUs, off for CPUs, where it "
+    "measured slower), true, false.",
 )
 RESIZE_METHOD = flags.DEFINE_enum(
     "resize_method",
@@ -83,6 +104,15 @@ def _learning_rate_is_positive(value: float) -> bool:
     return value > 0
 
 
+@flags.multi_flags_validator(
+    ["augment_validation", "augment_on"],
+    "--augment_validation needs --augment_on=host: on the device, augmentation runs inside "
+    "the train step only, never on validation.",
+)
+def _validation_augmented_on_host(values: dict) -> bool:
+    return not (values["augment_validation"] and values["augment_on"] == "device")
+
+
 def make_config() -> training.TrainConfig:
     """The run's configuration from the flags, fetching the official set if needed."""
     train_dir, test_dir = common_flags.DATA_DIR.value, TEST_DIR.value
@@ -99,6 +129,9 @@ def make_config() -> training.TrainConfig:
         seed=common_flags.SEED.value,
         augment=AUGMENT.value,
         augment_validation=AUGMENT_VALIDATION.value,
+        augment_on=AUGMENT_ON.value,
+        precision=MIXED_PRECISION.value,
+        jit_compile=JIT_COMPILE.value,
         input=pipeline.PipelineOptions(
             image_size=(common_flags.IMAGE_SIZE.value, common_flags.IMAGE_SIZE.value),
             batch_size=common_flags.BATCH_SIZE.value,

@@ -21,6 +21,7 @@ from rps_tfdata import model as model_lib
 from rps_tfdata.augment import IDGAugmentation
 
 AUGMENT_MODES = ("idg", "none")
+AUGMENT_PLACES = ("auto", "host", "device")
 
 
 class TrainConfig(NamedTuple):
@@ -35,7 +36,14 @@ class TrainConfig(NamedTuple):
     seed: int = 42
     augment: str = "idg"
     augment_validation: bool = False
+    augment_on: str = "auto"
+    precision: str = "float32"
+    jit_compile: str = "auto"
     input: pipeline.PipelineOptions = pipeline.PipelineOptions()
+
+
+class ConfigError(ValueError):
+    """Settings that cannot work together."""
 
 
 class Data(NamedTuple):
@@ -89,14 +97,38 @@ def load_data(config: TrainConfig) -> Data:
     return Data(train, validation, test)
 
 
+def resolve_augment_on(augment_on: str) -> str:
+    """ "auto": on the device when a GPU is visible (the host would starve it), else on
+    the host (a CPU "device" is the host anyway, and the tf.data threads overlap it)."""
+    if augment_on == "auto":
+        return "device" if tf.config.list_physical_devices("GPU") else "host"
+    if augment_on not in AUGMENT_PLACES:
+        raise ValueError(f"augment_on must be one of {AUGMENT_PLACES}. Received: {augment_on!r}")
+    return augment_on
+
+
 def make_augmentation(config: TrainConfig) -> Optional[IDGAugmentation]:
     """The seed's IDG augmentation, or None with --augment=none."""
     return IDGAugmentation(seed=config.seed) if config.augment == "idg" else None
 
 
+def check_config(config: TrainConfig) -> None:
+    """Raises ConfigError for settings that cannot work together."""
+    if config.augment_validation and resolve_augment_on(config.augment_on) == "device":
+        raise ConfigError(
+            "augment_validation needs augmentation on the host: augmentation on the device "
+            "runs inside the train step only (use augment_on='host')"
+        )
+
+
 def make_datasets(config: TrainConfig, data: Data) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """The training and validation pipelines (validation augmented only if asked)."""
-    augmentation = make_augmentation(config)
+    """The training and validation pipelines (validation augmented only if asked).
+
+    With augmentation on the device the pipelines carry un-augmented images and the
+    model augments (see `make_model`).
+    """
+    on_host = resolve_augment_on(config.augment_on) == "host"
+    augmentation = make_augmentation(config) if on_host else None
     num_classes = len(data.train.class_names)
     train_ds = pipeline.make_dataset(
         data.train.paths,
@@ -121,10 +153,17 @@ def make_datasets(config: TrainConfig, data: Data) -> tuple[tf.data.Dataset, tf.
 
 
 def make_model(config: TrainConfig, num_classes: int) -> keras.Model:
-    """The seed's CNN, compiled, for the configured image size."""
+    """The seed's CNN, compiled, with the augmentation in front when it runs on the device."""
+    on_device = resolve_augment_on(config.augment_on) == "device"
+    augmentation = make_augmentation(config) if on_device else None
+    model = model_lib.build_model(
+        config.input.image_size, num_classes, precision=config.precision, augmentation=augmentation
+    )
     return model_lib.compile_model(
-        model_lib.build_model(config.input.image_size, num_classes),
+        model,
         learning_rate=config.learning_rate,
+        jit_compile=config.jit_compile,
+        precision=config.precision,
     )
 
 
@@ -182,6 +221,7 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
     Returns:
       The metrics also written to `metrics.json`.
     """
+    check_config(config)
     os.makedirs(config.model_dir, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     data = load_data(config)

@@ -209,3 +209,19 @@ def test_defaults_are_the_seed_settings():
 def test_invalid_arguments_say_what_was_received(kwargs, message):
     with pytest.raises(ValueError, match=f"Received: {message}="):
         IDGAugmentation(**kwargs)
+
+
+def test_device_path_equals_host_path_for_the_same_seed():
+    """The same layer in a tf.data map (host) and in an XLA-compiled step (device)."""
+    layer = IDGAugmentation()
+    images = tf.constant(real_image((64, 64))[None].repeat(4, axis=0))
+    seed = tf.constant([9, 1], tf.int64)
+    host = next(iter(tf.data.Dataset.from_tensors(images).map(lambda x: layer(x, seed=seed))))
+
+    @tf.function(jit_compile=True)
+    def train_step_like(x):
+        return layer(x, training=True, seed=seed) * 1.0
+
+    device = train_step_like(images)
+    np.testing.assert_allclose(device.numpy(), host.numpy(), atol=1e-3)
+    assert np.abs(host.numpy() - images.numpy()).max() > 1  # it did transform

@@ -41,3 +41,40 @@ def test_compile_uses_adam_and_categorical_crossentropy():
     assert isinstance(cnn.optimizer, keras.optimizers.Adam)
     assert float(cnn.optimizer.learning_rate) == pytest.approx(0.01)
     assert cnn.loss == "categorical_crossentropy"
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_computes_low_and_outputs_float32(precision):
+    cnn = model.compile_model(
+        model.build_model((48, 48), 3, precision=precision), precision=precision
+    )
+    assert cnn.layers[0].compute_dtype == precision.removeprefix("mixed_")
+    assert cnn.layers[0].variable_dtype == "float32"
+    assert cnn.layers[-1].compute_dtype == "float32"
+    wrapped = isinstance(cnn.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert wrapped == (precision == "mixed_float16")
+    history = cnn.fit(np.random.rand(4, 48, 48, 3), np.eye(3)[[0, 1, 2, 0]], verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_augmentation_layer_goes_first_and_is_identity_at_inference():
+    from rps_tfdata.augment import IDGAugmentation
+
+    cnn = model.build_model((48, 48), 3, augmentation=IDGAugmentation(seed=1))
+    assert isinstance(cnn.layers[0], IDGAugmentation)
+    images = np.random.rand(2, 48, 48, 3).astype("float32")
+    np.testing.assert_allclose(
+        cnn(images, training=False), cnn.predict(images, verbose=0), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("value, expected", [("auto", "auto"), ("true", True), ("false", False)])
+def test_jit_modes(value, expected):
+    assert model.resolve_jit(value) == expected
+    cnn = model.compile_model(model.build_model((48, 48), 3), jit_compile=value)
+    assert cnn.jit_compile is (expected is True)  # "auto" means no XLA on this CPU
+
+
+def test_unknown_precision_is_rejected():
+    with pytest.raises(ValueError, match="Received: 'float8'"):
+        model.build_model((48, 48), 3, precision="float8")

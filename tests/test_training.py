@@ -24,7 +24,10 @@ def test_dir(tmp_path_factory):
 def config_for(train_dir, model_dir, **changes):
     options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
     return training.TrainConfig(
-        train_dir=train_dir, model_dir=str(model_dir), epochs=EPOCHS, input=options, **changes
+        train_dir=train_dir,
+        model_dir=str(model_dir),
+        input=options,
+        **{"epochs": EPOCHS, **changes},
     )
 
 
@@ -130,3 +133,28 @@ def test_make_augmentation_follows_the_mode(tmp_path):
     assert training.make_augmentation(config_for("d", tmp_path, augment="none")) is None
     layer = training.make_augmentation(config_for("d", tmp_path, seed=5))
     assert layer.get_config()["rotation_range"] == 40 and layer.seed == 5
+
+
+def test_device_augmentation_trains_with_the_layer_inside_the_model(synthetic_dir, tmp_path):
+    config = config_for(synthetic_dir, tmp_path, augment_on="device", jit_compile="true", epochs=1)
+    data = training.load_data(config)
+    train_ds, _ = training.make_datasets(config, data)
+    cnn = training.make_model(config, 3)
+    assert type(cnn.layers[0]).__name__ == "IDGAugmentation" and cnn.jit_compile is True
+    images, _ = next(iter(train_ds))
+    # The pipeline does not augment: its batches are the plain images, rescaled.
+    plain = pipeline.make_dataset(data.train.paths, data.train.labels, 3, config.input)
+    assert images.shape == next(iter(plain))[0].shape
+    history = cnn.fit(train_ds, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_augment_on_auto_is_host_without_a_gpu():
+    assert training.resolve_augment_on("auto") == "host"
+    assert training.resolve_augment_on("device") == "device"
+
+
+def test_validation_augmentation_on_device_is_refused(synthetic_dir, tmp_path):
+    config = config_for(synthetic_dir, tmp_path, augment_on="device", augment_validation=True)
+    with pytest.raises(training.ConfigError, match="augment_on='host'"):
+        training.train_and_evaluate(config)

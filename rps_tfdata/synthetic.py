@@ -112,10 +112,10 @@ def write_dataset(out: str, per_class: int, *, size: int = 300, seed: int = 0) -
     return paths
 
 
-_PER_CLASS = flags.DEFINE_integer(
+PER_CLASS = flags.DEFINE_integer(
     "per_class", 840, "Images per class (the real set has 840).", lower_bound=1
 )
-_SIZE = flags.DEFINE_integer(
+SIZE = flags.DEFINE_integer(
     "size", 300, "Image side in pixels (the real set is 300).", lower_bound=8
 )
 
@@ -125,7 +125,7 @@ def main(argv: Sequence[str]) -> None:
     out = common_flags.OUT.value
     if not out:
         raise app.UsageError("--out is required: the folder to write paper/ rock/ scissors/ into")
-    paths = write_dataset(out, _PER_CLASS.value, size=_SIZE.value, seed=common_flags.SEED.value)
+    paths = write_dataset(out, PER_CLASS.value, size=SIZE.value, seed=common_flags.SEED.value)
     mean_kib = sum(os.path.getsize(p) for p in paths) / len(paths) / 1024
     print(f"wrote {len(paths)} images, {mean_kib:.1f} KiB average, to {out}")
 

@@ -8,7 +8,7 @@ model folder as `flags.txt`, itself a flagfile that repeats the run.
 
 import os
 import sys
-from typing import Sequence
+from typing import Optional, Sequence
 
 from absl import flags, logging
 
@@ -119,6 +119,11 @@ def make_config() -> training.TrainConfig:
     if not train_dir:
         rps = sources.fetch_rps(CACHE_DIR.value, BASE_URL.value)
         train_dir, test_dir = rps.train_dir, test_dir or rps.test_dir
+    return config_from_flags(train_dir, test_dir)
+
+
+def config_from_flags(train_dir: str, test_dir: Optional[str] = None) -> training.TrainConfig:
+    """The training flags as a TrainConfig for these data folders (benchmarks reuse it)."""
     return training.TrainConfig(
         train_dir=train_dir,
         test_dir=test_dir,

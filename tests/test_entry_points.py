@@ -1,5 +1,6 @@
 """The command-line entry points as a user runs them, and the named flagfiles."""
 
+import json
 import os
 import subprocess
 import sys
@@ -126,3 +127,41 @@ def test_seed_flagfile_is_the_seed_script():
     assert (config.epochs, config.learning_rate) == (25, 0.001)
     assert config.augment == "idg" and config.augment_validation
     assert config.input.resize_method == "pil_nearest"  # IDG's flow_from_directory default
+
+
+def test_benchmark_writes_every_figure_as_flat_json(synthetic_dir, tmp_path):
+    from rps_tfdata import benchmark
+
+    out = tmp_path / "bench.json"
+    with flagsaver.flagsaver(
+        data_dir=synthetic_dir,
+        image_size=48,
+        batch_size=4,
+        repeats=2,
+        steady_epochs=1,
+        steps=4,
+        window=2,
+        e2e_epochs=2,
+        mode="all",
+        baseline="idg",
+        json=str(out),
+    ):
+        benchmark.main(["benchmark"])
+    figures = json.loads(out.read_text())
+    for key in ("pipeline_cold", "pipeline_steady", "idg_pipeline", "step", "e2e", "idg_e2e"):
+        assert figures[f"{key}_images_per_sec"] > 0, key
+        assert figures[f"{key}_images_per_sec_low"] <= figures[f"{key}_images_per_sec"]
+    assert figures["e2e_vs_step"] == pytest.approx(
+        figures["e2e_images_per_sec"] / figures["step_images_per_sec"]
+    )
+    assert figures["tensorflow"] and figures["peak_rss_mb"] > 0
+
+
+@pytest.mark.parametrize("name", ["bench", "gpu"])
+def test_benchmark_flagfiles_parse(name):
+    with flagsaver.flagsaver():
+        FLAGS(["benchmark", f"--flagfile={os.path.join(ROOT, 'flags', name + '.flags')}"])
+        if name == "gpu":
+            assert FLAGS.augment_on == "device" and FLAGS.mixed_precision == "mixed_bfloat16"
+        else:
+            assert FLAGS.mode == "all" and FLAGS.baseline == "idg" and FLAGS.image_size == 150

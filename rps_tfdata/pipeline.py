@@ -36,6 +36,9 @@ class PipelineOptions(NamedTuple):
     cache: str = "memory"
     cache_path: str = ""  # folder for cache="disk"
     deterministic: bool = True
+    parallel_calls: int = AUTOTUNE  # of the decode and augment maps
+    threadpool_size: int = 0  # 0: TensorFlow's shared pool; N: a private pool of N threads
+    prefetch: int = AUTOTUNE  # batches
 
 
 # Source sides up to this use a precomputed index table; larger ones a sequential loop.
@@ -127,6 +130,8 @@ def _with_options(dataset: tf.data.Dataset, options: PipelineOptions) -> tf.data
     # runs repeatable; --nodeterministic lets parallel maps return out of order.
     tf_options.deterministic = options.deterministic
     tf_options.autotune.enabled = True
+    if options.threadpool_size:
+        tf_options.threading.private_threadpool_size = options.threadpool_size
     return dataset.with_options(tf_options)
 
 
@@ -156,7 +161,7 @@ def _load_and_cache(
             load_image(path, options.image_size, options.resize_method),
             tf.one_hot(label, num_classes),
         ),
-        num_parallel_calls=AUTOTUNE,
+        num_parallel_calls=options.parallel_calls,
     )
     if options.cache != "none":
         dataset = dataset.cache(_disk_cache_file(options, name) if options.cache == "disk" else "")
@@ -199,7 +204,9 @@ def make_dataset(
     # IDG yields a partial last batch; keep it, so every image is seen every epoch.
     dataset = dataset.batch(options.batch_size, drop_remainder=False)
     if augmentation is None:
-        dataset = dataset.map(lambda x, y: (rescale(x), y), num_parallel_calls=AUTOTUNE)
+        dataset = dataset.map(
+            lambda x, y: (rescale(x), y), num_parallel_calls=options.parallel_calls
+        )
     else:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         dataset = tf.data.Dataset.zip(dataset, seeds.batch(2))
@@ -208,9 +215,9 @@ def make_dataset(
                 rescale(augmentation(tf.cast(batch[0], tf.float32), training=True, seed=seed)),
                 batch[1],
             ),
-            num_parallel_calls=AUTOTUNE,
+            num_parallel_calls=options.parallel_calls,
         )
-    return _with_options(dataset.prefetch(AUTOTUNE), options)
+    return _with_options(dataset.prefetch(options.prefetch), options)
 
 
 def make_image_dataset(paths: Sequence[str], options: PipelineOptions) -> tf.data.Dataset:
@@ -218,10 +225,12 @@ def make_image_dataset(paths: Sequence[str], options: PipelineOptions) -> tf.dat
     dataset = tf.data.Dataset.from_tensor_slices(list(paths))
     dataset = dataset.map(
         lambda path: load_image(path, options.image_size, options.resize_method),
-        num_parallel_calls=AUTOTUNE,
+        num_parallel_calls=options.parallel_calls,
     )
-    dataset = dataset.batch(options.batch_size).map(rescale, num_parallel_calls=AUTOTUNE)
-    return _with_options(dataset.prefetch(AUTOTUNE), options)
+    dataset = dataset.batch(options.batch_size).map(
+        rescale, num_parallel_calls=options.parallel_calls
+    )
+    return _with_options(dataset.prefetch(options.prefetch), options)
 
 
 def steps_per_epoch(num_images: int, batch_size: int) -> int:

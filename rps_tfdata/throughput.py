@@ -130,7 +130,9 @@ def time_train_step(
     labels = np.eye(num_classes, dtype=np.float32)[rng.integers(num_classes, size=batch_size)]
     data = tf.data.Dataset.from_tensors((images, labels)).repeat().take((repeats + 1) * steps)
     timer = BatchTimer()
-    model.fit(data, epochs=repeats + 1, steps_per_epoch=steps, callbacks=[timer], verbose=0)
+    model.fit(
+        data, epochs=repeats + 1, steps_per_epoch=steps, callbacks=[timer], verbose=0, shuffle=False
+    )
     return timer.window_rates(batch_size, steps - 2, skip_epochs=1)
 
 

@@ -61,6 +61,12 @@ JIT_COMPILE = flags.DEFINE_enum(
     "XLA for the model's train step: auto (Keras: on for GPUs, off for CPUs, where it "
     "measured slower), true, false.",
 )
+JIT_AUGMENT = flags.DEFINE_bool(
+    "jit_augment",
+    True,
+    "Compile each batch's augmentation with XLA (gather warp); off: the stock "
+    "projective-transform op, uncompiled.",
+)
 RESIZE_METHOD = flags.DEFINE_enum(
     "resize_method",
     "pil_nearest",
@@ -74,6 +80,21 @@ CACHE = flags.DEFINE_enum(
     "Where decoded, resized uint8 images are kept "
     "after the first epoch: memory (about 170 MB at 150x150), disk (under "
     "MODEL_DIR/tf_data_cache), or none (decode every epoch).",
+)
+PARALLEL_CALLS = flags.DEFINE_integer(
+    "parallel_calls",
+    -1,
+    "Parallelism of the decode and augment maps; -1: tf.data AUTOTUNE.",
+    lower_bound=-1,
+)
+THREADPOOL_SIZE = flags.DEFINE_integer(
+    "threadpool_size",
+    0,
+    "Threads of a private tf.data pool; 0: TensorFlow's shared pool.",
+    lower_bound=0,
+)
+PREFETCH = flags.DEFINE_integer(
+    "prefetch", -1, "Batches prefetched ahead of the model; -1: tf.data AUTOTUNE.", lower_bound=-1
 )
 DETERMINISTIC = flags.DEFINE_bool(
     "deterministic", True, "Keep tf.data's element order deterministic (repeatable runs)."
@@ -135,6 +156,7 @@ def config_from_flags(train_dir: str, test_dir: Optional[str] = None) -> trainin
         augment=AUGMENT.value,
         augment_validation=AUGMENT_VALIDATION.value,
         augment_on=AUGMENT_ON.value,
+        jit_augment=JIT_AUGMENT.value,
         precision=MIXED_PRECISION.value,
         jit_compile=JIT_COMPILE.value,
         input=pipeline.PipelineOptions(
@@ -144,6 +166,9 @@ def config_from_flags(train_dir: str, test_dir: Optional[str] = None) -> trainin
             cache=CACHE.value,
             cache_path=os.path.join(common_flags.MODEL_DIR.value, "tf_data_cache"),
             deterministic=DETERMINISTIC.value,
+            parallel_calls=PARALLEL_CALLS.value,
+            threadpool_size=THREADPOOL_SIZE.value,
+            prefetch=PREFETCH.value,
         ),
     )
 

@@ -37,6 +37,7 @@ class TrainConfig(NamedTuple):
     augment: str = "idg"
     augment_validation: bool = False
     augment_on: str = "auto"
+    jit_augment: bool = True
     precision: str = "float32"
     jit_compile: str = "auto"
     input: pipeline.PipelineOptions = pipeline.PipelineOptions()
@@ -109,7 +110,9 @@ def resolve_augment_on(augment_on: str) -> str:
 
 def make_augmentation(config: TrainConfig) -> Optional[IDGAugmentation]:
     """The seed's IDG augmentation, or None with --augment=none."""
-    return IDGAugmentation(seed=config.seed) if config.augment == "idg" else None
+    if config.augment == "none":
+        return None
+    return IDGAugmentation(seed=config.seed, jit_compile=config.jit_augment)
 
 
 def check_config(config: TrainConfig) -> None:

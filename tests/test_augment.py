@@ -14,15 +14,7 @@ from rps_tfdata.augment import PARAMETER_KEYS, IDGAugmentation, compose_matrices
 
 from .helpers import SHARED_RPS28
 
-SEED_IDG = ImageDataGenerator(
-    rotation_range=40,
-    width_shift_range=0.2,
-    height_shift_range=0.2,
-    shear_range=0.2,
-    zoom_range=0.2,
-    horizontal_flip=True,
-    fill_mode="nearest",
-)
+SEED_IDG = ImageDataGenerator(**seed_reference.SEED_AUGMENTATION)
 # Both sides compute in float64 matrices and float32 pixels; the warp's float32 source
 # coordinates differ from scipy's float64 ones by about 1e-5 px, which on 0..255 noise
 # (neighbouring pixels up to 255 apart) moves a value by up to about 0.01.

@@ -148,6 +148,9 @@ def test_device_augmentation_trains_with_the_layer_inside_the_model(synthetic_di
     assert images.shape == next(iter(plain))[0].shape
     history = cnn.fit(train_ds, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["loss"][0])
+    cnn.save(str(tmp_path / "device.keras"))  # the layer travels with the model
+    loaded = keras.saving.load_model(str(tmp_path / "device.keras"))
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), cnn.predict(images, verbose=0))
 
 
 def test_augment_on_auto_is_host_without_a_gpu():

@@ -226,8 +226,3 @@ def make_image_dataset(paths: Sequence[str], options: PipelineOptions) -> tf.dat
         rescale, num_parallel_calls=options.parallel_calls
     )
     return _with_options(dataset.prefetch(options.prefetch), options)
-
-
-def steps_per_epoch(num_images: int, batch_size: int) -> int:
-    """Batches per epoch, counting the partial last batch as IDG does."""
-    return -(-num_images // batch_size)

@@ -219,6 +219,7 @@ def summarize(history: dict[str, list[float]], data: Data) -> dict[str, Any]:
         "train_images_per_sec": statistics.median(steady),
         "first_epoch_images_per_sec": speeds[0],
         "epoch_seconds_median": statistics.median(history["epoch_seconds"]),
+        "peak_rss_mb": max(history["peak_rss_mb"]),
         "num_train_images": len(data.train.paths),
         "num_validation_images": len(data.validation.paths),
         "num_test_images": len(data.test.paths) if data.test else 0,

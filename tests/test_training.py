@@ -78,6 +78,7 @@ def test_metrics_come_from_the_best_weights(finished_run):
     assert metrics["num_test_images"] == 9
     for key in ("val_accuracy", "test_accuracy", "test_loss", "train_images_per_sec"):
         assert key in metrics
+    assert metrics["peak_rss_mb"] > 100
 
 
 def test_saved_model_holds_the_best_weights(finished_run):

@@ -31,9 +31,8 @@ class Run(NamedTuple):
     options: PipelineOptions
 
 
-def write_json(model_dir: str, name: str, value: Any) -> str:
-    """Writes `value` as indented JSON to `model_dir/name`; returns the path."""
-    path = os.path.join(model_dir, name)
+def write_json(path: str, value: Any) -> str:
+    """Writes `value` as indented JSON (keys sorted, final newline); returns the path."""
     with open(path, "w") as f:
         json.dump(value, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -49,8 +48,7 @@ def read_json(model_dir: str, name: str) -> Any:
 def write_preprocessing(model_dir: str, options: PipelineOptions) -> str:
     """Records how images were sized, so inference reads them the same way."""
     return write_json(
-        model_dir,
-        PREPROCESSING,
+        os.path.join(model_dir, PREPROCESSING),
         {"image_size": list(options.image_size), "resize_method": options.resize_method},
     )
 

@@ -19,7 +19,6 @@ The training flags (`--image_size`, `--batch_size`, `--mixed_precision`, `--augm
 `--jit_compile`, `--cache`, ...) apply, so a flagfile describes a benchmark exactly.
 """
 
-import json
 import os
 from typing import Any, Sequence
 
@@ -27,6 +26,7 @@ import tensorflow as tf
 from absl import flags, logging
 
 from rps_tfdata import (
+    artifacts,
     cli,
     common_flags,
     parity,
@@ -53,7 +53,6 @@ _E2E_EPOCHS = flags.DEFINE_integer(
 )
 _STEPS = flags.DEFINE_integer("steps", 12, "step: train steps per repeat.", lower_bound=4)
 _WINDOW = flags.DEFINE_integer("window", 10, "e2e: batches per timed window.", lower_bound=2)
-_JSON = flags.DEFINE_string("json", None, "Also write the figures as one flat JSON object.")
 
 
 def resolve_data_dir() -> str:
@@ -217,10 +216,8 @@ def main(argv: Sequence[str]) -> None:
         "peak_rss_mb": round(throughput.peak_rss_mb(), 1),
     }
     print(report(results, header))
-    if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump({**header, **flatten(results)}, f, indent=2)
-            f.write("\n")
+    if common_flags.JSON.value:
+        artifacts.write_json(common_flags.JSON.value, {**header, **flatten(results)})
 
 
 def run() -> None:

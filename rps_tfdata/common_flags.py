@@ -22,6 +22,9 @@ DATA_DIR = flags.DEFINE_string(
 OUT = flags.DEFINE_string(
     "out", None, "Where to write: synthetic's class folders, or preview's PNG file (required)."
 )
+JSON = flags.DEFINE_string(
+    "json", None, "Also write the results as JSON to this file (evaluate, benchmark)."
+)
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Images per batch.", lower_bound=1)
 SEED = flags.DEFINE_integer(
     "seed",

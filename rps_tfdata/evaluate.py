@@ -5,14 +5,11 @@
 Prints accuracy, loss and a confusion matrix with class names.
 """
 
-import json
 from typing import Sequence
 
-from absl import app, flags
+from absl import app
 
 from rps_tfdata import artifacts, cli, common_flags, evaluation
-
-_JSON = flags.DEFINE_string("json", None, "Also write the results as JSON to this file.")
 
 
 def main(argv: Sequence[str]) -> None:
@@ -22,10 +19,8 @@ def main(argv: Sequence[str]) -> None:
     run = artifacts.load_run(common_flags.MODEL_DIR.value, batch_size=common_flags.BATCH_SIZE.value)
     result = evaluation.evaluate_folder(run, common_flags.DATA_DIR.value)
     print(evaluation.format_report(result))
-    if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
+    if common_flags.JSON.value:
+        artifacts.write_json(common_flags.JSON.value, result)
 
 
 def run() -> None:

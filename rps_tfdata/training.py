@@ -255,9 +255,11 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
             for key, value in evaluate_split(model, split, eval_options).items():
                 metrics[f"{name}_{key}"] = value
     model.save(os.path.join(config.model_dir, artifacts.FINAL_MODEL))
-    artifacts.write_json(config.model_dir, artifacts.CLASS_NAMES, data.train.class_names)
+    artifacts.write_json(
+        os.path.join(config.model_dir, artifacts.CLASS_NAMES), data.train.class_names
+    )
     artifacts.write_preprocessing(config.model_dir, config.input)
-    artifacts.write_json(config.model_dir, artifacts.METRICS, metrics)
+    artifacts.write_json(os.path.join(config.model_dir, artifacts.METRICS), metrics)
     logging.info(
         "best epoch %d of %d; metrics in %s",
         metrics["best_epoch"],

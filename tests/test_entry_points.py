@@ -165,3 +165,12 @@ def test_benchmark_flagfiles_parse(name):
             assert FLAGS.augment_on == "device" and FLAGS.mixed_precision == "mixed_bfloat16"
         else:
             assert FLAGS.mode == "all" and FLAGS.baseline == "idg" and FLAGS.image_size == 150
+
+
+def test_every_entry_point_imports_beside_the_others():
+    """absl refuses a flag defined twice in one process: shared flags live in common_flags."""
+    import importlib
+
+    for name in ("train", "evaluate", "predict", "synthetic", "benchmark", "preview"):
+        module = importlib.import_module(f"rps_tfdata.{name}")
+        assert callable(module.run), name

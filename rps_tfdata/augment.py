@@ -85,15 +85,17 @@ def compose_matrices(params: Params, image_size: tuple[int, int]) -> tf.Tensor:
     p = {k: tf.cast(tf.convert_to_tensor(params[k]), tf.float64) for k in PARAMETER_KEYS}
     theta, shear = p["theta"] * (math.pi / 180), p["shear"] * (math.pi / 180)
     zero, one = tf.zeros_like(theta), tf.ones_like(theta)
-    cy, cx = zero + (height / 2 - 0.5), zero + (width / 2 - 0.5)
+    # IDG's centring: the first (column) coordinate is offset by the HEIGHT's centre and
+    # the second (row) by the width's; the same as the true centre for square images.
+    o_col, o_row = zero + (height / 2 - 0.5), zero + (width / 2 - 0.5)
     flip = p["flip_horizontal"]
     chain = [
-        _affine(one, zero, cy, zero, one, cx),
+        _affine(one, zero, o_col, zero, one, o_row),
         _affine(tf.cos(theta), -tf.sin(theta), zero, tf.sin(theta), tf.cos(theta), zero),
         _affine(one, zero, p["tx"], zero, one, p["ty"]),
         _affine(one, -tf.sin(shear), zero, zero, tf.cos(shear), zero),
         _affine(p["zx"], zero, zero, zero, p["zy"], zero),
-        _affine(one, zero, -cy, zero, one, -cx),
+        _affine(one, zero, -o_col, zero, one, -o_row),
         _affine(1 - 2 * flip, zero, flip * (width - 1), zero, one, zero),
     ]
     matrix = chain[0]
@@ -106,10 +108,10 @@ def warp_gather(images: tf.Tensor, matrices: tf.Tensor) -> tf.Tensor:
     """A bilinear, edge-clamped warp from gathers, which XLA compiles.
 
     The stock projective-transform op (`ImageProjectiveTransformV3`) has no XLA kernel,
-    so it cannot run inside a `jit_compile` function; this equals it (bit for bit in the
-    tests) and can, on any device. `matrices` are affine (as
-    `compose_matrices` makes them); source coordinates are computed in float32 as the op
-    computes them, then clamped to the image (fill "nearest").
+    so it cannot run inside a `jit_compile` function; this can, on any device, and equals
+    it up to float32 rounding of the source coordinates (about 1e-3 on 0..255 noise in the
+    tests). `matrices` are affine (as `compose_matrices` makes them); coordinates are
+    clamped to the image (fill "nearest").
     """
     height, width = images.shape[1], images.shape[2]
     channels = images.shape[3]

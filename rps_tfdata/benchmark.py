@@ -82,9 +82,8 @@ def idg_train_iterator(config: training.TrainConfig):
 def bench_pipeline(config: training.TrainConfig, data: training.Data, baseline: bool) -> dict:
     """Input pipeline images/s: cold, steady, the augmentation kernel, and the seed's."""
     batch_size = config.input.batch_size
-    on_host = training.resolve_augment_on(config.augment_on) == "host"
     # One layer for every repeat: its XLA compilation is warm-up, not pipeline time.
-    layer = training.make_augmentation(config) if on_host else None
+    layer = None if training.augments_on_device(config) else training.make_augmentation(config)
     cold, steady = throughput.time_epochs(
         lambda: training.make_train_dataset(config, data, layer),
         epochs=1 + _STEADY_EPOCHS.value,

@@ -54,7 +54,7 @@ def train_one(name: str, config: training.TrainConfig) -> ParityRun:
         # The seed calls fit with its default shuffle=True; tf.data shuffles by itself.
         shuffle=name == "seed_idg",
     )
-    clean = training.evaluate_split(model, data.validation, config.input._replace(cache="none"))
+    clean = training.evaluate_split(model, data.validation, config.input)
     return ParityRun(name, config.seed, history.history, clean["accuracy"])
 
 

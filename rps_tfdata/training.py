@@ -79,6 +79,14 @@ class Throughput(keras.callbacks.Callback):
         logs["peak_rss_mb"] = throughput.peak_rss_mb()
 
 
+def _fewest_images_for_validation(validation_split: float) -> int:
+    """The smallest class that gets a validation image, with IDG's truncation."""
+    count = 1
+    while index.validation_count(count, validation_split) < 1:
+        count += 1
+    return count
+
+
 def load_data(config: TrainConfig) -> Data:
     """Lists the splits, checking that none is empty and the test classes match."""
     train = index.list_split(config.train_dir, config.validation_split, "training")
@@ -87,8 +95,8 @@ def load_data(config: TrainConfig) -> Data:
         if not split.paths:
             raise index.DatasetLayoutError(
                 f"the {subset} subset of {config.train_dir!r} is empty: each class needs at least "
-                f"{round(1 / config.validation_split)} images for validation_split="
-                f"{config.validation_split}"
+                f"{_fewest_images_for_validation(config.validation_split)} images for "
+                f"validation_split={config.validation_split}"
             )
     test = None
     if config.test_dir:
@@ -110,6 +118,11 @@ def resolve_augment_on(augment_on: str) -> str:
     return augment_on
 
 
+def augments_on_device(config: TrainConfig) -> bool:
+    """Whether this run augments inside the train step rather than in tf.data."""
+    return resolve_augment_on(config.augment_on) == "device"
+
+
 def make_augmentation(config: TrainConfig) -> Optional[IDGAugmentation]:
     """The seed's IDG augmentation, or None with --augment=none."""
     if config.augment == "none":
@@ -119,7 +132,7 @@ def make_augmentation(config: TrainConfig) -> Optional[IDGAugmentation]:
 
 def check_config(config: TrainConfig) -> None:
     """Raises ConfigError for settings that cannot work together."""
-    if config.augment_validation and resolve_augment_on(config.augment_on) == "device":
+    if config.augment_validation and augments_on_device(config):
         raise ConfigError(
             "augment_validation needs augmentation on the host: augmentation on the device "
             "runs inside the train step only (use augment_on='host')"
@@ -148,8 +161,7 @@ def make_datasets(config: TrainConfig, data: Data) -> tuple[tf.data.Dataset, tf.
     With augmentation on the device the pipelines carry un-augmented images and the
     model augments (see `make_model`).
     """
-    on_host = resolve_augment_on(config.augment_on) == "host"
-    augmentation = make_augmentation(config) if on_host else None
+    augmentation = None if augments_on_device(config) else make_augmentation(config)
     val_ds = pipeline.make_dataset(
         data.validation.paths,
         data.validation.labels,
@@ -164,8 +176,7 @@ def make_datasets(config: TrainConfig, data: Data) -> tuple[tf.data.Dataset, tf.
 
 def make_model(config: TrainConfig, num_classes: int) -> keras.Model:
     """The seed's CNN, compiled, with the augmentation in front when it runs on the device."""
-    on_device = resolve_augment_on(config.augment_on) == "device"
-    augmentation = make_augmentation(config) if on_device else None
+    augmentation = make_augmentation(config) if augments_on_device(config) else None
     model = model_lib.build_model(
         config.input.image_size, num_classes, precision=config.precision, augmentation=augmentation
     )
@@ -201,7 +212,8 @@ def make_callbacks(config: TrainConfig, num_train_images: int) -> list[keras.cal
 def evaluate_split(
     model: keras.Model, split: index.Split, options: pipeline.PipelineOptions
 ) -> dict[str, float]:
-    """Loss and accuracy of `model` on a split's un-augmented images."""
+    """Loss and accuracy of `model` on a split's un-augmented images (read once: no cache)."""
+    options = options._replace(cache="none")
     dataset = pipeline.make_dataset(split.paths, split.labels, len(split.class_names), options)
     loss, accuracy = model.evaluate(dataset, verbose=0)
     return {"loss": float(loss), "accuracy": float(accuracy)}
@@ -248,11 +260,10 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
         shuffle=False,  # the dataset reshuffles itself every epoch; this silences Keras
     )
     model.load_weights(os.path.join(config.model_dir, artifacts.BEST_WEIGHTS))
-    eval_options = config.input._replace(cache="none")
     metrics = summarize(history.history, data)
     for name, split in (("val", data.validation), ("test", data.test)):
         if split:
-            for key, value in evaluate_split(model, split, eval_options).items():
+            for key, value in evaluate_split(model, split, config.input).items():
                 metrics[f"{name}_{key}"] = value
     model.save(os.path.join(config.model_dir, artifacts.FINAL_MODEL))
     artifacts.write_json(

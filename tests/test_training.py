@@ -127,8 +127,13 @@ def test_test_set_with_other_classes_is_rejected(synthetic_dir, tmp_path):
 
 def test_too_few_images_for_validation_is_explained(tmp_path):
     synthetic.write_dataset(str(tmp_path / "tiny"), 2, size=48)
-    with pytest.raises(DatasetLayoutError, match="validation subset .* is empty"):
+    with pytest.raises(DatasetLayoutError, match="validation subset .* is empty.* at least 5 "):
         training.train_and_evaluate(config_for(str(tmp_path / "tiny"), tmp_path / "m"))
+    # 0.3 * 3 is 0.8999...: IDG's truncation needs 4 images, not round(1 / 0.3) = 3.
+    with pytest.raises(DatasetLayoutError, match="at least 4 images for validation_split=0.3"):
+        training.train_and_evaluate(
+            config_for(str(tmp_path / "tiny"), tmp_path / "m", validation_split=0.3)
+        )
 
 
 def test_make_augmentation_follows_the_mode(tmp_path):

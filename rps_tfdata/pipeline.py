@@ -206,8 +206,10 @@ def make_dataset(
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         dataset = tf.data.Dataset.zip(dataset, seeds.batch(2))
         dataset = dataset.map(
-            lambda batch, seed: (
-                rescale(augmentation(tf.cast(batch[0], tf.float32), training=True, seed=seed)),
+            lambda batch, batch_seed: (
+                rescale(
+                    augmentation(tf.cast(batch[0], tf.float32), training=True, seed=batch_seed)
+                ),
                 batch[1],
             ),
             num_parallel_calls=options.parallel_calls,

@@ -2,10 +2,13 @@
 
 The package keeps the seed study note's dataset split, ImageDataGenerator augmentation
 semantics and CNN, and rebuilds the input side as a prefetching `tf.data` pipeline.
-Modules, one job each: `sources` (where images come from), `index` (file listing and
-split), `augment` (the IDG-equivalent Keras layer), `pipeline` (the datasets), `model`
-(the CNN), `training` (fit and artifacts); `train`, `evaluate`, `predict` and
-`synthetic` are the command-line entry points.
+- `rps_tfdata.core`: the product path (sources, index, images, augment, pipeline, model,
+  training, evaluation, artifacts), library modules that never read flags;
+- `rps_tfdata.bench`: the measuring tools (benchmarks, parity run, preview, the seed's
+  ImageDataGenerator reference);
+- `rps_tfdata.cli`: flag definitions and error reporting shared by the entry points;
+- `train`, `evaluate`, `predict`, `synthetic`, `benchmark`, `preview`: thin entry points,
+  `python -m rps_tfdata.NAME`.
 """
 
 import os

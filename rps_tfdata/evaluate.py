@@ -7,25 +7,27 @@ Prints accuracy, loss and a confusion matrix with class names.
 
 from typing import Sequence
 
-from absl import app
+from absl import flags
 
-from rps_tfdata import artifacts, cli, common_flags, evaluation
+from rps_tfdata.cli import app, flag_defs
+from rps_tfdata.core import artifacts, evaluation, files
+
+_F = flag_defs.define("model_dir", "data_dir", "batch_size", "json")
 
 
 def main(argv: Sequence[str]) -> None:
-    cli.reject_positional(argv)
-    if not common_flags.DATA_DIR.value:
-        raise app.UsageError("--data_dir is required: the class-per-folder images to evaluate on")
-    run = artifacts.load_run(common_flags.MODEL_DIR.value, batch_size=common_flags.BATCH_SIZE.value)
-    result = evaluation.evaluate_folder(run, common_flags.DATA_DIR.value)
+    app.reject_positional(argv)
+    run = artifacts.load_run(_F.model_dir.value, batch_size=_F.batch_size.value)
+    result = evaluation.evaluate_folder(run, _F.data_dir.value)
     print(evaluation.format_report(result))
-    if common_flags.JSON.value:
-        artifacts.write_json(common_flags.JSON.value, result)
+    if _F.json.value:
+        files.write_json(_F.json.value, result)
 
 
 def run() -> None:
     """Console-script entry point (`rps-evaluate`)."""
-    cli.run(main)
+    flags.mark_flag_as_required("data_dir")
+    app.run(main)
 
 
 if __name__ == "__main__":

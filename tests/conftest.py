@@ -16,7 +16,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory) -> str:
     """A tiny RPS-format folder: 10 synthetic 64x64 hands per class."""
-    from rps_tfdata import synthetic
+    from rps_tfdata.core import synthetic
 
     out = str(tmp_path_factory.mktemp("synthetic"))
     synthetic.write_dataset(out, 10, size=64, seed=1)

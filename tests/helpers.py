@@ -1,12 +1,13 @@
-"""Helpers the tests share: where the real images are, and writing small image files."""
+"""Helpers the tests share: the bundled real images, and writing small image files."""
 
 import os
 
 import numpy as np
 import tensorflow as tf
 
-# The real RPS training images, downscaled to 28x28 (../shared beside the checkout).
-SHARED_RPS28 = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "rps28", "rps")
+# 60 real RPS training images at 28x28 (20 per class), shipped with the tests: see
+# tests/data/README.md for where they come from and their licence.
+RPS28 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "rps28")
 
 
 def write_png(path: str, image: np.ndarray) -> str:

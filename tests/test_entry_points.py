@@ -1,7 +1,10 @@
 """The command-line entry points as a user runs them, and the named flagfiles."""
 
+import glob
+import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -9,7 +12,10 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from rps_tfdata import artifacts, seed_reference, train
+from rps_tfdata import benchmark, train
+from rps_tfdata.bench import seed_reference
+from rps_tfdata.cli import configs, flag_defs
+from rps_tfdata.core import artifacts, training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = flags.FLAGS
@@ -86,7 +92,7 @@ def test_predict_prints_one_tab_separated_line_per_image(cli_run, synthetic_dir)
     "args, message",
     [
         (["--image_size=20"], "--image_size"),
-        (["--validation_split=0"], "--validation_split must be in (0, 1)"),
+        (["--validation_split=0"], "--validation_split=0.0: validation_split must be in (0, 1)"),
         (["--learning_rate=-1"], "--learning_rate must be > 0"),
         (["--resize_method=cubic"], "--resize_method"),
         (["--data_dir=/nonexistent/rps"], "error: data folder '/nonexistent/rps' does not exist"),
@@ -106,16 +112,35 @@ def test_evaluate_without_a_run_names_the_missing_file(tmp_path, synthetic_dir):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("name", ["seed", "smoke"])
-def test_flagfiles_parse(name):
+def flagfile_jobs():
+    """(flagfile, command) for each `./run.sh COMMAND --flagfile=flags/NAME.flags` that a
+    flagfile's own header comment gives as its usage."""
+    jobs = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "flags", "*.flags"))):
+        with open(path) as f:
+            header = "".join(line for line in f if line.startswith("#"))
+        name = os.path.basename(path)
+        commands = re.findall(rf"\./run\.sh (\w+) [^\n]*--flagfile=flags/{re.escape(name)}", header)
+        assert commands, f"{name}: its header comment shows no ./run.sh command using it"
+        jobs += [(path, command) for command in sorted(set(commands))]
+    return jobs
+
+
+@pytest.mark.parametrize("path, command", flagfile_jobs(), ids=lambda v: os.path.basename(v))
+def test_each_flagfile_is_a_valid_job_for_its_commands(path, command):
+    """Every flag a flagfile sets is one its command reads, and the settings pass the
+    same checks as a run (a renamed flag or a contradiction fails here, not after an hour)."""
+    module = importlib.import_module(f"rps_tfdata.{command}")
+    with open(path) as f:
+        names = [re.match(r"--(\w+)", line).group(1) for line in f if line.startswith("--")]
+    read = vars(module._F)
+    # A boolean flag may be set as --noNAME.
+    unread = [n for n in names if n not in read and n.removeprefix("no") not in read]
+    assert not unread, f"{command} does not read {unread}"
     with flagsaver.flagsaver():
-        FLAGS(["train", f"--flagfile={os.path.join(ROOT, 'flags', name + '.flags')}"])
-        assert FLAGS.augment == "idg"
-        if name == "seed":
-            assert FLAGS.augment_validation and FLAGS.epochs == 25 and FLAGS.image_size == 150
-            assert FLAGS.data_dir is None  # the seed downloads the official rps.zip
-        else:
-            assert FLAGS.data_dir == "runs/smoke_data" and not FLAGS.augment_validation
+        FLAGS([command, f"--flagfile={path}"])
+        config = configs.training_config(module._F, train_dir="d", model_dir="m")
+        training.check_config(config)
 
 
 def test_seed_flagfile_is_the_seed_script():
@@ -130,8 +155,6 @@ def test_seed_flagfile_is_the_seed_script():
 
 
 def test_benchmark_writes_every_figure_as_flat_json(synthetic_dir, tmp_path):
-    from rps_tfdata import benchmark
-
     out = tmp_path / "bench.json"
     with flagsaver.flagsaver(
         data_dir=synthetic_dir,
@@ -157,20 +180,48 @@ def test_benchmark_writes_every_figure_as_flat_json(synthetic_dir, tmp_path):
     assert figures["tensorflow"] and figures["peak_rss_mb"] > 0
 
 
-@pytest.mark.parametrize("name", ["bench", "gpu"])
-def test_benchmark_flagfiles_parse(name):
-    with flagsaver.flagsaver():
-        FLAGS(["benchmark", f"--flagfile={os.path.join(ROOT, 'flags', name + '.flags')}"])
-        if name == "gpu":
-            assert FLAGS.augment_on == "device" and FLAGS.mixed_precision == "mixed_bfloat16"
-        else:
-            assert FLAGS.mode == "all" and FLAGS.baseline == "idg" and FLAGS.image_size == 150
+_ACCEPTS = """
+import importlib, sys
+from absl import flags
+importlib.import_module("rps_tfdata." + sys.argv[1])
+print(" ".join(name for name in sys.argv[2:] if name in flags.FLAGS))
+"""
 
 
-def test_every_entry_point_imports_beside_the_others():
-    """absl refuses a flag defined twice in one process: shared flags live in common_flags."""
-    import importlib
+@pytest.mark.parametrize(
+    "command, used, unused",
+    [
+        ("train", ["epochs", "image_cache", "download_dir"], ["out", "json", "per_class"]),
+        ("evaluate", ["model_dir", "data_dir", "json"], ["image_size", "epochs", "seed"]),
+        ("predict", ["model_dir", "batch_size"], ["image_size", "epochs", "seed", "data_dir"]),
+    ],
+)
+def test_a_command_accepts_only_the_flags_it_reads(command, used, unused):
+    """Checked in a fresh process: in this one every entry point's flags are defined."""
+    result = subprocess.run(
+        [sys.executable, "-c", _ACCEPTS, command, *used, *unused],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == used
 
-    for name in ("train", "evaluate", "predict", "synthetic", "benchmark", "preview"):
-        module = importlib.import_module(f"rps_tfdata.{name}")
-        assert callable(module.run), name
+
+@pytest.mark.parametrize("command", ["preview", "benchmark"])
+def test_measuring_tools_without_the_bench_extra_say_so_in_one_line(command):
+    blocked = "import sys; sys.modules['PIL'] = sys.modules['scipy'] = None; "
+    script = f"{blocked}sys.argv = ['rps-{command}']; from rps_tfdata.{command} import run; run()"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: rps-{command} runs Keras' ImageDataGenerator, which needs PIL: "
+        "pip install 'rps_tfdata[bench]'"
+    )
+
+
+def test_defining_a_flag_twice_returns_the_same_holder():
+    """Entry points imported together (as here) share flags instead of redefining them."""
+    assert flag_defs.define("epochs").epochs is flag_defs.define("epochs", "seed").epochs

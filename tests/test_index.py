@@ -5,7 +5,7 @@ import os
 import pytest
 from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
-from rps_tfdata import index
+from rps_tfdata.core import index
 
 
 def touch(root, *relative_paths):
@@ -76,7 +76,7 @@ def test_list_split_equals_flow_from_directory(awkward_dir, subset, validation_s
 
 
 def test_whole_folder_with_zero_split_equals_idg(awkward_dir):
-    ours = index.list_split(awkward_dir, 0.0, "training")
+    ours = index.list_all(awkward_dir)
     paths, labels, _ = idg_listing(awkward_dir, 0.0, None)
     assert (ours.paths, ours.labels) == (paths, labels)
 
@@ -109,7 +109,7 @@ def test_first_fifth_of_each_class_is_validation(tmp_path):
 
 def test_hidden_class_folders_are_skipped_unlike_idg(awkward_dir):
     touch(awkward_dir, ".ipynb_checkpoints/x.png")
-    ours = index.list_split(awkward_dir, 0.0)
+    ours = index.list_all(awkward_dir)
     _, _, idg_names = idg_listing(awkward_dir, 0.0, None)
     assert ".ipynb_checkpoints" in idg_names
     assert ".ipynb_checkpoints" not in ours.class_names
@@ -128,7 +128,9 @@ def test_folder_without_classes_is_an_error(tmp_path):
         index.list_split(str(tmp_path))
 
 
-@pytest.mark.parametrize("kwargs", [{"validation_split": 1.0}, {"subset": "test"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"validation_split": 1.0}, {"validation_split": 0.0}, {"subset": "test"}]
+)
 def test_bad_arguments_are_rejected(tmp_path, kwargs):
     touch(str(tmp_path), "a/x.png")
     with pytest.raises(ValueError, match="Received"):

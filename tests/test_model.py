@@ -3,8 +3,9 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from rps_tfdata import model
+from rps_tfdata.core import model
 
 
 def test_seed_architecture_at_150():
@@ -58,7 +59,7 @@ def test_mixed_precision_computes_low_and_outputs_float32(precision):
 
 
 def test_augmentation_layer_goes_first_and_is_identity_at_inference():
-    from rps_tfdata.augment import IDGAugmentation
+    from rps_tfdata.core.augment import IDGAugmentation
 
     cnn = model.build_model((48, 48), 3, augmentation=IDGAugmentation(seed=1))
     assert isinstance(cnn.layers[0], IDGAugmentation)
@@ -72,7 +73,10 @@ def test_augmentation_layer_goes_first_and_is_identity_at_inference():
 def test_jit_modes(value, expected):
     assert model.resolve_jit(value) == expected
     cnn = model.compile_model(model.build_model((48, 48), 3), jit_compile=value)
-    assert cnn.jit_compile is (expected is True)  # "auto" means no XLA on this CPU
+    # What Keras decided is what step_uses_xla predicts ("auto": XLA when a GPU is visible).
+    assert cnn.jit_compile is model.step_uses_xla(value)
+    accelerated = any(d.device_type != "CPU" for d in tf.config.list_physical_devices())
+    assert model.step_uses_xla("auto") is accelerated
 
 
 def test_unknown_precision_is_rejected():

@@ -1,32 +1,49 @@
 """The side-by-side learning run and the preview picture, on tiny data."""
 
 import numpy as np
+import pytest
 
-from rps_tfdata import parity, preview
+from rps_tfdata.bench import parity, preview
+from rps_tfdata.core import pipeline, training
+from rps_tfdata.core.errors import ConfigError
 
-from .helpers import SHARED_RPS28
+from .helpers import RPS28
+
+
+def config_for(data_dir, **changes):
+    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
+    return training.TrainConfig(train_dir=data_dir, model_dir="", input=options, **changes)
 
 
 def test_side_by_side_trains_both_pipelines_and_tabulates(synthetic_dir):
-    runs = parity.train_side_by_side(synthetic_dir, [3], epochs=2, image_size=48, batch_size=8)
+    runs = parity.train_side_by_side(config_for(synthetic_dir, epochs=2, seed=3))
     assert [run.pipeline for run in runs] == list(parity.PIPELINES)
     for run in runs:
         assert all(len(run.history[key]) == 2 for key in parity.CURVE_KEYS)
-        assert 0 <= run.clean_val_accuracy <= 1
+        assert run.history["val_loss"][0] != run.history["val_loss"][1]  # it trained
     table = parity.format_table(runs)
     assert table.count("| seed_idg | 3 |") == 3 and table.count("| rps_tfdata | 3 |") == 3
 
 
 def test_both_pipelines_start_from_the_same_weights(synthetic_dir):
-    """Same seed, same initial model: the first batch's loss differs only by the data."""
-    runs = parity.train_side_by_side(synthetic_dir, [5], epochs=1, image_size=48, batch_size=8)
-    losses = [run.history["loss"][0] for run in runs]
-    assert abs(losses[0] - losses[1]) < 0.5
+    """With a zero learning rate the weights never move: the clean evaluation of each
+    final model is then the evaluation of its initial weights."""
+    config = config_for(synthetic_dir, epochs=1, seed=5, learning_rate=0.0)
+    seed_5_idg, seed_5_ours, seed_6_idg, _ = parity.train_side_by_side(config, repeats=2)
+    assert seed_5_idg.clean_val_loss == pytest.approx(seed_5_ours.clean_val_loss, abs=1e-6)
+    assert seed_6_idg.clean_val_loss != pytest.approx(seed_5_idg.clean_val_loss, abs=1e-6)
+
+
+def test_parity_augments_validation_on_the_host_and_refuses_the_device():
+    checked = parity.parity_config(config_for("d", augment_on="auto"), seed=9)
+    assert (checked.augment_validation, checked.augment_on, checked.seed) == (True, "host", 9)
+    with pytest.raises(ConfigError, match="--augment_validation needs --augment_on=host"):
+        parity.parity_config(config_for("d", augment_on="device"), seed=9)
 
 
 def test_preview_rows_show_equal_augmentations():
     size, gap, n = 64, preview._GAP, 3
-    grid = preview.make_grid(SHARED_RPS28, num_images=n, image_size=size, seed=1)
+    grid = preview.make_grid(RPS28, num_images=n, image_size=size, seed=1)
     assert grid.shape == (4 * size + 3 * gap, preview._LABEL_WIDTH + n * (size + gap), 3)
 
     def tiles(row):

@@ -11,7 +11,8 @@ import zipfile
 
 import pytest
 
-from rps_tfdata import index, sources
+from rps_tfdata.core import index, sources
+from rps_tfdata.core.errors import UserError
 
 
 def make_zip(folder, files):
@@ -68,7 +69,7 @@ def test_fetch_downloads_verifies_extracts_then_works_offline(tmp_path, mirror):
     url, train, test, _ = mirror
     cache = str(tmp_path / "cache")
     dirs = sources.fetch_rps(cache, url, progress=False, train=train, test=test)
-    assert index.list_split(dirs.train_dir, 0.0).class_names == ["paper", "rock"]
+    assert index.list_all(dirs.train_dir).class_names == ["paper", "rock"]
     assert os.path.isfile(os.path.join(dirs.test_dir, "rock", "t.png"))
     offline = sources.fetch_rps(cache, "http://127.0.0.1:9/unreachable", train=train, test=test)
     assert offline == dirs
@@ -114,10 +115,29 @@ def test_corrupt_cached_zip_is_downloaded_again(tmp_path, mirror):
     assert sources.sha256_of(str(cache / "rps.zip")) == train.sha256
 
 
-def test_interrupted_extraction_is_redone(tmp_path, mirror):
+def test_a_folder_the_package_did_not_write_is_refused_and_kept(tmp_path, mirror):
     url, train, _, _ = mirror
     cache = tmp_path / "cache"
-    (cache / "rps" / "rock").mkdir(parents=True)  # a half-extracted folder, no marker
+    (cache / "rps" / "rock").mkdir(parents=True)  # the user's own folder: no marker
+    (cache / "rps" / "rock" / "mine.png").write_bytes(b"x")
+    with pytest.raises(UserError, match=r"rps exists but was not written by rps_tfdata"):
+        sources.fetch(train, str(cache), url, progress=False)
+    assert os.listdir(cache / "rps" / "rock") == ["mine.png"]
+
+
+def test_an_interrupted_extraction_leaves_no_folder_and_is_redone(tmp_path, mirror, monkeypatch):
+    url, train, _, _ = mirror
+    cache = tmp_path / "cache"
+
+    def killed(zip_path, dest):
+        os.makedirs(os.path.join(dest, "rps", "rock"))
+        raise KeyboardInterrupt  # stands for a kill in the middle of extraction
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sources, "safe_extract", killed)
+        with pytest.raises(KeyboardInterrupt):
+            sources.fetch(train, str(cache), url, progress=False)
+    assert sorted(os.listdir(cache)) == ["rps.zip"]  # no half folder, no staging left
     folder = sources.fetch(train, str(cache), url, progress=False)
     assert sorted(os.listdir(os.path.join(folder, "rock"))) == ["rock01-000.png"]
     assert os.path.isfile(os.path.join(folder, "paper", "p.png"))

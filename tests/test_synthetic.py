@@ -5,12 +5,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from rps_tfdata import index, synthetic
+from rps_tfdata.core import index, synthetic
 
 
 def test_layout_names_and_sizes(tmp_path):
     paths = synthetic.write_dataset(str(tmp_path), 3, size=40, seed=0)
-    split = index.list_split(str(tmp_path), 0.0)
+    split = index.list_all(str(tmp_path))
     assert split.class_names == ["paper", "rock", "scissors"]
     assert sorted(split.paths) == sorted(paths) and len(paths) == 9
     assert os.path.basename(split.paths[0]) == "paper01-000.png"

@@ -7,9 +7,11 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
-from rps_tfdata import artifacts, evaluation, pipeline, predict, synthetic, training
-from rps_tfdata.index import DatasetLayoutError
+from rps_tfdata.core import artifacts, evaluation, pipeline, prediction, synthetic, training
+from rps_tfdata.core.errors import ConfigError, DatasetLayoutError, InputNotFoundError
 
 EPOCHS = 2
 
@@ -104,18 +106,28 @@ def test_evaluate_folder_agrees_with_training_metrics(finished_run, test_dir):
     json.dumps(result)  # serialisable for --json
 
 
-def test_classify_returns_a_class_and_probability_per_file(finished_run, test_dir):
+def test_classify_gives_the_models_top_class_for_each_file(finished_run, test_dir):
     model_dir, _ = finished_run
-    paths = predict.expand_paths([test_dir])
+    paths = prediction.expand_paths([test_dir])
     assert len(paths) == 9
-    rows = predict.classify(artifacts.load_run(model_dir), paths)
+    run = artifacts.load_run(model_dir)
+    rows = prediction.classify(run, paths)
     assert [row[0] for row in rows] == paths
-    assert all(name in synthetic.CLASS_NAMES and 1 / 3 <= p <= 1 for _, name, p in rows)
+    # The same images read independently, by Keras' own loader (PIL), as IDG reads them.
+    images = np.stack(
+        [img_to_array(load_img(p, target_size=(48, 48), interpolation="nearest")) for p in paths]
+    )
+    expected = run.model.predict(images / 255.0, verbose=0)
+    for (_, name, probability), row in zip(rows, expected, strict=True):
+        assert name == run.class_names[int(row.argmax())]
+        assert probability == pytest.approx(float(row.max()), abs=1e-6)
 
 
-def test_expand_paths_rejects_missing_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.png"):
-        predict.expand_paths([str(tmp_path / "nope.png")])
+def test_expand_paths_rejects_missing_files_and_empty_folders(tmp_path):
+    with pytest.raises(InputNotFoundError, match="nope.png"):
+        prediction.expand_paths([str(tmp_path / "nope.png")])
+    with pytest.raises(InputNotFoundError, match="no image files"):
+        prediction.expand_paths([str(tmp_path)])
 
 
 def test_test_set_with_other_classes_is_rejected(synthetic_dir, tmp_path):
@@ -159,12 +171,26 @@ def test_device_augmentation_trains_with_the_layer_inside_the_model(synthetic_di
     np.testing.assert_allclose(loaded.predict(images, verbose=0), cnn.predict(images, verbose=0))
 
 
-def test_augment_on_auto_is_host_without_a_gpu():
-    assert training.resolve_augment_on("auto") == "host"
+def test_augment_on_auto_follows_the_machine():
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    assert training.resolve_augment_on("auto") == ("device" if has_gpu else "host")
     assert training.resolve_augment_on("device") == "device"
+    assert training.resolve_augment_on("host") == "host"
 
 
 def test_validation_augmentation_on_device_is_refused(synthetic_dir, tmp_path):
     config = config_for(synthetic_dir, tmp_path, augment_on="device", augment_validation=True)
-    with pytest.raises(training.ConfigError, match="augment_on='host'"):
+    with pytest.raises(ConfigError, match="--augment_validation needs --augment_on=host"):
         training.train_and_evaluate(config)
+
+
+def test_uncompiled_augmentation_inside_an_xla_step_is_refused(tmp_path):
+    config = config_for("d", tmp_path, augment_on="device", jit_augment=False, jit_compile="true")
+    with pytest.raises(ConfigError, match="--nojit_augment cannot run inside an XLA"):
+        training.check_config(config)
+    for allowed in (
+        config._replace(jit_compile="false"),
+        config._replace(augment_on="host"),
+        config._replace(jit_augment=True),
+    ):
+        training.check_config(allowed)

@@ -1,0 +1,43 @@
+"""The training flags as a `TrainConfig`: one reading, for `train` and `benchmark` alike."""
+
+import os
+import types
+from typing import Optional
+
+from rps_tfdata.core import pipeline, training
+
+# The decoded-image cache of --image_cache=disk, inside the run's folder.
+DISK_CACHE_FOLDER = "tf_data_cache"
+
+
+def training_config(
+    f: types.SimpleNamespace, *, train_dir: str, model_dir: str, test_dir: Optional[str] = None
+) -> training.TrainConfig:
+    """`f`: the holders of `flag_defs.TRAINING`, as `flag_defs.define` returns them."""
+    side = f.image_size.value
+    return training.TrainConfig(
+        train_dir=train_dir,
+        test_dir=test_dir,
+        model_dir=model_dir,
+        epochs=f.epochs.value,
+        validation_split=f.validation_split.value,
+        learning_rate=f.learning_rate.value,
+        seed=f.seed.value,
+        augment=f.augment.value,
+        augment_validation=f.augment_validation.value,
+        augment_on=f.augment_on.value,
+        jit_augment=f.jit_augment.value,
+        precision=f.mixed_precision.value,
+        jit_compile=f.jit_compile.value,
+        input=pipeline.PipelineOptions(
+            image_size=(side, side),
+            batch_size=f.batch_size.value,
+            resize_method=f.resize_method.value,
+            cache=f.image_cache.value,
+            cache_path=os.path.join(model_dir, DISK_CACHE_FOLDER),
+            deterministic=f.deterministic.value,
+            parallel_calls=f.parallel_calls.value,
+            threadpool_size=f.threadpool_size.value,
+            prefetch=f.prefetch.value,
+        ),
+    )

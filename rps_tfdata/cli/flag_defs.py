@@ -1,0 +1,248 @@
+"""Every flag of every command, defined in one place, and defined only when a command asks.
+
+A command calls `define(...)` with the names of the flags it reads, at import, and so
+accepts those and no others (`evaluate --epochs=3` is an unknown flag). Defining a name
+twice returns the same holder, so entry points imported together (the tests) share them.
+Rules within one flag live in its definition; rules across flags live in
+`rps_tfdata.core.training.check_config`, where the library enforces them too.
+"""
+
+import functools
+import types
+from typing import Callable
+
+from absl import flags
+
+from rps_tfdata.core import images, index, model, pipeline, sources, training
+
+
+def _bench_modes() -> tuple[str, ...]:
+    from rps_tfdata.bench import benchmarks  # only commands that measure define --mode
+
+    return benchmarks.MODES
+
+
+def _validation_split() -> flags.FlagHolder:
+    holder = flags.DEFINE_float(
+        "validation_split",
+        0.2,
+        "Fraction of each class (its first files, as IDG) held out for validation, in (0, 1).",
+    )
+
+    def check(value: float) -> bool:
+        try:
+            index.check_validation_split(value)
+        except ValueError as e:
+            raise flags.ValidationError(str(e)) from e
+        return True
+
+    flags.register_validator("validation_split", check)
+    return holder
+
+
+def _learning_rate() -> flags.FlagHolder:
+    holder = flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate, > 0.")
+    flags.register_validator("learning_rate", lambda v: v > 0, "--learning_rate must be > 0")
+    return holder
+
+
+_DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
+    # Where things are.
+    "model_dir": lambda: flags.DEFINE_string(
+        "model_dir",
+        "runs/rps",
+        "Folder of the run: training writes its artifacts here; "
+        "evaluate and predict load the model from here.",
+    ),
+    "data_dir": lambda: flags.DEFINE_string(
+        "data_dir",
+        None,
+        "Folder with one subfolder of images per class (the flow_from_directory layout). "
+        "Training without it downloads the official rps.zip.",
+    ),
+    "test_dir": lambda: flags.DEFINE_string(
+        "test_dir",
+        None,
+        "Optional held-out folder (same classes) evaluated at the end. "
+        "Without --data_dir, the official rps-test-set.zip is used.",
+    ),
+    "download_dir": lambda: flags.DEFINE_string(
+        "download_dir",
+        sources.DEFAULT_DOWNLOAD_DIR,
+        "Where downloaded zips, their extracted folders and generated synthetic sets are "
+        "kept and reused (not the decoded-image cache: see --image_cache).",
+    ),
+    "base_url": lambda: flags.DEFINE_string(
+        "base_url",
+        None,
+        f"Mirror of the dataset zips (default ${sources.BASE_URL_ENV}, else the official bucket).",
+    ),
+    "out": lambda: flags.DEFINE_string("out", None, "Where to write (required)."),
+    "json": lambda: flags.DEFINE_string(
+        "json", None, "Also write the results as JSON to this file."
+    ),
+    # What a run does.
+    "epochs": lambda: flags.DEFINE_integer(
+        "epochs", 25, "Passes over the training subset.", lower_bound=1
+    ),
+    "batch_size": lambda: flags.DEFINE_integer(
+        "batch_size", 32, "Images per batch.", lower_bound=1
+    ),
+    "image_size": lambda: flags.DEFINE_integer(
+        "image_size",
+        150,
+        f"Images are resized to this square side (at least {model.min_image_size()} for the CNN).",
+        lower_bound=model.min_image_size(),
+    ),
+    "seed": lambda: flags.DEFINE_integer(
+        "seed",
+        42,
+        "Random seed of everything random in the command; the same seed repeats the result.",
+    ),
+    "validation_split": _validation_split,
+    "learning_rate": _learning_rate,
+    "augment": lambda: flags.DEFINE_enum(
+        "augment",
+        "idg",
+        training.AUGMENT_MODES,
+        "idg: the seed's ImageDataGenerator augmentation, fused into one warp; none.",
+    ),
+    "augment_validation": lambda: flags.DEFINE_bool(
+        "augment_validation",
+        False,
+        "Augment the validation images too, as the seed script does by accident (makes "
+        "val_loss, and so the best checkpoint, noisy). Needs --augment_on=host.",
+    ),
+    "augment_on": lambda: flags.DEFINE_enum(
+        "augment_on",
+        "auto",
+        training.AUGMENT_PLACES,
+        "host: augment in the tf.data pipeline; device: inside the train step (XLA-compiled "
+        "warp); auto: device when a GPU is visible, else host.",
+    ),
+    "mixed_precision": lambda: flags.DEFINE_enum(
+        "mixed_precision",
+        "float32",
+        model.PRECISIONS,
+        "Compute dtype policy of the CNN (the softmax stays float32). mixed_float16 adds "
+        "loss scaling; mixed_bfloat16 suits recent GPUs, TPUs and CPUs with AMX.",
+    ),
+    "jit_compile": lambda: flags.DEFINE_enum(
+        "jit_compile",
+        "auto",
+        model.JIT_MODES,
+        "XLA for the model's train step: auto (Keras: on when a GPU is visible, off on "
+        "CPUs, where it measured slower), true, false.",
+    ),
+    "jit_augment": lambda: flags.DEFINE_bool(
+        "jit_augment",
+        True,
+        "Compile each batch's augmentation with XLA (gather warp); off: the stock "
+        "projective-transform op, uncompiled (not allowed inside an XLA train step).",
+    ),
+    "resize_method": lambda: flags.DEFINE_enum(
+        "resize_method",
+        "pil_nearest",
+        images.RESIZE_METHODS,
+        "pil_nearest matches IDG (PIL NEAREST) exactly up to 4,096-pixel sides; bilinear "
+        "and area are smoother.",
+    ),
+    "image_cache": lambda: flags.DEFINE_enum(
+        "image_cache",
+        "memory",
+        pipeline.CACHE_MODES,
+        "Where decoded, resized uint8 images are kept after the first epoch: memory "
+        "(about 170 MB at 150x150), disk (files under MODEL_DIR/tf_data_cache), or none "
+        "(decode every epoch).",
+    ),
+    "parallel_calls": lambda: flags.DEFINE_integer(
+        "parallel_calls",
+        -1,
+        "Parallelism of the decode and augment maps; -1: tf.data AUTOTUNE.",
+        lower_bound=-1,
+    ),
+    "threadpool_size": lambda: flags.DEFINE_integer(
+        "threadpool_size",
+        0,
+        "Threads of a private tf.data pool; 0: TensorFlow's shared pool.",
+        lower_bound=0,
+    ),
+    "prefetch": lambda: flags.DEFINE_integer(
+        "prefetch",
+        -1,
+        "Batches prefetched ahead of the model; -1: tf.data AUTOTUNE.",
+        lower_bound=-1,
+    ),
+    "deterministic": lambda: flags.DEFINE_bool(
+        "deterministic", True, "Keep tf.data's element order deterministic (repeatable runs)."
+    ),
+    # The synthetic set.
+    "per_class": lambda: flags.DEFINE_integer(
+        "per_class", 840, "Synthetic images per class (the real set has 840).", lower_bound=1
+    ),
+    "size": lambda: flags.DEFINE_integer(
+        "size", 300, "Synthetic image side in pixels (the real set's is 300).", lower_bound=8
+    ),
+    # The measuring tools.
+    "mode": lambda: flags.DEFINE_enum(
+        "mode", "all", _bench_modes(), "benchmark: what to measure (see its module doc)."
+    ),
+    "baseline": lambda: flags.DEFINE_enum(
+        "baseline", "idg", ["none", "idg"], "Also measure the seed's ImageDataGenerator pipeline."
+    ),
+    "repeats": lambda: flags.DEFINE_integer(
+        "repeats", 3, "Repeats of each measurement (parity: runs per pipeline).", lower_bound=1
+    ),
+    "steady_epochs": lambda: flags.DEFINE_integer(
+        "steady_epochs", 3, "pipeline: cached epochs timed after the cold one.", lower_bound=1
+    ),
+    "e2e_epochs": lambda: flags.DEFINE_integer(
+        "e2e_epochs", 2, "e2e: epochs of fit; the first is warm-up.", lower_bound=2
+    ),
+    "steps": lambda: flags.DEFINE_integer(
+        "steps", 12, "step: train steps per repeat.", lower_bound=4
+    ),
+    "window": lambda: flags.DEFINE_integer(
+        "window", 10, "e2e: batches per timed window.", lower_bound=2
+    ),
+    "num_images": lambda: flags.DEFINE_integer(
+        "num_images", 6, "preview: columns, one image each.", lower_bound=1
+    ),
+}
+
+# The flags a training run reads, beyond where its data and model folder are.
+TRAINING = (
+    "epochs",
+    "batch_size",
+    "image_size",
+    "seed",
+    "validation_split",
+    "learning_rate",
+    "augment",
+    "augment_validation",
+    "augment_on",
+    "mixed_precision",
+    "jit_compile",
+    "jit_augment",
+    "resize_method",
+    "image_cache",
+    "parallel_calls",
+    "threadpool_size",
+    "prefetch",
+    "deterministic",
+)
+
+
+@functools.cache
+def _holder(name: str) -> flags.FlagHolder:
+    return _DEFINITIONS[name]()
+
+
+def define(*names: str) -> types.SimpleNamespace:
+    """Defines the named flags (once per process) and returns their holders by name."""
+    return types.SimpleNamespace(**{name: _holder(name) for name in names})
+
+
+def holders(namespace: types.SimpleNamespace) -> list[flags.FlagHolder]:
+    """The holders of a `define` result, for `app.serialize_flags`."""
+    return list(vars(namespace).values())

@@ -1,0 +1,73 @@
+"""The files a training run writes into its model folder, and how to load them back.
+
+Every consumer of a finished run (evaluate, predict, later serving) goes through
+`load_run`, so the preprocessing used in training cannot drift from inference.
+"""
+
+import json
+import os
+from typing import Any, NamedTuple
+
+import keras
+
+from rps_tfdata.core import (
+    augment,  # noqa: F401  (registers IDGAugmentation for loading)
+    files,
+)
+from rps_tfdata.core.errors import RunNotFoundError
+from rps_tfdata.core.pipeline import PipelineOptions
+
+BEST_WEIGHTS = "best.weights.h5"
+FINAL_MODEL = "model.keras"
+CLASS_NAMES = "class_names.json"
+PREPROCESSING = "preprocessing.json"
+HISTORY = "history.csv"
+METRICS = "metrics.json"
+LOGS = "logs"
+FLAGS = "flags.txt"
+
+
+class Run(NamedTuple):
+    """A finished run: the model with its best weights, class names, and image settings."""
+
+    model: keras.Model
+    class_names: list[str]
+    options: PipelineOptions
+
+
+def read_json(model_dir: str, name: str) -> Any:
+    """The JSON artifact `name` of the run in `model_dir`."""
+    path = os.path.join(model_dir, name)
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_preprocessing(model_dir: str, options: PipelineOptions) -> str:
+    """Records how images were sized, so inference reads them the same way."""
+    return files.write_json(
+        os.path.join(model_dir, PREPROCESSING),
+        {"image_size": list(options.image_size), "resize_method": options.resize_method},
+    )
+
+
+def load_run(model_dir: str, *, batch_size: int = 32) -> Run:
+    """Loads a finished run from `model_dir`.
+
+    Raises:
+      RunNotFoundError: `model_dir` does not hold a finished run; names the missing file.
+    """
+    for name in (FINAL_MODEL, CLASS_NAMES, PREPROCESSING):
+        if not os.path.exists(os.path.join(model_dir, name)):
+            raise RunNotFoundError(
+                f"{os.path.join(model_dir, name)} not found: --model_dir must be the folder of a "
+                "finished `python -m rps_tfdata.train` run"
+            )
+    model = keras.saving.load_model(os.path.join(model_dir, FINAL_MODEL))
+    preprocessing = read_json(model_dir, PREPROCESSING)
+    options = PipelineOptions(
+        image_size=tuple(preprocessing["image_size"]),
+        batch_size=batch_size,
+        resize_method=preprocessing["resize_method"],
+        cache="none",
+    )
+    return Run(model, read_json(model_dir, CLASS_NAMES), options)

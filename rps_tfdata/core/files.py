@@ -1,0 +1,83 @@
+"""Writing files so that a kill never leaves a half-written one, and marking finished folders.
+
+Every artifact goes to a temporary name in the same folder and is renamed into place
+(`os.replace` is atomic on POSIX), so a reader sees the old file or the new one, never a
+part. A folder built in several steps is marked complete last; a folder without its
+marker is unfinished and is rebuilt.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Callable, Iterator
+
+from rps_tfdata.core.errors import UserError
+
+_MARKER = ".rps_tfdata_complete"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yields a temporary path beside `path`; renames it to `path` if the block succeeds.
+
+    The temporary name ends with `path`'s own name, so writers that insist on an
+    extension (Keras: `.keras`, `.weights.h5`) accept it.
+    """
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=".", suffix=f".{os.path.basename(path)}", dir=folder)
+    os.close(fd)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_text(path: str, text: str) -> str:
+    """Writes `text` to `path` through a temporary file; returns the path."""
+    with atomic_path(path) as temporary, open(temporary, "w") as f:
+        f.write(text)
+    return path
+
+
+def write_json(path: str, value: Any) -> str:
+    """Writes `value` as indented JSON (keys sorted, final newline); returns the path."""
+    return write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def is_complete(folder: str) -> bool:
+    """Whether `folder` was finished by `build_folder`."""
+    return os.path.exists(os.path.join(folder, _MARKER))
+
+
+def build_folder(folder: str, build: Callable[[str], None]) -> str:
+    """Runs `build(staging)` in a staging folder beside `folder`, then moves it into place.
+
+    A finished `folder` is returned untouched. A killed build leaves only its staging
+    folder, never an unmarked `folder`, so an unmarked `folder` is someone else's and is
+    refused rather than replaced. Returns `folder`.
+
+    Raises:
+      UserError: `folder` exists but was not built here.
+    """
+    if is_complete(folder):
+        return folder
+    if os.path.exists(folder):
+        raise UserError(
+            f"{folder} exists but was not written by rps_tfdata (no {_MARKER} in it); "
+            "move it away, or pass it as --data_dir if it holds class folders"
+        )
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.", dir=parent)
+    try:
+        build(staging)
+        open(os.path.join(staging, _MARKER), "w").close()
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder

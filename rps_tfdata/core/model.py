@@ -1,0 +1,117 @@
+"""The seed's CNN, unchanged: four conv/pool stages, dropout, a dense layer, softmax.
+
+Two GPU-minded options leave the architecture alone: a mixed-precision dtype policy
+(computations in float16/bfloat16, variables and the final softmax in float32), and an
+augmentation layer in front, so that augmentation runs on the device inside the train
+step (it is the identity at inference).
+"""
+
+from typing import Optional, Union
+
+import keras
+import tensorflow as tf
+
+CONV_FILTERS = (64, 64, 128, 128)
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+JIT_MODES = ("auto", "true", "false")
+
+
+def feature_map_size(image_size: int) -> int:
+    """Side of the last pooled feature map: each stage is a valid 3x3 conv, then 2x2 pool."""
+    for _ in CONV_FILTERS:
+        image_size = (image_size - 2) // 2
+    return image_size
+
+
+def min_image_size() -> int:
+    """Smallest square side whose last feature map is at least 1x1 (46 for four stages)."""
+    size = 3
+    while feature_map_size(size) < 1:
+        size += 1
+    return size
+
+
+def build_model(
+    image_size: tuple[int, int],
+    num_classes: int,
+    *,
+    dropout: float = 0.5,
+    precision: str = "float32",
+    augmentation: Optional[keras.layers.Layer] = None,
+) -> keras.Model:
+    """Builds the seed's CNN for `image_size` (height, width) inputs in [0, 1].
+
+    Args:
+      precision: a PRECISIONS policy for the CNN's layers; the softmax stays float32
+        so that probabilities and the loss keep full precision.
+      augmentation: a layer applied first (training only), e.g. `IDGAugmentation` on
+        the device; it should compute in float32.
+
+    Raises:
+      ValueError: a side is too small for four conv/pool stages, or unknown precision.
+    """
+    smallest = min_image_size()
+    if min(image_size) < smallest:
+        raise ValueError(
+            f"image size {image_size} is too small for the CNN's four conv/pool stages: "
+            f"each side must be at least {smallest}"
+        )
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}. Received: {precision!r}")
+    layers = [keras.Input(shape=(*image_size, 3), name="image")]
+    if augmentation is not None:
+        layers.append(augmentation)
+    for filters in CONV_FILTERS:
+        layers += [
+            keras.layers.Conv2D(filters, 3, activation="relu", dtype=precision),
+            keras.layers.MaxPooling2D(2, dtype=precision),
+        ]
+    layers += [
+        keras.layers.Flatten(dtype=precision),
+        keras.layers.Dropout(dropout, dtype=precision),
+        keras.layers.Dense(512, activation="relu", dtype=precision),
+        keras.layers.Dense(
+            num_classes, activation="softmax", dtype="float32", name="probabilities"
+        ),
+    ]
+    return keras.Sequential(layers, name="rps_cnn")
+
+
+def resolve_jit(jit_compile: str) -> Union[str, bool]:
+    """ "auto" lets Keras decide (XLA on GPUs and TPUs, not on CPUs); "true"/"false" force it."""
+    if jit_compile not in JIT_MODES:
+        raise ValueError(f"jit_compile must be one of {JIT_MODES}. Received: {jit_compile!r}")
+    return {"auto": "auto", "true": True, "false": False}[jit_compile]
+
+
+def step_uses_xla(jit_compile: str) -> bool:
+    """Whether the train step will be XLA-compiled: "auto" follows Keras, which compiles
+    when any non-CPU device is visible."""
+    resolved = resolve_jit(jit_compile)
+    if resolved == "auto":
+        return any(d.device_type != "CPU" for d in tf.config.list_physical_devices())
+    return resolved
+
+
+def compile_model(
+    model: keras.Model,
+    *,
+    learning_rate: float = 1e-3,
+    jit_compile: str = "auto",
+    precision: str = "float32",
+) -> keras.Model:
+    """Adam and categorical cross-entropy with accuracy, as the seed compiles it.
+
+    float16 gets dynamic loss scaling (its gradients would underflow without it);
+    bfloat16 has float32's range and needs none.
+    """
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(
+        optimizer=optimizer,
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=resolve_jit(jit_compile),
+    )
+    return model

@@ -91,10 +91,7 @@ def test_predict_prints_one_tab_separated_line_per_image(cli_run, synthetic_dir)
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--image_size=20"], "--image_size"),
         (["--validation_split=0"], "--validation_split=0.0: validation_split must be in (0, 1)"),
-        (["--learning_rate=-1"], "--learning_rate must be > 0"),
-        (["--resize_method=cubic"], "--resize_method"),
         (["--data_dir=/nonexistent/rps"], "error: data folder '/nonexistent/rps' does not exist"),
     ],
 )
@@ -103,6 +100,19 @@ def test_bad_input_gives_one_actionable_line_and_no_traceback(args, message, tmp
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "arg, message",
+    [
+        ("--image_size=20", "--image_size=20: 20 is not integer >= 46"),
+        ("--learning_rate=-1", "--learning_rate must be > 0"),
+        ("--resize_method=cubic", "--resize_method=cubic: value should be one of"),
+    ],
+)
+def test_bad_flag_values_are_refused_at_parse_time_naming_the_flag(arg, message):
+    with flagsaver.flagsaver(), pytest.raises(flags.IllegalFlagValueError, match=message):
+        FLAGS(["train", arg])
 
 
 def test_evaluate_without_a_run_names_the_missing_file(tmp_path, synthetic_dir):

@@ -1,6 +1,5 @@
 """Decode, resize and batching, against Keras' legacy loader (PIL) and by construction."""
 
-
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -1,0 +1,56 @@
+"""README.md and BUILD.md describe the code as it is: its modules and its flags."""
+
+import os
+import re
+
+import pytest
+from absl import flags
+
+from rps_tfdata.cli import flag_defs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = ("README.md", "BUILD.md")
+# Options of other tools that the docs show (ruff, pip, tensorboard).
+OTHER_TOOLS = {"check", "upgrade", "quiet", "logdir"}
+
+
+def read(name):
+    with open(os.path.join(ROOT, name)) as f:
+        return f.read()
+
+
+def modules_in_tree():
+    found = set()
+    for folder, _, names in os.walk(os.path.join(ROOT, "rps_tfdata")):
+        for name in names:
+            if name.endswith(".py") and name != "__init__.py":
+                found.add(os.path.relpath(os.path.join(folder, name), ROOT))
+    return found
+
+
+def modules_in_layout_table():
+    """Paths in BUILD.md's layout table; `a/b.py`, `c.py` cells share the first's folder."""
+    section = read("BUILD.md").split("## Layout of the code", 1)[1].split("\n## ", 1)[0]
+    listed = set()
+    for row in section.splitlines():
+        if not row.startswith("| `rps_tfdata/"):
+            continue
+        cell = row.split("|")[1]
+        names = re.findall(r"`([\w/]+\.py)`", cell)
+        folder = os.path.dirname(names[0])
+        listed.update(n if "/" in n else os.path.join(folder, n) for n in names)
+    return listed
+
+
+def test_build_layout_table_lists_exactly_the_modules_in_the_tree():
+    assert modules_in_layout_table() == modules_in_tree()
+
+
+@pytest.mark.parametrize("name", DOCS)
+def test_every_flag_the_docs_name_exists(name):
+    mentioned = set(re.findall(r"(?<![\w-])--([a-z][a-z0-9_]+)", read(name)))
+    known = set(flag_defs._DEFINITIONS) | {"flagfile", "helpfull", "helpshort"} | OTHER_TOOLS
+    defined = vars(flag_defs.define(*flag_defs._DEFINITIONS))
+    boolean = {n for n in defined if isinstance(flags.FLAGS[n], flags.BooleanFlag)}
+    unknown = {m for m in mentioned if m not in known and m.removeprefix("no") not in boolean}
+    assert not unknown, f"{name} names flags no command defines: {sorted(unknown)}"

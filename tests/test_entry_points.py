@@ -235,3 +235,15 @@ def test_measuring_tools_without_the_bench_extra_say_so_in_one_line(command):
 def test_defining_a_flag_twice_returns_the_same_holder():
     """Entry points imported together (as here) share flags instead of redefining them."""
     assert flag_defs.define("epochs").epochs is flag_defs.define("epochs", "seed").epochs
+
+
+def test_error_reporting_and_drawing_import_no_tensorflow():
+    """The one-line error path and the synthetic hands' drawing stand without TensorFlow."""
+    script = (
+        "import sys, numpy as np; import rps_tfdata.cli.app, rps_tfdata.core.synthetic as s; "
+        "s.draw_hand('rock', 32, np.random.default_rng(0)); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

@@ -56,18 +56,30 @@ def _affine(a, b, c, d, e, f) -> tf.Tensor:
     return tf.reshape(entries, [-1, 3, 3])
 
 
-def _unit_uniform(shape, seed: tf.Tensor) -> tf.Tensor:
-    """Uniform float64 in [0, 1) from 53 random bits of Philox.
+def _unit_uniforms(seeds: tf.Tensor, count: int) -> tf.Tensor:
+    """(batch, count) uniform float64 in [0, 1): row i from 53 random bits of Philox
+    under its own seed `seeds[i]`.
 
     TensorFlow's own float draws differ between XLA and the graph kernels for the same
     seed (even with Philox named); the integer bits agree, so building the floats from
     them makes the host (tf.data) and device (compiled train step) paths draw alike.
     """
-    bits = tf.random.stateless_uniform(
-        shape, seed, minval=None, maxval=None, dtype=tf.int64, alg="philox"
-    )
+
+    def row(seed: tf.Tensor) -> tf.Tensor:
+        return tf.random.stateless_uniform(
+            [count], seed, minval=None, maxval=None, dtype=tf.int64, alg="philox"
+        )
+
+    bits = tf.map_fn(row, seeds, fn_output_signature=tf.TensorSpec([count], tf.int64))
     mantissa = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, 11), (1 << 53) - 1)
     return tf.cast(mantissa, tf.float64) * 2.0**-53
+
+
+def image_seeds(seed: tf.Tensor, batch_size: Union[int, tf.Tensor]) -> tf.Tensor:
+    """(batch_size, 2) per-image seeds derived from one stateless (2,) seed."""
+    return tf.random.stateless_uniform(
+        [batch_size, 2], tf.cast(seed, tf.int64), minval=None, maxval=None, dtype=tf.int64
+    )
 
 
 def compose_matrices(params: Params, image_size: tuple[int, int]) -> tf.Tensor:
@@ -174,7 +186,8 @@ class IDGAugmentation(keras.layers.Layer):
 
     Call it on float images on the 0..255 scale; with `training=False` it is the
     identity. `seed` makes the layer's own draws reproducible; `call(..., seed=...)`
-    with a (2,) int tensor makes one call stateless (the tf.data pipeline does this).
+    with a (2,) int tensor, or a (batch, 2) one with a seed per image, makes one call
+    stateless (the training pipeline passes a seed per image and epoch).
     `jit_compile` (default on, fill "nearest" only) compiles each batch's augmentation
     with XLA, in a tf.data map (host) as in a train step (device).
     """
@@ -218,17 +231,23 @@ class IDGAugmentation(keras.layers.Layer):
     def get_random_transformation(
         self, batch_size: Union[int, tf.Tensor], image_size: tuple[int, int], seed: tf.Tensor
     ) -> Params:
-        """Draws IDG's parameters for `batch_size` images from a stateless (2,) seed.
+        """Draws IDG's parameters for `batch_size` images.
+
+        `seed`: a (batch_size, 2) int tensor, one stateless seed per image (an image's
+        parameters then depend on its own seed only, not on its batch), or one (2,) seed
+        from which the per-image seeds are derived.
 
         Returns:
           A dict with PARAMETER_KEYS, each a float64 tensor (batch_size,) in IDG's units:
           degrees for `theta` and `shear`, pixels for `tx` and `ty`, 0/1 for the flip.
         """
         height, width = image_size
-        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=7)
+        seed = tf.cast(seed, tf.int64)
+        seeds = seed if seed.shape.rank == 2 else image_seeds(seed, batch_size)
+        draws = _unit_uniforms(seeds, len(PARAMETER_KEYS))
 
         def uniform(i: int, low: float, high: float) -> tf.Tensor:
-            return low + (high - low) * _unit_uniform([batch_size], seeds[i])
+            return low + (high - low) * draws[:, i]
 
         tx_max = self._shift_pixels(self.height_shift_range, height)
         ty_max = self._shift_pixels(self.width_shift_range, width)

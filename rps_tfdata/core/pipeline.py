@@ -1,29 +1,41 @@
-"""The tf.data input pipelines: training, validation/test, and inference.
+"""The tf.data input pipelines: each split read once, then fed epoch by epoch.
 
-Order of the training pipeline, and why:
-  paths -> read+decode+resize (parallel) -> cache (uint8) -> shuffle -> batch
-        -> augment whole batches (parallel) -> rescale to [0, 1] -> prefetch
-- Decode and resize before `cache()` so that every epoch after the first skips the
-  expensive PNG/JPEG decode; keep uint8 there (4x smaller than float).
-- Shuffle AFTER the cache: a shuffle before `cache()` would be frozen into it, and every
-  epoch would replay the first epoch's order. Without a cache, shuffle the file names
-  instead, which is cheaper than shuffling images.
-- Augment after `batch()`: one vectorised, XLA-compiled warp per batch instead of
-  per-image ops.
-- Each augmentation batch gets its own stateless seed from `Dataset.random`, so the
-  pipeline is reproducible from `seed` and independent of map parallelism.
+`prepare` reads a split once before training: every file is checked (`rps_tfdata.core.scan`
+and a real decode), the unreadable ones are left out with their reason, and the decoded,
+resized uint8 pixels of the rest are kept where `PipelineOptions.cache` says:
+  memory  one uint8 tensor (about 170 MB for 2,520 images at 150x150);
+  disk    one raw file per image in a folder named by a fingerprint of the files (paths,
+          sizes, mtimes), the image size, the resize method and the split: other data
+          never reads it, a killed fill leaves no folder (staged, then renamed), and
+          memory stays bounded by the batches in flight;
+  none    nothing: every epoch decodes the files again.
+
+`training_batches` then yields the batches of epochs [start, end) as ONE pipeline:
+  epoch -> image ids in the epoch's order -> pixels (parallel) -> batch
+        -> augment the batch (parallel, XLA) -> rescale to [0, 1] -> prefetch
+Each epoch's order, and each image's augmentation, is a pure function of (seed, epoch,
+image id): epoch 7 is the same epoch whether the run started at 0 or resumed at 7, and
+an image's augmentation does not depend on which batch, replica or worker holds it. The
+order is a full permutation (`index_shuffle`), as IDG's, with no shuffle buffer to fill.
 """
 
+import hashlib
+import json
 import os
-from typing import NamedTuple, Optional, Sequence
+import shutil
+from typing import Callable, NamedTuple, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
+from absl import logging
 
+from rps_tfdata.core import files, scan
 from rps_tfdata.core.augment import IDGAugmentation
 from rps_tfdata.core.images import load_image, rescale
 
 CACHE_MODES = ("memory", "disk", "none")
 AUTOTUNE = tf.data.AUTOTUNE
+_BAD_LIST = "unreadable.json"
 
 
 class PipelineOptions(NamedTuple):
@@ -33,11 +45,33 @@ class PipelineOptions(NamedTuple):
     batch_size: int = 32
     resize_method: str = "pil_nearest"
     cache: str = "memory"
-    cache_path: str = ""  # folder for cache="disk"
+    cache_path: str = ""  # folder of the cache="disk" folders
     deterministic: bool = True
     parallel_calls: int = AUTOTUNE  # of the decode and augment maps
     threadpool_size: int = 0  # 0: TensorFlow's shared pool; N: a private pool of N threads
     prefetch: int = AUTOTUNE  # batches
+
+
+class Prepared(NamedTuple):
+    """One split after `prepare`: its readable files and where their pixels are.
+
+    Attributes:
+      paths, labels: the readable files, in the split's order, and their labels; an
+        image's id is its position here.
+      bad: the files left out, with the reason.
+      num_classes: length of the one-hot labels.
+      options: how the pixels were read.
+      images: the (n, h, w, 3) uint8 pixels with cache="memory", else None.
+      cache_folder: the raw files' folder with cache="disk", else None.
+    """
+
+    paths: list[str]
+    labels: list[int]
+    bad: list[scan.BadImage]
+    num_classes: int
+    options: PipelineOptions
+    images: Optional[tf.Tensor] = None
+    cache_folder: Optional[str] = None
 
 
 def _with_options(dataset: tf.data.Dataset, options: PipelineOptions) -> tf.data.Dataset:
@@ -51,101 +85,220 @@ def _with_options(dataset: tf.data.Dataset, options: PipelineOptions) -> tf.data
     return dataset.with_options(tf_options)
 
 
-def _disk_cache_file(options: PipelineOptions, name: str) -> str:
-    """One cache file per dataset and image setting, so a changed size never reads stale data."""
-    os.makedirs(options.cache_path, exist_ok=True)
-    height, width = options.image_size
-    return os.path.join(options.cache_path, f"{name}_{height}x{width}_{options.resize_method}")
+def _decoded(paths: Sequence[str], options: PipelineOptions) -> tf.data.Dataset:
+    """(position, uint8 image) for every file that decodes; the others are dropped.
 
-
-def _load_and_cache(
-    paths: Sequence[str],
-    labels: Sequence[int],
-    num_classes: int,
-    options: PipelineOptions,
-    *,
-    shuffle: bool,
-    seed: Optional[int],
-    name: str,
-) -> tf.data.Dataset:
-    """(path, label) -> (uint8 image, one-hot label), cached, shuffled if asked."""
-    dataset = tf.data.Dataset.from_tensor_slices((list(paths), list(labels)))
-    if shuffle and options.cache == "none":
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(
-        lambda path, label: (
-            load_image(path, options.image_size, options.resize_method),
-            tf.one_hot(label, num_classes),
-        ),
-        num_parallel_calls=options.parallel_calls,
-    )
-    if options.cache != "none":
-        dataset = dataset.cache(_disk_cache_file(options, name) if options.cache == "disk" else "")
-        if shuffle:
-            dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    return dataset
-
-
-def make_dataset(
-    paths: Sequence[str],
-    labels: Sequence[int],
-    num_classes: int,
-    options: PipelineOptions,
-    *,
-    augmentation: Optional[IDGAugmentation] = None,
-    shuffle: bool = False,
-    seed: Optional[int] = None,
-    name: str = "data",
-) -> tf.data.Dataset:
-    """Builds a batched (images in [0, 1], one-hot labels) dataset over files.
-
-    Args:
-      paths, labels: the files and their integer labels (see `rps_tfdata.index`).
-      num_classes: length of the one-hot labels.
-      options: image size, batch size, resize method, cache, determinism.
-      augmentation: applied to every batch when given (training; the seed's
-        augmented validation); None for plain evaluation.
-      shuffle: reshuffle every epoch; False keeps file order.
-      seed: seeds the shuffle and the augmentation; None draws fresh randomness.
-      name: names this dataset's file with `cache="disk"` (one file per dataset).
-
-    Returns:
-      A prefetching dataset of (float32 (b, h, w, 3), float32 (b, num_classes)).
+    `ignore_errors` is what lets one pass decode in parallel and still tell which files
+    failed: their positions are the ones missing from the output.
     """
-    if not paths:
-        raise ValueError("make_dataset needs at least one image file; the subset is empty")
-    dataset = _load_and_cache(
-        paths, labels, num_classes, options, shuffle=shuffle, seed=seed, name=name
+    dataset = tf.data.Dataset.from_tensor_slices(list(paths)).enumerate()
+    dataset = dataset.map(
+        lambda i, path: (i, load_image(path, options.image_size, options.resize_method)),
+        num_parallel_calls=options.parallel_calls,
+        deterministic=True,
+    )
+    return _with_options(dataset.ignore_errors().prefetch(AUTOTUNE), options)
+
+
+def _fingerprint(paths: Sequence[str], options: PipelineOptions, name: str) -> str:
+    """What a disk cache holds: the files (path, size, mtime), image size, resize method."""
+    stats = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
+    key = json.dumps([name, list(options.image_size), options.resize_method, stats])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _raw_path(folder: str, position: int) -> str:
+    return os.path.join(folder, f"{position:07d}.u8")
+
+
+def _read_all(
+    paths: Sequence[str], options: PipelineOptions, store: Callable[[int, np.ndarray], None]
+) -> list[scan.BadImage]:
+    """Decodes every readable file, handing `store(image_id, pixels)` each one, where an
+    image's id is its position among the readable files; returns the unreadable ones."""
+    candidates, bad = _screen(paths)
+    decoded = set()
+    # Output order is input order (deterministic), so ids count up as files decode.
+    stream = _decoded([paths[i] for i in candidates], options)
+    for image_id, (position, image) in enumerate(stream):
+        decoded.add(candidates[int(position)])
+        store(image_id, image.numpy())
+    return bad + [scan.BadImage(paths[i], scan.CORRUPT) for i in candidates if i not in decoded]
+
+
+def _fill_disk_cache(staging: str, paths: Sequence[str], options: PipelineOptions) -> None:
+    """One raw file of uint8 pixels per image id, and the list of unreadable files."""
+
+    def store(image_id: int, pixels: np.ndarray) -> None:
+        with open(_raw_path(staging, image_id), "wb") as f:
+            f.write(pixels.tobytes())
+
+    bad = _read_all(paths, options, store)
+    files.write_json(os.path.join(staging, _BAD_LIST), scan.as_records(bad))
+
+
+def _screen(paths: Sequence[str]) -> tuple[list[int], list[scan.BadImage]]:
+    """Positions whose header looks decodable, and the files that do not."""
+    candidates, bad = [], []
+    for i, path in enumerate(paths):
+        reason = scan.inspect_header(path)
+        if reason is None:
+            candidates.append(i)
+        else:
+            bad.append(scan.BadImage(path, reason))
+    return candidates, bad
+
+
+def _disk_cache(paths: Sequence[str], options: PipelineOptions, name: str) -> tuple[str, list]:
+    """The split's fingerprinted raw-pixel folder (built once) and its unreadable files."""
+    os.makedirs(options.cache_path, exist_ok=True)
+    folder = os.path.join(options.cache_path, f"{name}-{_fingerprint(paths, options, name)}")
+    for stale in os.listdir(options.cache_path):  # other data or settings: never read again
+        path = os.path.join(options.cache_path, stale)
+        if stale.startswith(f"{name}-") and path != folder and files.is_complete(path):
+            shutil.rmtree(path)
+    files.build_folder(folder, lambda staging: _fill_disk_cache(staging, paths, options))
+    with open(os.path.join(folder, _BAD_LIST)) as f:
+        bad = [scan.BadImage(**record) for record in json.load(f)]
+    return folder, bad
+
+
+def prepare(
+    paths: Sequence[str],
+    labels: Sequence[int],
+    num_classes: int,
+    options: PipelineOptions,
+    *,
+    name: str = "data",
+) -> Prepared:
+    """Reads a split once: checks every file, keeps the readable ones' pixels (see the
+    module doc for where), and names each unreadable file with its reason.
+
+    `name` tells the splits' disk caches apart (one folder per split).
+    """
+    folder = images = None
+    if options.cache == "disk":
+        folder, bad = _disk_cache(paths, options, name)
+    elif options.cache == "memory":
+        pixels = np.empty((len(paths), *options.image_size, 3), np.uint8)
+        bad = _read_all(paths, options, pixels.__setitem__)
+        images = tf.constant(pixels[: len(paths) - len(bad)])
+        del pixels
+    else:
+        bad = _read_all(paths, options, lambda image_id, pixels: None)
+    failed = {b.path for b in bad}
+    good = [i for i, p in enumerate(paths) if p not in failed]
+    for item in bad:
+        logging.warning("unreadable image %s: %s", item.path, item.reason)
+    return Prepared(
+        paths=[paths[i] for i in good],
+        labels=[int(labels[i]) for i in good],
+        bad=sorted(bad),
+        num_classes=num_classes,
+        options=options,
+        images=images,
+        cache_folder=folder,
+    )
+
+
+def _pixels_of(prepared: Prepared):
+    """A graph function: image id -> uint8 (h, w, 3) pixels, from wherever they are kept."""
+    height, width = prepared.options.image_size
+    if prepared.images is not None:
+        images = prepared.images
+        return lambda i: tf.gather(images, i)
+    if prepared.cache_folder is not None:
+        raw = tf.constant([_raw_path(prepared.cache_folder, i) for i in range(len(prepared.paths))])
+        return lambda i: tf.reshape(
+            tf.io.decode_raw(tf.io.read_file(tf.gather(raw, i)), tf.uint8), [height, width, 3]
+        )
+    paths = tf.constant(prepared.paths)
+    options = prepared.options
+    return lambda i: load_image(tf.gather(paths, i), options.image_size, options.resize_method)
+
+
+def image_seeds(seed: int, epoch: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
+    """(batch, 2) augmentation seeds: a function of (seed, epoch, image id) alone."""
+    epoch = tf.cast(epoch, tf.int64)
+    low = epoch * (1 << 32) + tf.cast(ids, tf.int64)
+    return tf.stack([tf.fill(tf.shape(low), tf.constant(seed, tf.int64)), low], axis=1)
+
+
+def _batches(
+    prepared: Prepared,
+    epoch: tf.Tensor,
+    *,
+    seed: int,
+    shuffle: bool,
+    augmentation: Optional[IDGAugmentation],
+) -> tf.data.Dataset:
+    """One epoch: (float32 images in [0, 1], one-hot labels) batches."""
+    options, count = prepared.options, len(prepared.paths)
+    ids = tf.data.Dataset.range(count)
+    if shuffle:
+        order_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+        ids = ids.map(lambda i: tf.random.experimental.index_shuffle(i, order_seed, count - 1))
+    pixels_of = _pixels_of(prepared)
+    labels = tf.one_hot(tf.constant(prepared.labels, tf.int32), prepared.num_classes)
+    dataset = ids.map(
+        lambda i: (pixels_of(i), tf.gather(labels, i), i), num_parallel_calls=options.parallel_calls
     )
     # IDG yields a partial last batch; keep it, so every image is seen every epoch.
     dataset = dataset.batch(options.batch_size, drop_remainder=False)
     if augmentation is None:
-        dataset = dataset.map(
-            lambda x, y: (rescale(x), y), num_parallel_calls=options.parallel_calls
+        return dataset.map(
+            lambda x, y, i: (rescale(x), y), num_parallel_calls=options.parallel_calls
         )
-    else:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        dataset = tf.data.Dataset.zip(dataset, seeds.batch(2))
-        dataset = dataset.map(
-            lambda batch, batch_seed: (
-                rescale(
-                    augmentation(tf.cast(batch[0], tf.float32), training=True, seed=batch_seed)
-                ),
-                batch[1],
+    return dataset.map(
+        lambda x, y, i: (
+            rescale(
+                augmentation(
+                    tf.cast(x, tf.float32), training=True, seed=image_seeds(seed, epoch, i)
+                )
             ),
-            num_parallel_calls=options.parallel_calls,
-        )
-    return _with_options(dataset.prefetch(options.prefetch), options)
-
-
-def make_image_dataset(paths: Sequence[str], options: PipelineOptions) -> tf.data.Dataset:
-    """Batches of images in [0, 1] over `paths`, in order, for prediction."""
-    dataset = tf.data.Dataset.from_tensor_slices(list(paths))
-    dataset = dataset.map(
-        lambda path: load_image(path, options.image_size, options.resize_method),
+            y,
+        ),
         num_parallel_calls=options.parallel_calls,
     )
-    dataset = dataset.batch(options.batch_size).map(
-        rescale, num_parallel_calls=options.parallel_calls
+
+
+def training_batches(
+    prepared: Prepared,
+    *,
+    seed: int,
+    start_epoch: int = 0,
+    end_epoch: int = 1,
+    augmentation: Optional[IDGAugmentation] = None,
+) -> tf.data.Dataset:
+    """The shuffled (and augmented, when given) batches of epochs [start_epoch, end_epoch),
+    one after another, prefetched across epoch boundaries."""
+    _require_images(prepared)
+    dataset = tf.data.Dataset.range(start_epoch, end_epoch).flat_map(
+        lambda epoch: _batches(prepared, epoch, seed=seed, shuffle=True, augmentation=augmentation)
     )
-    return _with_options(dataset.prefetch(options.prefetch), options)
+    return _with_options(dataset.prefetch(prepared.options.prefetch), prepared.options)
+
+
+def evaluation_batches(
+    prepared: Prepared,
+    *,
+    augmentation: Optional[IDGAugmentation] = None,
+    seed: int = 0,
+    epoch: int = 0,
+) -> tf.data.Dataset:
+    """The split's batches in order; augmented (the seed's validation) only when given."""
+    _require_images(prepared)
+    dataset = _batches(
+        prepared, tf.constant(epoch, tf.int64), seed=seed, shuffle=False, augmentation=augmentation
+    )
+    return _with_options(dataset.prefetch(prepared.options.prefetch), prepared.options)
+
+
+def _require_images(prepared: Prepared) -> None:
+    if not prepared.paths:
+        raise ValueError("the subset holds no readable image file")
+
+
+def steps_per_epoch(prepared: Prepared) -> int:
+    """Batches in one epoch (the last one may be partial)."""
+    return -(-len(prepared.paths) // prepared.options.batch_size)

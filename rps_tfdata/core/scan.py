@@ -1,0 +1,129 @@
+"""Finding the image files that cannot be read, and saying why, before any training step.
+
+Two passes. `inspect_header` reads a file's first and last bytes in Python: empty files,
+unknown signatures, formats TensorFlow cannot decode (TIFF, PPM/PGM/PBM), truncations
+that show at the end of the file, and images over PIL's pixel limit (decompression
+bombs, which IDG would refuse) are found without decoding anything. The files that pass
+are then decoded for real in a parallel tf.data pass (`rps_tfdata.core.pipeline`), where
+a file the decoder rejects is "corrupt image data".
+"""
+
+import os
+import struct
+from typing import NamedTuple, Optional
+
+# PIL's Image.MAX_IMAGE_PIXELS: int(1024 * 1024 * 1024 // 4 // 3). IDG reads through PIL.
+MAX_IMAGE_PIXELS = 89_478_485
+POLICIES = ("skip", "fail")
+CORRUPT = "corrupt image data (the decoder failed)"
+
+_HEAD = 64 * 1024  # enough for JPEG's markers before the frame header, EXIF included
+_TAIL = 64
+_PNG = b"\x89PNG\r\n\x1a\n"
+_JPEG = b"\xff\xd8\xff"
+_GIFS = (b"GIF87a", b"GIF89a")
+_TIFFS = (b"II*\x00", b"MM\x00*")
+_PNMS = tuple(b"P%d" % i for i in range(1, 7))
+
+
+class BadImage(NamedTuple):
+    """A file left out, and why, as written to metrics.json."""
+
+    path: str
+    reason: str
+
+
+def _png_size(head: bytes) -> Optional[tuple[int, int]]:
+    if len(head) < 24 or head[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
+
+
+def _jpeg_size(head: bytes) -> Optional[tuple[int, int]]:
+    """Width and height from the first start-of-frame marker, walking the segments."""
+    offset = 2
+    while offset + 9 <= len(head):
+        if head[offset] != 0xFF:
+            return None
+        marker = head[offset + 1]
+        if marker == 0xFF:  # fill byte
+            offset += 1
+            continue
+        length = struct.unpack(">H", head[offset + 2 : offset + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", head[offset + 5 : offset + 9])
+            return width, height
+        offset += 2 + length
+    return None
+
+
+def _bmp_size(head: bytes) -> Optional[tuple[int, int]]:
+    if len(head) < 26:
+        return None
+    width, height = struct.unpack("<ii", head[18:26])
+    return abs(width), abs(height)
+
+
+def _gif_size(head: bytes) -> Optional[tuple[int, int]]:
+    return struct.unpack("<HH", head[6:10]) if len(head) >= 10 else None
+
+
+def _format_problem(head: bytes, tail: bytes, size: int) -> Optional[str]:
+    """The reason a file of known signature cannot be decoded, from its bytes alone."""
+    if head.startswith(_PNG):
+        dims = _png_size(head)
+        truncated = b"IEND" not in tail
+    elif head.startswith(_JPEG):
+        dims = _jpeg_size(head)
+        truncated = b"\xff\xd9" not in tail
+    elif head.startswith(_GIFS):
+        dims = _gif_size(head)
+        truncated = not tail.rstrip(b"\x00").endswith(b"\x3b")
+    elif head.startswith(b"BM"):
+        dims = _bmp_size(head)
+        truncated = len(head) < 6 or struct.unpack("<I", head[2:6])[0] > size
+    else:
+        return None
+    if truncated:
+        return "truncated (the file ends before the image does)"
+    if dims is None:
+        return "corrupt header (no image size found)"
+    if dims[0] * dims[1] > MAX_IMAGE_PIXELS:
+        return (
+            f"too many pixels ({dims[0]}x{dims[1]} = {dims[0] * dims[1]:,} > PIL's limit of "
+            f"{MAX_IMAGE_PIXELS:,}: a possible decompression bomb)"
+        )
+    return ""
+
+
+def inspect_header(path: str) -> Optional[str]:
+    """The reason `path` cannot be an image we decode, or None if it looks decodable."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(_HEAD)
+            f.seek(max(size - _TAIL, 0))
+            tail = f.read(_TAIL)
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    if size == 0:
+        return "empty file"
+    if head.startswith(_TIFFS):
+        return "unsupported format (TIFF: TensorFlow cannot decode it; convert it to PNG)"
+    if head.startswith(_PNMS):
+        return "unsupported format (PPM/PGM/PBM: TensorFlow cannot decode it; convert it to PNG)"
+    problem = _format_problem(head, tail, size)
+    if problem is None:
+        return "not an image (unknown file signature)"
+    return problem or None
+
+
+def describe(bad: list[BadImage], total: int) -> str:
+    """One line: how many of how many files were left out."""
+    return f"{len(bad)} of {total} image files cannot be read and were left out"
+
+
+def as_records(bad: list[BadImage]) -> list[dict[str, str]]:
+    """The `skipped_images` entries of metrics.json."""
+    return [{"path": b.path, "reason": b.reason} for b in bad]

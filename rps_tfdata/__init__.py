@@ -11,10 +11,13 @@ semantics and CNN, and rebuilds the input side as a prefetching `tf.data` pipeli
   `python -m rps_tfdata.NAME`.
 """
 
+import logging
 import os
 
 # TensorFlow's C++ INFO lines (CPU features, "no CUDA drivers") drown the progress output
-# of every command; a value the user set wins.
+# of every command; a value the user set wins. Its Python INFO lines (one per checkpoint
+# saved) likewise.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 __version__ = "0.1.0"

@@ -2,7 +2,9 @@
 
     python -m rps_tfdata.evaluate --model_dir=runs/rps --data_dir=PATH [--json=FILE]
 
-Prints accuracy, loss and a confusion matrix with class names.
+Prints accuracy, loss and a confusion matrix with class names. Unreadable images are
+named in the log and left out (`skipped_images` in the JSON), or stop the command with
+`--on_bad_image=fail`.
 """
 
 from typing import Sequence
@@ -12,13 +14,13 @@ from absl import flags
 from rps_tfdata.cli import app, flag_defs
 from rps_tfdata.core import artifacts, evaluation, files
 
-_F = flag_defs.define("model_dir", "data_dir", "batch_size", "json")
+_F = flag_defs.define("model_dir", "data_dir", "batch_size", "json", "on_bad_image")
 
 
 def main(argv: Sequence[str]) -> None:
     app.reject_positional(argv)
     run = artifacts.load_run(_F.model_dir.value, batch_size=_F.batch_size.value)
-    result = evaluation.evaluate_folder(run, _F.data_dir.value)
+    result = evaluation.evaluate_folder(run, _F.data_dir.value, on_bad_image=_F.on_bad_image.value)
     print(evaluation.format_report(result))
     if _F.json.value:
         files.write_json(_F.json.value, result)

@@ -3,9 +3,12 @@
     python -m rps_tfdata.predict --model_dir=runs/rps PATH [PATH ...]
 
 Folders are searched recursively for image files (the extensions the index accepts).
-Prints one tab-separated line per image: path, class name, probability.
+Prints one tab-separated line per readable image: path, class name, probability. Each
+unreadable file is named on stderr with the reason; the exit status is then 3
+(SKIPPED_EXIT), so a script can tell a complete answer from a partial one.
 """
 
+import sys
 from typing import Sequence
 
 from absl import app as absl_app
@@ -13,6 +16,7 @@ from absl import app as absl_app
 from rps_tfdata.cli import app, flag_defs
 from rps_tfdata.core import artifacts, prediction
 
+SKIPPED_EXIT = 3
 _F = flag_defs.define("model_dir", "batch_size")
 
 
@@ -21,8 +25,13 @@ def main(argv: Sequence[str]) -> None:
         raise absl_app.UsageError("pass at least one image file or folder to classify")
     paths = prediction.expand_paths(argv[1:])
     run = artifacts.load_run(_F.model_dir.value, batch_size=_F.batch_size.value)
-    for path, name, probability in prediction.classify(run, paths):
+    predictions = prediction.classify(run, paths)
+    for path, name, probability in predictions.rows:
         print(f"{path}\t{name}\t{probability:.4f}")
+    for bad in predictions.bad:
+        print(f"skipped {bad.path}: {bad.reason}", file=sys.stderr)
+    if predictions.bad:
+        sys.exit(SKIPPED_EXIT)
 
 
 def run() -> None:

@@ -6,21 +6,28 @@ A thin entry point: it reads the flags, resolves where the images come from, and
 `flags.txt`, itself a flagfile that repeats the run.
 """
 
-import os
 from typing import Sequence
 
 from absl import logging
 
 from rps_tfdata.cli import app, configs, flag_defs
-from rps_tfdata.core import artifacts, files, sources, training
+from rps_tfdata.core import files, sources, training
 
 _F = flag_defs.define(
-    "data_dir", "test_dir", "model_dir", "download_dir", "base_url", *flag_defs.TRAINING
+    "data_dir",
+    "test_dir",
+    "model_dir",
+    "download_dir",
+    "base_url",
+    "overwrite",
+    *flag_defs.TRAINING,
 )
 
 
 def make_config() -> training.TrainConfig:
-    """The run's configuration from the flags, fetching the official set if needed."""
+    """The run's configuration from the flags, fetching the official set if needed (after
+    checking that the model folder can be written: a download is no use otherwise)."""
+    files.check_writable(_F.model_dir.value, "--model_dir")
     train_dir, test_dir = _F.data_dir.value, _F.test_dir.value
     if not train_dir:
         rps = sources.fetch_rps(_F.download_dir.value, _F.base_url.value)
@@ -33,11 +40,11 @@ def make_config() -> training.TrainConfig:
 def main(argv: Sequence[str]) -> None:
     app.reject_positional(argv)
     config = make_config()
-    files.write_text(
-        os.path.join(config.model_dir, artifacts.FLAGS),
-        app.serialize_flags(flag_defs.holders(_F)),
+    metrics = training.train_and_evaluate(
+        config,
+        overwrite=_F.overwrite.value,
+        flags_text=app.serialize_flags(h for h in flag_defs.holders(_F) if h.name != "overwrite"),
     )
-    metrics = training.train_and_evaluate(config)
     summary = ", ".join(
         f"{key}={metrics[key]:.4f}"
         for key in ("val_accuracy", "val_loss", "test_accuracy", "test_loss")

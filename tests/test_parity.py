@@ -33,8 +33,10 @@ def test_both_pipelines_start_from_the_same_weights(synthetic_dir):
     assert idg.clean_val_loss == pytest.approx(ours.clean_val_loss, abs=1e-6)
     # Not a loss any model would get: another seed's initial weights evaluate otherwise.
     data = training.load_data(config)
-    other = parity.start_model(config._replace(seed=6), 3)
-    other_loss = evaluation.evaluate_split(other, data.validation, config.input)["loss"]
+    _, other = parity.start(config._replace(seed=6), 3)
+    other_loss = evaluation.evaluate_prepared(other.predict, data.validation, data.class_names)[
+        "loss"
+    ]
     assert other_loss != pytest.approx(idg.clean_val_loss, abs=1e-6)
 
 

@@ -108,7 +108,8 @@ def test_unaugmented_batches_equal_idg_batches_after_rescale(subset):
     )
     idg = iterators.train if subset == "training" else iterators.validation
     options = pipeline.PipelineOptions(image_size=(64, 64), batch_size=16)
-    ours = list(pipeline.make_dataset(split.paths, split.labels, 3, options))
+    prepared = pipeline.prepare(split.paths, split.labels, 3, options)
+    ours = list(pipeline.evaluation_batches(prepared))
     assert len(ours) == len(idg) >= 1
     for batch, (batch_images, labels) in enumerate(ours):
         expected_images, expected_labels = idg[batch]
@@ -116,62 +117,81 @@ def test_unaugmented_batches_equal_idg_batches_after_rescale(subset):
         np.testing.assert_array_equal(labels.numpy(), expected_labels)
 
 
-@pytest.mark.parametrize("cache", pipeline.CACHE_MODES)
-def test_training_dataset_reshuffles_every_epoch_and_covers_all(tmp_path, cache):
+def numbered_pngs(folder, count):
+    """`count` 8x8 PNGs whose pixels all equal their number, labelled number % 3."""
     paths = [
-        write_png(str(tmp_path / f"c{i % 3}" / f"{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
-        for i in range(20)
+        write_png(str(folder / f"c{i % 3}" / f"{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
+        for i in range(count)
     ]
-    labels = [i % 3 for i in range(20)]
+    return paths, [i % 3 for i in range(count)]
+
+
+def epoch_values(batches, steps):
+    """The images' numbers in the order one epoch of `batches` yields them."""
+    values, sizes = [], []
+    for _ in range(steps):
+        x, y, _ = next(batches)
+        sizes.append(len(x))
+        numbers = np.round(x[:, 0, 0, 0].numpy() * 255).astype(int)
+        np.testing.assert_array_equal(y.numpy().argmax(1), numbers % 3)  # labels follow
+        values.append(numbers)
+    return np.concatenate(values), sizes
+
+
+@pytest.mark.parametrize("cache", pipeline.CACHE_MODES)
+def test_every_epoch_is_a_new_full_permutation_and_a_function_of_seed_and_epoch(tmp_path, cache):
+    paths, labels = numbered_pngs(tmp_path, 20)
     options = pipeline.PipelineOptions(
         image_size=(8, 8), batch_size=6, cache=cache, cache_path=str(tmp_path / "cache")
     )
-    dataset = pipeline.make_dataset(paths, labels, 3, options, shuffle=True, seed=1)
-
-    def epoch():
-        batches = list(dataset)
-        assert [len(x) for x, _ in batches] == [6, 6, 6, 2]  # partial last batch kept
-        values = np.concatenate([np.round(x[:, 0, 0, 0].numpy() * 255) for x, _ in batches])
-        ys = np.concatenate([y.numpy().argmax(1) for _, y in batches])
-        np.testing.assert_array_equal(ys, values.astype(int) % 3)  # labels follow images
-        return values
-
-    first, second = epoch(), epoch()
-    assert sorted(first) == list(range(20))
-    assert not np.array_equal(first, second)
+    prepared = pipeline.prepare(paths, labels, 3, options)
+    batches = iter(pipeline.training_batches(prepared, seed=1, end_epoch=3))
+    epochs = [epoch_values(batches, 4) for _ in range(3)]
+    assert all(sizes == [6, 6, 6, 2] for _, sizes in epochs)  # partial last batch kept
+    assert all(sorted(values) == list(range(20)) for values, _ in epochs)
+    assert not np.array_equal(epochs[0][0], epochs[1][0])
+    # A pipeline started at epoch 2 (a resumed run) yields epoch 2 exactly.
+    resumed = iter(pipeline.training_batches(prepared, seed=1, start_epoch=2, end_epoch=3))
+    np.testing.assert_array_equal(epoch_values(resumed, 4)[0], epochs[2][0])
 
 
-def test_augmented_pipeline_is_reproducible_from_seed_and_in_range():
+def test_augmentation_depends_on_seed_epoch_and_image_not_on_batch():
     split = _rps28_split()
-    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
+    layer = augment.IDGAugmentation()
 
-    def first_batch(seed):
-        dataset = pipeline.make_dataset(
-            split.paths[:16],
-            split.labels[:16],
-            3,
-            options,
-            augmentation=augment.IDGAugmentation(),
-            shuffle=True,
-            seed=seed,
+    def images_by_id(batch_size, seed=3, epoch=0):
+        options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=batch_size)
+        prepared = pipeline.prepare(split.paths[:12], split.labels[:12], 3, options)
+        batches = pipeline.training_batches(
+            prepared, seed=seed, start_epoch=epoch, end_epoch=epoch + 1, augmentation=layer
         )
-        return next(iter(dataset))[0].numpy()
+        found = {}
+        for x, _, seeds in batches:
+            for image, image_seed in zip(x.numpy(), seeds.numpy(), strict=True):
+                found[int(image_seed[1]) % (1 << 32)] = image
+        return found
 
-    a, b, c = first_batch(3), first_batch(3), first_batch(4)
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-    assert a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+    by_4, by_5 = images_by_id(4), images_by_id(5)
+    assert sorted(by_4) == list(range(12))
+    for image_id in by_4:  # same image, same epoch: same augmentation in any batch
+        np.testing.assert_allclose(by_4[image_id], by_5[image_id], atol=1e-6)
+    other_seed, other_epoch = images_by_id(4, seed=4), images_by_id(4, epoch=1)
+    assert not np.allclose(by_4[0], other_seed[0]) and not np.allclose(by_4[0], other_epoch[0])
+    assert all(0 <= v.min() and v.max() <= 1 for v in by_4.values())
 
 
-def test_image_dataset_keeps_order():
+def test_evaluation_batches_keep_order():
     split = _rps28_split()
     options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=5)
-    batches = list(pipeline.make_image_dataset(split.paths[:7], options))
-    assert [len(b) for b in batches] == [5, 2]
+    prepared = pipeline.prepare(split.paths[:7], split.labels[:7], 3, options)
+    batches = list(pipeline.evaluation_batches(prepared))
+    assert [len(x) for x, _ in batches] == [5, 2]
     expected = idg_load(split.paths[6], (48, 48)) / 255
-    np.testing.assert_allclose(batches[1][1].numpy(), expected, atol=1e-7)
+    np.testing.assert_allclose(batches[1][0][1].numpy(), expected, atol=1e-7)
 
 
-def test_empty_subset_is_an_error():
-    with pytest.raises(ValueError, match="empty"):
-        pipeline.make_dataset([], [], 3, pipeline.PipelineOptions())
+def test_a_split_without_readable_images_is_an_error(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"")
+    prepared = pipeline.prepare([str(tmp_path / "bad.png")], [0], 3, pipeline.PipelineOptions())
+    with pytest.raises(ValueError, match="no readable image"):
+        pipeline.evaluation_batches(prepared)

@@ -3,25 +3,29 @@ pipeline, on the same files, in the same run.
 
 Modes:
   pipeline  images/s of the training input pipeline alone, augmentation included: the
-            first epoch (cold: decode-bound) and later epochs (steady: cached), and the
-            augmentation kernel alone on in-memory tensors (the pipeline's ceiling);
+            first read of every file (cold: scan and decode) and the epochs after it
+            (steady: cached), and the augmentation kernel alone on in-memory tensors
+            (the pipeline's ceiling);
   step      images/s of the train step on in-memory synthetic tensors (the model's
             ceiling on this device: tf_cnn_benchmarks' synthetic mode);
-  e2e       images/s of `fit` on the real pipeline, after a warm-up epoch, and the input
-            stall (how far e2e falls below step);
+  e2e       images/s of the training loop on the real pipeline, after a warm-up epoch,
+            and the input stall (how far e2e falls below step);
   all       pipeline, step and e2e;
   parity    the side-by-side learning run of `rps_tfdata.bench.parity`.
 A baseline adds the seed's pipeline on the same files (pipeline and e2e) and the ratios
 ours/seed.
 """
 
+import itertools
+import time
 from typing import Any, Callable, NamedTuple
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from rps_tfdata.bench import seed_reference, throughput
-from rps_tfdata.core import timing, training
+from rps_tfdata.core import pipeline, resources, training
 
 MODES = ("pipeline", "step", "e2e", "all", "parity")
 
@@ -46,19 +50,41 @@ def idg_train_iterator(config: training.TrainConfig):
     ).train
 
 
+def _host_augmentation(config: training.TrainConfig):
+    return None if training.augments_on_device(config) else training.make_augmentation(config)
+
+
 def bench_pipeline(
     config: training.TrainConfig, data: training.Data, baseline: bool, settings: Settings
 ) -> dict:
-    """Input pipeline images/s: cold, steady, the augmentation kernel, and the seed's."""
+    """Input pipeline images/s: cold (reading every file once: the unreadable-file scan,
+    decode, resize, cache fill), steady (epochs from the cache), the augmentation kernel,
+    and the seed's pipeline."""
     batch_size, repeats = config.input.batch_size, settings.repeats
+    paths, labels = data.train.paths, data.train.labels
     # One layer for every repeat: its XLA compilation is warm-up, not pipeline time.
-    layer = None if training.augments_on_device(config) else training.make_augmentation(config)
-    cold, steady = throughput.time_epochs(
-        lambda: training.make_train_dataset(config, data, layer),
-        epochs=1 + settings.steady_epochs,
-        repeats=repeats,
-    )
-    results = {"pipeline_cold": cold, "pipeline_steady": steady}
+    layer = _host_augmentation(config)
+    warm = pipeline.prepare(paths[:batch_size], labels[:batch_size], 3, config.input)
+    next(iter(pipeline.training_batches(warm, seed=config.seed, augmentation=layer)))
+    cold, steady = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        prepared = pipeline.prepare(paths, labels, len(data.class_names), config.input)
+        cold.append(len(paths) / (time.perf_counter() - start))
+        batches = iter(
+            pipeline.training_batches(
+                prepared, seed=config.seed, end_epoch=settings.steady_epochs, augmentation=layer
+            )
+        )
+        for _ in range(settings.steady_epochs):
+            start = time.perf_counter()
+            for _ in range(pipeline.steps_per_epoch(prepared)):
+                next(batches)
+            steady.append(len(paths) / (time.perf_counter() - start))
+    results = {
+        "pipeline_cold": throughput.rate_of(cold),
+        "pipeline_steady": throughput.rate_of(steady),
+    }
     if layer is not None:
         batch = tf.random.uniform((batch_size, *config.input.image_size, 3), 0, 255)
         seed = tf.constant([1, 2], tf.int64)
@@ -77,35 +103,57 @@ def bench_pipeline(
 
 
 def bench_step(config: training.TrainConfig, num_classes: int, settings: Settings) -> dict:
-    """The train step alone, on in-memory tensors."""
-    rate = throughput.time_train_step(
-        training.make_model(config, num_classes),
-        config.input.image_size,
-        num_classes,
-        batch_size=config.input.batch_size,
-        steps=settings.steps,
-        repeats=settings.repeats,
+    """The train step alone, on one in-memory batch (no input cost): the model's ceiling."""
+    _, _, steps = training.build(config, num_classes)
+    rng = np.random.default_rng(0)
+    batch_size = config.input.batch_size
+    images = tf.constant(rng.random((batch_size, *config.input.image_size, 3), np.float32))
+    labels = tf.one_hot(rng.integers(num_classes, size=batch_size), num_classes)
+    seeds = tf.zeros((batch_size, 2), tf.int64)
+    rate = throughput.time_training(
+        steps.train,
+        itertools.repeat((images, labels, seeds)),
+        epochs=settings.repeats + 1,
+        steps_per_epoch=settings.steps,
+        batch_size=batch_size,
+        window=settings.steps - 2,
     )
     return {"step": rate}
+
+
+def _with_seeds(iterator):
+    """The seed's (images, labels) batches with the unused per-image seeds of our step."""
+    for images, labels in iterator:
+        yield images, labels, np.zeros((len(images), 2), np.int64)
 
 
 def bench_e2e(
     config: training.TrainConfig, data: training.Data, baseline: bool, settings: Settings
 ) -> dict:
-    """`fit` on the real pipeline (and on the seed's), after one warm-up epoch."""
-    num_classes = len(data.train.class_names)
-    timing_args = dict(
-        epochs=settings.e2e_epochs, batch_size=config.input.batch_size, window=settings.window
+    """The training loop on the real pipeline (and on the seed's), after a warm-up epoch."""
+    num_classes = len(data.class_names)
+    timing = dict(
+        epochs=settings.e2e_epochs,
+        steps_per_epoch=pipeline.steps_per_epoch(data.train),
+        batch_size=config.input.batch_size,
+        window=settings.window,
     )
-    train_ds, _ = training.make_datasets(config, data)
+    ours = pipeline.training_batches(
+        data.train,
+        seed=config.seed,
+        end_epoch=settings.e2e_epochs,
+        augmentation=_host_augmentation(config),
+    )
     results = {
-        "e2e": throughput.time_fit(
-            training.make_model(config, num_classes), train_ds, shuffle=False, **timing_args
+        "e2e": throughput.time_training(
+            training.build(config, num_classes)[2].train, iter(ours), **timing
         )
     }
     if baseline:
-        results["idg_e2e"] = throughput.time_fit(
-            training.make_model(config, num_classes), idg_train_iterator(config), **timing_args
+        results["idg_e2e"] = throughput.time_training(
+            training.build(config, num_classes)[2].train,
+            _with_seeds(idg_train_iterator(config)),
+            **timing,
         )
     return results
 
@@ -142,7 +190,7 @@ def header(config: training.TrainConfig, mode: str) -> dict[str, Any]:
         "mixed_precision": config.precision,
         "jit_compile": config.jit_compile,
         "image_cache": config.input.cache,
-        "peak_rss_mb": round(timing.peak_rss_mb(), 1),
+        "peak_rss_mb": round(resources.peak_rss_mb(), 1),
     }
 
 
@@ -162,7 +210,7 @@ def run_benchmarks(
     data = training.load_data(config)
     stages: list[tuple[str, Callable[[], dict]]] = [
         ("pipeline", lambda: bench_pipeline(config, data, baseline, settings)),
-        ("step", lambda: bench_step(config, len(data.train.class_names), settings)),
+        ("step", lambda: bench_step(config, len(data.class_names), settings)),
         ("e2e", lambda: bench_e2e(config, data, baseline, settings)),
     ]
     results: dict[str, throughput.Rate] = {}

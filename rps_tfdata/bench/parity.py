@@ -15,10 +15,10 @@ import statistics
 from typing import NamedTuple, Sequence
 
 import keras
+import numpy as np
 
 from rps_tfdata.bench import seed_reference
-from rps_tfdata.core import evaluation, training
-from rps_tfdata.core.timing import EpochTimer
+from rps_tfdata.core import evaluation, loop, pipeline, training
 
 PIPELINES = ("seed_idg", "rps_tfdata")
 CURVE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds")
@@ -34,40 +34,66 @@ class ParityRun(NamedTuple):
     clean_val_loss: float
 
 
-def _datasets(name: str, config: training.TrainConfig, data: training.Data):
-    if name == "rps_tfdata":
-        return training.make_datasets(config, data)
+def start(config: training.TrainConfig, num_classes: int) -> tuple[keras.Model, loop.Steps]:
+    """The CNN with the initial weights of `config.seed`, and its train step."""
+    keras.utils.set_random_seed(config.seed)
+    model, _, steps = training.build(config, num_classes)
+    return model, steps
+
+
+def _seed_epoch(iterators: seed_reference.SeedIterators):
+    """One epoch of the seed's pipeline: training batches (with the unused per-image seeds
+    of our step) and its augmented validation batches."""
+    train = (
+        (x, y, np.zeros((len(x), 2), np.int64))
+        for x, y in (next(iterators.train) for _ in range(len(iterators.train)))
+    )
+    validation = [next(iterators.validation) for _ in range(len(iterators.validation))]
+    return train, validation
+
+
+def _our_epoch(config: training.TrainConfig, data: training.Data, epoch: int, augmentation):
+    train = pipeline.training_batches(
+        data.train,
+        seed=config.seed,
+        start_epoch=epoch,
+        end_epoch=epoch + 1,
+        augmentation=augmentation,
+    )
+    validation = pipeline.evaluation_batches(
+        data.validation, augmentation=augmentation, seed=config.seed, epoch=epoch
+    )
+    return iter(train), validation
+
+
+def train_one(name: str, config: training.TrainConfig) -> ParityRun:
+    """Trains the CNN for `config.epochs` on pipeline `name` ("seed_idg" or "rps_tfdata"),
+    with the same training loop, so that only the input pipeline differs."""
+    data = training.load_data(config)
+    num_classes = len(data.class_names)
+    augmentation = training.make_augmentation(config)
     iterators = seed_reference.seed_iterators(
         config.train_dir,
         image_size=config.input.image_size[0],
         batch_size=config.input.batch_size,
         seed=config.seed,
     )
-    return iterators.train, iterators.validation
-
-
-def start_model(config: training.TrainConfig, num_classes: int) -> keras.Model:
-    """The compiled CNN with the initial weights and dropout stream of `config.seed`."""
-    keras.utils.set_random_seed(config.seed)
-    return training.make_model(config, num_classes)
-
-
-def train_one(name: str, config: training.TrainConfig) -> ParityRun:
-    """Trains the CNN for `config.epochs` on pipeline `name` ("seed_idg" or "rps_tfdata")."""
-    data = training.load_data(config)
-    train_ds, val_ds = _datasets(name, config, data)
-    model = start_model(config, len(data.train.class_names))
-    history = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=config.epochs,
-        callbacks=[EpochTimer(len(data.train.paths))],
-        verbose=training.fit_verbosity(),
-        # The seed calls fit with its default shuffle=True; tf.data shuffles by itself.
-        shuffle=name == "seed_idg",
-    )
-    clean = evaluation.evaluate_split(model, data.validation, config.input)
-    return ParityRun(name, config.seed, history.history, clean["accuracy"], clean["loss"])
+    model, steps = start(config, num_classes)
+    history: dict[str, list[float]] = {key: [] for key in CURVE_KEYS}
+    for epoch in range(config.epochs):
+        loop.reset_dropout(model, config.seed, epoch)
+        if name == "seed_idg":
+            train, validation = _seed_epoch(iterators)
+        else:
+            train, validation = _our_epoch(config, data, epoch, augmentation)
+        result = loop.run_epoch(steps, train, pipeline.steps_per_epoch(data.train))
+        probabilities, labels = evaluation.predict_all(steps.predict, validation)
+        scores = evaluation.summarize(probabilities, labels, num_classes)
+        row = (result.loss, result.accuracy, scores["loss"], scores["accuracy"], result.seconds)
+        for key, value in zip(CURVE_KEYS, row, strict=True):
+            history[key].append(value)
+    clean = evaluation.evaluate_prepared(steps.predict, data.validation, data.class_names)
+    return ParityRun(name, config.seed, history, clean["accuracy"], clean["loss"])
 
 
 def parity_config(config: training.TrainConfig, seed: int) -> training.TrainConfig:

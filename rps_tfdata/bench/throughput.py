@@ -1,4 +1,4 @@
-"""Throughput measurements: images/s of the input pipeline, the train step, and `fit`.
+"""Throughput measurements: images/s of the input pipeline, the train step, and both.
 
 Each function excludes warm-up (tracing, XLA compilation, the first pass that fills
 caches where it says so), repeats its measurement, and returns the samples' median and
@@ -10,13 +10,10 @@ import os
 import platform
 import statistics
 import time
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import keras
-import numpy as np
 import tensorflow as tf
-
-from rps_tfdata.core.timing import EpochTimer
 
 
 class Rate(NamedTuple):
@@ -35,32 +32,6 @@ class Rate(NamedTuple):
 def rate_of(samples: Iterable[float]) -> Rate:
     values = tuple(samples)
     return Rate(statistics.median(values), min(values), max(values), values)
-
-
-def _count_images(batches: Iterator) -> int:
-    count = 0
-    for batch in batches:
-        images = batch[0] if isinstance(batch, tuple) else batch
-        count += int(images.shape[0])
-    return count
-
-
-def time_epochs(make_dataset: Callable[[], Iterable], *, epochs: int, repeats: int):
-    """Times full passes over fresh datasets: (first-pass Rate, later-passes Rate).
-
-    Each repeat builds a new dataset (so a `cache()` starts empty) and iterates it
-    `epochs` times: the first pass is the cold one (decode-bound), the later ones the
-    steady state. Before the repeats one untimed batch traces and compiles everything.
-    """
-    next(iter(make_dataset()))
-    cold, steady = [], []
-    for _ in range(repeats):
-        dataset = make_dataset()
-        for epoch in range(epochs):
-            start = time.perf_counter()
-            count = _count_images(iter(dataset))
-            (cold if epoch == 0 else steady).append(count / (time.perf_counter() - start))
-    return rate_of(cold), rate_of(steady) if steady else None
 
 
 def time_batches(
@@ -82,9 +53,9 @@ def window_rates(
 ) -> Rate:
     """Images/s over windows of `window` full batches, after `skip_epochs` epochs.
 
-    `batch_ends` holds each epoch's batch end times (`timing.EpochTimer.batch_ends`).
-    Within an epoch the clock starts at the end of its first batch and the partial last
-    batch is left out, so every window holds only full batches.
+    `batch_ends` holds each epoch's batch end times. Within an epoch the clock starts at
+    the end of its first batch and the partial last batch is left out, so every window
+    holds only full batches.
     """
     samples = []
     for ends in batch_ends[skip_epochs:]:
@@ -97,34 +68,28 @@ def window_rates(
     return rate_of(samples)
 
 
-def time_fit(
-    model: keras.Model, data, *, epochs: int, batch_size: int, window: int, **fit_kwargs
-) -> Rate:
-    """Images/s of `model.fit(data)` after its first epoch (warm-up: tracing, cache fill)."""
-    timer = EpochTimer()
-    model.fit(data, epochs=epochs, callbacks=[timer], verbose=0, **fit_kwargs)
-    return window_rates(timer.batch_ends, batch_size, window, skip_epochs=1)
-
-
-def time_train_step(
-    model: keras.Model,
-    image_size: tuple[int, int],
-    num_classes: int,
+def time_training(
+    train_step: Callable[..., Any],
+    batches: Iterator,
     *,
+    epochs: int,
+    steps_per_epoch: int,
     batch_size: int,
-    steps: int,
-    repeats: int,
+    window: int,
 ) -> Rate:
-    """The model's ceiling: `fit` on one in-memory synthetic batch, repeated (no input cost)."""
-    rng = np.random.default_rng(0)
-    images = rng.random((batch_size, *image_size, 3), dtype=np.float32)
-    labels = np.eye(num_classes, dtype=np.float32)[rng.integers(num_classes, size=batch_size)]
-    data = tf.data.Dataset.from_tensors((images, labels)).repeat().take((repeats + 1) * steps)
-    timer = EpochTimer()
-    model.fit(
-        data, epochs=repeats + 1, steps_per_epoch=steps, callbacks=[timer], verbose=0, shuffle=False
-    )
-    return window_rates(timer.batch_ends, batch_size, steps - 2, skip_epochs=1)
+    """Images/s of the train step fed by `batches`, after a first epoch of warm-up.
+
+    Each batch's loss is read back before the clock is taken, so a step is timed when it
+    has finished, not when it was queued.
+    """
+    batch_ends: list[list[float]] = []
+    for _ in range(epochs):
+        batch_ends.append([])
+        for _ in range(steps_per_epoch):
+            loss_sum, _ = train_step(*next(batches))
+            float(loss_sum)
+            batch_ends[-1].append(time.perf_counter())
+    return window_rates(batch_ends, batch_size, window, skip_epochs=1)
 
 
 def environment() -> dict[str, str]:

@@ -29,6 +29,7 @@ def training_config(
         jit_augment=f.jit_augment.value,
         precision=f.mixed_precision.value,
         jit_compile=f.jit_compile.value,
+        on_bad_image=f.on_bad_image.value,
         input=pipeline.PipelineOptions(
             image_size=(side, side),
             batch_size=f.batch_size.value,

@@ -13,7 +13,7 @@ from typing import Callable
 
 from absl import flags
 
-from rps_tfdata.core import images, index, model, pipeline, sources, training
+from rps_tfdata.core import images, index, model, pipeline, scan, sources, training
 
 
 def _bench_modes() -> tuple[str, ...]:
@@ -176,6 +176,20 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
     "deterministic": lambda: flags.DEFINE_bool(
         "deterministic", True, "Keep tf.data's element order deterministic (repeatable runs)."
     ),
+    "on_bad_image": lambda: flags.DEFINE_enum(
+        "on_bad_image",
+        "skip",
+        scan.POLICIES,
+        "An image file that cannot be read (empty, truncated, not an image, TIFF/PPM, over "
+        "PIL's pixel limit, corrupt): skip it, naming it and the reason, or fail before "
+        "any training step, listing every such file.",
+    ),
+    "overwrite": lambda: flags.DEFINE_bool(
+        "overwrite",
+        False,
+        "Replace a run of other settings in --model_dir (its artifacts only) instead of "
+        "refusing; without it a rerun continues or reports the run already there.",
+    ),
     # The synthetic set.
     "per_class": lambda: flags.DEFINE_integer(
         "per_class", 840, "Synthetic images per class (the real set has 840).", lower_bound=1
@@ -230,6 +244,7 @@ TRAINING = (
     "threadpool_size",
     "prefetch",
     "deterministic",
+    "on_bad_image",
 )
 
 

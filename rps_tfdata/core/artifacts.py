@@ -6,14 +6,12 @@ Every consumer of a finished run (evaluate, predict, later serving) goes through
 
 import json
 import os
-from typing import Any, NamedTuple
+import shutil
+from typing import Any, NamedTuple, Optional
 
 import keras
 
-from rps_tfdata.core import (
-    augment,  # noqa: F401  (registers IDGAugmentation for loading)
-    files,
-)
+from rps_tfdata.core import files
 from rps_tfdata.core.errors import RunNotFoundError
 from rps_tfdata.core.pipeline import PipelineOptions
 
@@ -25,6 +23,21 @@ HISTORY = "history.csv"
 METRICS = "metrics.json"
 LOGS = "logs"
 FLAGS = "flags.txt"
+RUN_CONFIG = "run_config.json"
+CHECKPOINTS = "checkpoints"
+# Everything a run writes, as `remove_run` deletes it (nothing else in the folder).
+RUN_FILES = (
+    BEST_WEIGHTS,
+    FINAL_MODEL,
+    CLASS_NAMES,
+    PREPROCESSING,
+    HISTORY,
+    METRICS,
+    LOGS,
+    FLAGS,
+    RUN_CONFIG,
+    CHECKPOINTS,
+)
 
 
 class Run(NamedTuple):
@@ -33,6 +46,30 @@ class Run(NamedTuple):
     model: keras.Model
     class_names: list[str]
     options: PipelineOptions
+
+
+def holds_run(model_dir: str) -> bool:
+    """Whether `model_dir` holds any training artifact."""
+    return any(os.path.exists(os.path.join(model_dir, name)) for name in RUN_FILES)
+
+
+def remove_run(model_dir: str) -> None:
+    """Deletes the run's artifacts from `model_dir`, and nothing else there."""
+    for name in RUN_FILES:
+        path = os.path.join(model_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def finished_metrics(model_dir: str) -> Optional[dict[str, Any]]:
+    """The metrics of a finished run in `model_dir`, or None."""
+    path = os.path.join(model_dir, METRICS)
+    if not os.path.exists(path):
+        return None
+    metrics = read_json(model_dir, METRICS)
+    return metrics if metrics.get("finished") else None
 
 
 def read_json(model_dir: str, name: str) -> Any:
@@ -68,6 +105,6 @@ def load_run(model_dir: str, *, batch_size: int = 32) -> Run:
         image_size=tuple(preprocessing["image_size"]),
         batch_size=batch_size,
         resize_method=preprocessing["resize_method"],
-        cache="none",
+        cache="memory",  # read once: the scan for unreadable files decodes them anyway
     )
     return Run(model, read_json(model_dir, CLASS_NAMES), options)

@@ -28,3 +28,11 @@ class RunNotFoundError(UserError, FileNotFoundError):
 
 class InputNotFoundError(UserError, FileNotFoundError):
     """A file or folder named on the command line does not exist or holds no images."""
+
+
+class BadImagesError(UserError):
+    """Unreadable image files, under the policy that such files stop the run."""
+
+
+class TrainingStoppedError(UserError):
+    """Training stopped before its last epoch (a signal, or a loss that is not finite)."""

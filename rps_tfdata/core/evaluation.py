@@ -1,32 +1,29 @@
-"""Accuracy, loss and confusion matrix of a model on un-augmented images: the one evaluation
-path, used by training's final metrics and by `python -m rps_tfdata.evaluate`."""
+"""Accuracy, loss and confusion matrix on un-augmented images: the one evaluation path,
+used by training (each epoch's validation, the final metrics) and by
+`python -m rps_tfdata.evaluate`."""
 
-from typing import Any
+from typing import Any, Callable
 
-import keras
 import numpy as np
+import tensorflow as tf
 
-from rps_tfdata.core import artifacts, index, pipeline
+from rps_tfdata.core import artifacts, index, loop, pipeline, scan
 from rps_tfdata.core.errors import DatasetLayoutError
 
+Predict = Callable[[tf.Tensor], tf.Tensor]
 
-def evaluate_split(
-    model: keras.Model, split: index.Split, options: pipeline.PipelineOptions
-) -> dict[str, Any]:
-    """Evaluates `model` on every image of `split`, read once, in order, not augmented.
 
-    Returns:
-      `accuracy`, `loss` (mean categorical cross-entropy), `num_images`, `class_names`,
-      and `confusion_matrix` as a list of rows: row = true class, column = predicted
-      class, in `class_names` order.
-    """
-    if not split.paths:
-        raise DatasetLayoutError("there is nothing to evaluate: the subset holds no image files")
-    dataset = pipeline.make_image_dataset(split.paths, options._replace(cache="none"))
-    probabilities = model.predict(dataset, verbose=0).astype(np.float64)
-    labels = np.asarray(split.labels)
-    num_classes = len(split.class_names)
-    # Clipped as Keras clips probabilities in its categorical cross-entropy.
+def predict_all(predict: Predict, batches: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, integer labels) of every image of `batches`, in order."""
+    probabilities, labels = [], []
+    for images, one_hot in batches:
+        probabilities.append(np.asarray(predict(images), np.float64))
+        labels.append(np.asarray(one_hot).argmax(axis=1))
+    return np.concatenate(probabilities), np.concatenate(labels)
+
+
+def summarize(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
+    """Accuracy, mean cross-entropy (clipped as Keras clips) and the confusion matrix."""
     picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1 - 1e-7)
     predicted = probabilities.argmax(axis=1)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
@@ -34,28 +31,48 @@ def evaluate_split(
     return {
         "accuracy": float((predicted == labels).mean()),
         "loss": float(-np.log(picked).mean()),
-        "num_images": len(split.paths),
-        "class_names": list(split.class_names),
+        "num_images": len(labels),
         "confusion_matrix": confusion.tolist(),
     }
 
 
-def evaluate_folder(run: artifacts.Run, data_dir: str) -> dict[str, Any]:
-    """Evaluates a finished run on every image of `data_dir` (its classes must be the run's)."""
+def evaluate_prepared(
+    predict: Predict, prepared: pipeline.Prepared, class_names: list[str]
+) -> dict[str, Any]:
+    """Evaluates on every readable image of a prepared split, in order, not augmented.
+
+    Returns:
+      `accuracy`, `loss`, `num_images`, `class_names`, `confusion_matrix` (row = true
+      class, column = predicted, in `class_names` order) and `skipped_images`.
+    """
+    probabilities, labels = predict_all(predict, pipeline.evaluation_batches(prepared))
+    result = summarize(probabilities, labels, len(class_names))
+    result["class_names"] = list(class_names)
+    result["skipped_images"] = scan.as_records(prepared.bad)
+    return result
+
+
+def evaluate_folder(
+    run: artifacts.Run, data_dir: str, *, on_bad_image: str = "skip"
+) -> dict[str, Any]:
+    """Evaluates a finished run on every readable image of `data_dir` (the run's classes)."""
     split = index.list_all(data_dir)
     index.check_same_classes(run.class_names, split.class_names, data_dir)
-    if not split.paths:
-        raise DatasetLayoutError(f"data folder {data_dir!r} holds no image files")
-    return evaluate_split(run.model, split, run.options)
+    prepared = pipeline.prepare(split.paths, split.labels, len(split.class_names), run.options)
+    scan.check_policy(prepared.bad, len(split.paths), on_bad_image)
+    if not prepared.paths:
+        raise DatasetLayoutError(f"data folder {data_dir!r} holds no readable image files")
+    return evaluate_prepared(loop.make_predict(run.model), prepared, run.class_names)
 
 
 def format_report(result: dict[str, Any]) -> str:
     """A human-readable summary with the confusion matrix labelled by class name."""
     names = result["class_names"]
     width = max(len(n) for n in names + ["true \\ predicted"]) + 2
+    skipped = len(result.get("skipped_images", []))
     lines = [
         f"images: {result['num_images']}  accuracy: {result['accuracy']:.4f}  "
-        f"loss: {result['loss']:.4f}",
+        f"loss: {result['loss']:.4f}" + (f"  (skipped unreadable: {skipped})" if skipped else ""),
         "true \\ predicted".ljust(width) + "".join(n.rjust(width) for n in names),
     ]
     for name, row in zip(names, result["confusion_matrix"], strict=True):

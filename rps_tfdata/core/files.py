@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from typing import Any, Callable, Iterator
 
-from rps_tfdata.core.errors import UserError
+from rps_tfdata.core.errors import ConfigError, UserError
 
 _MARKER = ".rps_tfdata_complete"
 
@@ -35,6 +35,24 @@ def atomic_path(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def check_writable(folder: str, flag: str) -> None:
+    """Creates `folder` if needed and proves a file can be written in it.
+
+    Raises:
+      ConfigError: naming `flag` and the reason, before any work is spent.
+    """
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(
+            f"{flag}={folder} cannot be written ({e.strerror or e}); choose a folder you can "
+            "write to"
+        ) from e
 
 
 def write_text(path: str, text: str) -> str:

@@ -1,12 +1,10 @@
 """The seed's CNN, unchanged: four conv/pool stages, dropout, a dense layer, softmax.
 
-Two GPU-minded options leave the architecture alone: a mixed-precision dtype policy
-(computations in float16/bfloat16, variables and the final softmax in float32), and an
-augmentation layer in front, so that augmentation runs on the device inside the train
-step (it is the identity at inference).
+A GPU-minded option leaves the architecture alone: a mixed-precision dtype policy
+(computations in float16/bfloat16, variables and the final softmax in float32).
 """
 
-from typing import Optional, Union
+from typing import Union
 
 import keras
 import tensorflow as tf
@@ -37,15 +35,12 @@ def build_model(
     *,
     dropout: float = 0.5,
     precision: str = "float32",
-    augmentation: Optional[keras.layers.Layer] = None,
 ) -> keras.Model:
     """Builds the seed's CNN for `image_size` (height, width) inputs in [0, 1].
 
     Args:
       precision: a PRECISIONS policy for the CNN's layers; the softmax stays float32
         so that probabilities and the loss keep full precision.
-      augmentation: a layer applied first (training only), e.g. `IDGAugmentation` on
-        the device; it should compute in float32.
 
     Raises:
       ValueError: a side is too small for four conv/pool stages, or unknown precision.
@@ -59,8 +54,6 @@ def build_model(
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}. Received: {precision!r}")
     layers = [keras.Input(shape=(*image_size, 3), name="image")]
-    if augmentation is not None:
-        layers.append(augmentation)
     for filters in CONV_FILTERS:
         layers += [
             keras.layers.Conv2D(filters, 3, activation="relu", dtype=precision),
@@ -93,25 +86,10 @@ def step_uses_xla(jit_compile: str) -> bool:
     return resolved
 
 
-def compile_model(
-    model: keras.Model,
-    *,
-    learning_rate: float = 1e-3,
-    jit_compile: str = "auto",
-    precision: str = "float32",
-) -> keras.Model:
-    """Adam and categorical cross-entropy with accuracy, as the seed compiles it.
-
-    float16 gets dynamic loss scaling (its gradients would underflow without it);
-    bfloat16 has float32's range and needs none.
-    """
+def make_optimizer(*, learning_rate: float = 1e-3, precision: str = "float32"):
+    """Adam, as the seed trains; float16 adds dynamic loss scaling (its gradients would
+    underflow without it); bfloat16 has float32's range and needs none."""
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(
-        optimizer=optimizer,
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=resolve_jit(jit_compile),
-    )
-    return model
+    return optimizer

@@ -91,7 +91,7 @@ def _decoded(paths: Sequence[str], options: PipelineOptions) -> tf.data.Dataset:
     `ignore_errors` is what lets one pass decode in parallel and still tell which files
     failed: their positions are the ones missing from the output.
     """
-    dataset = tf.data.Dataset.from_tensor_slices(list(paths)).enumerate()
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(list(paths), tf.string)).enumerate()
     dataset = dataset.map(
         lambda i, path: (i, load_image(path, options.image_size, options.resize_method)),
         num_parallel_calls=options.parallel_calls,
@@ -232,7 +232,8 @@ def _batches(
     shuffle: bool,
     augmentation: Optional[IDGAugmentation],
 ) -> tf.data.Dataset:
-    """One epoch: (float32 images in [0, 1], one-hot labels) batches."""
+    """One epoch: (float32 images in [0, 1], one-hot labels, per-image seeds) batches; the
+    seeds let the train step augment on the device as the pipeline would on the host."""
     options, count = prepared.options, len(prepared.paths)
     ids = tf.data.Dataset.range(count)
     if shuffle:
@@ -245,21 +246,15 @@ def _batches(
     )
     # IDG yields a partial last batch; keep it, so every image is seen every epoch.
     dataset = dataset.batch(options.batch_size, drop_remainder=False)
-    if augmentation is None:
-        return dataset.map(
-            lambda x, y, i: (rescale(x), y), num_parallel_calls=options.parallel_calls
-        )
-    return dataset.map(
-        lambda x, y, i: (
-            rescale(
-                augmentation(
-                    tf.cast(x, tf.float32), training=True, seed=image_seeds(seed, epoch, i)
-                )
-            ),
-            y,
-        ),
-        num_parallel_calls=options.parallel_calls,
-    )
+
+    def finish(images: tf.Tensor, labels: tf.Tensor, batch_ids: tf.Tensor):
+        seeds = image_seeds(seed, epoch, batch_ids)
+        images = tf.cast(images, tf.float32)
+        if augmentation is not None:
+            images = augmentation(images, training=True, seed=seeds)
+        return rescale(images), labels, seeds
+
+    return dataset.map(finish, num_parallel_calls=options.parallel_calls)
 
 
 def training_batches(
@@ -290,7 +285,7 @@ def evaluation_batches(
     _require_images(prepared)
     dataset = _batches(
         prepared, tf.constant(epoch, tf.int64), seed=seed, shuffle=False, augmentation=augmentation
-    )
+    ).map(lambda images, labels, seeds: (images, labels))
     return _with_options(dataset.prefetch(prepared.options.prefetch), prepared.options)
 
 

@@ -1,10 +1,17 @@
 """Classifying image files with a finished run."""
 
 import os
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
-from rps_tfdata.core import artifacts, index, pipeline
+from rps_tfdata.core import artifacts, evaluation, index, loop, pipeline, scan
 from rps_tfdata.core.errors import InputNotFoundError
+
+
+class Predictions(NamedTuple):
+    """(path, predicted class name, its probability) per readable file, and the others."""
+
+    rows: list[tuple[str, str, float]]
+    bad: list[scan.BadImage]
 
 
 def expand_paths(paths: Iterable[str]) -> list[str]:
@@ -27,11 +34,17 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
     return found
 
 
-def classify(run: artifacts.Run, paths: Sequence[str]) -> list[tuple[str, str, float]]:
-    """(path, predicted class name, its probability) for each image file, in order."""
-    probabilities = run.model.predict(pipeline.make_image_dataset(paths, run.options), verbose=0)
+def classify(run: artifacts.Run, paths: Sequence[str]) -> Predictions:
+    """Classifies every readable file, in order; unreadable ones are returned apart."""
+    num_classes = len(run.class_names)
+    prepared = pipeline.prepare(paths, [0] * len(paths), num_classes, run.options)
+    if not prepared.paths:
+        return Predictions([], prepared.bad)
+    batches = pipeline.evaluation_batches(prepared)
+    probabilities, _ = evaluation.predict_all(loop.make_predict(run.model), batches)
     best = probabilities.argmax(axis=1)
-    return [
+    rows = [
         (path, run.class_names[k], float(p[k]))
-        for path, k, p in zip(paths, best, probabilities, strict=True)
+        for path, k, p in zip(prepared.paths, best, probabilities, strict=True)
     ]
+    return Predictions(rows, prepared.bad)

@@ -12,6 +12,8 @@ import os
 import struct
 from typing import NamedTuple, Optional
 
+from rps_tfdata.core.errors import BadImagesError
+
 # PIL's Image.MAX_IMAGE_PIXELS: int(1024 * 1024 * 1024 // 4 // 3). IDG reads through PIL.
 MAX_IMAGE_PIXELS = 89_478_485
 POLICIES = ("skip", "fail")
@@ -120,10 +122,22 @@ def inspect_header(path: str) -> Optional[str]:
 
 
 def describe(bad: list[BadImage], total: int) -> str:
-    """One line: how many of how many files were left out."""
-    return f"{len(bad)} of {total} image files cannot be read and were left out"
+    """How many of how many files cannot be read."""
+    return f"{len(bad)} of {total} image files cannot be read"
 
 
 def as_records(bad: list[BadImage]) -> list[dict[str, str]]:
     """The `skipped_images` entries of metrics.json."""
     return [{"path": b.path, "reason": b.reason} for b in bad]
+
+
+def check_policy(bad: list[BadImage], total: int, on_bad_image: str) -> None:
+    """Raises BadImagesError under the "fail" policy when any file was unreadable."""
+    if on_bad_image not in POLICIES:
+        raise ValueError(f"on_bad_image must be one of {POLICIES}. Received: {on_bad_image!r}")
+    if bad and on_bad_image == "fail":
+        listing = "; ".join(f"{b.path}: {b.reason}" for b in bad)
+        raise BadImagesError(
+            f"{describe(bad, total)} (--on_bad_image=fail): {listing}. Fix or remove them, "
+            "or pass --on_bad_image=skip"
+        )

@@ -1,0 +1,120 @@
+"""The training loop's steps: one train step, one predict step, an epoch, an evaluation.
+
+A custom loop rather than `Model.fit`: its state is the model, the optimizer and an
+epoch counter that a checkpoint holds whole, and every random thing in an epoch (order,
+augmentation, dropout) is derived from (seed, epoch), so a resumed epoch is the same
+epoch. The same loop serves every `tf.distribute` strategy later (Keras 3's `fit` fails
+under `MultiWorkerMirroredStrategy`; see BUILD.md).
+"""
+
+import sys
+import time
+from typing import Iterator, NamedTuple, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rps_tfdata.core.augment import IDGAugmentation
+
+# Keras clips probabilities so into its categorical cross-entropy; so do we.
+_EPSILON = 1e-7
+
+
+class Steps(NamedTuple):
+    """The compiled step functions of one model and optimizer."""
+
+    train: tf.types.experimental.PolymorphicFunction  # (images, labels, seeds) -> sums
+    predict: tf.types.experimental.PolymorphicFunction  # images -> probabilities
+
+
+class EpochResult(NamedTuple):
+    """Per-image means over one epoch, and how long its training part took."""
+
+    loss: float
+    accuracy: float
+    images: int
+    seconds: float
+
+
+def cross_entropy(labels: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
+    """Per-image categorical cross-entropy of one-hot `labels`, clipped as Keras clips."""
+    clipped = tf.clip_by_value(tf.cast(probabilities, tf.float32), _EPSILON, 1 - _EPSILON)
+    return -tf.reduce_sum(labels * tf.math.log(clipped), axis=-1)
+
+
+def make_steps(
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    *,
+    augmentation: Optional[IDGAugmentation] = None,
+    jit_compile: bool = False,
+) -> Steps:
+    """Builds the train and predict steps.
+
+    `augmentation`: augment inside the train step (on the device) with each image's
+    seed from the pipeline; None when the pipeline augmented already.
+    """
+
+    def train(images: tf.Tensor, labels: tf.Tensor, seeds: tf.Tensor):
+        if augmentation is not None:
+            images = augmentation(images, training=True, seed=seeds)
+        with tf.GradientTape() as tape:
+            probabilities = model(images, training=True)
+            losses = cross_entropy(labels, probabilities)
+            loss = tf.reduce_mean(losses)
+            scaled = optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply(gradients, model.trainable_variables)
+        correct = tf.argmax(probabilities, axis=-1) == tf.argmax(labels, axis=-1)
+        return tf.reduce_sum(losses), tf.reduce_sum(tf.cast(correct, tf.float32))
+
+    return Steps(tf.function(train, jit_compile=jit_compile), make_predict(model))
+
+
+def make_predict(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
+    """images -> float32 probabilities, compiled once (the last batch may retrace once)."""
+    return tf.function(lambda images: tf.cast(model(images, training=False), tf.float32))
+
+
+def reset_dropout(model: keras.Model, seed: int, epoch: int) -> None:
+    """Sets every seed generator of `model` (dropout's) to a state of (seed, epoch) alone."""
+    generators = [sg for layer in model._flatten_layers() for sg in layer._seed_generators]
+    for k, generator in enumerate(generators):
+        state = np.random.SeedSequence([seed, epoch, k]).generate_state(1)[0] >> 1
+        generator.state.assign(tf.constant([state, 0], generator.state.dtype))
+
+
+def run_epoch(
+    steps: Steps,
+    batches: Iterator,
+    num_steps: int,
+    *,
+    progress: Optional[keras.utils.Progbar] = None,
+    should_stop=lambda: False,
+) -> Optional[EpochResult]:
+    """Trains `num_steps` batches from `batches`; None if `should_stop()` turned true.
+
+    The sums stay on the device until the epoch ends (no wait for each step), except
+    for a progress bar, which reads each step's loss.
+    """
+    start = time.perf_counter()
+    loss_sum = correct = tf.constant(0.0)
+    images = 0
+    for step in range(num_steps):
+        x, y, seeds = next(batches)
+        batch_loss, batch_correct = steps.train(x, y, seeds)
+        loss_sum += batch_loss
+        correct += batch_correct
+        images += int(y.shape[0])
+        if progress is not None:
+            progress.update(step + 1, [("loss", float(batch_loss) / int(y.shape[0]))])
+        if should_stop():
+            return None
+    loss, accuracy = float(loss_sum) / images, float(correct) / images
+    return EpochResult(loss, accuracy, images, time.perf_counter() - start)
+
+
+def progress_bar(num_steps: int) -> Optional[keras.utils.Progbar]:
+    """A live bar on a terminal; None in logs and pipes (one line per epoch there)."""
+    return keras.utils.Progbar(num_steps) if sys.stdout.isatty() else None

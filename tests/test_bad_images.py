@@ -1,0 +1,177 @@
+"""Unreadable image files: named with their reason, left out, or the run stopped early."""
+
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rps_tfdata.core import index, pipeline, scan, synthetic, training
+from rps_tfdata.core.errors import BadImagesError, DatasetLayoutError
+
+from .helpers import write_png
+
+
+def png_bytes(seed=0, size=(24, 24)):
+    image = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+    return tf.io.encode_png(image).numpy()
+
+
+def bomb_png():
+    """A valid little PNG whose header claims 20,000 x 20,000 pixels (a decompression bomb
+    as far as any reader that trusts the header is concerned)."""
+    data = bytearray(png_bytes())
+    header = b"IHDR" + struct.pack(">II", 20_000, 20_000) + bytes(data[24:29])
+    data[16:24] = struct.pack(">II", 20_000, 20_000)
+    data[29:33] = struct.pack(">I", zlib.crc32(header))
+    return bytes(data)
+
+
+def corrupt_png():
+    """Right signature, header and end, but image data the decoder rejects."""
+    data = bytearray(png_bytes(size=(40, 40)))
+    start = data.index(b"IDAT") + 4
+    data[start : start + 40] = bytes(40)
+    return bytes(data)
+
+
+BAD_FILES = {
+    "empty.png": (b"", "empty file"),
+    "truncated.png": (png_bytes()[:150], "truncated"),
+    "text.png": (b"just some text, not pixels", "not an image"),
+    "scan.tif": (b"II*\x00" + bytes(64), "unsupported format (TIFF"),
+    "photo.ppm": (b"P6\n2 2\n255\n" + bytes(12), "unsupported format (PPM"),
+    "bomb.png": (bomb_png(), "too many pixels"),
+    "corrupt.png": (corrupt_png(), "corrupt image data"),
+}
+
+
+@pytest.fixture()
+def data_with_bad_files(tmp_path):
+    """Synthetic hands, 10 per class, plus one of each kind of bad file in `rock/`."""
+    root = tmp_path / "data"
+    synthetic.write_dataset(str(root), 10, size=48, seed=4)
+    for name, (content, _) in BAD_FILES.items():
+        (root / "rock" / f"rock00-{name}").write_bytes(content)
+    return str(root)
+
+
+def test_each_kind_of_bad_file_is_found_with_its_reason(data_with_bad_files):
+    split = index.list_all(data_with_bad_files)
+    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
+    prepared = pipeline.prepare(split.paths, split.labels, 3, options)
+    reasons = {os.path.basename(b.path).removeprefix("rock00-"): b.reason for b in prepared.bad}
+    assert set(reasons) == set(BAD_FILES)
+    for name, (_, reason) in BAD_FILES.items():
+        assert reasons[name].startswith(reason), (name, reasons[name])
+    assert len(prepared.paths) == 30 and not set(prepared.paths) & {b.path for b in prepared.bad}
+
+
+@pytest.mark.parametrize("cache", pipeline.CACHE_MODES)
+def test_bad_files_leave_their_subset_and_the_rest_keeps_idgs_split(
+    data_with_bad_files, tmp_path, cache
+):
+    config = training.TrainConfig(
+        train_dir=data_with_bad_files,
+        model_dir=str(tmp_path / "run"),
+        epochs=1,
+        input=pipeline.PipelineOptions(
+            image_size=(48, 48), batch_size=8, cache=cache, cache_path=str(tmp_path / "cache")
+        ),
+    )
+    metrics = training.train_and_evaluate(config)
+    skipped = {
+        os.path.basename(r["path"]).removeprefix("rock00-") for r in metrics["skipped_images"]
+    }
+    assert skipped == set(BAD_FILES)
+    # IDG splits the listing with the bad files in it; they then leave their subset.
+    failed = {r["path"] for r in metrics["skipped_images"]}
+    for subset, count in (
+        ("training", "num_train_images"),
+        ("validation", "num_validation_images"),
+    ):
+        listed = index.list_split(data_with_bad_files, 0.2, subset).paths
+        assert metrics[count] == len([p for p in listed if p not in failed])
+    # rock lists 17 files: its validation is the first int(0.2 * 17) = 3 in IDG's order,
+    # rock00-bomb, -corrupt and -empty: all bad, so validation is paper's 2 and scissors' 2.
+    assert metrics["num_validation_images"] == 4
+    assert metrics["num_train_images"] == 8 + 8 + 10
+
+
+def test_fail_policy_stops_before_training_listing_every_file(data_with_bad_files, tmp_path):
+    config = training.TrainConfig(
+        train_dir=data_with_bad_files,
+        model_dir=str(tmp_path / "run"),
+        on_bad_image="fail",
+        input=pipeline.PipelineOptions(image_size=(48, 48)),
+    )
+    with pytest.raises(BadImagesError, match="7 of 37 image files cannot be read") as caught:
+        training.train_and_evaluate(config)
+    for name in BAD_FILES:
+        assert f"rock00-{name}" in str(caught.value)
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")  # no step was taken
+
+
+def test_fuzzed_files_never_crash_the_pipeline(tmp_path):
+    """Random bytes and random truncations of real PNGs and JPEGs, under image names."""
+    rng = np.random.default_rng(0)
+    real = [png_bytes(seed=k, size=(20 + k, 30)) for k in range(4)]
+    real.append(tf.io.encode_jpeg(np.full((16, 16, 3), 90, np.uint8)).numpy())
+    paths = []
+    for k in range(40):
+        if k % 2:
+            source = real[k % len(real)]
+            content = source[: int(rng.integers(0, len(source)))]
+        else:
+            content = rng.integers(0, 256, int(rng.integers(1, 3000)), dtype=np.uint8).tobytes()
+        path = tmp_path / f"fuzz{k:02d}.{'png' if k % 3 else 'jpg'}"
+        path.write_bytes(content)
+        paths.append(str(path))
+    paths.append(write_png(str(tmp_path / "good.png"), np.zeros((9, 9, 3), np.uint8)))
+    options = pipeline.PipelineOptions(image_size=(8, 8), batch_size=4)
+    prepared = pipeline.prepare(paths, [0] * len(paths), 3, options)
+    assert str(tmp_path / "good.png") in prepared.paths
+    assert len(prepared.paths) + len(prepared.bad) == len(paths)
+    assert all(b.reason for b in prepared.bad)
+    for _ in pipeline.evaluation_batches(prepared):  # what was kept decodes
+        pass
+
+
+def test_a_test_folder_without_readable_images_fails_before_training(tmp_path, synthetic_dir):
+    test_dir = tmp_path / "test"
+    for name in synthetic.CLASS_NAMES:
+        (test_dir / name).mkdir(parents=True)
+    (test_dir / "rock" / "x.png").write_bytes(b"")
+    config = training.TrainConfig(
+        train_dir=synthetic_dir,
+        model_dir=str(tmp_path / "run"),
+        test_dir=str(test_dir),
+        input=pipeline.PipelineOptions(image_size=(48, 48)),
+    )
+    with pytest.raises(DatasetLayoutError, match="test folder .* holds no readable image"):
+        training.train_and_evaluate(config)
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_one_class_is_refused(tmp_path):
+    synthetic.write_dataset(str(tmp_path / "data"), 5, size=48)
+    for name in ("paper", "scissors"):
+        for path in (tmp_path / "data" / name).iterdir():
+            path.unlink()
+        (tmp_path / "data" / name).rmdir()
+    config = training.TrainConfig(train_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "r"))
+    with pytest.raises(
+        DatasetLayoutError, match=r"1 class folder\(s\) \['rock'\]; .* at least two"
+    ):
+        training.train_and_evaluate(config)
+
+
+def test_header_checks_read_no_more_than_the_ends_of_a_file(tmp_path):
+    """A file's reason comes from its first 64 KiB and last bytes: a long file with a
+    valid start and end passes the header check and is left to the decoder."""
+    data = png_bytes()
+    path = tmp_path / "long.png"
+    path.write_bytes(data[:-12] + bytes(200_000) + data[-12:])
+    assert scan.inspect_header(str(path)) is None

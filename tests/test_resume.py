@@ -1,0 +1,157 @@
+"""Killed runs resume exactly: real training processes, stopped by real signals."""
+
+import csv
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rps_tfdata.core import artifacts, synthetic
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("resume_data"))
+    synthetic.write_dataset(out, 20, size=150, seed=3)  # 48 training images: 12 steps of 4
+    return out
+
+
+def start(data_dir, model_dir, *extra):
+    """A training process at 150x150 (epochs of about a second here), output to a file."""
+    log = open(os.path.join(os.path.dirname(model_dir), os.path.basename(model_dir) + ".log"), "a")
+    args = [f"--data_dir={data_dir}", f"--model_dir={model_dir}", f"--epochs={EPOCHS}"]
+    args += ["--batch_size=4", "--seed=11", *extra]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rps_tfdata.train", *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+    )
+    return process, log.name
+
+
+def wait_for(condition, process, timeout=240):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, "the run ended before the moment to stop it"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def printed(log, text):
+    with open(log) as f:
+        return text in f.read()
+
+
+def finish(data_dir, model_dir, *extra):
+    process, log = start(data_dir, model_dir, *extra)
+    assert process.wait(timeout=300) == 0, open(log).read()[-3000:]
+    return log
+
+
+def history(model_dir):
+    with open(os.path.join(model_dir, artifacts.HISTORY)) as f:
+        rows = list(csv.DictReader(f))
+    return [
+        [row[k] for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")] for row in rows
+    ]
+
+
+def final_weights(model_dir):
+    """The model weights of the last checkpoint (the end of training, not the best epoch)."""
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, artifacts.CHECKPOINTS))
+    names = sorted(n for n in reader.get_variable_to_shape_map() if n.startswith("model/"))
+    return [reader.get_tensor(n) for n in names]
+
+
+def tensorboard_steps(model_dir):
+    steps = []
+    for path in glob.glob(os.path.join(model_dir, artifacts.LOGS, "train", "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            steps += [event.step for value in event.summary.value if value.tag == "epoch_loss"]
+    return sorted(set(steps)), len(steps)
+
+
+@pytest.fixture(scope="module")
+def reference(data_dir, tmp_path_factory):
+    model_dir = str(tmp_path_factory.mktemp("reference") / "run")
+    finish(data_dir, model_dir)
+    return model_dir
+
+
+def test_sigkill_between_and_inside_epochs_then_sigterm_resumes_exactly(
+    data_dir, reference, tmp_path
+):
+    model_dir = str(tmp_path / "run")
+    # 1. SIGKILL as soon as epoch 1 is saved (at the boundary, or just past it).
+    process, log = start(data_dir, model_dir)
+    wait_for(lambda: printed(log, "epoch 2/3 started"), process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    # 2. SIGKILL inside epoch 2 (12 steps of about 50 ms here): 0.15 s after it started.
+    process, log = start(data_dir, model_dir)
+    wait_for(lambda: printed(log, "epoch 2/3 started"), process)
+    time.sleep(0.15)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not printed(log, "epoch 2/3:")  # it died inside the epoch
+    # 3. SIGTERM inside epoch 3: a clean stop at the next step, with a message.
+    process, log = start(data_dir, model_dir)
+    wait_for(lambda: printed(log, "epoch 3/3 started"), process)
+    time.sleep(0.15)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 1
+    assert printed(log, "stopped by SIGTERM in epoch 3; the run is saved up to epoch 2")
+    # 4. The rest.
+    finish(data_dir, model_dir)
+
+    assert history(model_dir) == history(reference)  # every epoch once, every value equal
+    for ours, theirs in zip(final_weights(model_dir), final_weights(reference), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    with open(os.path.join(model_dir, artifacts.BEST_WEIGHTS), "rb") as a:
+        with open(os.path.join(reference, artifacts.BEST_WEIGHTS), "rb") as b:
+            assert len(a.read()) == len(b.read())
+    assert (
+        artifacts.read_json(model_dir, artifacts.METRICS)["best_epoch"]
+        == (artifacts.read_json(reference, artifacts.METRICS)["best_epoch"])
+    )
+    steps, _ = tensorboard_steps(model_dir)
+    assert steps == list(range(EPOCHS))  # one run in TensorBoard, every epoch in it
+
+
+def test_a_kill_while_the_disk_cache_fills_leaves_nothing_that_blocks(
+    data_dir, reference, tmp_path
+):
+    model_dir = str(tmp_path / "run")
+    cache = os.path.join(model_dir, "tf_data_cache")
+    process, _ = start(data_dir, model_dir, "--image_cache=disk")
+    wait_for(lambda: glob.glob(os.path.join(cache, ".train-*", "*.u8")), process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not [p for p in glob.glob(os.path.join(cache, "train-*"))]  # no half cache in use
+    finish(data_dir, model_dir, "--image_cache=disk")
+    # The cache changes where pixels are kept, not what the run computes.
+    assert history(model_dir) == history(reference)
+
+
+def test_a_finished_run_is_reported_not_retrained_and_other_settings_are_refused(
+    data_dir, reference
+):
+    before = os.path.getmtime(os.path.join(reference, artifacts.FINAL_MODEL))
+    log = finish(data_dir, reference)
+    assert printed(log, "already holds this finished run")
+    assert os.path.getmtime(os.path.join(reference, artifacts.FINAL_MODEL)) == before
+    process, log = start(data_dir, reference, "--learning_rate=0.01")
+    assert process.wait(timeout=120) == 1
+    assert printed(log, "holds a run with other settings: --learning_rate=0.001 (now 0.01)")

@@ -6,7 +6,10 @@ import hashlib
 import http.server
 import io
 import os
+import subprocess
+import sys
 import threading
+import time
 import zipfile
 
 import pytest
@@ -174,3 +177,77 @@ def test_progress_is_shown_on_a_terminal():
     bar.update(2 * 2**20)
     assert "rps.zip: 1.0/2.0 MiB (50%" in stream.getvalue()
     assert stream.getvalue().endswith("\n")
+
+
+class _Slow(_Quiet):
+    """Sends files 1 KiB at a time with pauses, so that two downloads overlap."""
+
+    def copyfile(self, source, outputfile):
+        for chunk in iter(lambda: source.read(1024), b""):
+            outputfile.write(chunk)
+            time.sleep(0.01)
+
+
+FETCH = """
+import sys
+from rps_tfdata.core import sources
+remote = sources.RemoteZip(sys.argv[3], int(sys.argv[4]), sys.argv[5], "rps")
+print(sources.fetch(remote, sys.argv[1], sys.argv[2], progress=False))
+"""
+
+
+def test_two_runs_fetching_at_once_on_an_empty_cache_both_succeed(tmp_path):
+    root = tmp_path / "www" / "mirror"
+    root.mkdir(parents=True)
+    files = {f"rock/r{k}.png": os.urandom(2000) for k in range(20)}
+    data = make_zip("rps", files)
+    (root / "rps.zip").write_bytes(data)
+    remote = pinned("rps.zip", "rps", data)
+    handler = functools.partial(_Slow, directory=str(tmp_path / "www"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/mirror/"
+    cache = str(tmp_path / "cache")
+    args = [cache, url, remote.name, str(remote.size), remote.sha256]
+    try:
+        runs = [
+            subprocess.Popen([sys.executable, "-c", FETCH, *args], stdout=subprocess.PIPE)
+            for _ in range(2)
+        ]
+        outputs = [run.communicate(timeout=120)[0] for run in runs]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [run.returncode for run in runs] == [0, 0]
+    folder = os.path.join(cache, "rps")
+    assert all(out.decode().strip() == folder for out in outputs)
+    for relative, content in files.items():
+        with open(os.path.join(folder, relative), "rb") as f:
+            assert f.read() == content
+    assert sorted(os.listdir(cache)) == ["rps", "rps.zip"]  # no temporary file left
+    assert sources.sha256_of(os.path.join(cache, "rps.zip")) == remote.sha256
+
+
+def test_a_full_disk_is_reported_as_local_not_as_the_network(tmp_path, mirror):
+    """The download's writes hit a file-size limit (EFBIG, as a full disk gives ENOSPC)."""
+    url, train, _, _ = mirror
+    limited = (
+        "import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100)); "
+    )
+    script = limited + FETCH
+    args = [str(tmp_path / "cache"), url, train.name, str(train.size), train.sha256]
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "This is a local problem (disk full? permissions?), not the network's" in result.stderr
+    assert "Check the network" not in result.stderr
+
+
+def test_a_download_folder_that_cannot_exist_is_named(tmp_path, mirror):
+    url, train, _, _ = mirror
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(UserError, match=r"--download_dir=.*a_file/cache cannot be written"):
+        sources.fetch(train, str(blocker / "cache"), url, progress=False)

@@ -95,7 +95,11 @@ def build_folder(folder: str, build: Callable[[str], None]) -> str:
     try:
         build(staging)
         open(os.path.join(staging, _MARKER), "w").close()
-        os.replace(staging, folder)
+        try:
+            os.replace(staging, folder)
+        except OSError:
+            if not is_complete(folder):  # another process finished the same folder first
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder

@@ -96,30 +96,56 @@ class _Progress:
 def download(url: str, dest: str, remote: RemoteZip, *, progress: bool = True) -> None:
     """Downloads `url` to `dest` and verifies it against `remote`'s size and sha256.
 
-    The file is written as `dest.part` and renamed only once verified, so an
-    interrupted or corrupt download never looks complete.
+    The bytes go to a temporary file of this process beside `dest`, renamed only once
+    verified: an interrupted or corrupt download never looks complete, and two runs
+    downloading at once each write their own file (the second rename replaces the first
+    with the same bytes).
 
     Raises:
-      DownloadError: the server could not be reached, or the bytes do not match.
+      DownloadError: the server could not be reached or sent other bytes (a network
+        problem), or the file could not be written here (a local one); the message says
+        which.
     """
-    partial = dest + ".part"
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-            bar = _Progress(remote.name, remote.size) if progress else None
-            done = 0
-            for chunk in iter(lambda: response.read(_CHUNK), b""):
-                out.write(chunk)
-                done += len(chunk)
-                if bar:
-                    bar.update(done)
-    except (urllib.error.URLError, OSError) as e:
-        _remove(partial)
-        raise DownloadError(
-            f"could not download {url}: {e}. Check the network, set --base_url or "
-            f"${BASE_URL_ENV} to a mirror, or pass --data_dir=FOLDER"
-        ) from e
-    _verify(partial, remote, url)
-    os.replace(partial, dest)
+    with files.atomic_path(dest) as partial:
+        try:
+            response = urllib.request.urlopen(url, timeout=60)
+        except (urllib.error.URLError, OSError) as e:
+            raise _network_error(url, e) from e
+        with response, open(partial, "wb", buffering=0) as out:  # write errors show at write
+            _copy(response, out, url, _Progress(remote.name, remote.size) if progress else None)
+        _verify(partial, remote, url)
+
+
+def _network_error(url: str, error: Exception) -> DownloadError:
+    return DownloadError(
+        f"could not download {url}: {error}. Check the network, set --base_url or "
+        f"${BASE_URL_ENV} to a mirror, or pass --data_dir=FOLDER"
+    )
+
+
+def _copy(response, out, url: str, bar: Optional["_Progress"]) -> None:
+    """Streams the response to `out`, telling a network failure from a local one."""
+    done = 0
+    while True:
+        try:
+            chunk = response.read(_CHUNK)
+        except OSError as e:  # includes timeouts and resets: the network's side
+            raise _network_error(url, e) from e
+        if not chunk:
+            return
+        try:
+            view = memoryview(chunk)
+            while view:  # an unbuffered write may be short; the next one raises the error
+                view = view[out.write(view) :]
+        except OSError as e:
+            raise DownloadError(
+                f"could not write the download of {url} to {out.name}: {e.strerror or e}. "
+                "This is a local problem (disk full? permissions?), not the network's: free "
+                "space or set --download_dir to another folder"
+            ) from e
+        done += len(chunk)
+        if bar:
+            bar.update(done)
 
 
 def _verify(path: str, remote: RemoteZip, url: str) -> None:
@@ -176,7 +202,7 @@ def fetch(
     folder = os.path.join(download_dir, remote.folder)
     if files.is_complete(folder):
         return folder
-    os.makedirs(download_dir, exist_ok=True)
+    files.check_writable(download_dir, "--download_dir")
     zip_path = os.path.join(download_dir, remote.name)
     url = resolve_base_url(base_url) + remote.name
     if os.path.exists(zip_path):

@@ -5,6 +5,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -247,3 +248,48 @@ def test_error_reporting_and_drawing_import_no_tensorflow():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_predict_prints_the_readable_images_and_names_the_others(cli_run, synthetic_dir, tmp_path):
+    model_dir, _ = cli_run
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    good = os.path.join(synthetic_dir, "rock", "rock01-000.png")
+    with open(good, "rb") as f:
+        (folder / "a.png").write_bytes(f.read())
+    (folder / "b.png").write_bytes(b"")
+    result = run_module("predict", f"--model_dir={model_dir}", str(folder))
+    assert result.returncode == 3  # finished, with something skipped
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [str(folder / "a.png")]
+    assert f"skipped {folder / 'b.png'}: empty file" in result.stderr
+
+
+def test_evaluate_reports_skipped_images(cli_run, synthetic_dir, tmp_path):
+    model_dir, _ = cli_run
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    (data / "paper" / "paper00-bad.png").write_bytes(b"not an image")
+    out = tmp_path / "eval.json"
+    result = run_module(
+        "evaluate", f"--model_dir={model_dir}", f"--data_dir={data}", f"--json={out}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(skipped unreadable: 1)" in result.stdout
+    skipped = json.loads(out.read_text())["skipped_images"]
+    assert skipped == [
+        {
+            "path": str(data / "paper" / "paper00-bad.png"),
+            "reason": "not an image (unknown file signature)",
+        }
+    ]
+
+
+def test_train_checks_the_model_dir_before_downloading(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_module(
+        "train", f"--model_dir={blocker}/run", "--base_url=http://127.0.0.1:9/nothing"
+    )
+    assert result.returncode == 1
+    assert f"error: --model_dir={blocker}/run cannot be written" in result.stderr
+    assert "download" not in result.stderr

@@ -1,5 +1,7 @@
 """Decode, resize and batching, against Keras' legacy loader (PIL) and by construction."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -195,3 +197,20 @@ def test_a_split_without_readable_images_is_an_error(tmp_path):
     prepared = pipeline.prepare([str(tmp_path / "bad.png")], [0], 3, pipeline.PipelineOptions())
     with pytest.raises(ValueError, match="no readable image"):
         pipeline.evaluation_batches(prepared)
+
+
+def test_the_disk_cache_is_keyed_by_what_it_holds(tmp_path):
+    paths, labels = numbered_pngs(tmp_path / "data", 6)
+    options = pipeline.PipelineOptions(
+        image_size=(8, 8), batch_size=6, cache="disk", cache_path=str(tmp_path / "cache")
+    )
+    first = pipeline.prepare(paths, labels, 3, options, name="train")
+    assert os.listdir(tmp_path / "cache") == [os.path.basename(first.cache_folder)]
+    write_png(paths[0], np.full((8, 8, 3), 200, np.uint8))  # other pixels, same path
+    second = pipeline.prepare(paths, labels, 3, options, name="train")
+    assert second.cache_folder != first.cache_folder
+    assert os.listdir(tmp_path / "cache") == [os.path.basename(second.cache_folder)]
+    ((images, _),) = pipeline.evaluation_batches(second)
+    assert round(float(images[0, 0, 0, 0]) * 255) == 200  # the new file, not the old pixels
+    resized = pipeline.prepare(paths, labels, 3, options._replace(image_size=(4, 4)), name="train")
+    assert resized.cache_folder != second.cache_folder

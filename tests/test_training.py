@@ -11,7 +11,12 @@ import tensorflow as tf
 from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
 from rps_tfdata.core import artifacts, evaluation, pipeline, prediction, synthetic, training
-from rps_tfdata.core.errors import ConfigError, DatasetLayoutError, InputNotFoundError
+from rps_tfdata.core.errors import (
+    ConfigError,
+    DatasetLayoutError,
+    InputNotFoundError,
+    TrainingStoppedError,
+)
 
 EPOCHS = 2
 
@@ -191,3 +196,72 @@ def test_uncompiled_augmentation_inside_an_xla_step_is_refused(tmp_path):
         config._replace(jit_augment=True),
     ):
         training.check_config(allowed)
+
+
+@pytest.fixture()
+def own_data(tmp_path):
+    """A private copy of tiny data, for tests that change files."""
+    out = str(tmp_path / "data")
+    synthetic.write_dataset(out, 5, size=48, seed=6)
+    return out
+
+
+def test_a_diverging_run_stops_with_a_clear_message(own_data, tmp_path):
+    config = config_for(own_data, tmp_path / "run", learning_rate=1e38, epochs=3)
+    with pytest.raises(TrainingStoppedError, match="training diverged: the loss is not finite"):
+        training.train_and_evaluate(config)
+    assert not os.path.exists(tmp_path / "run" / artifacts.METRICS)
+
+
+def test_a_failing_final_evaluation_keeps_the_model_and_training_metrics(
+    own_data, tmp_path, monkeypatch
+):
+    config = config_for(own_data, tmp_path / "run", epochs=1)
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluation, "evaluate_prepared", _raise_disk_error)
+        with pytest.raises(OSError, match="the final evaluation failed"):
+            training.train_and_evaluate(config)
+    partial = artifacts.read_json(str(tmp_path / "run"), artifacts.METRICS)
+    assert partial["finished"] is False and partial["epochs_run"] == 1
+    assert os.path.isfile(tmp_path / "run" / artifacts.FINAL_MODEL)
+    # The rerun only evaluates: the trained epoch is not trained again.
+    metrics = training.train_and_evaluate(config)
+    assert metrics["finished"] and "val_accuracy" in metrics
+    with open(tmp_path / "run" / artifacts.HISTORY) as f:
+        assert len(list(csv.DictReader(f))) == 1
+
+
+def _raise_disk_error(*args, **kwargs):
+    raise OSError("the final evaluation failed")
+
+
+def test_other_settings_are_refused_unless_overwrite(own_data, tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "keep.txt").parent.mkdir()
+    (run_dir / "keep.txt").write_text("not ours")
+    training.train_and_evaluate(config_for(own_data, run_dir, epochs=1, seed=1))
+    other = config_for(own_data, run_dir, epochs=1, seed=2, learning_rate=0.01)
+    with pytest.raises(
+        ConfigError, match=r"--learning_rate=0.001 \(now 0.01\), --seed=1 \(now 2\)"
+    ):
+        training.train_and_evaluate(other)
+    training.train_and_evaluate(other, overwrite=True)
+    assert artifacts.read_json(str(run_dir), artifacts.RUN_CONFIG)["seed"] == 2
+    assert (run_dir / "keep.txt").read_text() == "not ours"  # only the run's files went
+
+
+def test_changed_image_files_are_refused_in_the_same_folder(own_data, tmp_path):
+    config = config_for(own_data, tmp_path / "run", epochs=1)
+    training.train_and_evaluate(config)
+    changed = os.path.join(own_data, "rock", "rock01-000.png")
+    os.utime(changed, ns=(0, 0))
+    with pytest.raises(ConfigError, match="image files under --data_dir=.* changed since"):
+        training.train_and_evaluate(config._replace(epochs=2))
+
+
+def test_a_model_dir_that_cannot_be_written_is_named_before_any_work(own_data, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    config = config_for(own_data, blocker / "run")
+    with pytest.raises(ConfigError, match=r"--model_dir=.*file/run cannot be written"):
+        training.train_and_evaluate(config)

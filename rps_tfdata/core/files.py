@@ -7,11 +7,12 @@ marker is unfinished and is rebuilt.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import tempfile
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from rps_tfdata.core.errors import ConfigError, UserError
 
@@ -65,6 +66,14 @@ def write_text(path: str, text: str) -> str:
 def write_json(path: str, value: Any) -> str:
     """Writes `value` as indented JSON (keys sorted, final newline); returns the path."""
     return write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def fingerprint(paths: Sequence[str], *extra: Any) -> str:
+    """A short digest of files (path, size, modification time) and `extra` values: it
+    changes when any file is added, removed, replaced or rewritten."""
+    stats = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
+    key = json.dumps([stats, *extra])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def is_complete(folder: str) -> bool:

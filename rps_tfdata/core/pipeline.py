@@ -19,7 +19,6 @@ an image's augmentation does not depend on which batch, replica or worker holds 
 order is a full permutation (`index_shuffle`), as IDG's, with no shuffle buffer to fill.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -100,13 +99,6 @@ def _decoded(paths: Sequence[str], options: PipelineOptions) -> tf.data.Dataset:
     return _with_options(dataset.ignore_errors().prefetch(AUTOTUNE), options)
 
 
-def _fingerprint(paths: Sequence[str], options: PipelineOptions, name: str) -> str:
-    """What a disk cache holds: the files (path, size, mtime), image size, resize method."""
-    stats = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
-    key = json.dumps([name, list(options.image_size), options.resize_method, stats])
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
 def _raw_path(folder: str, position: int) -> str:
     return os.path.join(folder, f"{position:07d}.u8")
 
@@ -152,7 +144,8 @@ def _screen(paths: Sequence[str]) -> tuple[list[int], list[scan.BadImage]]:
 def _disk_cache(paths: Sequence[str], options: PipelineOptions, name: str) -> tuple[str, list]:
     """The split's fingerprinted raw-pixel folder (built once) and its unreadable files."""
     os.makedirs(options.cache_path, exist_ok=True)
-    folder = os.path.join(options.cache_path, f"{name}-{_fingerprint(paths, options, name)}")
+    key = files.fingerprint(paths, name, list(options.image_size), options.resize_method)
+    folder = os.path.join(options.cache_path, f"{name}-{key}")
     for stale in os.listdir(options.cache_path):  # other data or settings: never read again
         path = os.path.join(options.cache_path, stale)
         if stale.startswith(f"{name}-") and path != folder and files.is_complete(path):

@@ -110,6 +110,15 @@ def settings_of(config: TrainConfig) -> dict[str, Any]:
     }
 
 
+def data_fingerprint(config: TrainConfig) -> str:
+    """A digest of the listed image files (paths, sizes, modification times), so a rerun
+    can tell a continuation from the same folder holding other images."""
+    listed = index.list_all(config.train_dir).paths
+    if config.test_dir:
+        listed += index.list_all(config.test_dir).paths
+    return files.fingerprint(listed)
+
+
 def resolve_augment_on(augment_on: str) -> str:
     """ "auto": on the device when a GPU is visible (the host would starve it), else on
     the host (a CPU "device" is the host anyway, and the tf.data threads overlap it)."""
@@ -284,6 +293,28 @@ def _diverged(epoch: int, state: run_state.RunState, config: TrainConfig) -> Tra
     )
 
 
+def _save_epoch(config: TrainConfig, model, state, row: dict[str, float], writers) -> bool:
+    """Records a finished epoch: best weights (if it is the best), TensorBoard, the
+    checkpoint, then history.csv. Returns whether it is the best so far."""
+    improved = row["val_loss"] < float(state.best_val_loss.numpy())
+    if improved:
+        with files.atomic_path(os.path.join(config.model_dir, artifacts.BEST_WEIGHTS)) as path:
+            model.save_weights(path)
+        state.best_val_loss.assign(row["val_loss"])
+        state.best_epoch.assign(row["epoch"])
+    for name, writer in writers.items():
+        prefix = "" if name == "train" else "val_"
+        with writer.as_default(step=row["epoch"] - 1):
+            tf.summary.scalar("epoch_loss", row[f"{prefix}loss"])
+            tf.summary.scalar("epoch_accuracy", row[f"{prefix}accuracy"])
+        writer.flush()
+    # A kill before the save replays this epoch, which computes the same row again.
+    state.record_epoch(row)
+    state.save()
+    write_history(config.model_dir, state.history)
+    return improved
+
+
 def _train_epochs(config, data, model, steps, state, stop_signal) -> None:
     """Trains from the state's epoch to `config.epochs`, saving the state after each;
     `stop_signal()` names a signal that asks to stop at the next step."""
@@ -306,12 +337,9 @@ def _train_epochs(config, data, model, steps, state, stop_signal) -> None:
     for epoch in range(start, config.epochs):
         logging.info("epoch %d/%d started", epoch + 1, config.epochs)
         loop.reset_dropout(model, config.seed, epoch)
+        progress = loop.progress_bar(num_steps)
         trained = loop.run_epoch(
-            steps,
-            batches,
-            num_steps,
-            progress=loop.progress_bar(num_steps),
-            should_stop=stop_signal,
+            steps, batches, num_steps, progress=progress, should_stop=stop_signal
         )
         if trained is None:
             raise TrainingStoppedError(
@@ -331,23 +359,7 @@ def _train_epochs(config, data, model, steps, state, stop_signal) -> None:
             "epoch_seconds": trained.seconds,
             "peak_rss_mb": peak_rss_mb(),
         }
-        improved = validation["loss"] < float(state.best_val_loss.numpy())
-        if improved:
-            path = os.path.join(config.model_dir, artifacts.BEST_WEIGHTS)
-            with files.atomic_path(path) as temporary:
-                model.save_weights(temporary)
-            state.best_val_loss.assign(validation["loss"])
-            state.best_epoch.assign(epoch + 1)
-        for name, writer in writers.items():
-            prefix = "" if name == "train" else "val_"
-            with writer.as_default(step=epoch):
-                tf.summary.scalar("epoch_loss", row[f"{prefix}loss"])
-                tf.summary.scalar("epoch_accuracy", row[f"{prefix}accuracy"])
-            writer.flush()
-        state.record_epoch(row)
-        state.save()
-        write_history(config.model_dir, state.history)
-        _log_epoch(row, config.epochs, improved)
+        _log_epoch(row, config.epochs, _save_epoch(config, model, state, row, writers))
 
 
 def summarize(history: list[dict[str, float]], data: Data) -> dict[str, Any]:
@@ -399,7 +411,9 @@ def _finish(config: TrainConfig, data: Data, model, steps, state) -> dict[str, A
     return metrics
 
 
-def _claim(config: TrainConfig, overwrite: bool) -> Optional[dict[str, Any]]:
+def _claim(
+    config: TrainConfig, settings: dict[str, Any], overwrite: bool
+) -> Optional[dict[str, Any]]:
     """Decides what this call does with the model folder. Returns the stored metrics of a
     finished run with these settings (nothing to do), else None (train or continue).
 
@@ -408,7 +422,6 @@ def _claim(config: TrainConfig, overwrite: bool) -> Optional[dict[str, Any]]:
     """
     model_dir = config.model_dir
     files.check_writable(model_dir, "--model_dir")
-    settings = settings_of(config)
     recorded = run_state.read_settings(model_dir)
     if overwrite:
         artifacts.remove_run(model_dir)
@@ -420,6 +433,12 @@ def _claim(config: TrainConfig, overwrite: bool) -> Optional[dict[str, Any]]:
         )
     elif recorded is not None:
         changed = run_state.differing(recorded, settings)
+        if "data_files" in changed:
+            raise ConfigError(
+                f"the image files under --data_dir={config.train_dir} (or --test_dir) changed "
+                f"since the run in {model_dir} started; pass --overwrite to train again on "
+                "them, or use another --model_dir"
+            )
         if changed:
             listing = ", ".join(f"--{n}={recorded.get(n)} (now {settings.get(n)})" for n in changed)
             raise ConfigError(
@@ -452,7 +471,8 @@ def train_and_evaluate(
       The metrics also written to `metrics.json`.
     """
     check_config(config)
-    stored = _claim(config, overwrite)
+    settings = {**settings_of(config), "data_files": data_fingerprint(config)}
+    stored = _claim(config, settings, overwrite)
     if stored is not None:
         logging.info("%s already holds this finished run; nothing to train", config.model_dir)
         return stored
@@ -461,7 +481,7 @@ def train_and_evaluate(
         data = load_data(config)
         model, optimizer, steps = build(config, len(data.class_names))
         # The folder becomes this run's only now that its data is known to be usable.
-        run_state.write_settings(config.model_dir, settings_of(config))
+        run_state.write_settings(config.model_dir, settings)
         if flags_text is not None:
             files.write_text(os.path.join(config.model_dir, artifacts.FLAGS), flags_text)
         state = run_state.RunState(config.model_dir, model, optimizer)

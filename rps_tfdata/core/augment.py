@@ -56,23 +56,41 @@ def _affine(a, b, c, d, e, f) -> tf.Tensor:
     return tf.reshape(entries, [-1, 3, 3])
 
 
+def _mix32(x: tf.Tensor) -> tf.Tensor:
+    """MurmurHash3's 32-bit finalizer: every input bit flips each output bit with
+    probability near 1/2. uint32 arithmetic wraps alike in graph kernels and XLA."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+    x = x * tf.constant(0x85EBCA6B, tf.uint32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 13))
+    x = x * tf.constant(0xC2B2AE35, tf.uint32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+
+
 def _unit_uniforms(seeds: tf.Tensor, count: int) -> tf.Tensor:
-    """(batch, count) uniform float64 in [0, 1): row i from 53 random bits of Philox
-    under its own seed `seeds[i]`.
+    """(batch, count) uniform float64 in [0, 1): row i a hash of its own seed `seeds[i]`.
 
-    TensorFlow's own float draws differ between XLA and the graph kernels for the same
-    seed (even with Philox named); the integer bits agree, so building the floats from
-    them makes the host (tf.data) and device (compiled train step) paths draw alike.
+    A counter-based draw built from integer operations only, vectorised over the batch:
+    each value hashes the seed's four 32-bit words and a counter, twice, for 53 bits.
+    Integer results are bit-identical between the tf.data (host) path and an
+    XLA-compiled train step (device), which TensorFlow's own float draws are not.
     """
-
-    def row(seed: tf.Tensor) -> tf.Tensor:
-        return tf.random.stateless_uniform(
-            [count], seed, minval=None, maxval=None, dtype=tf.int64, alg="philox"
+    seeds = tf.cast(seeds, tf.int64)
+    words = [
+        tf.cast(
+            tf.bitwise.bitwise_and(
+                tf.bitwise.right_shift(seeds[:, k // 2], 32 * (k % 2)), 0xFFFFFFFF
+            ),
+            tf.uint32,
         )
-
-    bits = tf.map_fn(row, seeds, fn_output_signature=tf.TensorSpec([count], tf.int64))
-    mantissa = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, 11), (1 << 53) - 1)
-    return tf.cast(mantissa, tf.float64) * 2.0**-53
+        for k in range(4)
+    ]
+    counters = tf.constant([(k * 0x9E3779B9) & 0xFFFFFFFF for k in range(2 * count)], tf.uint32)
+    bits = _mix32(counters[None, :] + tf.constant(0x6A09E667, tf.uint32))
+    for word in words:
+        bits = _mix32(tf.bitwise.bitwise_xor(bits, word[:, None]))
+    high = tf.cast(bits[:, 0::2], tf.float64)
+    low = tf.cast(tf.bitwise.right_shift(bits[:, 1::2], 11), tf.float64)
+    return (high * 2.0**21 + low) * 2.0**-53
 
 
 def image_seeds(seed: tf.Tensor, batch_size: Union[int, tf.Tensor]) -> tf.Tensor:

@@ -19,7 +19,8 @@ MAX_IMAGE_PIXELS = 89_478_485
 POLICIES = ("skip", "fail")
 CORRUPT = "corrupt image data (the decoder failed)"
 
-_HEAD = 64 * 1024  # enough for JPEG's markers before the frame header, EXIF included
+_HEAD = 4096  # PNG, GIF and BMP sizes sit in the first 30 bytes
+_JPEG_HEAD = 1 << 20  # JPEG's frame header follows EXIF and its thumbnail: read on
 _TAIL = 64
 _PNG = b"\x89PNG\r\n\x1a\n"
 _JPEG = b"\xff\xd8\xff"
@@ -105,6 +106,8 @@ def inspect_header(path: str) -> Optional[str]:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
             head = f.read(_HEAD)
+            if head.startswith(_JPEG) and _jpeg_size(head) is None:
+                head += f.read(_JPEG_HEAD - _HEAD)
             f.seek(max(size - _TAIL, 0))
             tail = f.read(_TAIL)
     except OSError as e:

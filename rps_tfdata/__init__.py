@@ -15,9 +15,11 @@ import logging
 import os
 
 # TensorFlow's C++ INFO lines (CPU features, "no CUDA drivers") drown the progress output
-# of every command; a value the user set wins. Its Python INFO lines (one per checkpoint
-# saved) likewise.
+# of every command; a value the user set wins. Its checkpoint writer logs one INFO line
+# per save through absl's logger, which is ours too: drop just that line.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-logging.getLogger("tensorflow").setLevel(logging.WARNING)
+logging.getLogger("absl").addFilter(
+    lambda record: not record.getMessage().startswith("Sharding callback duration")
+)
 
 __version__ = "0.1.0"

@@ -11,6 +11,7 @@ from typing import Sequence
 from absl import logging
 
 from rps_tfdata.cli import app, configs, flag_defs
+from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import files, sources, training
 
 _F = flag_defs.define(
@@ -24,7 +25,7 @@ _F = flag_defs.define(
 )
 
 
-def make_config() -> training.TrainConfig:
+def make_config() -> config_lib.TrainConfig:
     """The run's configuration from the flags, fetching the official set if needed (after
     checking that the model folder can be written: a download is no use otherwise)."""
     files.check_writable(_F.model_dir.value, "--model_dir")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import index, pipeline, scan, synthetic, training
 from rps_tfdata.core.errors import BadImagesError, DatasetLayoutError
 
@@ -73,7 +74,7 @@ def test_each_kind_of_bad_file_is_found_with_its_reason(data_with_bad_files):
 def test_bad_files_leave_their_subset_and_the_rest_keeps_idgs_split(
     data_with_bad_files, tmp_path, cache
 ):
-    config = training.TrainConfig(
+    config = config_lib.TrainConfig(
         train_dir=data_with_bad_files,
         model_dir=str(tmp_path / "run"),
         epochs=1,
@@ -101,7 +102,7 @@ def test_bad_files_leave_their_subset_and_the_rest_keeps_idgs_split(
 
 
 def test_fail_policy_stops_before_training_listing_every_file(data_with_bad_files, tmp_path):
-    config = training.TrainConfig(
+    config = config_lib.TrainConfig(
         train_dir=data_with_bad_files,
         model_dir=str(tmp_path / "run"),
         on_bad_image="fail",
@@ -144,7 +145,7 @@ def test_a_test_folder_without_readable_images_fails_before_training(tmp_path, s
     for name in synthetic.CLASS_NAMES:
         (test_dir / name).mkdir(parents=True)
     (test_dir / "rock" / "x.png").write_bytes(b"")
-    config = training.TrainConfig(
+    config = config_lib.TrainConfig(
         train_dir=synthetic_dir,
         model_dir=str(tmp_path / "run"),
         test_dir=str(test_dir),
@@ -161,7 +162,7 @@ def test_one_class_is_refused(tmp_path):
         for path in (tmp_path / "data" / name).iterdir():
             path.unlink()
         (tmp_path / "data" / name).rmdir()
-    config = training.TrainConfig(train_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "r"))
+    config = config_lib.TrainConfig(train_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "r"))
     with pytest.raises(
         DatasetLayoutError, match=r"1 class folder\(s\) \['rock'\]; .* at least two"
     ):

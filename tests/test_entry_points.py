@@ -16,7 +16,8 @@ from absl.testing import flagsaver
 from rps_tfdata import benchmark, train
 from rps_tfdata.bench import seed_reference
 from rps_tfdata.cli import configs, flag_defs
-from rps_tfdata.core import artifacts, training
+from rps_tfdata.core import artifacts
+from rps_tfdata.core import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = flags.FLAGS
@@ -151,7 +152,7 @@ def test_each_flagfile_is_a_valid_job_for_its_commands(path, command):
     with flagsaver.flagsaver():
         FLAGS([command, f"--flagfile={path}"])
         config = configs.training_config(module._F, train_dir="d", model_dir="m")
-        training.check_config(config)
+        config_lib.check_config(config)
 
 
 def test_seed_flagfile_is_the_seed_script():

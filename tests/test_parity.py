@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from rps_tfdata.bench import parity, preview
-from rps_tfdata.core import evaluation, pipeline, training
+from rps_tfdata.core import config as config_lib
+from rps_tfdata.core import data as data_lib
+from rps_tfdata.core import evaluation, pipeline
 from rps_tfdata.core.errors import ConfigError
 
 from .helpers import RPS28
@@ -12,7 +14,7 @@ from .helpers import RPS28
 
 def config_for(data_dir, **changes):
     options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
-    return training.TrainConfig(train_dir=data_dir, model_dir="", input=options, **changes)
+    return config_lib.TrainConfig(train_dir=data_dir, model_dir="", input=options, **changes)
 
 
 def test_side_by_side_trains_both_pipelines_and_tabulates(synthetic_dir):
@@ -32,7 +34,7 @@ def test_both_pipelines_start_from_the_same_weights(synthetic_dir):
     idg, ours = parity.train_side_by_side(config)
     assert idg.clean_val_loss == pytest.approx(ours.clean_val_loss, abs=1e-6)
     # Not a loss any model would get: another seed's initial weights evaluate otherwise.
-    data = training.load_data(config)
+    data = data_lib.load_data(config)
     _, other = parity.start(config._replace(seed=6), 3)
     other_loss = evaluation.evaluate_prepared(other.predict, data.validation, data.class_names)[
         "loss"

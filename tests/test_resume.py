@@ -143,15 +143,3 @@ def test_a_kill_while_the_disk_cache_fills_leaves_nothing_that_blocks(
     finish(data_dir, model_dir, "--image_cache=disk")
     # The cache changes where pixels are kept, not what the run computes.
     assert history(model_dir) == history(reference)
-
-
-def test_a_finished_run_is_reported_not_retrained_and_other_settings_are_refused(
-    data_dir, reference
-):
-    before = os.path.getmtime(os.path.join(reference, artifacts.FINAL_MODEL))
-    log = finish(data_dir, reference)
-    assert printed(log, "already holds this finished run")
-    assert os.path.getmtime(os.path.join(reference, artifacts.FINAL_MODEL)) == before
-    process, log = start(data_dir, reference, "--learning_rate=0.01")
-    assert process.wait(timeout=120) == 1
-    assert printed(log, "holds a run with other settings: --learning_rate=0.001 (now 0.01)")

@@ -11,6 +11,7 @@ import tensorflow as tf
 from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
 from rps_tfdata.core import artifacts, evaluation, pipeline, prediction, synthetic, training
+from rps_tfdata.core import config as config_lib
 from rps_tfdata.core.errors import (
     ConfigError,
     DatasetLayoutError,
@@ -30,7 +31,7 @@ def test_dir(tmp_path_factory):
 
 def config_for(train_dir, model_dir, **changes):
     options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
-    return training.TrainConfig(
+    return config_lib.TrainConfig(
         train_dir=train_dir,
         model_dir=str(model_dir),
         input=options,
@@ -89,6 +90,19 @@ def test_metrics_come_from_the_best_weights(finished_run):
     for key in ("val_accuracy", "test_accuracy", "test_loss", "train_images_per_sec"):
         assert key in metrics
     assert metrics["peak_rss_mb"] > 100
+
+
+def test_a_rerun_of_a_finished_run_reports_it_without_training(finished_run, synthetic_dir):
+    model_dir, metrics = finished_run
+    modified = os.path.getmtime(os.path.join(model_dir, artifacts.FINAL_MODEL))
+    test_dir = artifacts.read_json(model_dir, artifacts.RUN_CONFIG)["test_dir"]
+    again = training.train_and_evaluate(config_for(synthetic_dir, model_dir, test_dir=test_dir))
+    assert again == metrics
+    assert os.path.getmtime(os.path.join(model_dir, artifacts.FINAL_MODEL)) == modified
+    with pytest.raises(ConfigError, match=f"--epochs=1 is fewer than the {EPOCHS} epochs"):
+        training.train_and_evaluate(
+            config_for(synthetic_dir, model_dir, test_dir=test_dir, epochs=1)
+        )
 
 
 def test_saved_model_holds_the_best_weights(finished_run):
@@ -157,8 +171,8 @@ def test_too_few_images_for_validation_is_explained(tmp_path):
 
 
 def test_make_augmentation_follows_the_mode(tmp_path):
-    assert training.make_augmentation(config_for("d", tmp_path, augment="none")) is None
-    layer = training.make_augmentation(config_for("d", tmp_path, seed=5))
+    assert config_lib.make_augmentation(config_for("d", tmp_path, augment="none")) is None
+    layer = config_lib.make_augmentation(config_for("d", tmp_path, seed=5))
     assert layer.get_config()["rotation_range"] == 40 and layer.seed == 5
 
 
@@ -175,9 +189,9 @@ def test_device_augmentation_trains_inside_the_step_and_saves_a_plain_model(
 
 def test_augment_on_auto_follows_the_machine():
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
-    assert training.resolve_augment_on("auto") == ("device" if has_gpu else "host")
-    assert training.resolve_augment_on("device") == "device"
-    assert training.resolve_augment_on("host") == "host"
+    assert config_lib.resolve_augment_on("auto") == ("device" if has_gpu else "host")
+    assert config_lib.resolve_augment_on("device") == "device"
+    assert config_lib.resolve_augment_on("host") == "host"
 
 
 def test_validation_augmentation_on_device_is_refused(synthetic_dir, tmp_path):
@@ -189,13 +203,13 @@ def test_validation_augmentation_on_device_is_refused(synthetic_dir, tmp_path):
 def test_uncompiled_augmentation_inside_an_xla_step_is_refused(tmp_path):
     config = config_for("d", tmp_path, augment_on="device", jit_augment=False, jit_compile="true")
     with pytest.raises(ConfigError, match="--nojit_augment cannot run inside an XLA"):
-        training.check_config(config)
+        config_lib.check_config(config)
     for allowed in (
         config._replace(jit_compile="false"),
         config._replace(augment_on="host"),
         config._replace(jit_augment=True),
     ):
-        training.check_config(allowed)
+        config_lib.check_config(allowed)
 
 
 @pytest.fixture()

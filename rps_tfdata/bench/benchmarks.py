@@ -25,6 +25,8 @@ import tensorflow as tf
 from absl import logging
 
 from rps_tfdata.bench import seed_reference, throughput
+from rps_tfdata.core import config as config_lib
+from rps_tfdata.core import data as data_lib
 from rps_tfdata.core import pipeline, resources, training
 
 MODES = ("pipeline", "step", "e2e", "all", "parity")
@@ -40,7 +42,7 @@ class Settings(NamedTuple):
     window: int = 10  # e2e: batches per timed window
 
 
-def idg_train_iterator(config: training.TrainConfig):
+def idg_train_iterator(config: config_lib.TrainConfig):
     """The seed's augmented training iterator over the same files."""
     return seed_reference.seed_iterators(
         config.train_dir,
@@ -50,12 +52,12 @@ def idg_train_iterator(config: training.TrainConfig):
     ).train
 
 
-def _host_augmentation(config: training.TrainConfig):
-    return None if training.augments_on_device(config) else training.make_augmentation(config)
+def _host_augmentation(config: config_lib.TrainConfig):
+    return None if config_lib.augments_on_device(config) else config_lib.make_augmentation(config)
 
 
 def bench_pipeline(
-    config: training.TrainConfig, data: training.Data, baseline: bool, settings: Settings
+    config: config_lib.TrainConfig, data: data_lib.Data, baseline: bool, settings: Settings
 ) -> dict:
     """Input pipeline images/s: cold (reading every file once: the unreadable-file scan,
     decode, resize, cache fill), steady (epochs from the cache), the augmentation kernel,
@@ -102,7 +104,7 @@ def bench_pipeline(
     return results
 
 
-def bench_step(config: training.TrainConfig, num_classes: int, settings: Settings) -> dict:
+def bench_step(config: config_lib.TrainConfig, num_classes: int, settings: Settings) -> dict:
     """The train step alone, on one in-memory batch (no input cost): the model's ceiling."""
     _, _, steps = training.build(config, num_classes)
     rng = np.random.default_rng(0)
@@ -128,7 +130,7 @@ def _with_seeds(iterator):
 
 
 def bench_e2e(
-    config: training.TrainConfig, data: training.Data, baseline: bool, settings: Settings
+    config: config_lib.TrainConfig, data: data_lib.Data, baseline: bool, settings: Settings
 ) -> dict:
     """The training loop on the real pipeline (and on the seed's), after a warm-up epoch."""
     num_classes = len(data.class_names)
@@ -178,7 +180,7 @@ def flatten(results: dict[str, throughput.Rate]) -> dict[str, Any]:
     return flat
 
 
-def header(config: training.TrainConfig, mode: str) -> dict[str, Any]:
+def header(config: config_lib.TrainConfig, mode: str) -> dict[str, Any]:
     """What a report states before its figures: versions, devices, settings, memory."""
     return {
         **throughput.environment(),
@@ -186,7 +188,7 @@ def header(config: training.TrainConfig, mode: str) -> dict[str, Any]:
         "mode": mode,
         "image_size": config.input.image_size[0],
         "batch_size": config.input.batch_size,
-        "augment_on": training.resolve_augment_on(config.augment_on),
+        "augment_on": config_lib.resolve_augment_on(config.augment_on),
         "mixed_precision": config.precision,
         "jit_compile": config.jit_compile,
         "image_cache": config.input.cache,
@@ -203,11 +205,11 @@ def report(results: dict[str, throughput.Rate], head: dict[str, Any]) -> str:
 
 
 def run_benchmarks(
-    mode: str, config: training.TrainConfig, *, baseline: bool, settings: Settings
+    mode: str, config: config_lib.TrainConfig, *, baseline: bool, settings: Settings
 ) -> dict[str, throughput.Rate]:
     """Runs the measurements `mode` asks for, logging each figure as it is done."""
-    training.check_config(config)
-    data = training.load_data(config)
+    config_lib.check_config(config)
+    data = data_lib.load_data(config)
     stages: list[tuple[str, Callable[[], dict]]] = [
         ("pipeline", lambda: bench_pipeline(config, data, baseline, settings)),
         ("step", lambda: bench_step(config, len(data.class_names), settings)),

@@ -18,6 +18,8 @@ import keras
 import numpy as np
 
 from rps_tfdata.bench import seed_reference
+from rps_tfdata.core import config as config_lib
+from rps_tfdata.core import data as data_lib
 from rps_tfdata.core import evaluation, loop, pipeline, training
 
 PIPELINES = ("seed_idg", "rps_tfdata")
@@ -34,7 +36,7 @@ class ParityRun(NamedTuple):
     clean_val_loss: float
 
 
-def start(config: training.TrainConfig, num_classes: int) -> tuple[keras.Model, loop.Steps]:
+def start(config: config_lib.TrainConfig, num_classes: int) -> tuple[keras.Model, loop.Steps]:
     """The CNN with the initial weights of `config.seed`, and its train step."""
     keras.utils.set_random_seed(config.seed)
     model, _, steps = training.build(config, num_classes)
@@ -52,7 +54,7 @@ def _seed_epoch(iterators: seed_reference.SeedIterators):
     return train, validation
 
 
-def _our_epoch(config: training.TrainConfig, data: training.Data, epoch: int, augmentation):
+def _our_epoch(config: config_lib.TrainConfig, data: data_lib.Data, epoch: int, augmentation):
     train = pipeline.training_batches(
         data.train,
         seed=config.seed,
@@ -66,12 +68,12 @@ def _our_epoch(config: training.TrainConfig, data: training.Data, epoch: int, au
     return iter(train), validation
 
 
-def train_one(name: str, config: training.TrainConfig) -> ParityRun:
+def train_one(name: str, config: config_lib.TrainConfig) -> ParityRun:
     """Trains the CNN for `config.epochs` on pipeline `name` ("seed_idg" or "rps_tfdata"),
     with the same training loop, so that only the input pipeline differs."""
-    data = training.load_data(config)
+    data = data_lib.load_data(config)
     num_classes = len(data.class_names)
-    augmentation = training.make_augmentation(config)
+    augmentation = config_lib.make_augmentation(config)
     iterators = seed_reference.seed_iterators(
         config.train_dir,
         image_size=config.input.image_size[0],
@@ -96,15 +98,15 @@ def train_one(name: str, config: training.TrainConfig) -> ParityRun:
     return ParityRun(name, config.seed, history, clean["accuracy"], clean["loss"])
 
 
-def parity_config(config: training.TrainConfig, seed: int) -> training.TrainConfig:
+def parity_config(config: config_lib.TrainConfig, seed: int) -> config_lib.TrainConfig:
     """`config` with the seed's augmented validation, on the host, and this seed; checked."""
     augment_on = "host" if config.augment_on == "auto" else config.augment_on
     changed = config._replace(augment_validation=True, augment_on=augment_on, seed=seed)
-    training.check_config(changed)
+    config_lib.check_config(changed)
     return changed
 
 
-def train_side_by_side(config: training.TrainConfig, *, repeats: int = 1) -> list[ParityRun]:
+def train_side_by_side(config: config_lib.TrainConfig, *, repeats: int = 1) -> list[ParityRun]:
     """For seeds `config.seed`, +1, ...: trains the seed's pipeline and ours on `config`."""
     runs = []
     for seed in range(config.seed, config.seed + repeats):

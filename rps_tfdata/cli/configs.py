@@ -4,7 +4,8 @@ import os
 import types
 from typing import Optional
 
-from rps_tfdata.core import pipeline, training
+from rps_tfdata.core import config as config_lib
+from rps_tfdata.core import pipeline
 
 # The decoded-image cache of --image_cache=disk, inside the run's folder.
 DISK_CACHE_FOLDER = "tf_data_cache"
@@ -12,10 +13,10 @@ DISK_CACHE_FOLDER = "tf_data_cache"
 
 def training_config(
     f: types.SimpleNamespace, *, train_dir: str, model_dir: str, test_dir: Optional[str] = None
-) -> training.TrainConfig:
+) -> config_lib.TrainConfig:
     """`f`: the holders of `flag_defs.TRAINING`, as `flag_defs.define` returns them."""
     side = f.image_size.value
-    return training.TrainConfig(
+    return config_lib.TrainConfig(
         train_dir=train_dir,
         test_dir=test_dir,
         model_dir=model_dir,

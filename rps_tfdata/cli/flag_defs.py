@@ -4,7 +4,7 @@ A command calls `define(...)` with the names of the flags it reads, at import, a
 accepts those and no others (`evaluate --epochs=3` is an unknown flag). Defining a name
 twice returns the same holder, so entry points imported together (the tests) share them.
 Rules within one flag live in its definition; rules across flags live in
-`rps_tfdata.core.training.check_config`, where the library enforces them too.
+`rps_tfdata.core.config_lib.check_config`, where the library enforces them too.
 """
 
 import functools
@@ -13,7 +13,8 @@ from typing import Callable
 
 from absl import flags
 
-from rps_tfdata.core import images, index, model, pipeline, scan, sources, training
+from rps_tfdata.core import config as config_lib
+from rps_tfdata.core import images, index, model, pipeline, scan, sources
 
 
 def _bench_modes() -> tuple[str, ...]:
@@ -104,7 +105,7 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
     "augment": lambda: flags.DEFINE_enum(
         "augment",
         "idg",
-        training.AUGMENT_MODES,
+        config_lib.AUGMENT_MODES,
         "idg: the seed's ImageDataGenerator augmentation, fused into one warp; none.",
     ),
     "augment_validation": lambda: flags.DEFINE_bool(
@@ -116,7 +117,7 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
     "augment_on": lambda: flags.DEFINE_enum(
         "augment_on",
         "auto",
-        training.AUGMENT_PLACES,
+        config_lib.AUGMENT_PLACES,
         "host: augment in the tf.data pipeline; device: inside the train step (XLA-compiled "
         "warp); auto: device when a GPU is visible, else host.",
     ),

@@ -113,7 +113,7 @@ def _read_all(
     image_id = 0
     # Output order is input order (deterministic), so ids count up as files decode;
     # batches of them keep Python's share of the work small.
-    for positions, images in _decoded([paths[i] for i in candidates], options).batch(256):
+    for positions, images in _decoded([paths[i] for i in candidates], options).batch(64):
         for position, pixels in zip(positions.numpy(), images.numpy(), strict=True):
             decoded.add(candidates[position])
             store(image_id, pixels)

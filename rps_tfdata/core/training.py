@@ -13,7 +13,7 @@ import io
 import math
 import os
 import statistics
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 import keras
 import tensorflow as tf
@@ -23,7 +23,6 @@ from rps_tfdata.core import (
     artifacts,
     evaluation,
     files,
-    index,
     loop,
     pipeline,
     run_state,
@@ -31,12 +30,17 @@ from rps_tfdata.core import (
     stopping,
 )
 from rps_tfdata.core import model as model_lib
-from rps_tfdata.core.augment import IDGAugmentation
-from rps_tfdata.core.errors import ConfigError, DatasetLayoutError, TrainingStoppedError
+from rps_tfdata.core.config import (
+    TrainConfig,
+    augments_on_device,
+    check_config,
+    make_augmentation,
+    settings_of,
+)
+from rps_tfdata.core.data import Data, data_fingerprint, load_data
+from rps_tfdata.core.errors import ConfigError, TrainingStoppedError
 from rps_tfdata.core.resources import peak_rss_mb
 
-AUGMENT_MODES = ("idg", "none")
-AUGMENT_PLACES = ("auto", "host", "device")
 HISTORY_COLUMNS = (
     "epoch",
     "loss",
@@ -47,187 +51,6 @@ HISTORY_COLUMNS = (
     "epoch_seconds",
     "peak_rss_mb",
 )
-
-
-class TrainConfig(NamedTuple):
-    """Everything a run needs; `rps_tfdata.train`'s flags document each field."""
-
-    train_dir: str
-    model_dir: str
-    test_dir: Optional[str] = None
-    epochs: int = 25
-    validation_split: float = 0.2
-    learning_rate: float = 1e-3
-    seed: int = 42
-    augment: str = "idg"
-    augment_validation: bool = False
-    augment_on: str = "auto"
-    jit_augment: bool = True
-    precision: str = "float32"
-    jit_compile: str = "auto"
-    on_bad_image: str = "skip"
-    input: pipeline.PipelineOptions = pipeline.PipelineOptions()
-
-
-class Data(NamedTuple):
-    """The run's splits, read and checked: training, validation and optional test."""
-
-    class_names: list[str]
-    train: pipeline.Prepared
-    validation: pipeline.Prepared
-    test: Optional[pipeline.Prepared]
-
-    def skipped(self) -> list[scan.BadImage]:
-        """Every unreadable file of every split."""
-        return [b for split in (self.train, self.validation, self.test) if split for b in split.bad]
-
-
-def settings_of(config: TrainConfig) -> dict[str, Any]:
-    """The run's settings by flag name, as `run_config.json` records them."""
-    options = config.input
-    return {
-        "data_dir": os.path.abspath(config.train_dir),
-        "test_dir": os.path.abspath(config.test_dir) if config.test_dir else None,
-        "epochs": config.epochs,
-        "validation_split": config.validation_split,
-        "learning_rate": config.learning_rate,
-        "seed": config.seed,
-        "augment": config.augment,
-        "augment_validation": config.augment_validation,
-        "augment_on": config.augment_on,
-        "jit_augment": config.jit_augment,
-        "mixed_precision": config.precision,
-        "jit_compile": config.jit_compile,
-        "on_bad_image": config.on_bad_image,
-        "image_size": options.image_size[0],
-        "batch_size": options.batch_size,
-        "resize_method": options.resize_method,
-        "deterministic": options.deterministic,
-        "image_cache": options.cache,
-        "parallel_calls": options.parallel_calls,
-        "threadpool_size": options.threadpool_size,
-        "prefetch": options.prefetch,
-    }
-
-
-def data_fingerprint(config: TrainConfig) -> str:
-    """A digest of the listed image files (paths, sizes, modification times), so a rerun
-    can tell a continuation from the same folder holding other images."""
-    listed = index.list_all(config.train_dir).paths
-    if config.test_dir:
-        listed += index.list_all(config.test_dir).paths
-    return files.fingerprint(listed)
-
-
-def resolve_augment_on(augment_on: str) -> str:
-    """ "auto": on the device when a GPU is visible (the host would starve it), else on
-    the host (a CPU "device" is the host anyway, and the tf.data threads overlap it)."""
-    if augment_on == "auto":
-        return "device" if tf.config.list_physical_devices("GPU") else "host"
-    if augment_on not in AUGMENT_PLACES:
-        raise ValueError(f"augment_on must be one of {AUGMENT_PLACES}. Received: {augment_on!r}")
-    return augment_on
-
-
-def augments_on_device(config: TrainConfig) -> bool:
-    """Whether this run augments inside the train step rather than in tf.data."""
-    return resolve_augment_on(config.augment_on) == "device"
-
-
-def make_augmentation(config: TrainConfig) -> Optional[IDGAugmentation]:
-    """The seed's IDG augmentation, or None with --augment=none."""
-    if config.augment == "none":
-        return None
-    return IDGAugmentation(seed=config.seed, jit_compile=config.jit_augment)
-
-
-def check_config(config: TrainConfig) -> None:
-    """Raises ConfigError (naming the flags at fault) for settings that cannot work together."""
-    try:
-        index.check_validation_split(config.validation_split)
-    except ValueError as e:
-        raise ConfigError(f"--{e}") from e
-    on_device = augments_on_device(config)
-    if config.augment_validation and on_device:
-        raise ConfigError(
-            "--augment_validation needs --augment_on=host: augmentation on the device runs "
-            "inside the train step only, never on validation"
-        )
-    if on_device and not config.jit_augment and model_lib.step_uses_xla(config.jit_compile):
-        raise ConfigError(
-            "--nojit_augment cannot run inside an XLA-compiled train step (its projective-"
-            "transform op has no XLA kernel): drop --nojit_augment, or use --augment_on=host "
-            "or --jit_compile=false"
-        )
-
-
-def _fewest_images_for_validation(validation_split: float) -> int:
-    """The smallest class that gets a validation image, with IDG's truncation."""
-    count = 1
-    while index.validation_count(count, validation_split) < 1:
-        count += 1
-    return count
-
-
-def _list_splits(config: TrainConfig) -> tuple[index.Split, index.Split, Optional[index.Split]]:
-    """The IDG split of the listing (bad files included, as IDG splits), checked."""
-    train = index.list_split(config.train_dir, config.validation_split, "training")
-    validation = index.list_split(config.train_dir, config.validation_split, "validation")
-    if len(train.class_names) < 2:
-        raise DatasetLayoutError(
-            f"data folder {config.train_dir!r} has {len(train.class_names)} class folder(s) "
-            f"{train.class_names}; a classifier needs at least two"
-        )
-    for subset, split in (("training", train), ("validation", validation)):
-        if not split.paths:
-            raise DatasetLayoutError(
-                f"the {subset} subset of {config.train_dir!r} is empty: each class needs at least "
-                f"{_fewest_images_for_validation(config.validation_split)} images for "
-                f"validation_split={config.validation_split}"
-            )
-    test = None
-    if config.test_dir:
-        test = index.list_all(config.test_dir)
-        index.check_same_classes(train.class_names, test.class_names, config.test_dir)
-    return train, validation, test
-
-
-def load_data(config: TrainConfig) -> Data:
-    """Lists and splits the images as IDG does, then reads every file once: unreadable
-    files leave whichever subset holds them (so the readable files' split is IDG's), and
-    are reported, or stop the run under `on_bad_image="fail"`. Test images are scanned
-    now and decoded again at the end (no cache held through training)."""
-    train, validation, test = _list_splits(config)
-    num_classes = len(train.class_names)
-
-    def read(split: index.Split, name: str, options: pipeline.PipelineOptions):
-        return pipeline.prepare(split.paths, split.labels, num_classes, options, name=name)
-
-    data = Data(
-        train.class_names,
-        read(train, "train", config.input),
-        read(validation, "validation", config.input),
-        read(test, "test", config.input._replace(cache="none")) if test else None,
-    )
-    total = sum(len(s.paths) for s in (train, validation, test) if s)
-    scan.check_policy(data.skipped(), total, config.on_bad_image)
-    if data.skipped():
-        logging.warning("%s; they were left out", scan.describe(data.skipped(), total))
-    for subset, split in (("training", data.train), ("validation", data.validation)):
-        if not split.paths:
-            raise DatasetLayoutError(f"the {subset} subset holds no readable image file")
-    if data.test is not None and not data.test.paths:
-        raise DatasetLayoutError(f"test folder {config.test_dir!r} holds no readable image file")
-    for subset, split in (("training", data.train), ("validation", data.validation)):
-        logging.info("%s: %s", subset, _counts(split, data.class_names))
-    if data.test:
-        logging.info("test: %s", _counts(data.test, data.class_names))
-    return data
-
-
-def _counts(split: pipeline.Prepared, class_names: list[str]) -> str:
-    counts = ", ".join(f"{n}={split.labels.count(k)}" for k, n in enumerate(class_names))
-    return f"{len(split.paths)} images ({counts}), {len(split.bad)} unreadable left out"
 
 
 def build(config: TrainConfig, num_classes: int):

@@ -54,6 +54,10 @@ def main(argv: Sequence[str]) -> None:
             runs = parity.train_side_by_side(config, repeats=_F.repeats.value)
             print(parity.format_table(runs))
             return
+        if _F.mode.value == "memory":
+            figures = benchmarks.measure_memory(config, _F.e2e_epochs.value)
+            print("\n".join(f"{key}: {value}" for key, value in figures.items()))
+            return
         settings = benchmarks.Settings(
             _F.repeats.value,
             _F.steady_epochs.value,

@@ -294,3 +294,15 @@ def test_train_checks_the_model_dir_before_downloading(tmp_path):
     assert result.returncode == 1
     assert f"error: --model_dir={blocker}/run cannot be written" in result.stderr
     assert "download" not in result.stderr
+
+
+def test_memory_benchmark_measures_the_training_split(synthetic_dir):
+    from rps_tfdata.bench import benchmarks
+    from rps_tfdata.core import config as config_lib
+    from rps_tfdata.core import pipeline
+
+    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
+    config = config_lib.TrainConfig(train_dir=synthetic_dir, model_dir="", input=options)
+    figures = benchmarks.measure_memory(config, epochs=1)
+    assert figures["images"] == 24 and figures["image_cache"] == "memory"
+    assert figures["peak_rss_mb"] >= figures["rss_before_mb"] > 100

@@ -11,7 +11,9 @@ Modes:
   e2e       images/s of the training loop on the real pipeline, after a warm-up epoch,
             and the input stall (how far e2e falls below step);
   all       pipeline, step and e2e;
-  parity    the side-by-side learning run of `rps_tfdata.bench.parity`.
+  parity    the side-by-side learning run of `rps_tfdata.bench.parity`;
+  memory    how much resident memory the training split's cache and `--e2e_epochs`
+            epochs of the input pipeline add (run once per `--image_cache`).
 A baseline adds the seed's pipeline on the same files (pipeline and e2e) and the ratios
 ours/seed.
 """
@@ -27,9 +29,9 @@ from absl import logging
 from rps_tfdata.bench import seed_reference, throughput
 from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import data as data_lib
-from rps_tfdata.core import pipeline, resources, training
+from rps_tfdata.core import index, pipeline, resources, training
 
-MODES = ("pipeline", "step", "e2e", "all", "parity")
+MODES = ("pipeline", "step", "e2e", "all", "parity", "memory")
 
 
 class Settings(NamedTuple):
@@ -158,6 +160,36 @@ def bench_e2e(
             **timing,
         )
     return results
+
+
+def measure_memory(config: config_lib.TrainConfig, epochs: int) -> dict[str, Any]:
+    """How much resident memory the training split's cache and `epochs` epochs add.
+
+    Everything is warmed up first on a few files, so the growth is the data's: with
+    `image_cache="memory"` it grows with the set (the pixels), with "disk" it should not.
+    """
+    split = index.list_split(config.train_dir, config.validation_split, "training")
+    options, layer = config.input, _host_augmentation(config)
+    few = pipeline.prepare(split.paths[:8], split.labels[:8], 3, options._replace(cache="none"))
+    for _ in pipeline.training_batches(few, seed=config.seed, augmentation=layer):
+        pass
+    before = resources.current_rss_mb()
+    prepared = pipeline.prepare(
+        split.paths, split.labels, len(split.class_names), options, name="train"
+    )
+    after_prepare = resources.current_rss_mb()
+    for _ in pipeline.training_batches(
+        prepared, seed=config.seed, end_epoch=epochs, augmentation=layer
+    ):
+        pass
+    return {
+        "images": len(prepared.paths),
+        "image_cache": options.cache,
+        "rss_before_mb": round(before, 1),
+        "rss_growth_after_prepare_mb": round(after_prepare - before, 1),
+        "rss_growth_after_epochs_mb": round(resources.current_rss_mb() - before, 1),
+        "peak_rss_mb": round(resources.peak_rss_mb(), 1),
+    }
 
 
 def flatten(results: dict[str, throughput.Rate]) -> dict[str, Any]:

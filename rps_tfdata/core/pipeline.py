@@ -104,29 +104,29 @@ def _raw_path(folder: str, position: int) -> str:
 
 
 def _read_all(
-    paths: Sequence[str], options: PipelineOptions, store: Callable[[int, np.ndarray], None]
+    paths: Sequence[str], options: PipelineOptions, store: Callable[[int, tf.Tensor], None]
 ) -> list[scan.BadImage]:
-    """Decodes every readable file, handing `store(image_id, pixels)` each one, where an
-    image's id is its position among the readable files; returns the unreadable ones."""
+    """Decodes every readable file, handing `store(first_id, images)` each batch of them,
+    where an image's id is its position among the readable files; returns the unreadable
+    files. Batches keep Python's share of the work small and memory bounded."""
     candidates, bad = _screen(paths)
     decoded = set()
-    image_id = 0
-    # Output order is input order (deterministic), so ids count up as files decode;
-    # batches of them keep Python's share of the work small.
+    first_id = 0
+    # Output order is input order (deterministic), so ids count up as files decode.
     for positions, images in _decoded([paths[i] for i in candidates], options).batch(64):
-        for position, pixels in zip(positions.numpy(), images.numpy(), strict=True):
-            decoded.add(candidates[position])
-            store(image_id, pixels)
-            image_id += 1
+        decoded.update(candidates[p] for p in positions.numpy())
+        store(first_id, images)
+        first_id += len(positions)
     return bad + [scan.BadImage(paths[i], scan.CORRUPT) for i in candidates if i not in decoded]
 
 
 def _fill_disk_cache(staging: str, paths: Sequence[str], options: PipelineOptions) -> None:
     """One raw file of uint8 pixels per image id, and the list of unreadable files."""
 
-    def store(image_id: int, pixels: np.ndarray) -> None:
-        with open(_raw_path(staging, image_id), "wb") as f:
-            f.write(pixels.tobytes())
+    def store(first_id: int, images: tf.Tensor) -> None:
+        for offset, pixels in enumerate(images.numpy()):
+            with open(_raw_path(staging, first_id + offset), "wb") as f:
+                f.write(pixels.tobytes())
 
     bad = _read_all(paths, options, store)
     files.write_json(os.path.join(staging, _BAD_LIST), scan.as_records(bad))
@@ -177,11 +177,15 @@ def prepare(
         folder, bad = _disk_cache(paths, options, name)
     elif options.cache == "memory":
         pixels = np.empty((len(paths), *options.image_size, 3), np.uint8)
-        bad = _read_all(paths, options, pixels.__setitem__)
+
+        def store(first_id: int, batch: tf.Tensor) -> None:
+            pixels[first_id : first_id + len(batch)] = batch.numpy()
+
+        bad = _read_all(paths, options, store)
         images = tf.constant(pixels[: len(paths) - len(bad)])
-        del pixels
+        del pixels  # the tensor is the copy kept
     else:
-        bad = _read_all(paths, options, lambda image_id, pixels: None)
+        bad = _read_all(paths, options, lambda first_id, images: None)
     failed = {b.path for b in bad}
     good = [i for i, p in enumerate(paths) if p not in failed]
     for item in bad:

@@ -11,14 +11,15 @@ semantics and CNN, and rebuilds the input side as a prefetching `tf.data` pipeli
   `python -m rps_tfdata.NAME`.
 """
 
-import logging
 import os
+
+from absl import logging
 
 # TensorFlow's C++ INFO lines (CPU features, "no CUDA drivers") drown the progress output
 # of every command; a value the user set wins. Its checkpoint writer logs one INFO line
 # per save through absl's logger, which is ours too: drop just that line.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-logging.getLogger("absl").addFilter(
+logging.get_absl_logger().addFilter(
     lambda record: not record.getMessage().startswith("Sharding callback duration")
 )
 

@@ -21,6 +21,7 @@ _F = flag_defs.define(
     "download_dir",
     "base_url",
     "overwrite",
+    "strategy",
     *flag_defs.TRAINING,
 )
 
@@ -34,7 +35,11 @@ def make_config() -> config_lib.TrainConfig:
         rps = sources.fetch_rps(_F.download_dir.value, _F.base_url.value)
         train_dir, test_dir = rps.train_dir, test_dir or rps.test_dir
     return configs.training_config(
-        _F, train_dir=train_dir, test_dir=test_dir, model_dir=_F.model_dir.value
+        _F,
+        train_dir=train_dir,
+        test_dir=test_dir,
+        model_dir=_F.model_dir.value,
+        strategy=_F.strategy.value,
     )
 
 

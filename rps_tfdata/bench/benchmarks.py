@@ -29,7 +29,7 @@ from absl import logging
 from rps_tfdata.bench import seed_reference, throughput
 from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import data as data_lib
-from rps_tfdata.core import index, pipeline, resources, training
+from rps_tfdata.core import distribution, index, pipeline, resources, training
 
 MODES = ("pipeline", "step", "e2e", "all", "parity", "memory")
 
@@ -52,6 +52,11 @@ def idg_train_iterator(config: config_lib.TrainConfig):
         batch_size=config.input.batch_size,
         seed=config.seed,
     ).train
+
+
+def _one_device() -> tf.distribute.Strategy:
+    """The benchmarks measure one device."""
+    return distribution.make_strategy("one_device")
 
 
 def _host_augmentation(config: config_lib.TrainConfig):
@@ -108,7 +113,7 @@ def bench_pipeline(
 
 def bench_step(config: config_lib.TrainConfig, num_classes: int, settings: Settings) -> dict:
     """The train step alone, on one in-memory batch (no input cost): the model's ceiling."""
-    _, _, steps = training.build(config, num_classes)
+    _, _, steps = training.build(config, num_classes, _one_device())
     rng = np.random.default_rng(0)
     batch_size = config.input.batch_size
     images = tf.constant(rng.random((batch_size, *config.input.image_size, 3), np.float32))
@@ -150,12 +155,12 @@ def bench_e2e(
     )
     results = {
         "e2e": throughput.time_training(
-            training.build(config, num_classes)[2].train, iter(ours), **timing
+            training.build(config, num_classes, _one_device())[2].train, iter(ours), **timing
         )
     }
     if baseline:
         results["idg_e2e"] = throughput.time_training(
-            training.build(config, num_classes)[2].train,
+            training.build(config, num_classes, _one_device())[2].train,
             _with_seeds(idg_train_iterator(config)),
             **timing,
         )

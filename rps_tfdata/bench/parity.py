@@ -20,7 +20,7 @@ import numpy as np
 from rps_tfdata.bench import seed_reference
 from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import data as data_lib
-from rps_tfdata.core import evaluation, loop, pipeline, training
+from rps_tfdata.core import distribution, evaluation, loop, pipeline, training
 
 PIPELINES = ("seed_idg", "rps_tfdata")
 CURVE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds")
@@ -39,7 +39,8 @@ class ParityRun(NamedTuple):
 def start(config: config_lib.TrainConfig, num_classes: int) -> tuple[keras.Model, loop.Steps]:
     """The CNN with the initial weights of `config.seed`, and its train step."""
     keras.utils.set_random_seed(config.seed)
-    model, _, steps = training.build(config, num_classes)
+    strategy = distribution.make_strategy("one_device")
+    model, _, steps = training.build(config, num_classes, strategy)
     return model, steps
 
 

@@ -12,7 +12,12 @@ DISK_CACHE_FOLDER = "tf_data_cache"
 
 
 def training_config(
-    f: types.SimpleNamespace, *, train_dir: str, model_dir: str, test_dir: Optional[str] = None
+    f: types.SimpleNamespace,
+    *,
+    train_dir: str,
+    model_dir: str,
+    test_dir: Optional[str] = None,
+    strategy: str = "auto",
 ) -> config_lib.TrainConfig:
     """`f`: the holders of `flag_defs.TRAINING`, as `flag_defs.define` returns them."""
     side = f.image_size.value
@@ -31,6 +36,7 @@ def training_config(
         precision=f.mixed_precision.value,
         jit_compile=f.jit_compile.value,
         on_bad_image=f.on_bad_image.value,
+        strategy=strategy,
         input=pipeline.PipelineOptions(
             image_size=(side, side),
             batch_size=f.batch_size.value,

@@ -14,7 +14,7 @@ from typing import Callable
 from absl import flags
 
 from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import images, index, model, pipeline, scan, sources
+from rps_tfdata.core import distribution, images, index, model, pipeline, scan, sources
 
 
 def _bench_modes() -> tuple[str, ...]:
@@ -184,6 +184,15 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
         "An image file that cannot be read (empty, truncated, not an image, TIFF/PPM, over "
         "PIL's pixel limit, corrupt): skip it, naming it and the reason, or fail before "
         "any training step, listing every such file.",
+    ),
+    "strategy": lambda: flags.DEFINE_enum(
+        "strategy",
+        "auto",
+        distribution.STRATEGIES,
+        "one_device; mirrored (every local GPU, else every logical CPU); multi_worker "
+        "(MultiWorkerMirroredStrategy over the cluster in $TF_CONFIG); auto: mirrored "
+        "when several GPUs are visible, else one_device. --batch_size stays the global "
+        "batch, split evenly among the replicas.",
     ),
     "overwrite": lambda: flags.DEFINE_bool(
         "overwrite",

@@ -36,6 +36,7 @@ class TrainConfig(NamedTuple):
     precision: str = "float32"
     jit_compile: str = "auto"
     on_bad_image: str = "skip"
+    strategy: str = "auto"
     input: pipeline.PipelineOptions = pipeline.PipelineOptions()
 
 
@@ -56,6 +57,7 @@ def settings_of(config: TrainConfig) -> dict[str, Any]:
         "mixed_precision": config.precision,
         "jit_compile": config.jit_compile,
         "on_bad_image": config.on_bad_image,
+        "strategy": config.strategy,
         "image_size": options.image_size[0],
         "batch_size": options.batch_size,
         "resize_method": options.resize_method,

@@ -10,16 +10,19 @@ from absl import logging
 
 from rps_tfdata.core import files, index, pipeline, scan
 from rps_tfdata.core.config import TrainConfig
+from rps_tfdata.core.distribution import Worker
 from rps_tfdata.core.errors import DatasetLayoutError
 
 
 class Data(NamedTuple):
-    """The run's splits, read and checked: training, validation and optional test."""
+    """The run's splits, read and checked: training (this worker's shard of it),
+    validation and optional test, and how many files the whole training split lists."""
 
     class_names: list[str]
     train: pipeline.Prepared
     validation: pipeline.Prepared
     test: Optional[pipeline.Prepared]
+    listed_train: int = 0
 
     def skipped(self) -> list[scan.BadImage]:
         """Every unreadable file of every split."""
@@ -66,24 +69,41 @@ def _list_splits(config: TrainConfig) -> tuple[index.Split, index.Split, Optiona
     return train, validation, test
 
 
-def load_data(config: TrainConfig) -> Data:
+def load_data(config: TrainConfig, worker: Optional[Worker] = None) -> Data:
     """Lists and splits the images as IDG does, then reads every file once: unreadable
     files leave whichever subset holds them (so the readable files' split is IDG's), and
     are reported, or stop the run under `on_bad_image="fail"`. Test images are scanned
-    now and decoded again at the end (no cache held through training)."""
+    now and decoded again at the end (no cache held through training).
+
+    Of several workers, each reads its shard of the training files (every `count`-th,
+    from its index: sharded by file, before any decode), and validation whole; only the
+    chief reads the test set. A worker sees its own shard's unreadable files only.
+    """
+    worker = worker or Worker()
     train, validation, test = _list_splits(config)
     num_classes = len(train.class_names)
+    test = test if worker.is_chief else None
 
-    def read(split: index.Split, name: str, options: pipeline.PipelineOptions):
-        return pipeline.prepare(split.paths, split.labels, num_classes, options, name=name)
+    def read(paths, labels, name: str, options: pipeline.PipelineOptions, ids=None):
+        return pipeline.prepare(paths, labels, num_classes, options, name=name, ids=ids)
 
+    shard = slice(worker.index, None, worker.count)
     data = Data(
         train.class_names,
-        read(train, "train", config.input),
-        read(validation, "validation", config.input),
-        read(test, "test", config.input._replace(cache="none")) if test else None,
+        read(
+            train.paths[shard],
+            train.labels[shard],
+            "train",
+            config.input,
+            ids=range(len(train.paths))[shard],
+        ),
+        read(validation.paths, validation.labels, "validation", config.input),
+        read(test.paths, test.labels, "test", config.input._replace(cache="none"))
+        if test
+        else None,
+        listed_train=len(train.paths),
     )
-    total = sum(len(s.paths) for s in (train, validation, test) if s)
+    total = len(train.paths[shard]) + len(validation.paths) + (len(test.paths) if test else 0)
     scan.check_policy(data.skipped(), total, config.on_bad_image)
     if data.skipped():
         logging.warning("%s; they were left out", scan.describe(data.skipped(), total))

@@ -24,7 +24,7 @@ _EPSILON = 1e-7
 class Steps(NamedTuple):
     """The compiled step functions of one model and optimizer."""
 
-    train: tf.types.experimental.PolymorphicFunction  # (images, labels, seeds) -> sums
+    train: tf.types.experimental.PolymorphicFunction  # (images, labels, seeds) -> sums, count
     predict: tf.types.experimental.PolymorphicFunction  # images -> probabilities
 
 
@@ -47,29 +47,53 @@ def make_steps(
     model: keras.Model,
     optimizer: keras.optimizers.Optimizer,
     *,
+    strategy: tf.distribute.Strategy,
     augmentation: Optional[IDGAugmentation] = None,
     jit_compile: bool = False,
 ) -> Steps:
-    """Builds the train and predict steps.
+    """Builds the train and predict steps; `model` and `optimizer` were built in
+    `strategy.scope()`.
 
     `augmentation`: augment inside the train step (on the device) with each image's
-    seed from the pipeline; None when the pipeline augmented already.
+    seed from the pipeline; None when the pipeline augmented already. Each replica
+    divides its loss sum by the number of images in the whole step (all replicas,
+    all workers), so the summed gradients are those of the step's mean loss, whatever
+    the number of replicas, and a partial last step weighs its images as one device would.
     """
 
-    def train(images: tf.Tensor, labels: tf.Tensor, seeds: tf.Tensor):
-        if augmentation is not None:
-            images = augmentation(images, training=True, seed=seeds)
-        with tf.GradientTape() as tape:
-            probabilities = model(images, training=True)
-            losses = cross_entropy(labels, probabilities)
-            loss = tf.reduce_mean(losses)
-            scaled = optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply(gradients, model.trainable_variables)
-        correct = tf.argmax(probabilities, axis=-1) == tf.argmax(labels, axis=-1)
-        return tf.reduce_sum(losses), tf.reduce_sum(tf.cast(correct, tf.float32))
+    variables = model.trainable_variables
 
-    return Steps(tf.function(train, jit_compile=jit_compile), make_predict(model))
+    def replica_step(images: tf.Tensor, labels: tf.Tensor, seeds: tf.Tensor):
+        count = tf.cast(tf.shape(labels)[0], tf.float32)
+        total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, count)
+
+        def learn():
+            augmented = images
+            if augmentation is not None:
+                augmented = augmentation(images, training=True, seed=seeds)
+            with tf.GradientTape() as tape:
+                probabilities = model(augmented, training=True)
+                losses = cross_entropy(labels, probabilities)
+                scaled = optimizer.scale_loss(tf.reduce_sum(losses) / tf.maximum(total, 1.0))
+            right = tf.argmax(probabilities, axis=-1) == tf.argmax(labels, axis=-1)
+            sums = [tf.reduce_sum(losses), tf.reduce_sum(tf.cast(right, tf.float32))]
+            return sums + tape.gradient(scaled, variables)
+
+        def idle():  # an empty padding batch: TensorFlow's convolutions refuse 0 images
+            return [tf.constant(0.0), tf.constant(0.0)] + [tf.zeros_like(v) for v in variables]
+
+        loss_sum, correct, *gradients = tf.cond(count > 0, learn, idle)
+        optimizer.apply(gradients, variables)
+        return loss_sum, correct, count
+
+    replica_step = tf.function(replica_step, jit_compile=jit_compile)
+
+    @tf.function
+    def train(batch) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        sums = strategy.run(replica_step, args=tuple(batch))
+        return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums)
+
+    return Steps(train, make_predict(model))
 
 
 def make_predict(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
@@ -99,18 +123,17 @@ def run_epoch(
     for a progress bar, which reads each step's loss.
     """
     start = time.perf_counter()
-    loss_sum = correct = tf.constant(0.0)
-    images = 0
+    loss_sum = correct = images = tf.constant(0.0)
     for step in range(num_steps):
-        x, y, seeds = next(batches)
-        batch_loss, batch_correct = steps.train(x, y, seeds)
+        batch_loss, batch_correct, count = steps.train(next(batches))
         loss_sum += batch_loss
         correct += batch_correct
-        images += int(y.shape[0])
+        images += count
         if progress is not None:
-            progress.update(step + 1, [("loss", float(batch_loss) / int(y.shape[0]))])
+            progress.update(step + 1, [("loss", float(batch_loss) / max(float(count), 1.0))])
         if should_stop():
             return None
+    images = int(images)
     loss, accuracy = float(loss_sum) / images, float(correct) / images
     return EpochResult(loss, accuracy, images, time.perf_counter() - start)
 

@@ -55,8 +55,9 @@ class Prepared(NamedTuple):
     """One split after `prepare`: its readable files and where their pixels are.
 
     Attributes:
-      paths, labels: the readable files, in the split's order, and their labels; an
-        image's id is its position here.
+      paths, labels: the readable files, in the split's order, and their labels.
+      ids: each readable file's position in the whole split's listing: its identity for
+        augmentation, the same whichever worker or shard reads it.
       bad: the files left out, with the reason.
       num_classes: length of the one-hot labels.
       options: how the pixels were read.
@@ -66,6 +67,7 @@ class Prepared(NamedTuple):
 
     paths: list[str]
     labels: list[int]
+    ids: list[int]
     bad: list[scan.BadImage]
     num_classes: int
     options: PipelineOptions
@@ -166,12 +168,15 @@ def prepare(
     options: PipelineOptions,
     *,
     name: str = "data",
+    ids: Optional[Sequence[int]] = None,
 ) -> Prepared:
     """Reads a split once: checks every file, keeps the readable ones' pixels (see the
     module doc for where), and names each unreadable file with its reason.
 
-    `name` tells the splits' disk caches apart (one folder per split).
+    `name` tells the splits' disk caches apart (one folder per split); `ids` are the
+    files' positions in the whole split when `paths` is one worker's shard of it.
     """
+    ids = list(range(len(paths))) if ids is None else list(ids)
     folder = images = None
     if options.cache == "disk":
         folder, bad = _disk_cache(paths, options, name)
@@ -193,6 +198,7 @@ def prepare(
     return Prepared(
         paths=[paths[i] for i in good],
         labels=[int(labels[i]) for i in good],
+        ids=[ids[i] for i in good],
         bad=sorted(bad),
         num_classes=num_classes,
         options=options,
@@ -231,21 +237,24 @@ def _batches(
     seed: int,
     shuffle: bool,
     augmentation: Optional[IDGAugmentation],
+    batch_size: int,
 ) -> tf.data.Dataset:
     """One epoch: (float32 images in [0, 1], one-hot labels, per-image seeds) batches; the
     seeds let the train step augment on the device as the pipeline would on the host."""
     options, count = prepared.options, len(prepared.paths)
-    ids = tf.data.Dataset.range(count)
+    order = tf.data.Dataset.range(count)
     if shuffle:
         order_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
-        ids = ids.map(lambda i: tf.random.experimental.index_shuffle(i, order_seed, count - 1))
+        order = order.map(lambda i: tf.random.experimental.index_shuffle(i, order_seed, count - 1))
     pixels_of = _pixels_of(prepared)
     labels = tf.one_hot(tf.constant(prepared.labels, tf.int32), prepared.num_classes)
-    dataset = ids.map(
-        lambda i: (pixels_of(i), tf.gather(labels, i), i), num_parallel_calls=options.parallel_calls
+    ids = tf.constant(prepared.ids, tf.int64)
+    dataset = order.map(
+        lambda i: (pixels_of(i), tf.gather(labels, i), tf.gather(ids, i)),
+        num_parallel_calls=options.parallel_calls,
     )
     # IDG yields a partial last batch; keep it, so every image is seen every epoch.
-    dataset = dataset.batch(options.batch_size, drop_remainder=False)
+    dataset = dataset.batch(batch_size, drop_remainder=False)
 
     def finish(images: tf.Tensor, labels: tf.Tensor, batch_ids: tf.Tensor):
         seeds = image_seeds(seed, epoch, batch_ids)
@@ -257,6 +266,18 @@ def _batches(
     return dataset.map(finish, num_parallel_calls=options.parallel_calls)
 
 
+def _empty_batches(prepared: Prepared) -> tf.data.Dataset:
+    """Batches of no image, which pad a worker's epoch to the steps every worker takes."""
+    height, width = prepared.options.image_size
+    return tf.data.Dataset.from_tensors(
+        (
+            tf.zeros((0, height, width, 3), tf.float32),
+            tf.zeros((0, prepared.num_classes), tf.float32),
+            tf.zeros((0, 2), tf.int64),
+        )
+    ).repeat()
+
+
 def training_batches(
     prepared: Prepared,
     *,
@@ -264,13 +285,33 @@ def training_batches(
     start_epoch: int = 0,
     end_epoch: int = 1,
     augmentation: Optional[IDGAugmentation] = None,
+    batch_size: Optional[int] = None,
+    batches_per_epoch: Optional[int] = None,
 ) -> tf.data.Dataset:
     """The shuffled (and augmented, when given) batches of epochs [start_epoch, end_epoch),
-    one after another, prefetched across epoch boundaries."""
+    one after another, prefetched across epoch boundaries.
+
+    `batch_size`: per batch (one replica's share); default the options' batch size.
+    `batches_per_epoch`: pad each epoch with empty batches to this many, so that every
+    worker of a distributed run takes the same number of steps.
+    """
     _require_images(prepared)
-    dataset = tf.data.Dataset.range(start_epoch, end_epoch).flat_map(
-        lambda epoch: _batches(prepared, epoch, seed=seed, shuffle=True, augmentation=augmentation)
-    )
+    batch_size = batch_size or prepared.options.batch_size
+
+    def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
+        dataset = _batches(
+            prepared,
+            epoch,
+            seed=seed,
+            shuffle=True,
+            augmentation=augmentation,
+            batch_size=batch_size,
+        )
+        if batches_per_epoch is not None:
+            dataset = dataset.concatenate(_empty_batches(prepared)).take(batches_per_epoch)
+        return dataset
+
+    dataset = tf.data.Dataset.range(start_epoch, end_epoch).flat_map(epoch_batches)
     return _with_options(dataset.prefetch(prepared.options.prefetch), prepared.options)
 
 
@@ -284,7 +325,12 @@ def evaluation_batches(
     """The split's batches in order; augmented (the seed's validation) only when given."""
     _require_images(prepared)
     dataset = _batches(
-        prepared, tf.constant(epoch, tf.int64), seed=seed, shuffle=False, augmentation=augmentation
+        prepared,
+        tf.constant(epoch, tf.int64),
+        seed=seed,
+        shuffle=False,
+        augmentation=augmentation,
+        batch_size=prepared.options.batch_size,
     ).map(lambda images, labels, seeds: (images, labels))
     return _with_options(dataset.prefetch(prepared.options.prefetch), prepared.options)
 

@@ -26,7 +26,16 @@ SPEED_ONLY = ("image_cache", "parallel_calls", "threadpool_size", "prefetch")
 class RunState:
     """The training state of one run, saved to and restored from its model folder."""
 
-    def __init__(self, model_dir: str, model: keras.Model, optimizer: keras.optimizers.Optimizer):
+    def __init__(
+        self,
+        model_dir: str,
+        model: keras.Model,
+        optimizer: keras.optimizers.Optimizer,
+        *,
+        restore_from: Optional[str] = None,
+    ):
+        """Saves to `model_dir`; restores from `restore_from` (default the same folder:
+        a non-chief worker saves to its own scratch folder, restores from the chief's)."""
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.best_val_loss = tf.Variable(math.inf, dtype=tf.float64, trainable=False)
         self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -42,6 +51,7 @@ class RunState:
         self._manager = tf.train.CheckpointManager(
             checkpoint, os.path.join(model_dir, CHECKPOINTS), max_to_keep=1
         )
+        self._restore_dir = os.path.join(restore_from or model_dir, CHECKPOINTS)
 
     @property
     def history(self) -> list[dict[str, float]]:
@@ -55,7 +65,7 @@ class RunState:
 
     def restore(self) -> bool:
         """Restores the latest saved state, if any; returns whether there was one."""
-        latest = self._manager.latest_checkpoint
+        latest = tf.train.latest_checkpoint(self._restore_dir)
         if latest is None:
             return False
         self._manager.checkpoint.restore(latest).assert_existing_objects_matched()

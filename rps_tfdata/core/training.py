@@ -9,10 +9,13 @@ one without training again.
 """
 
 import csv
+import hashlib
 import io
 import math
 import os
+import shutil
 import statistics
+import tempfile
 from typing import Any, Optional
 
 import keras
@@ -21,6 +24,7 @@ from absl import logging
 
 from rps_tfdata.core import (
     artifacts,
+    distribution,
     evaluation,
     files,
     loop,
@@ -53,21 +57,57 @@ HISTORY_COLUMNS = (
 )
 
 
-def build(config: TrainConfig, num_classes: int):
-    """(model, optimizer, steps): the seed's CNN, Adam, and the compiled train step, with
-    the augmentation inside the step when it runs on the device."""
-    model = model_lib.build_model(config.input.image_size, num_classes, precision=config.precision)
-    optimizer = model_lib.make_optimizer(
-        learning_rate=config.learning_rate, precision=config.precision
-    )
-    optimizer.build(model.trainable_variables)
+def build(config: TrainConfig, num_classes: int, strategy: tf.distribute.Strategy):
+    """(model, optimizer, steps): the seed's CNN and Adam, built in the strategy's scope,
+    and the compiled train step, with the augmentation inside it when it runs on the
+    device.
+
+    Raises:
+      ConfigError: the global batch does not divide among the strategy's replicas.
+    """
+    distribution.replica_batch_size(config.input.batch_size, strategy)
+    with strategy.scope():
+        model = model_lib.build_model(
+            config.input.image_size, num_classes, precision=config.precision
+        )
+        optimizer = model_lib.make_optimizer(
+            learning_rate=config.learning_rate, precision=config.precision
+        )
+        optimizer.build(model.trainable_variables)
     steps = loop.make_steps(
         model,
         optimizer,
+        strategy=strategy,
         augmentation=make_augmentation(config) if augments_on_device(config) else None,
         jit_compile=model_lib.step_uses_xla(config.jit_compile),
     )
     return model, optimizer, steps
+
+
+def _distributed_batches(config, data, strategy, worker, start: int):
+    """This worker's training batches for epochs [start, epochs), one replica's share at
+    a time, padded so that every worker takes the same steps; and the steps per epoch."""
+    replica_batch = distribution.replica_batch_size(config.input.batch_size, strategy)
+    local_replicas = strategy.num_replicas_in_sync // worker.count
+    # The largest shard any worker can hold: its own readable files when alone.
+    shard = (
+        len(data.train.paths) if worker.count == 1 else math.ceil(data.listed_train / worker.count)
+    )
+    steps = math.ceil(math.ceil(shard / replica_batch) / local_replicas)
+    host_augmentation = None if augments_on_device(config) else make_augmentation(config)
+
+    def dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        return pipeline.training_batches(
+            data.train,
+            seed=config.seed,
+            start_epoch=start,
+            end_epoch=config.epochs,
+            augmentation=host_augmentation,
+            batch_size=replica_batch,
+            batches_per_epoch=steps * local_replicas,
+        )
+
+    return iter(strategy.distribute_datasets_from_function(dataset)), steps
 
 
 def _validate(
@@ -138,21 +178,12 @@ def _save_epoch(config: TrainConfig, model, state, row: dict[str, float], writer
     return improved
 
 
-def _train_epochs(config, data, model, steps, state, stop_signal) -> None:
+def _train_epochs(config, data, model, steps, state, stop_signal, strategy, worker) -> None:
     """Trains from the state's epoch to `config.epochs`, saving the state after each;
     `stop_signal()` names a signal that asks to stop at the next step."""
     start = int(state.epoch.numpy())
     host_augmentation = None if augments_on_device(config) else make_augmentation(config)
-    batches = iter(
-        pipeline.training_batches(
-            data.train,
-            seed=config.seed,
-            start_epoch=start,
-            end_epoch=config.epochs,
-            augmentation=host_augmentation,
-        )
-    )
-    num_steps = pipeline.steps_per_epoch(data.train)
+    batches, num_steps = _distributed_batches(config, data, strategy, worker, start)
     logs = os.path.join(config.model_dir, artifacts.LOGS)
     writers = {
         k: tf.summary.create_file_writer(os.path.join(logs, k)) for k in ("train", "validation")
@@ -208,12 +239,14 @@ def _finish(config: TrainConfig, data: Data, model, steps, state) -> dict[str, A
     """Writes the model with the best weights and the training metrics first, then adds
     the final evaluation, so a failure there loses nothing already trained."""
     model_dir = config.model_dir
+    final_digest = weights_digest(model)
     model.load_weights(os.path.join(model_dir, artifacts.BEST_WEIGHTS))
     with files.atomic_path(os.path.join(model_dir, artifacts.FINAL_MODEL)) as temporary:
         model.save(temporary)
     files.write_json(os.path.join(model_dir, artifacts.CLASS_NAMES), data.class_names)
     artifacts.write_preprocessing(model_dir, config.input)
     metrics = summarize(state.history, data)
+    metrics["final_weights_sha256"] = final_digest
     metrics_path = os.path.join(model_dir, artifacts.METRICS)
     files.write_json(metrics_path, {**metrics, "finished": False})
     for name, split in (("val", data.validation), ("test", data.test)):
@@ -294,15 +327,22 @@ def train_and_evaluate(
       The metrics also written to `metrics.json`.
     """
     check_config(config)
+    # First: a multi-worker strategy must exist before TensorFlow runs any op.
+    strategy = distribution.make_strategy(config.strategy)
+    worker = distribution.worker_of(strategy)
     settings = {**settings_of(config), "data_files": data_fingerprint(config)}
-    stored = _claim(config, settings, overwrite)
+    stored = _claim(config, settings, overwrite and worker.is_chief)
     if stored is not None:
         logging.info("%s already holds this finished run; nothing to train", config.model_dir)
         return stored
     with stopping.stop_requests() as stop_signal:
         keras.utils.set_random_seed(config.seed)
-        data = load_data(config)
-        model, optimizer, steps = build(config, len(data.class_names))
+        data = load_data(config, worker)
+        model, optimizer, steps = build(config, len(data.class_names), strategy)
+        if not worker.is_chief:
+            return _train_as_worker(
+                config, data, model, optimizer, steps, stop_signal, strategy, worker
+            )
         # The folder becomes this run's only now that its data is known to be usable.
         run_state.write_settings(config.model_dir, settings)
         if flags_text is not None:
@@ -311,5 +351,28 @@ def train_and_evaluate(
         if state.restore():
             done = int(state.epoch.numpy())
             logging.info("continuing the run in %s after epoch %d", config.model_dir, done)
-        _train_epochs(config, data, model, steps, state, stop_signal)
+        _train_epochs(config, data, model, steps, state, stop_signal, strategy, worker)
         return _finish(config, data, model, steps, state)
+
+
+def _train_as_worker(config, data, model, optimizer, steps, stop_signal, strategy, worker):
+    """A non-chief worker: the same steps as the chief (collectives need every worker),
+    restored from the chief's checkpoint, but every file written to a temporary folder
+    that is removed at the end. Returns what it trained: epochs and the weights' digest."""
+    scratch = tempfile.mkdtemp(prefix=f"rps_tfdata_worker{worker.index}_")
+    try:
+        state = run_state.RunState(scratch, model, optimizer, restore_from=config.model_dir)
+        state.restore()
+        own = config._replace(model_dir=scratch)
+        _train_epochs(own, data, model, steps, state, stop_signal, strategy, worker)
+        return {"epochs_run": len(state.history), "final_weights_sha256": weights_digest(model)}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def weights_digest(model: keras.Model) -> str:
+    """sha256 of the model's weights, to show two workers (or runs) ended identical."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(weights.tobytes())
+    return digest.hexdigest()

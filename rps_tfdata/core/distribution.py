@@ -1,0 +1,85 @@
+"""Where training runs: one device, several local devices, or several workers.
+
+One custom loop serves every strategy (Keras 3's `fit` fails under
+`MultiWorkerMirroredStrategy`: BUILD.md). `--batch_size` stays the GLOBAL batch, split
+evenly among replicas, so 32 keeps the seed's learning dynamics on any number of them.
+"""
+
+import json
+import os
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from rps_tfdata.core.errors import ConfigError
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+
+
+class Worker(NamedTuple):
+    """This process's place in the cluster: its index, the number of workers, and
+    whether it is the chief (the only one that writes artifacts)."""
+
+    index: int = 0
+    count: int = 1
+    is_chief: bool = True
+
+
+def resolve(name: str) -> str:
+    """ "auto": mirrored when several GPUs are visible, else one device."""
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}. Received: {name!r}")
+    if name == "auto":
+        return "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "one_device"
+    return name
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The `tf.distribute` strategy for a `--strategy` value.
+
+    mirrored: every local GPU, else every logical CPU device (tests make two);
+    multi_worker: the cluster in TF_CONFIG.
+    """
+    name = resolve(name)
+    if name == "multi_worker":
+        # Before anything initialises TensorFlow's runtime (listing logical devices does):
+        # collective ops can only be configured at startup.
+        if "TF_CONFIG" not in os.environ:
+            raise ConfigError(
+                "--strategy=multi_worker needs the cluster in $TF_CONFIG (every worker's "
+                'host:port and this one\'s {"type": "worker", "index": N}); see the README'
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    devices = gpus or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
+
+
+def worker_of(strategy: tf.distribute.Strategy) -> Worker:
+    """This process's index among the workers, and whether it is the chief."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return Worker()
+    cluster = json.loads(os.environ["TF_CONFIG"])
+    jobs = cluster["cluster"]
+    task = cluster["task"]
+    chiefs = len(jobs.get("chief", []))
+    count = chiefs + len(jobs.get("worker", []))
+    index = task["index"] + (chiefs if task["type"] == "worker" else 0)
+    return Worker(index, count, index == 0)
+
+
+def replica_batch_size(batch_size: int, strategy: tf.distribute.Strategy) -> int:
+    """The global batch's share of one replica.
+
+    Raises:
+      ConfigError: the batch does not divide among the replicas.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ConfigError(
+            f"--batch_size={batch_size} does not divide among the {replicas} replicas of "
+            f"this strategy; use a multiple of {replicas}"
+        )
+    return batch_size // replicas

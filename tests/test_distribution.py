@@ -1,0 +1,129 @@
+"""One training loop under every strategy: one device, two local replicas, two workers."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rps_tfdata.core import artifacts, pipeline, synthetic
+
+from .helpers import write_png
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Trains in a fresh process: logical CPU devices and a cluster can only be set up
+# before TensorFlow starts, so neither can happen inside the test process.
+TRAIN = """
+import json, sys
+import tensorflow as tf
+data_dir, model_dir, strategy, batch, devices = sys.argv[1:6]
+if int(devices) > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * int(devices)
+    )
+from rps_tfdata.core import config, pipeline, training
+options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=int(batch))
+run = config.TrainConfig(
+    train_dir=data_dir, model_dir=model_dir, epochs=2, seed=5, strategy=strategy, input=options
+)
+print("RESULT " + json.dumps(training.train_and_evaluate(run)))
+"""
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("dist_data"))
+    synthetic.write_dataset(out, 7, size=48, seed=8)  # 18 training images: uneven shards
+    return out
+
+
+def start(data_dir, model_dir, strategy, *, batch=8, devices=1, env=None):
+    return subprocess.Popen(
+        [sys.executable, "-c", TRAIN, data_dir, str(model_dir), strategy, str(batch), str(devices)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+    )
+
+
+def result_of(process):
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_mirrored_trains_on_two_replicas_and_refuses_an_uneven_batch(data_dir, tmp_path):
+    metrics = result_of(start(data_dir, tmp_path / "run", "mirrored", devices=2))
+    assert metrics["finished"] and metrics["epochs_run"] == 2
+    assert metrics["num_train_images"] == 18 and np.isfinite(metrics["val_loss"])
+    uneven = start(data_dir, tmp_path / "uneven", "mirrored", batch=7, devices=2)
+    _, err = uneven.communicate(timeout=300)
+    assert uneven.returncode != 0
+    assert "--batch_size=7 does not divide among the 2 replicas" in err
+
+
+def test_two_workers_train_to_identical_weights_and_only_the_chief_writes(data_dir, tmp_path):
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    scratch = [tmp_path / f"tmp{k}" for k in range(2)]
+    processes = []
+    for k in range(2):
+        scratch[k].mkdir()
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": k}})
+        env = {"TF_CONFIG": tf_config, "TMPDIR": str(scratch[k])}
+        processes.append(start(data_dir, tmp_path / "run", "multi_worker", env=env))
+    chief, worker = (result_of(p) for p in processes)
+    assert chief["finished"] and worker["epochs_run"] == chief["epochs_run"] == 2
+    assert worker["final_weights_sha256"] == chief["final_weights_sha256"]
+    stored = artifacts.read_json(str(tmp_path / "run"), artifacts.METRICS)
+    assert stored["final_weights_sha256"] == chief["final_weights_sha256"]
+    assert not os.listdir(scratch[1])  # the worker's scratch folder is gone
+    # Each worker trained its own shard: 9 of the 18 training images each.
+    assert chief["num_train_images"] == 9
+
+
+def test_shards_cover_every_image_once_with_the_same_augmentation(tmp_path):
+    paths = [
+        write_png(str(tmp_path / f"{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
+        for i in range(11)
+    ]
+    options = pipeline.PipelineOptions(image_size=(8, 8), batch_size=2)
+
+    def epoch(index, count, batches_per_epoch):
+        shard = slice(index, None, count)
+        prepared = pipeline.prepare(
+            paths[shard], [0] * len(paths[shard]), 3, options, ids=range(11)[shard]
+        )
+        batches = pipeline.training_batches(prepared, seed=4, batches_per_epoch=batches_per_epoch)
+        return [(x.numpy(), seeds.numpy()) for x, _, seeds in batches]
+
+    whole = {int(s[1]): x for xs, ss in epoch(0, 1, 6) for x, s in zip(xs, ss, strict=True)}
+    # 6 and 5 images in batches of 2: 3 batches each; padded to 4, the last one empty.
+    halves = [epoch(0, 2, 4), epoch(1, 2, 4)]
+    assert [[len(x) for x, _ in h] for h in halves] == [[2, 2, 2, 0], [2, 2, 1, 0]]
+    seen = {}
+    for half in halves:
+        for xs, ss in half:
+            for x, s in zip(xs, ss, strict=True):
+                assert int(s[1]) not in seen
+                seen[int(s[1])] = x
+    assert sorted(seen) == sorted(whole) == list(range(11))
+    for image_id, pixels in seen.items():  # same image, same seed: same pixels
+        np.testing.assert_array_equal(pixels, whole[image_id])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rps_tfdata.core import artifacts, synthetic
+from rps_tfdata.core import artifacts, files, synthetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 3
@@ -136,10 +136,11 @@ def test_a_kill_while_the_disk_cache_fills_leaves_nothing_that_blocks(
     model_dir = str(tmp_path / "run")
     cache = os.path.join(model_dir, "tf_data_cache")
     process, _ = start(data_dir, model_dir, "--image_cache=disk")
-    wait_for(lambda: glob.glob(os.path.join(cache, ".train-*", "*.u8")), process)
+    wait_for(lambda: glob.glob(os.path.join(cache, ".train-*")), process)  # filling
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not [p for p in glob.glob(os.path.join(cache, "train-*"))]  # no half cache in use
+    # A cache folder in use is a finished one: a killed fill leaves only its staging.
+    assert all(files.is_complete(p) for p in glob.glob(os.path.join(cache, "train-*")))
     finish(data_dir, model_dir, "--image_cache=disk")
     # The cache changes where pixels are kept, not what the run computes.
     assert history(model_dir) == history(reference)

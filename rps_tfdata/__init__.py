@@ -7,8 +7,8 @@ semantics and CNN, and rebuilds the input side as a prefetching `tf.data` pipeli
 - `rps_tfdata.bench`: the measuring tools (benchmarks, parity run, preview, the seed's
   ImageDataGenerator reference);
 - `rps_tfdata.cli`: flag definitions and error reporting shared by the entry points;
-- `train`, `evaluate`, `predict`, `synthetic`, `benchmark`, `preview`: thin entry points,
-  `python -m rps_tfdata.NAME`.
+- `train`, `evaluate`, `predict`, `synthetic`, `data_service`, `benchmark`, `preview`:
+  thin entry points, `python -m rps_tfdata.NAME`.
 """
 
 import os

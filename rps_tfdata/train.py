@@ -22,6 +22,7 @@ _F = flag_defs.define(
     "base_url",
     "overwrite",
     "strategy",
+    "data_service",
     *flag_defs.TRAINING,
 )
 
@@ -40,6 +41,7 @@ def make_config() -> config_lib.TrainConfig:
         test_dir=test_dir,
         model_dir=_F.model_dir.value,
         strategy=_F.strategy.value,
+        data_service=_F.data_service.value or "",
     )
 
 

@@ -18,6 +18,7 @@ def training_config(
     model_dir: str,
     test_dir: Optional[str] = None,
     strategy: str = "auto",
+    data_service: str = "",
 ) -> config_lib.TrainConfig:
     """`f`: the holders of `flag_defs.TRAINING`, as `flag_defs.define` returns them."""
     side = f.image_size.value
@@ -37,6 +38,7 @@ def training_config(
         jit_compile=f.jit_compile.value,
         on_bad_image=f.on_bad_image.value,
         strategy=strategy,
+        data_service=data_service,
         input=pipeline.PipelineOptions(
             image_size=(side, side),
             batch_size=f.batch_size.value,

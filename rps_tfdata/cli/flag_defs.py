@@ -194,6 +194,31 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
         "when several GPUs are visible, else one_device. --batch_size stays the global "
         "batch, split evenly among the replicas.",
     ),
+    "data_service": lambda: flags.DEFINE_string(
+        "data_service",
+        None,
+        "grpc://HOST:PORT of a tf.data service dispatcher: its workers read, decode and "
+        "augment the training images (needs --image_cache=none|disk and --nodeterministic).",
+    ),
+    # The tf.data service's own processes.
+    "dispatcher": lambda: flags.DEFINE_bool("dispatcher", False, "Run a dispatcher."),
+    "worker": lambda: flags.DEFINE_bool("worker", False, "Run a worker."),
+    "port": lambda: flags.DEFINE_integer(
+        "port", 0, "Port to serve on; 0 picks a free one (printed).", lower_bound=0
+    ),
+    "work_dir": lambda: flags.DEFINE_string(
+        "work_dir", None, "dispatcher: journal its state here to survive a restart."
+    ),
+    "dispatcher_address": lambda: flags.DEFINE_string(
+        "dispatcher_address", None, "worker: the dispatcher's HOST:PORT."
+    ),
+    "worker_timeout": lambda: flags.DEFINE_float(
+        "worker_timeout",
+        10.0,
+        "dispatcher: seconds of silence after which a worker is dropped (a trainer waits "
+        "at most about this long for a worker that died).",
+        lower_bound=0.1,
+    ),
     "overwrite": lambda: flags.DEFINE_bool(
         "overwrite",
         False,

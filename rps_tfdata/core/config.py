@@ -10,7 +10,7 @@ from typing import Any, NamedTuple, Optional
 
 import tensorflow as tf
 
-from rps_tfdata.core import index, pipeline
+from rps_tfdata.core import distribution, index, pipeline
 from rps_tfdata.core import model as model_lib
 from rps_tfdata.core.augment import IDGAugmentation
 from rps_tfdata.core.errors import ConfigError
@@ -37,6 +37,7 @@ class TrainConfig(NamedTuple):
     jit_compile: str = "auto"
     on_bad_image: str = "skip"
     strategy: str = "auto"
+    data_service: str = ""  # grpc://HOST:PORT of a tf.data service dispatcher
     input: pipeline.PipelineOptions = pipeline.PipelineOptions()
 
 
@@ -58,6 +59,7 @@ def settings_of(config: TrainConfig) -> dict[str, Any]:
         "jit_compile": config.jit_compile,
         "on_bad_image": config.on_bad_image,
         "strategy": config.strategy,
+        "data_service": bool(config.data_service),  # the address may change between runs
         "image_size": options.image_size[0],
         "batch_size": options.batch_size,
         "resize_method": options.resize_method,
@@ -67,6 +69,22 @@ def settings_of(config: TrainConfig) -> dict[str, Any]:
         "threadpool_size": options.threadpool_size,
         "prefetch": options.prefetch,
     }
+
+
+def _check_data_service(config: TrainConfig) -> None:
+    """The service's workers read files and hand out images in the order they finish."""
+    if distribution.resolve(config.strategy) != "one_device":
+        raise ConfigError("--data_service feeds one trainer: use it with --strategy=one_device")
+    if config.input.cache == "memory":
+        raise ConfigError(
+            "--data_service runs the pipeline on its workers, which read the image files: "
+            "use --image_cache=none or --image_cache=disk (a folder the workers can read)"
+        )
+    if config.input.deterministic:
+        raise ConfigError(
+            "--data_service gives up the order of images (workers deliver as they finish; "
+            "each image's augmentation stays the same): pass --nodeterministic to accept it"
+        )
 
 
 def resolve_augment_on(augment_on: str) -> str:
@@ -93,6 +111,8 @@ def make_augmentation(config: TrainConfig) -> Optional[IDGAugmentation]:
 
 def check_config(config: TrainConfig) -> None:
     """Raises ConfigError (naming the flags at fault) for settings that cannot work together."""
+    if config.data_service:
+        _check_data_service(config)
     try:
         index.check_validation_split(config.validation_split)
     except ValueError as e:

@@ -112,20 +112,22 @@ def reset_dropout(model: keras.Model, seed: int, epoch: int) -> None:
 def run_epoch(
     steps: Steps,
     batches: Iterator,
-    num_steps: int,
+    num_steps: Optional[int],
     *,
     progress: Optional[keras.utils.Progbar] = None,
     should_stop=lambda: False,
 ) -> Optional[EpochResult]:
-    """Trains `num_steps` batches from `batches`; None if `should_stop()` turned true.
+    """Trains `num_steps` batches from `batches` (None: until they run out); None if
+    `should_stop()` turned true.
 
     The sums stay on the device until the epoch ends (no wait for each step), except
     for a progress bar, which reads each step's loss.
     """
     start = time.perf_counter()
     loss_sum = correct = images = tf.constant(0.0)
-    for step in range(num_steps):
-        batch_loss, batch_correct, count = steps.train(next(batches))
+    feed = batches if num_steps is None else (next(batches) for _ in range(num_steps))
+    for step, batch in enumerate(feed):
+        batch_loss, batch_correct, count = steps.train(batch)
         loss_sum += batch_loss
         correct += batch_correct
         images += count

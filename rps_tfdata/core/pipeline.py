@@ -266,6 +266,26 @@ def _batches(
     return dataset.map(finish, num_parallel_calls=options.parallel_calls)
 
 
+def epoch_batches(
+    prepared: Prepared, epoch: int, *, seed: int, augmentation: Optional[IDGAugmentation] = None
+) -> tf.data.Dataset:
+    """One shuffled epoch on its own, from a splittable source (the positions 0..n-1), as
+    the tf.data service's dynamic sharding needs; pixels are read from files (or the disk
+    cache) by whoever runs it."""
+    _require_images(prepared)
+    if prepared.images is not None:
+        raise ValueError("a pipeline for the tf.data service cannot hold the memory cache")
+    dataset = _batches(
+        prepared,
+        tf.constant(epoch, tf.int64),
+        seed=seed,
+        shuffle=True,
+        augmentation=augmentation,
+        batch_size=prepared.options.batch_size,
+    )
+    return _with_options(dataset.prefetch(prepared.options.prefetch), prepared.options)
+
+
 def _empty_batches(prepared: Prepared) -> tf.data.Dataset:
     """Batches of no image, which pad a worker's epoch to the steps every worker takes."""
     height, width = prepared.options.image_size

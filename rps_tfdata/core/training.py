@@ -24,6 +24,7 @@ from absl import logging
 
 from rps_tfdata.core import (
     artifacts,
+    data_service,
     distribution,
     evaluation,
     files,
@@ -82,6 +83,21 @@ def build(config: TrainConfig, num_classes: int, strategy: tf.distribute.Strateg
         jit_compile=model_lib.step_uses_xla(config.jit_compile),
     )
     return model, optimizer, steps
+
+
+def _epoch_feeds(config, data, strategy, worker, start: int, host_augmentation):
+    """Yields each epoch's (batches, steps): one distributed pipeline across the epochs,
+    or with the tf.data service one job per epoch, run until it ends (steps None)."""
+    if not config.data_service:
+        batches, steps = _distributed_batches(config, data, strategy, worker, start)
+        while True:
+            yield batches, steps
+    prefix = data_service.job_prefix()
+    for epoch in range(start, config.epochs):
+        dataset = pipeline.epoch_batches(
+            data.train, epoch, seed=config.seed, augmentation=host_augmentation
+        )
+        yield iter(data_service.distribute(dataset, config.data_service, f"{prefix}-{epoch}")), None
 
 
 def _distributed_batches(config, data, strategy, worker, start: int):
@@ -183,7 +199,7 @@ def _train_epochs(config, data, model, steps, state, stop_signal, strategy, work
     `stop_signal()` names a signal that asks to stop at the next step."""
     start = int(state.epoch.numpy())
     host_augmentation = None if augments_on_device(config) else make_augmentation(config)
-    batches, num_steps = _distributed_batches(config, data, strategy, worker, start)
+    feeds = _epoch_feeds(config, data, strategy, worker, start, host_augmentation)
     logs = os.path.join(config.model_dir, artifacts.LOGS)
     writers = {
         k: tf.summary.create_file_writer(os.path.join(logs, k)) for k in ("train", "validation")
@@ -191,7 +207,8 @@ def _train_epochs(config, data, model, steps, state, stop_signal, strategy, work
     for epoch in range(start, config.epochs):
         logging.info("epoch %d/%d started", epoch + 1, config.epochs)
         loop.reset_dropout(model, config.seed, epoch)
-        progress = loop.progress_bar(num_steps)
+        batches, num_steps = next(feeds)
+        progress = loop.progress_bar(num_steps) if num_steps else None
         trained = loop.run_epoch(
             steps, batches, num_steps, progress=progress, should_stop=stop_signal
         )
@@ -199,6 +216,12 @@ def _train_epochs(config, data, model, steps, state, stop_signal, strategy, work
             raise TrainingStoppedError(
                 f"stopped by {stop_signal()} in epoch {epoch + 1}; the run is saved up to "
                 f"epoch {epoch}: rerun the same command to continue from there"
+            )
+        if config.data_service and trained.images != len(data.train.paths):
+            raise TrainingStoppedError(
+                f"the tf.data service delivered {trained.images} of the "
+                f"{len(data.train.paths)} training images in epoch {epoch + 1} (did a worker "
+                f"stop?); the run is saved up to epoch {epoch}: rerun to continue from there"
             )
         validation = _validate(steps, data, config, epoch, host_augmentation)
         if not (math.isfinite(trained.loss) and math.isfinite(validation["loss"])):

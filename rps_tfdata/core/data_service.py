@@ -1,0 +1,74 @@
+"""The tf.data service: decoding and augmentation on other processes or hosts.
+
+A dispatcher hands out work; workers run the input pipeline and stream batches to the
+trainer. The trainer's epochs use the "distributed_epoch" processing mode: the source
+(the positions 0..n-1 of the training images) is split dynamically among the workers,
+so an epoch holds each image at most once (not once per worker, as "parallel_epochs"
+would). What it gives up: the order of images and the make-up of batches depend on which
+worker is faster; each image's augmentation does not (its seed is (seed, epoch, image)).
+"""
+
+import uuid
+
+import tensorflow as tf
+
+from rps_tfdata.core.errors import ConfigError
+
+PROTOCOL = "grpc"
+
+
+def start_dispatcher(
+    port: int = 0, *, work_dir: str = "", worker_timeout_seconds: float = 10.0
+) -> tf.data.experimental.service.DispatchServer:
+    """A running dispatcher; with `work_dir` it journals its state there and survives a
+    restart (fault-tolerant mode). A worker silent for `worker_timeout_seconds` is dropped,
+    so a trainer waits that long at most for a worker that died."""
+    config = tf.data.experimental.service.DispatcherConfig(
+        port=port,
+        protocol=PROTOCOL,
+        work_dir=work_dir or None,
+        fault_tolerant_mode=bool(work_dir),
+        worker_timeout_ms=int(worker_timeout_seconds * 1000),
+    )
+    return tf.data.experimental.service.DispatchServer(config)
+
+
+def start_worker(
+    dispatcher_address: str, port: int = 0
+) -> tf.data.experimental.service.WorkerServer:
+    """A running worker registered with the dispatcher at HOST:PORT."""
+    config = tf.data.experimental.service.WorkerConfig(
+        dispatcher_address=dispatcher_address, port=port, protocol=PROTOCOL
+    )
+    return tf.data.experimental.service.WorkerServer(config)
+
+
+def address_of(service: str) -> str:
+    """The dispatcher's address from `grpc://HOST:PORT` (or plain HOST:PORT).
+
+    Raises:
+      ConfigError: not of that form.
+    """
+    address = service.removeprefix(f"{PROTOCOL}://")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(
+            f"--data_service={service!r} is not a dispatcher address; pass grpc://HOST:PORT"
+        )
+    return address
+
+
+def distribute(dataset: tf.data.Dataset, service: str, job: str) -> tf.data.Dataset:
+    """`dataset` produced by the service's workers, each element at most once."""
+    return dataset.apply(
+        tf.data.experimental.service.distribute(
+            processing_mode=tf.data.experimental.service.ShardingPolicy.DYNAMIC,
+            service=f"{PROTOCOL}://{address_of(service)}",
+            job_name=job,
+        )
+    )
+
+
+def job_prefix() -> str:
+    """A name no other trainer uses: a job of the same name would share its elements."""
+    return f"rps_tfdata-{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,49 @@
+"""Runs a tf.data service dispatcher or worker until it is stopped (SIGTERM, Ctrl-C).
+
+    python -m rps_tfdata.data_service --dispatcher --port=P [--work_dir=D]
+    python -m rps_tfdata.data_service --worker --dispatcher_address=HOST:P [--port=Q]
+
+Then `python -m rps_tfdata.train --data_service=grpc://HOST:P --image_cache=none
+--nodeterministic ...` trains on batches the workers decode and augment. Each process
+prints one line with its address when it is ready.
+"""
+
+from typing import Sequence
+
+from absl import app as absl_app
+
+from rps_tfdata.cli import app, flag_defs
+from rps_tfdata.core import data_service
+
+_F = flag_defs.define(
+    "dispatcher", "worker", "port", "work_dir", "dispatcher_address", "worker_timeout"
+)
+
+
+def main(argv: Sequence[str]) -> None:
+    app.reject_positional(argv)
+    if _F.dispatcher.value == _F.worker.value:
+        raise absl_app.UsageError("pass exactly one of --dispatcher and --worker")
+    if _F.dispatcher.value:
+        server = data_service.start_dispatcher(
+            _F.port.value,
+            work_dir=_F.work_dir.value or "",
+            worker_timeout_seconds=_F.worker_timeout.value,
+        )
+        print(f"dispatcher ready at {server.target}", flush=True)
+    else:
+        if not _F.dispatcher_address.value:
+            raise absl_app.UsageError("--worker needs --dispatcher_address=HOST:PORT")
+        address = data_service.address_of(_F.dispatcher_address.value)
+        server = data_service.start_worker(address, _F.port.value)
+        print(f"worker ready, serving {address}'s jobs", flush=True)
+    server.join()
+
+
+def run() -> None:
+    """Console-script entry point (`rps-data-service`)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

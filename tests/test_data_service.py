@@ -1,0 +1,144 @@
+"""The tf.data service: a dispatcher and two workers started on 127.0.0.1 by the test."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from rps_tfdata.core import config as config_lib
+from rps_tfdata.core import data_service, index, pipeline, synthetic, training
+from rps_tfdata.core.errors import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(*args):
+    """A data-service process, ready when it has printed its line."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rps_tfdata.data_service", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert "ready" in process.stdout.readline()
+    return process
+
+
+@contextlib.contextmanager
+def service(workers=2, worker_timeout=2.0):
+    """A dispatcher and `workers` workers; yields (address, worker processes)."""
+    port = free_port()
+    processes = [serve("--dispatcher", f"--port={port}", f"--worker_timeout={worker_timeout}")]
+    try:
+        for _ in range(workers):
+            processes.append(serve("--worker", f"--dispatcher_address=127.0.0.1:{port}"))
+        yield f"grpc://127.0.0.1:{port}", processes[1:]
+    finally:
+        for process in processes:  # stopped by their process, never by name
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("service_data"))
+    synthetic.write_dataset(out, 10, size=48, seed=9)
+    return out
+
+
+def service_config(data_dir, model_dir, address, **changes):
+    options = pipeline.PipelineOptions(
+        image_size=(48, 48), batch_size=8, cache="none", deterministic=False
+    )
+    return config_lib.TrainConfig(
+        train_dir=data_dir,
+        model_dir=str(model_dir),
+        data_service=address,
+        input=options,
+        **{"epochs": 2, **changes},
+    )
+
+
+def test_an_epoch_through_two_workers_holds_each_training_image_once(data_dir, tmp_path):
+    split = index.list_split(data_dir, 0.2, "training")
+    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=4, cache="none")
+    prepared = pipeline.prepare(split.paths, split.labels, 3, options)
+    with service() as (address, _):
+        epoch = pipeline.epoch_batches(prepared, 0, seed=2)
+        delivered = data_service.distribute(epoch, address, data_service.job_prefix())
+        ids = np.concatenate([seeds.numpy()[:, 1] for _, _, seeds in delivered])
+        assert sorted(ids % (1 << 32)) == list(range(len(split.paths)))  # 24, once each
+        metrics = training.train_and_evaluate(service_config(data_dir, tmp_path / "run", address))
+    assert metrics["finished"] and metrics["epochs_run"] == 2
+    assert metrics["num_train_images"] == 24
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"strategy": "mirrored"}, "--data_service feeds one trainer"),
+        ({"cache": "memory"}, "use --image_cache=none or --image_cache=disk"),
+        ({"deterministic": True}, "pass --nodeterministic to accept it"),
+    ],
+)
+def test_combinations_that_cannot_hold_are_refused(data_dir, tmp_path, changes, message):
+    config = service_config(data_dir, tmp_path, "grpc://127.0.0.1:1")
+    strategy = changes.pop("strategy", config.strategy)
+    config = config._replace(strategy=strategy, input=config.input._replace(**changes))
+    with pytest.raises(ConfigError, match=message):
+        config_lib.check_config(config)
+
+
+TRAIN = """
+import sys
+from rps_tfdata.core import config, pipeline, training
+options = pipeline.PipelineOptions(
+    image_size=(150, 150), batch_size=4, cache="none", deterministic=False
+)
+run = config.TrainConfig(
+    train_dir=sys.argv[1], model_dir=sys.argv[2], epochs=4, data_service=sys.argv[3],
+    input=options,
+)
+training.train_and_evaluate(run)
+"""
+
+
+def test_a_worker_stopped_mid_run_ends_in_bounded_time(tmp_path):
+    data = str(tmp_path / "data")
+    synthetic.write_dataset(data, 20, size=150, seed=1)  # 48 images at 150x150 an epoch
+    with service(worker_timeout=2.0) as (address, workers):
+        started = time.monotonic()
+        trainer = subprocess.Popen(
+            [sys.executable, "-c", TRAIN, data, str(tmp_path / "run"), address],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+        )
+        output = ""
+        for line in trainer.stdout:  # wait for the first epoch, then stop a worker in the next
+            output += line
+            if "epoch 2/4 started" in line:
+                workers[1].send_signal(signal.SIGKILL)
+                break
+        output += trainer.communicate(timeout=180)[0]
+        elapsed = time.monotonic() - started
+    assert elapsed < 180
+    if trainer.returncode:  # a clear error, naming what was lost
+        assert "the tf.data service delivered" in output and "did a worker stop?" in output
+    else:  # or the surviving worker took over every image of every epoch
+        assert "epoch 4/4:" in output

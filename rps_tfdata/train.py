@@ -23,6 +23,7 @@ _F = flag_defs.define(
     "overwrite",
     "strategy",
     "data_service",
+    "cpu_devices",
     *flag_defs.TRAINING,
 )
 
@@ -42,6 +43,7 @@ def make_config() -> config_lib.TrainConfig:
         model_dir=_F.model_dir.value,
         strategy=_F.strategy.value,
         data_service=_F.data_service.value or "",
+        cpu_devices=_F.cpu_devices.value,
     )
 
 

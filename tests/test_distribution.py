@@ -19,17 +19,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # before TensorFlow starts, so neither can happen inside the test process.
 TRAIN = """
 import json, sys
-import tensorflow as tf
 data_dir, model_dir, strategy, batch, devices = sys.argv[1:6]
-if int(devices) > 1:
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * int(devices)
-    )
 from rps_tfdata.core import config, pipeline, training
 options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=int(batch))
 run = config.TrainConfig(
-    train_dir=data_dir, model_dir=model_dir, epochs=2, seed=5, strategy=strategy, input=options
+    train_dir=data_dir,
+    model_dir=model_dir,
+    epochs=2,
+    seed=5,
+    strategy=strategy,
+    cpu_devices=int(devices),
+    input=options,
 )
 print("RESULT " + json.dumps(training.train_and_evaluate(run)))
 """

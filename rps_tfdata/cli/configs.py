@@ -19,6 +19,7 @@ def training_config(
     test_dir: Optional[str] = None,
     strategy: str = "auto",
     data_service: str = "",
+    cpu_devices: int = 1,
 ) -> config_lib.TrainConfig:
     """`f`: the holders of `flag_defs.TRAINING`, as `flag_defs.define` returns them."""
     side = f.image_size.value
@@ -39,6 +40,7 @@ def training_config(
         on_bad_image=f.on_bad_image.value,
         strategy=strategy,
         data_service=data_service,
+        cpu_devices=cpu_devices,
         input=pipeline.PipelineOptions(
             image_size=(side, side),
             batch_size=f.batch_size.value,

@@ -200,6 +200,13 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
         "grpc://HOST:PORT of a tf.data service dispatcher: its workers read, decode and "
         "augment the training images (needs --image_cache=none|disk and --nodeterministic).",
     ),
+    "cpu_devices": lambda: flags.DEFINE_integer(
+        "cpu_devices",
+        1,
+        "Split the CPU into this many logical devices, so that --strategy=mirrored can be "
+        "tried on a machine without GPUs.",
+        lower_bound=1,
+    ),
     # The tf.data service's own processes.
     "dispatcher": lambda: flags.DEFINE_bool("dispatcher", False, "Run a dispatcher."),
     "worker": lambda: flags.DEFINE_bool("worker", False, "Run a worker."),

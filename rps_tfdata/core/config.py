@@ -38,6 +38,7 @@ class TrainConfig(NamedTuple):
     on_bad_image: str = "skip"
     strategy: str = "auto"
     data_service: str = ""  # grpc://HOST:PORT of a tf.data service dispatcher
+    cpu_devices: int = 1  # logical devices the CPU is split into (mirrored without GPUs)
     input: pipeline.PipelineOptions = pipeline.PipelineOptions()
 
 
@@ -60,6 +61,7 @@ def settings_of(config: TrainConfig) -> dict[str, Any]:
         "on_bad_image": config.on_bad_image,
         "strategy": config.strategy,
         "data_service": bool(config.data_service),  # the address may change between runs
+        "cpu_devices": config.cpu_devices,
         "image_size": options.image_size[0],
         "batch_size": options.batch_size,
         "resize_method": options.resize_method,

@@ -34,13 +34,18 @@ def resolve(name: str) -> str:
     return name
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def make_strategy(name: str, *, cpu_devices: int = 1) -> tf.distribute.Strategy:
     """The `tf.distribute` strategy for a `--strategy` value.
 
-    mirrored: every local GPU, else every logical CPU device (tests make two);
-    multi_worker: the cluster in TF_CONFIG.
+    mirrored: every local GPU, else every logical CPU device; `cpu_devices` > 1 splits
+    the CPU into that many (to try `mirrored` without GPUs); multi_worker: the cluster in
+    TF_CONFIG.
     """
     name = resolve(name)
+    if cpu_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        logical = [tf.config.LogicalDeviceConfiguration()] * cpu_devices
+        tf.config.set_logical_device_configuration(cpu, logical)
     if name == "multi_worker":
         # Before anything initialises TensorFlow's runtime (listing logical devices does):
         # collective ops can only be configured at startup.

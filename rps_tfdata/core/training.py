@@ -351,7 +351,7 @@ def train_and_evaluate(
     """
     check_config(config)
     # First: a multi-worker strategy must exist before TensorFlow runs any op.
-    strategy = distribution.make_strategy(config.strategy)
+    strategy = distribution.make_strategy(config.strategy, cpu_devices=config.cpu_devices)
     worker = distribution.worker_of(strategy)
     settings = {**settings_of(config), "data_files": data_fingerprint(config)}
     stored = _claim(config, settings, overwrite and worker.is_chief)

@@ -55,6 +55,13 @@ def main(argv: Sequence[str]) -> None:
         overwrite=_F.overwrite.value,
         flags_text=app.serialize_flags(h for h in flag_defs.holders(_F) if h.name != "overwrite"),
     )
+    if "val_accuracy" not in metrics:  # a non-chief worker: the chief writes the run
+        print(
+            f"worker trained {metrics['epochs_run']} epochs (weights sha256 "
+            f"{metrics['final_weights_sha256'][:16]}...); the chief writes the artifacts "
+            f"in {config.model_dir}"
+        )
+        return
     summary = ", ".join(
         f"{key}={metrics[key]:.4f}"
         for key in ("val_accuracy", "val_loss", "test_accuracy", "test_loss")

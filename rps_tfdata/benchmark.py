@@ -30,6 +30,7 @@ _F = flag_defs.define(
     "e2e_epochs",
     "steps",
     "window",
+    "data_service_workers",
     *flag_defs.TRAINING,
 )
 
@@ -50,14 +51,6 @@ def main(argv: Sequence[str]) -> None:
     scratch = tempfile.mkdtemp(prefix="rps_benchmark_")  # --image_cache=disk files
     try:
         config = configs.training_config(_F, train_dir=resolve_data_dir(), model_dir=scratch)
-        if _F.mode.value == "parity":
-            runs = parity.train_side_by_side(config, repeats=_F.repeats.value)
-            print(parity.format_table(runs))
-            return
-        if _F.mode.value == "memory":
-            figures = benchmarks.measure_memory(config, _F.e2e_epochs.value)
-            print("\n".join(f"{key}: {value}" for key, value in figures.items()))
-            return
         settings = benchmarks.Settings(
             _F.repeats.value,
             _F.steady_epochs.value,
@@ -65,13 +58,26 @@ def main(argv: Sequence[str]) -> None:
             _F.steps.value,
             _F.window.value,
         )
-        results = benchmarks.run_benchmarks(
-            _F.mode.value, config, baseline=_F.baseline.value == "idg", settings=settings
-        )
-        head = benchmarks.header(config, _F.mode.value)
-        print(benchmarks.report(results, head))
-        if _F.json.value:
-            files.write_json(_F.json.value, {**head, **benchmarks.flatten(results)})
+        mode = _F.mode.value
+        if mode == "parity":
+            print(parity.format_table(parity.train_side_by_side(config, repeats=_F.repeats.value)))
+        elif mode == "memory":
+            figures = benchmarks.measure_memory(config, _F.e2e_epochs.value)
+            print("\n".join(f"{key}: {value}" for key, value in figures.items()))
+        else:
+            if mode == "service":
+                results = benchmarks.measure_service(
+                    config, _F.data_service_workers.value, settings
+                )
+            else:
+                baseline = _F.baseline.value == "idg"
+                results = benchmarks.run_benchmarks(
+                    mode, config, baseline=baseline, settings=settings
+                )
+            head = benchmarks.header(config, mode)
+            print(benchmarks.report(results, head))
+            if _F.json.value:
+                files.write_json(_F.json.value, {**head, **benchmarks.flatten(results)})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

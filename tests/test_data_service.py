@@ -142,3 +142,14 @@ def test_a_worker_stopped_mid_run_ends_in_bounded_time(tmp_path):
         assert "the tf.data service delivered" in output and "did a worker stop?" in output
     else:  # or the surviving worker took over every image of every epoch
         assert "epoch 4/4:" in output
+
+
+def test_the_service_benchmark_measures_local_and_service_epochs(data_dir):
+    from rps_tfdata.bench import benchmarks
+
+    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
+    config = config_lib.TrainConfig(train_dir=data_dir, model_dir="", input=options)
+    settings = benchmarks.Settings(repeats=1, steady_epochs=1)
+    results = benchmarks.measure_service(config, 1, settings)
+    assert sorted(results) == ["service_0_workers", "service_1_workers"]
+    assert all(rate.median > 0 and len(rate.samples) == 1 for rate in results.values())

@@ -13,14 +13,21 @@ Modes:
   all       pipeline, step and e2e;
   parity    the side-by-side learning run of `rps_tfdata.bench.parity`;
   memory    how much resident memory the training split's cache and `--e2e_epochs`
-            epochs of the input pipeline add (run once per `--image_cache`).
+            epochs of the input pipeline add (run once per `--image_cache`);
+  service   images/s of training epochs read here (0 workers) and through a tf.data
+            service of 1..`--data_service_workers` local worker processes, decoding
+            every epoch in all cases (no memory cache can be shipped to workers).
 A baseline adds the seed's pipeline on the same files (pipeline and e2e) and the ratios
 ours/seed.
 """
 
+import contextlib
 import itertools
+import socket
+import subprocess
+import sys
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -29,9 +36,9 @@ from absl import logging
 from rps_tfdata.bench import seed_reference, throughput
 from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import data as data_lib
-from rps_tfdata.core import distribution, index, pipeline, resources, training
+from rps_tfdata.core import data_service, distribution, index, pipeline, resources, training
 
-MODES = ("pipeline", "step", "e2e", "all", "parity", "memory")
+MODES = ("pipeline", "step", "e2e", "all", "parity", "memory", "service")
 
 
 class Settings(NamedTuple):
@@ -195,6 +202,65 @@ def measure_memory(config: config_lib.TrainConfig, epochs: int) -> dict[str, Any
         "rss_growth_after_epochs_mb": round(resources.current_rss_mb() - before, 1),
         "peak_rss_mb": round(resources.peak_rss_mb(), 1),
     }
+
+
+@contextlib.contextmanager
+def local_service(workers: int) -> Iterator[str]:
+    """A dispatcher and `workers` worker processes on 127.0.0.1; yields its address.
+    Stopped by their processes at the end."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "rps_tfdata.data_service"]
+    processes = []
+    try:
+        for args in [["--dispatcher", f"--port={port}"]] + [
+            ["--worker", f"--dispatcher_address=127.0.0.1:{port}"]
+        ] * workers:
+            process = subprocess.Popen(
+                command + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            )
+            processes.append(process)
+            process.stdout.readline()  # "... ready ..."
+        yield f"grpc://127.0.0.1:{port}"
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def measure_service(
+    config: config_lib.TrainConfig, max_workers: int, settings: Settings
+) -> dict[str, throughput.Rate]:
+    """Images/s of `settings.steady_epochs` epochs per repeat, read here and through the
+    service with 1..max_workers workers; images are decoded every epoch in each case."""
+    split = index.list_split(config.train_dir, config.validation_split, "training")
+    options = config.input._replace(cache="none", deterministic=False)
+    prepared = pipeline.prepare(split.paths, split.labels, len(split.class_names), options)
+    layer = _host_augmentation(config)
+    results = {}
+    for workers in range(max_workers + 1):
+
+        def epochs(address: str = "") -> Iterator[tf.data.Dataset]:
+            for epoch in range(settings.steady_epochs * settings.repeats + 1):
+                dataset = pipeline.epoch_batches(
+                    prepared, epoch, seed=config.seed, augmentation=layer
+                )
+                if address:
+                    job = f"{data_service.job_prefix()}-{epoch}"
+                    dataset = data_service.distribute(dataset, address, job)
+                yield dataset
+
+        with local_service(workers) if workers else contextlib.nullcontext("") as address:
+            samples = []
+            for k, dataset in enumerate(epochs(address)):
+                start = time.perf_counter()
+                count = sum(int(y.shape[0]) for _, y, _ in dataset)
+                if k:  # the first epoch warms up (tracing, compilation, worker start)
+                    samples.append(count / (time.perf_counter() - start))
+        results[f"service_{workers}_workers"] = throughput.rate_of(samples)
+        logging.info("%d service workers: %s", workers, results[f"service_{workers}_workers"])
+    return results
 
 
 def flatten(results: dict[str, throughput.Rate]) -> dict[str, Any]:

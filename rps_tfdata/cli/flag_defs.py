@@ -261,6 +261,12 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
     "window": lambda: flags.DEFINE_integer(
         "window", 10, "e2e: batches per timed window.", lower_bound=2
     ),
+    "data_service_workers": lambda: flags.DEFINE_integer(
+        "data_service_workers",
+        2,
+        "service: measure with 0, 1, ... this many local tf.data service workers.",
+        lower_bound=1,
+    ),
     "num_images": lambda: flags.DEFINE_integer(
         "num_images", 6, "preview: columns, one image each.", lower_bound=1
     ),

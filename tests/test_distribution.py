@@ -2,9 +2,11 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -69,8 +71,18 @@ def free_ports(count):
     return ports
 
 
-def test_mirrored_trains_on_two_replicas_and_refuses_an_uneven_batch(data_dir, tmp_path):
-    metrics = result_of(start(data_dir, tmp_path / "run", "mirrored", devices=2))
+@pytest.fixture(scope="module")
+def mirrored_run(data_dir, tmp_path_factory):
+    """An uninterrupted run on two replicas: its metrics."""
+    return result_of(
+        start(data_dir, tmp_path_factory.mktemp("mirrored") / "run", "mirrored", devices=2)
+    )
+
+
+def test_mirrored_trains_on_two_replicas_and_refuses_an_uneven_batch(
+    data_dir, mirrored_run, tmp_path
+):
+    metrics = mirrored_run
     assert metrics["finished"] and metrics["epochs_run"] == 2
     assert metrics["num_train_images"] == 18 and np.isfinite(metrics["val_loss"])
     uneven = start(data_dir, tmp_path / "uneven", "mirrored", batch=7, devices=2)
@@ -127,3 +139,17 @@ def test_shards_cover_every_image_once_with_the_same_augmentation(tmp_path):
     assert sorted(seen) == sorted(whole) == list(range(11))
     for image_id, pixels in seen.items():  # same image, same seed: same pixels
         np.testing.assert_array_equal(pixels, whole[image_id])
+
+
+def test_a_mirrored_run_killed_after_an_epoch_resumes_to_the_same_weights(
+    data_dir, mirrored_run, tmp_path
+):
+    killed = start(data_dir, tmp_path / "resumed", "mirrored", devices=2)
+    index = tmp_path / "resumed" / artifacts.CHECKPOINTS / "ckpt-1.index"
+    while not index.exists():
+        assert killed.poll() is None, "the run ended before epoch 1 was saved"
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    resumed = result_of(start(data_dir, tmp_path / "resumed", "mirrored", devices=2))
+    assert resumed["final_weights_sha256"] == mirrored_run["final_weights_sha256"]

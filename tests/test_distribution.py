@@ -91,24 +91,54 @@ def test_mirrored_trains_on_two_replicas_and_refuses_an_uneven_batch(
     assert "--batch_size=7 does not divide among the 2 replicas" in err
 
 
-def test_two_workers_train_to_identical_weights_and_only_the_chief_writes(data_dir, tmp_path):
+def start_workers(data_dir, model_dir, scratch):
+    """Two `multi_worker` training processes on free 127.0.0.1 ports."""
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    scratch = [tmp_path / f"tmp{k}" for k in range(2)]
     processes = []
     for k in range(2):
-        scratch[k].mkdir()
+        os.makedirs(scratch[k], exist_ok=True)
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": k}})
         env = {"TF_CONFIG": tf_config, "TMPDIR": str(scratch[k])}
-        processes.append(start(data_dir, tmp_path / "run", "multi_worker", env=env))
-    chief, worker = (result_of(p) for p in processes)
+        processes.append(start(data_dir, model_dir, "multi_worker", env=env))
+    return processes
+
+
+@pytest.fixture(scope="module")
+def two_workers(data_dir, tmp_path_factory):
+    """An uninterrupted two-worker run: model_dir, scratch folders, both results."""
+    root = tmp_path_factory.mktemp("two_workers")
+    scratch = [root / f"tmp{k}" for k in range(2)]
+    chief, worker = (result_of(p) for p in start_workers(data_dir, root / "run", scratch))
+    return root / "run", scratch, chief, worker
+
+
+def test_two_workers_train_to_identical_weights_and_only_the_chief_writes(two_workers):
+    model_dir, scratch, chief, worker = two_workers
     assert chief["finished"] and worker["epochs_run"] == chief["epochs_run"] == 2
     assert worker["final_weights_sha256"] == chief["final_weights_sha256"]
-    stored = artifacts.read_json(str(tmp_path / "run"), artifacts.METRICS)
+    stored = artifacts.read_json(str(model_dir), artifacts.METRICS)
     assert stored["final_weights_sha256"] == chief["final_weights_sha256"]
     assert not os.listdir(scratch[1])  # the worker's scratch folder is gone
     # Each worker trained its own shard: 9 of the 18 training images each.
     assert chief["num_train_images"] == 9
+
+
+def test_two_workers_killed_after_an_epoch_resume_to_the_same_weights(
+    data_dir, two_workers, tmp_path
+):
+    scratch = [tmp_path / f"tmp{k}" for k in range(2)]
+    processes = start_workers(data_dir, tmp_path / "run", scratch)
+    index = tmp_path / "run" / artifacts.CHECKPOINTS / "ckpt-1.index"
+    while not index.exists():
+        assert all(p.poll() is None for p in processes), "a worker ended before epoch 1"
+        time.sleep(0.02)
+    for process in processes:  # the whole job is preempted
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    chief, worker = (result_of(p) for p in start_workers(data_dir, tmp_path / "run", scratch))
+    assert chief["final_weights_sha256"] == worker["final_weights_sha256"]
+    assert chief["final_weights_sha256"] == two_workers[2]["final_weights_sha256"]
 
 
 def test_shards_cover_every_image_once_with_the_same_augmentation(tmp_path):

@@ -33,7 +33,7 @@ ensure_venv() {
 command=${1:-}
 [[ $# -gt 0 ]] && shift
 case "$command" in
-  train|evaluate|predict|synthetic|benchmark|preview|data_service)
+  train|evaluate|predict|synthetic|export|benchmark|preview|data_service)
     ensure_venv
     exec "$VENV/bin/python" -m "rps_tfdata.$command" "$@"
     ;;
@@ -44,7 +44,7 @@ case "$command" in
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)
-    echo "usage: ./run.sh train|test|evaluate|predict|synthetic|benchmark|preview|data_service [ARGS...]" >&2
+    echo "usage: ./run.sh train|test|evaluate|predict|synthetic|export|benchmark|preview|data_service [ARGS...]" >&2
     exit 2
     ;;
 esac

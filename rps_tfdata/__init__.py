@@ -16,11 +16,12 @@ import os
 from absl import logging
 
 # TensorFlow's C++ INFO lines (CPU features, "no CUDA drivers") drown the progress output
-# of every command; a value the user set wins. Its checkpoint writer logs one INFO line
-# per save through absl's logger, which is ours too: drop just that line.
+# of every command; a value the user set wins. Its checkpoint and SavedModel writers log
+# INFO lines per save through absl's logger, which is ours too: drop just those.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+_TENSORFLOW_CHATTER = ("Sharding callback duration", "Assets written to", "Writing fingerprint to")
 logging.get_absl_logger().addFilter(
-    lambda record: not record.getMessage().startswith("Sharding callback duration")
+    lambda record: not record.getMessage().startswith(_TENSORFLOW_CHATTER)
 )
 
 __version__ = "0.1.0"

@@ -1,6 +1,7 @@
 """Classifies image files and folders with a finished run.
 
     python -m rps_tfdata.predict --model_dir=runs/rps PATH [PATH ...]
+    python -m rps_tfdata.predict --saved_model=runs/rps/export/1 PATH [PATH ...]
 
 Folders are searched recursively for image files (the extensions the index accepts).
 Prints one tab-separated line per readable image: path, class name, probability. Each
@@ -17,15 +18,20 @@ from rps_tfdata.cli import app, flag_defs
 from rps_tfdata.core import artifacts, prediction
 
 SKIPPED_EXIT = 3
-_F = flag_defs.define("model_dir", "batch_size")
+_F = flag_defs.define("model_dir", "batch_size", "saved_model")
 
 
 def main(argv: Sequence[str]) -> None:
     if len(argv) < 2:
         raise absl_app.UsageError("pass at least one image file or folder to classify")
     paths = prediction.expand_paths(argv[1:])
-    run = artifacts.load_run(_F.model_dir.value, batch_size=_F.batch_size.value)
-    predictions = prediction.classify(run, paths)
+    if _F.saved_model.value:
+        predictions = prediction.classify_exported(
+            _F.saved_model.value, paths, batch_size=_F.batch_size.value
+        )
+    else:
+        run = artifacts.load_run(_F.model_dir.value, batch_size=_F.batch_size.value)
+        predictions = prediction.classify(run, paths)
     for path, name, probability in predictions.rows:
         print(f"{path}\t{name}\t{probability:.4f}")
     for bad in predictions.bad:

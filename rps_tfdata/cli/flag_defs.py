@@ -207,6 +207,12 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
         "tried on a machine without GPUs.",
         lower_bound=1,
     ),
+    "saved_model": lambda: flags.DEFINE_string(
+        "saved_model",
+        None,
+        "predict: classify with this exported SavedModel (MODEL_DIR/export/1) instead of "
+        "the run in --model_dir.",
+    ),
     # The tf.data service's own processes.
     "dispatcher": lambda: flags.DEFINE_bool("dispatcher", False, "Run a dispatcher."),
     "worker": lambda: flags.DEFINE_bool("worker", False, "Run a worker."),

@@ -37,6 +37,7 @@ RUN_FILES = (
     FLAGS,
     RUN_CONFIG,
     CHECKPOINTS,
+    "export",
 )
 
 

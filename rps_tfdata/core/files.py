@@ -81,6 +81,36 @@ def is_complete(folder: str) -> bool:
     return os.path.exists(os.path.join(folder, _MARKER))
 
 
+def replace_folder(folder: str, build: Callable[[str], None]) -> str:
+    """Builds `folder` anew in a staging folder and swaps it in, replacing an earlier
+    version that this package wrote (marked complete); an unmarked folder is refused.
+
+    Raises:
+      UserError: `folder` exists but was not built here.
+    """
+    if os.path.exists(folder) and not is_complete(folder):
+        raise UserError(
+            f"{folder} exists but was not written by rps_tfdata (no {_MARKER} in it); "
+            "move it away or choose another folder"
+        )
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.", dir=parent)
+    old = staging + ".old"
+    try:
+        # Keras' writer wants a folder that does not exist yet.
+        os.rmdir(staging)
+        build(staging)
+        open(os.path.join(staging, _MARKER), "w").close()
+        if os.path.exists(folder):
+            os.replace(folder, old)
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
 def build_folder(folder: str, build: Callable[[str], None]) -> str:
     """Runs `build(staging)` in a staging folder beside `folder`, then moves it into place.
 

@@ -3,6 +3,8 @@
 import os
 from typing import Iterable, NamedTuple, Sequence
 
+import tensorflow as tf
+
 from rps_tfdata.core import artifacts, evaluation, index, loop, pipeline, scan
 from rps_tfdata.core.errors import InputNotFoundError
 
@@ -48,3 +50,36 @@ def classify(run: artifacts.Run, paths: Sequence[str]) -> Predictions:
         for path, k, p in zip(prepared.paths, best, probabilities, strict=True)
     ]
     return Predictions(rows, prepared.bad)
+
+
+def classify_exported(
+    export_dir: str, paths: Sequence[str], *, batch_size: int = 32
+) -> Predictions:
+    """Classifies files with an exported SavedModel (`rps_tfdata.core.export`): the file
+    bytes go in as they are. Files whose header shows they cannot be read are returned
+    apart without being sent."""
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    readable, bad = [], []
+    for path in paths:
+        reason = scan.inspect_header(path)
+        if reason is None:
+            readable.append(path)
+        else:
+            bad.append(scan.BadImage(path, reason))
+    rows = []
+    for start in range(0, len(readable), batch_size):
+        chunk = readable[start : start + batch_size]
+        encoded = tf.constant([tf.io.read_file(p).numpy() for p in chunk])
+        out = serve(images=encoded)
+        for path, name, probabilities, valid in zip(
+            chunk,
+            out["classes"].numpy(),
+            out["probabilities"].numpy(),
+            out["valid"].numpy(),
+            strict=True,
+        ):
+            if valid:
+                rows.append((path, name.decode(), float(probabilities.max())))
+            else:
+                bad.append(scan.BadImage(path, "not an image the exported model decodes"))
+    return Predictions(rows, bad)

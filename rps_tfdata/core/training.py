@@ -27,6 +27,7 @@ from rps_tfdata.core import (
     data_service,
     distribution,
     evaluation,
+    export,
     files,
     loop,
     pipeline,
@@ -268,6 +269,14 @@ def _finish(config: TrainConfig, data: Data, model, steps, state) -> dict[str, A
         model.save(temporary)
     files.write_json(os.path.join(model_dir, artifacts.CLASS_NAMES), data.class_names)
     artifacts.write_preprocessing(model_dir, config.input)
+    options = config.input
+    export.export(
+        model,
+        data.class_names,
+        options.image_size,
+        options.resize_method,
+        export.default_dir(model_dir),
+    )
     metrics = summarize(state.history, data)
     metrics["final_weights_sha256"] = final_digest
     metrics_path = os.path.join(model_dir, artifacts.METRICS)

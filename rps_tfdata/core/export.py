@@ -1,0 +1,92 @@
+"""A SavedModel that takes encoded images: the trained CNN with training's preprocessing
+in its graph, loadable by TensorFlow Serving or `tf.saved_model.load`, without this
+package.
+
+Signature `serving_default`:
+  input   `images`: tf.string [N], encoded PNG, JPEG, BMP or GIF (first frame), any size,
+          grey, RGB, RGBA or 16-bit, decoded and resized exactly as training read them
+          (`rps_tfdata.core.images`), then rescaled to [0, 1];
+  outputs `probabilities` float32 [N, classes] in the order of `class_names.json`;
+          `classes` tf.string [N], the most probable class name;
+          `valid` bool [N]: False for an element that is not an image of those formats
+          (empty, text, TIFF, ...): its probabilities are 0 and its class "". An element
+          whose signature is right but whose data is corrupt fails the whole call with
+          the decoder's error (it cannot be told from its first bytes).
+"""
+
+import os
+
+import keras
+import tensorflow as tf
+
+from rps_tfdata.core import files, images
+
+EXPORT_VERSION = "1"  # TF Serving reads MODEL/<version>/saved_model.pb
+
+
+def default_dir(model_dir: str) -> str:
+    """MODEL_DIR/export/1, the layout TF Serving expects."""
+    return os.path.join(model_dir, "export", EXPORT_VERSION)
+
+
+def _is_image(contents: tf.Tensor) -> tf.Tensor:
+    """Whether bytes start with a PNG, JPEG, GIF or BMP signature (what TF decodes)."""
+    head = tf.strings.substr(contents, 0, 8)
+    return tf.reduce_any(
+        [
+            tf.equal(head, b"\x89PNG\r\n\x1a\n"),
+            tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff"),
+            tf.equal(tf.strings.substr(head, 0, 4), b"GIF8"),
+            tf.equal(tf.strings.substr(head, 0, 2), b"BM"),
+        ]
+    )
+
+
+def make_serving_fn(
+    model: keras.Model, class_names: list[str], image_size: tuple[int, int], resize_method: str
+):
+    """The signature's function: encoded images in, probabilities, classes, valid out."""
+    names = tf.constant(list(class_names))
+    height, width = image_size
+
+    def read(contents: tf.Tensor) -> tf.Tensor:
+        def decoded():
+            image = images.resize(images.decode_image(contents), image_size, resize_method)
+            return images.rescale(image)
+
+        blank = lambda: tf.zeros((height, width, 3), tf.float32)  # noqa: E731
+        return tf.cond(_is_image(contents), decoded, blank)
+
+    def serve(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
+        valid = tf.map_fn(_is_image, encoded, fn_output_signature=tf.bool)
+        pixels = tf.map_fn(
+            read, encoded, fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32)
+        )
+        probabilities = tf.cast(model(pixels, training=False), tf.float32)
+        probabilities = probabilities * tf.cast(valid, tf.float32)[:, None]
+        best = tf.gather(names, tf.argmax(probabilities, axis=1))
+        return {
+            "probabilities": probabilities,
+            "classes": tf.where(valid, best, tf.constant("")),
+            "valid": valid,
+        }
+
+    return serve
+
+
+def export(
+    model: keras.Model,
+    class_names: list[str],
+    image_size: tuple[int, int],
+    resize_method: str,
+    out: str,
+) -> str:
+    """Writes the SavedModel to `out` (staged, then renamed over an earlier export)."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default",
+        make_serving_fn(model, class_names, image_size, resize_method),
+        input_signature=[tf.TensorSpec([None], tf.string, name="images")],
+    )
+    return files.replace_folder(out, lambda staging: archive.write_out(staging, verbose=False))

@@ -1,0 +1,133 @@
+"""The SavedModel that takes encoded images, loaded where this package cannot be imported."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rps_tfdata.core import (
+    artifacts,
+    config,
+    evaluation,
+    export,
+    loop,
+    pipeline,
+    synthetic,
+    training,
+)
+from rps_tfdata.core.errors import UserError
+
+from .helpers import RPS28, write_png
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Loads the export with the package made unimportable, and prints the signature's outputs.
+SERVE = """
+import json, sys
+sys.modules["rps_tfdata"] = None
+import tensorflow as tf
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+encoded = [open(path, "rb").read() for path in sys.argv[2:]]
+out = serve(images=tf.constant(encoded))
+print(json.dumps({key: value.numpy().tolist() for key, value in out.items()}, default=str))
+"""
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    data = str(tmp_path_factory.mktemp("export_data"))
+    synthetic.write_dataset(data, 10, size=64, seed=3)
+    model_dir = str(tmp_path_factory.mktemp("export_run"))
+    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
+    training.train_and_evaluate(
+        config.TrainConfig(train_dir=data, model_dir=model_dir, epochs=1, input=options)
+    )
+    return model_dir
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Real images (28x28 RGBA PNGs) and the same hands as grey, 16-bit, JPEG, BMP, GIF."""
+    folder = tmp_path_factory.mktemp("inputs")
+    originals = [os.path.join(RPS28, c, f"{c}01-000.png") for c in ("paper", "rock", "scissors")]
+    rgb = np.asarray(Image.open(originals[1]).convert("RGB"))
+    variants = {
+        "grey.png": Image.fromarray(rgb).convert("L"),
+        "photo.jpg": Image.fromarray(rgb),
+        "bitmap.bmp": Image.fromarray(rgb),
+        "anim.gif": Image.fromarray(rgb),
+    }
+    paths = list(originals)
+    for name, image in variants.items():
+        image.save(folder / name)
+        paths.append(str(folder / name))
+    paths.append(write_png(str(folder / "deep.png"), rgb.astype(np.uint16) * 257))  # 16-bit
+    return paths
+
+
+def serve(export_dir, paths):
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE, export_dir, *paths],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_export_serves_encoded_images_as_predict_reads_the_files(run_dir, inputs, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_bytes(b"not an image")
+    out = serve(export.default_dir(run_dir), [*inputs, str(text)])
+    run = artifacts.load_run(run_dir)
+    prepared = pipeline.prepare(inputs, [0] * len(inputs), 3, run.options)
+    assert prepared.paths == inputs  # every variant is readable by training's reader
+    expected, _ = evaluation.predict_all(
+        loop.make_predict(run.model), pipeline.evaluation_batches(prepared)
+    )
+    probabilities = np.array(out["probabilities"])
+    np.testing.assert_allclose(probabilities[:-1], expected, atol=1e-5)
+    names = [run.class_names[k] for k in expected.argmax(axis=1)]
+    assert out["classes"][:-1] == [f"b'{n}'" for n in names]
+    assert out["valid"] == [True] * len(inputs) + [False]
+    assert out["classes"][-1] == "b''" and probabilities[-1].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_predict_on_the_export_prints_what_predict_on_the_run_prints(run_dir, inputs):
+    def predict(*flags):
+        result = subprocess.run(
+            [sys.executable, "-m", "rps_tfdata.predict", *flags, *inputs[:3]],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout.splitlines()
+
+    assert predict(f"--saved_model={export.default_dir(run_dir)}") == predict(
+        f"--model_dir={run_dir}"
+    )
+
+
+def test_export_replaces_its_own_folder_and_refuses_another(run_dir, tmp_path):
+    run = artifacts.load_run(run_dir)
+    args = (run.model, run.class_names, run.options.image_size, run.options.resize_method)
+    out = str(tmp_path / "serving" / "1")
+    export.export(*args, out)
+    first = os.path.getmtime(os.path.join(out, "saved_model.pb"))
+    export.export(*args, out)
+    assert os.path.getmtime(os.path.join(out, "saved_model.pb")) >= first
+    assert sorted(os.listdir(tmp_path / "serving")) == ["1"]  # no staging left
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    with pytest.raises(UserError, match="was not written by rps_tfdata"):
+        export.export(*args, str(foreign))
+    shutil.rmtree(foreign)

@@ -69,6 +69,8 @@ def main(argv: Sequence[str]) -> None:
                 results = benchmarks.measure_service(
                     config, _F.data_service_workers.value, settings
                 )
+            elif mode == "serving":
+                results = benchmarks.measure_serving(config, settings)
             else:
                 baseline = _F.baseline.value == "idg"
                 results = benchmarks.run_benchmarks(

@@ -10,8 +10,10 @@ from rps_tfdata.cli import flag_defs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = ("README.md", "BUILD.md")
-# Options of other tools that the docs show (ruff, pip, tensorboard).
-OTHER_TOOLS = {"check", "upgrade", "quiet", "logdir"}
+# Options of other tools that the docs show (ruff, pip, tensorboard, saved_model_cli,
+# tensorflow_model_server).
+OTHER_TOOLS = {"check", "upgrade", "quiet", "logdir", "dir", "all"}
+OTHER_TOOLS |= {"rest_api_port", "model_name", "model_base_path"}
 
 
 def read(name):

@@ -131,3 +131,16 @@ def test_export_replaces_its_own_folder_and_refuses_another(run_dir, tmp_path):
     with pytest.raises(UserError, match="was not written by rps_tfdata"):
         export.export(*args, str(foreign))
     shutil.rmtree(foreign)
+
+
+def test_the_serving_benchmark_times_the_signature_and_the_predict_path(tmp_path):
+    from rps_tfdata.bench import benchmarks
+
+    data = str(tmp_path / "data")
+    synthetic.write_dataset(data, 4, size=64, seed=1)
+    options = pipeline.PipelineOptions(image_size=(48, 48))
+    run = config.TrainConfig(train_dir=data, model_dir=str(tmp_path / "scratch"), input=options)
+    results = benchmarks.measure_serving(run, benchmarks.Settings(repeats=1))
+    assert sorted(results) == ["predict_files", "serving_signature"]
+    assert all(rate.median > 0 for rate in results.values())
+    assert os.path.isfile(tmp_path / "scratch" / "export" / "saved_model.pb")

@@ -16,13 +16,16 @@ Modes:
             epochs of the input pipeline add (run once per `--image_cache`);
   service   images/s of training epochs read here (0 workers) and through a tf.data
             service of 1..`--data_service_workers` local worker processes, decoding
-            every epoch in all cases (no memory cache can be shipped to workers).
+            every epoch in all cases (no memory cache can be shipped to workers);
+  serving   images/s of the exported SavedModel's signature on a batch of 32 encoded
+            files, against `predict`'s path (read, check, decode, predict) on the same.
 A baseline adds the seed's pipeline on the same files (pipeline and e2e) and the ratios
 ours/seed.
 """
 
 import contextlib
 import itertools
+import os
 import socket
 import subprocess
 import sys
@@ -34,11 +37,22 @@ import tensorflow as tf
 from absl import logging
 
 from rps_tfdata.bench import seed_reference, throughput
+from rps_tfdata.core import (
+    artifacts,
+    data_service,
+    distribution,
+    export,
+    index,
+    pipeline,
+    prediction,
+    resources,
+    training,
+)
 from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import data as data_lib
-from rps_tfdata.core import data_service, distribution, index, pipeline, resources, training
+from rps_tfdata.core import model as model_lib
 
-MODES = ("pipeline", "step", "e2e", "all", "parity", "memory", "service")
+MODES = ("pipeline", "step", "e2e", "all", "parity", "memory", "service", "serving")
 
 
 class Settings(NamedTuple):
@@ -263,6 +277,31 @@ def measure_service(
     return results
 
 
+def measure_serving(config: config_lib.TrainConfig, settings: Settings) -> dict:
+    """The export's signature on 32 encoded files vs the predict path on the same files
+    (an untrained CNN: the weights do not change the speed)."""
+    split = index.list_all(config.train_dir)
+    paths = split.paths[:32]
+    model = model_lib.build_model(config.input.image_size, len(split.class_names))
+    out = os.path.join(config.model_dir, "export")
+    options = config.input._replace(cache="memory")
+    export.export(model, split.class_names, options.image_size, options.resize_method, out)
+    serve = tf.saved_model.load(out).signatures["serving_default"]
+    encoded = tf.constant([tf.io.read_file(p).numpy() for p in paths])
+    run = artifacts.Run(model, split.class_names, options)
+    return {
+        "serving_signature": throughput.time_batches(
+            lambda: serve(images=encoded)["probabilities"].numpy(),
+            len(paths),
+            batches=5,
+            repeats=settings.repeats,
+        ),
+        "predict_files": throughput.time_batches(
+            lambda: prediction.classify(run, paths), len(paths), batches=5, repeats=settings.repeats
+        ),
+    }
+
+
 def flatten(results: dict[str, throughput.Rate]) -> dict[str, Any]:
     """One flat JSON object: medians as `<name>_images_per_sec`, spreads, and ratios."""
     flat: dict[str, Any] = {}
@@ -274,6 +313,7 @@ def flatten(results: dict[str, throughput.Rate]) -> dict[str, Any]:
         "pipeline_steady_vs_idg": ("pipeline_steady", "idg_pipeline"),
         "pipeline_cold_vs_idg": ("pipeline_cold", "idg_pipeline"),
         "pipeline_steady_vs_augment_kernel": ("pipeline_steady", "augment_kernel"),
+        "serving_signature_vs_predict_files": ("serving_signature", "predict_files"),
         "e2e_vs_idg_e2e": ("e2e", "idg_e2e"),
         "e2e_vs_step": ("e2e", "step"),
     }

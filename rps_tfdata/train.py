@@ -8,6 +8,7 @@ A thin entry point: it reads the flags, resolves where the images come from, and
 
 from typing import Sequence
 
+from absl import app as absl_app
 from absl import logging
 
 from rps_tfdata.cli import app, configs, flag_defs
@@ -24,6 +25,8 @@ _F = flag_defs.define(
     "strategy",
     "data_service",
     "cpu_devices",
+    "dataset",
+    "tfds_data_dir",
     *flag_defs.TRAINING,
 )
 
@@ -33,7 +36,11 @@ def make_config() -> config_lib.TrainConfig:
     checking that the model folder can be written: a download is no use otherwise)."""
     files.check_writable(_F.model_dir.value, "--model_dir")
     train_dir, test_dir = _F.data_dir.value, _F.test_dir.value
-    if not train_dir:
+    if _F.dataset.value == "tfds":
+        if train_dir or test_dir:
+            raise absl_app.UsageError("--dataset=tfds reads TFDS: drop --data_dir and --test_dir")
+        train_dir = ""
+    elif not train_dir:
         rps = sources.fetch_rps(_F.download_dir.value, _F.base_url.value)
         train_dir, test_dir = rps.train_dir, test_dir or rps.test_dir
     return configs.training_config(
@@ -44,6 +51,8 @@ def make_config() -> config_lib.TrainConfig:
         strategy=_F.strategy.value,
         data_service=_F.data_service.value or "",
         cpu_devices=_F.cpu_devices.value,
+        dataset=_F.dataset.value,
+        tfds_data_dir=_F.tfds_data_dir.value or "",
     )
 
 

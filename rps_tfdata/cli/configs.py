@@ -20,6 +20,8 @@ def training_config(
     strategy: str = "auto",
     data_service: str = "",
     cpu_devices: int = 1,
+    dataset: str = "folder",
+    tfds_data_dir: str = "",
 ) -> config_lib.TrainConfig:
     """`f`: the holders of `flag_defs.TRAINING`, as `flag_defs.define` returns them."""
     side = f.image_size.value
@@ -41,6 +43,8 @@ def training_config(
         strategy=strategy,
         data_service=data_service,
         cpu_devices=cpu_devices,
+        dataset=dataset,
+        tfds_data_dir=tfds_data_dir,
         input=pipeline.PipelineOptions(
             image_size=(side, side),
             batch_size=f.batch_size.value,

@@ -200,6 +200,17 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
         "grpc://HOST:PORT of a tf.data service dispatcher: its workers read, decode and "
         "augment the training images (needs --image_cache=none|disk and --nodeterministic).",
     ),
+    "dataset": lambda: flags.DEFINE_enum(
+        "dataset",
+        "folder",
+        ["folder", "tfds"],
+        "folder: --data_dir (or the downloaded rps.zip); tfds: TensorFlow Datasets' "
+        "prepared rock_paper_scissors (its train split for training and validation, its "
+        "test split for the test set).",
+    ),
+    "tfds_data_dir": lambda: flags.DEFINE_string(
+        "tfds_data_dir", None, "Where TFDS keeps prepared datasets (default: TFDS's own)."
+    ),
     "cpu_devices": lambda: flags.DEFINE_integer(
         "cpu_devices",
         1,

@@ -39,6 +39,8 @@ class TrainConfig(NamedTuple):
     strategy: str = "auto"
     data_service: str = ""  # grpc://HOST:PORT of a tf.data service dispatcher
     cpu_devices: int = 1  # logical devices the CPU is split into (mirrored without GPUs)
+    dataset: str = "folder"  # "folder": train_dir (and test_dir); "tfds": TFDS's prepared set
+    tfds_data_dir: str = ""  # where TFDS keeps prepared datasets ("": its default)
     input: pipeline.PipelineOptions = pipeline.PipelineOptions()
 
 
@@ -46,7 +48,8 @@ def settings_of(config: TrainConfig) -> dict[str, Any]:
     """The run's settings by flag name, as `run_config.json` records them."""
     options = config.input
     return {
-        "data_dir": os.path.abspath(config.train_dir),
+        "data_dir": os.path.abspath(config.train_dir) if config.train_dir else None,
+        "dataset": config.dataset,
         "test_dir": os.path.abspath(config.test_dir) if config.test_dir else None,
         "epochs": config.epochs,
         "validation_split": config.validation_split,
@@ -115,6 +118,12 @@ def check_config(config: TrainConfig) -> None:
     """Raises ConfigError (naming the flags at fault) for settings that cannot work together."""
     if config.data_service:
         _check_data_service(config)
+    if config.dataset == "tfds" and config.input.cache != "memory":
+        raise ConfigError(
+            "--dataset=tfds holds TFDS's decoded images in memory: drop --image_cache"
+        )
+    if config.dataset == "tfds" and config.data_service:
+        raise ConfigError("--data_service reads image files: it cannot serve --dataset=tfds")
     try:
         index.check_validation_split(config.validation_split)
     except ValueError as e:

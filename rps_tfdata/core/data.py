@@ -8,7 +8,7 @@ from typing import NamedTuple, Optional
 
 from absl import logging
 
-from rps_tfdata.core import files, index, pipeline, scan
+from rps_tfdata.core import files, index, pipeline, scan, tfds_source
 from rps_tfdata.core.config import TrainConfig
 from rps_tfdata.core.distribution import Worker
 from rps_tfdata.core.errors import DatasetLayoutError
@@ -32,6 +32,8 @@ class Data(NamedTuple):
 def data_fingerprint(config: TrainConfig) -> str:
     """A digest of the listed image files (paths, sizes, modification times), so a rerun
     can tell a continuation from the same folder holding other images."""
+    if config.dataset == "tfds":
+        return f"tfds:{tfds_source.NAME}"
     listed = index.list_all(config.train_dir).paths
     if config.test_dir:
         listed += index.list_all(config.test_dir).paths
@@ -80,6 +82,16 @@ def load_data(config: TrainConfig, worker: Optional[Worker] = None) -> Data:
     chief reads the test set. A worker sees its own shard's unreadable files only.
     """
     worker = worker or Worker()
+    shard = slice(worker.index, None, worker.count)
+    if config.dataset == "tfds":
+        train, validation, test, listed = tfds_source.splits(
+            config.validation_split,
+            config.input,
+            shard=shard,
+            with_test=worker.is_chief,
+            data_dir=config.tfds_data_dir or None,
+        )
+        return Data(tfds_source.CLASS_NAMES, train, validation, test, listed_train=listed)
     train, validation, test = _list_splits(config)
     num_classes = len(train.class_names)
     test = test if worker.is_chief else None
@@ -87,7 +99,6 @@ def load_data(config: TrainConfig, worker: Optional[Worker] = None) -> Data:
     def read(paths, labels, name: str, options: pipeline.PipelineOptions, ids=None):
         return pipeline.prepare(paths, labels, num_classes, options, name=name, ids=ids)
 
-    shard = slice(worker.index, None, worker.count)
     data = Data(
         train.class_names,
         read(

@@ -1,0 +1,59 @@
+"""TensorFlow Datasets' rock_paper_scissors as a source, with TFDS's own mock data."""
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from rps_tfdata.core import config, pipeline, tfds_source, training
+from rps_tfdata.core.errors import ConfigError, DatasetLayoutError
+
+OPTIONS = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
+
+
+@pytest.fixture()
+def mock_rps():
+    with tfds.testing.mock_data(num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE):
+        yield
+
+
+def test_labels_are_mapped_by_name_from_tfds_order():
+    assert tfds_source.label_map(["rock", "paper", "scissors"]).tolist() == [1, 0, 2]
+    with pytest.raises(DatasetLayoutError, match="not"):
+        tfds_source.label_map(["cat", "dog", "fish"])
+
+
+def test_splits_follow_tfds_labels_and_take_the_first_fifth_of_each_class(mock_rps):
+    raw = [
+        int(e["label"])
+        for e in tfds.load("rock_paper_scissors", split="train", shuffle_files=False)
+    ]
+    train, validation, test, listed = tfds_source.splits(0.2, OPTIONS)
+    ours = np.array(["rock", "paper", "scissors"])[raw]  # TFDS's names of each example
+    for split in (train, validation):
+        for image_id, label in zip(split.ids, split.labels, strict=True):
+            assert tfds_source.CLASS_NAMES[label] == ours[image_id]
+    for label, name in enumerate(tfds_source.CLASS_NAMES):
+        members = [i for i, n in enumerate(ours) if n == name]
+        expected = members[: int(0.2 * len(members))]
+        assert [
+            i for i, y in zip(validation.ids, validation.labels, strict=True) if y == label
+        ] == expected
+    assert listed == len(train.paths) and len(train.paths) + len(validation.paths) == 20
+    assert len(test.paths) == 20 and train.images.shape[1:] == (48, 48, 3)
+
+
+def test_training_from_tfds(mock_rps, tmp_path):
+    run = config.TrainConfig(
+        train_dir="", model_dir=str(tmp_path), dataset="tfds", epochs=1, input=OPTIONS
+    )
+    metrics = training.train_and_evaluate(run)
+    assert metrics["class_names"] == ["paper", "rock", "scissors"]
+    assert metrics["num_train_images"] + metrics["num_validation_images"] == 20
+    assert metrics["num_test_images"] == 20 and np.isfinite(metrics["test_loss"])
+    with pytest.raises(ConfigError, match="drop --image_cache"):
+        config.check_config(run._replace(input=OPTIONS._replace(cache="disk")))
+
+
+def test_an_unprepared_tfds_is_named(tmp_path):
+    with pytest.raises(DatasetLayoutError, match="is not prepared in"):
+        tfds_source.read_split("train", OPTIONS, str(tmp_path))

@@ -89,4 +89,6 @@ def export(
         make_serving_fn(model, class_names, image_size, resize_method),
         input_signature=[tf.TensorSpec([None], tf.string, name="images")],
     )
-    return files.replace_folder(out, lambda staging: archive.write_out(staging, verbose=False))
+    return files.build_folder(
+        out, lambda staging: archive.write_out(staging, verbose=False), replace=True
+    )

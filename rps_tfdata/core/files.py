@@ -81,13 +81,20 @@ def is_complete(folder: str) -> bool:
     return os.path.exists(os.path.join(folder, _MARKER))
 
 
-def replace_folder(folder: str, build: Callable[[str], None]) -> str:
-    """Builds `folder` anew in a staging folder and swaps it in, replacing an earlier
-    version that this package wrote (marked complete); an unmarked folder is refused.
+def build_folder(folder: str, build: Callable[[str], None], *, replace: bool = False) -> str:
+    """Runs `build(staging)` in a staging folder beside `folder`, marks it complete, then
+    moves it into place. Returns `folder`.
+
+    A finished `folder` is returned untouched, unless `replace` (a new version swaps in
+    for the old one). A killed build leaves only its staging folder, never an unmarked
+    `folder`, so an unmarked `folder` is someone else's and is refused, never replaced.
+    When another process finishes the same folder first, its folder is kept.
 
     Raises:
       UserError: `folder` exists but was not built here.
     """
+    if is_complete(folder) and not replace:
+        return folder
     if os.path.exists(folder) and not is_complete(folder):
         raise UserError(
             f"{folder} exists but was not written by rps_tfdata (no {_MARKER} in it); "
@@ -98,42 +105,10 @@ def replace_folder(folder: str, build: Callable[[str], None]) -> str:
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.", dir=parent)
     old = staging + ".old"
     try:
-        # Keras' writer wants a folder that does not exist yet.
-        os.rmdir(staging)
         build(staging)
         open(os.path.join(staging, _MARKER), "w").close()
-        if os.path.exists(folder):
+        if replace and os.path.exists(folder):
             os.replace(folder, old)
-        os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return folder
-
-
-def build_folder(folder: str, build: Callable[[str], None]) -> str:
-    """Runs `build(staging)` in a staging folder beside `folder`, then moves it into place.
-
-    A finished `folder` is returned untouched. A killed build leaves only its staging
-    folder, never an unmarked `folder`, so an unmarked `folder` is someone else's and is
-    refused rather than replaced. Returns `folder`.
-
-    Raises:
-      UserError: `folder` exists but was not built here.
-    """
-    if is_complete(folder):
-        return folder
-    if os.path.exists(folder):
-        raise UserError(
-            f"{folder} exists but was not written by rps_tfdata (no {_MARKER} in it); "
-            "move it away, or pass it as --data_dir if it holds class folders"
-        )
-    parent = os.path.dirname(os.path.abspath(folder))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.", dir=parent)
-    try:
-        build(staging)
-        open(os.path.join(staging, _MARKER), "w").close()
         try:
             os.replace(staging, folder)
         except OSError:
@@ -141,4 +116,5 @@ def build_folder(folder: str, build: Callable[[str], None]) -> str:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     return folder

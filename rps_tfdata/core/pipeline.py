@@ -272,14 +272,26 @@ def epoch_batches(
     """One shuffled epoch on its own, from a splittable source (the positions 0..n-1), as
     the tf.data service's dynamic sharding needs; pixels are read from files (or the disk
     cache) by whoever runs it."""
-    _require_images(prepared)
     if prepared.images is not None:
         raise ValueError("a pipeline for the tf.data service cannot hold the memory cache")
+    return _one_epoch(prepared, epoch, seed=seed, shuffle=True, augmentation=augmentation)
+
+
+def _one_epoch(
+    prepared: Prepared,
+    epoch: int,
+    *,
+    seed: int,
+    shuffle: bool,
+    augmentation: Optional[IDGAugmentation],
+) -> tf.data.Dataset:
+    """`_batches` of one epoch at the options' batch size, prefetched."""
+    _require_images(prepared)
     dataset = _batches(
         prepared,
         tf.constant(epoch, tf.int64),
         seed=seed,
-        shuffle=True,
+        shuffle=shuffle,
         augmentation=augmentation,
         batch_size=prepared.options.batch_size,
     )
@@ -342,17 +354,10 @@ def evaluation_batches(
     seed: int = 0,
     epoch: int = 0,
 ) -> tf.data.Dataset:
-    """The split's batches in order; augmented (the seed's validation) only when given."""
-    _require_images(prepared)
-    dataset = _batches(
-        prepared,
-        tf.constant(epoch, tf.int64),
-        seed=seed,
-        shuffle=False,
-        augmentation=augmentation,
-        batch_size=prepared.options.batch_size,
-    ).map(lambda images, labels, seeds: (images, labels))
-    return _with_options(dataset.prefetch(prepared.options.prefetch), prepared.options)
+    """The split's (images, labels) batches in order; augmented (the seed's validation)
+    only when given."""
+    dataset = _one_epoch(prepared, epoch, seed=seed, shuffle=False, augmentation=augmentation)
+    return dataset.map(lambda images, labels, seeds: (images, labels))
 
 
 def _require_images(prepared: Prepared) -> None:

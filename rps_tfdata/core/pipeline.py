@@ -111,7 +111,7 @@ def _read_all(
     """Decodes every readable file, handing `store(first_id, images)` each batch of them,
     where an image's id is its position among the readable files; returns the unreadable
     files. Batches keep Python's share of the work small and memory bounded."""
-    candidates, bad = _screen(paths)
+    candidates, bad = scan.screen(paths)
     decoded = set()
     first_id = 0
     # Output order is input order (deterministic), so ids count up as files decode.
@@ -132,18 +132,6 @@ def _fill_disk_cache(staging: str, paths: Sequence[str], options: PipelineOption
 
     bad = _read_all(paths, options, store)
     files.write_json(os.path.join(staging, _BAD_LIST), scan.as_records(bad))
-
-
-def _screen(paths: Sequence[str]) -> tuple[list[int], list[scan.BadImage]]:
-    """Positions whose header looks decodable, and the files that do not."""
-    candidates, bad = [], []
-    for i, path in enumerate(paths):
-        reason = scan.inspect_header(path)
-        if reason is None:
-            candidates.append(i)
-        else:
-            bad.append(scan.BadImage(path, reason))
-    return candidates, bad
 
 
 def _disk_cache(paths: Sequence[str], options: PipelineOptions, name: str) -> tuple[str, list]:

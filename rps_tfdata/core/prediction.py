@@ -59,13 +59,8 @@ def classify_exported(
     bytes go in as they are. Files whose header shows they cannot be read are returned
     apart without being sent."""
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
-    readable, bad = [], []
-    for path in paths:
-        reason = scan.inspect_header(path)
-        if reason is None:
-            readable.append(path)
-        else:
-            bad.append(scan.BadImage(path, reason))
+    positions, bad = scan.screen(paths)
+    readable = [paths[i] for i in positions]
     rows = []
     for start in range(0, len(readable), batch_size):
         chunk = readable[start : start + batch_size]

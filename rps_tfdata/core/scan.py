@@ -10,7 +10,7 @@ a file the decoder rejects is "corrupt image data".
 
 import os
 import struct
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 from rps_tfdata.core.errors import BadImagesError
 
@@ -122,6 +122,18 @@ def inspect_header(path: str) -> Optional[str]:
     if problem is None:
         return "not an image (unknown file signature)"
     return problem or None
+
+
+def screen(paths: Sequence[str]) -> tuple[list[int], list[BadImage]]:
+    """Positions of the files whose header looks decodable, and the files that do not."""
+    candidates, bad = [], []
+    for i, path in enumerate(paths):
+        reason = inspect_header(path)
+        if reason is None:
+            candidates.append(i)
+        else:
+            bad.append(BadImage(path, reason))
+    return candidates, bad
 
 
 def describe(bad: list[BadImage], total: int) -> str:

@@ -16,7 +16,13 @@ from rps_tfdata.cli import app, flag_defs
 from rps_tfdata.core import data_service
 
 _F = flag_defs.define(
-    "dispatcher", "worker", "port", "work_dir", "dispatcher_address", "worker_timeout"
+    "dispatcher",
+    "worker",
+    "port",
+    "work_dir",
+    "dispatcher_address",
+    "worker_timeout",
+    "data_service_timeout",
 )
 
 
@@ -31,13 +37,28 @@ def main(argv: Sequence[str]) -> None:
             worker_timeout_seconds=_F.worker_timeout.value,
         )
         print(f"dispatcher ready at {server.target}", flush=True)
+        server.join()
     else:
-        if not _F.dispatcher_address.value:
-            raise absl_app.UsageError("--worker needs --dispatcher_address=HOST:PORT")
-        address = data_service.address_of(_F.dispatcher_address.value)
-        server = data_service.start_worker(address, _F.port.value)
-        print(f"worker ready, serving {address}'s jobs", flush=True)
-    server.join()
+        _serve_as_worker()
+
+
+def _serve_as_worker() -> None:
+    """Serves the dispatcher's jobs until it is stopped or the dispatcher is gone."""
+    if not _F.dispatcher_address.value:
+        raise absl_app.UsageError("--worker needs --dispatcher_address=HOST:PORT")
+    address = data_service.address_of(_F.dispatcher_address.value)
+    server = data_service.start_worker(address, _F.port.value)
+    print(f"worker ready, serving {address}'s jobs", flush=True)
+    timeout = _F.data_service_timeout.value
+
+    def gone(where: str) -> str:
+        return (
+            f"the dispatcher at {where} is gone (no answer for {timeout:g} s, "
+            "--data_service_timeout); this worker stops: start it again with the dispatcher"
+        )
+
+    with data_service.watch_dispatcher(address, timeout, gone):
+        server.join()
 
 
 def run() -> None:

@@ -16,6 +16,7 @@ from absl import app as absl_app
 
 from rps_tfdata.cli import app, flag_defs
 from rps_tfdata.core import artifacts, prediction
+from rps_tfdata.core.files import readable
 
 SKIPPED_EXIT = 3
 _F = flag_defs.define("model_dir", "batch_size", "saved_model")
@@ -33,9 +34,9 @@ def main(argv: Sequence[str]) -> None:
         run = artifacts.load_run(_F.model_dir.value, batch_size=_F.batch_size.value)
         predictions = prediction.classify(run, paths)
     for path, name, probability in predictions.rows:
-        print(f"{path}\t{name}\t{probability:.4f}")
+        print(f"{readable(path)}\t{name}\t{probability:.4f}")
     for bad in predictions.bad:
-        print(f"skipped {bad.path}: {bad.reason}", file=sys.stderr)
+        print(f"skipped {readable(bad.path)}: {bad.reason}", file=sys.stderr)
     if predictions.bad:
         sys.exit(SKIPPED_EXIT)
 

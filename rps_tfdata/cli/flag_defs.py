@@ -200,6 +200,14 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
         "grpc://HOST:PORT of a tf.data service dispatcher: its workers read, decode and "
         "augment the training images (needs --image_cache=none|disk and --nodeterministic).",
     ),
+    "data_service_timeout": lambda: flags.DEFINE_float(
+        "data_service_timeout",
+        60.0,
+        "Seconds a trainer (--data_service) or a service worker goes on without an answer "
+        "from the dispatcher before it stops with one line; the finished epochs are saved, "
+        "and the same command continues the run. Covers a dispatcher restart (--work_dir).",
+        lower_bound=1.0,
+    ),
     "dataset": lambda: flags.DEFINE_enum(
         "dataset",
         "folder",

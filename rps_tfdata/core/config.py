@@ -38,6 +38,7 @@ class TrainConfig(NamedTuple):
     on_bad_image: str = "skip"
     strategy: str = "auto"
     data_service: str = ""  # grpc://HOST:PORT of a tf.data service dispatcher
+    data_service_timeout: float = 60.0  # seconds without a dispatcher before stopping
     cpu_devices: int = 1  # logical devices the CPU is split into (mirrored without GPUs)
     dataset: str = "folder"  # "folder": train_dir (and test_dir); "tfds": TFDS's prepared set
     tfds_data_dir: str = ""  # where TFDS keeps prepared datasets ("": its default)
@@ -64,6 +65,7 @@ def settings_of(config: TrainConfig) -> dict[str, Any]:
         "on_bad_image": config.on_bad_image,
         "strategy": config.strategy,
         "data_service": bool(config.data_service),  # the address may change between runs
+        "data_service_timeout": config.data_service_timeout,
         "cpu_devices": config.cpu_devices,
         "image_size": options.image_size[0],
         "batch_size": options.batch_size,

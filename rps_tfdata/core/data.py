@@ -4,6 +4,7 @@ Unreadable files leave whichever subset holds them after the split, so the reada
 files keep IDG's split; they are reported, or stop the run under `on_bad_image="fail"`.
 """
 
+import os
 from typing import NamedTuple, Optional
 
 from absl import logging
@@ -52,6 +53,10 @@ def _list_splits(config: TrainConfig) -> tuple[index.Split, index.Split, Optiona
     """The IDG split of the listing (bad files included, as IDG splits), checked."""
     train = index.list_split(config.train_dir, config.validation_split, "training")
     validation = index.list_split(config.train_dir, config.validation_split, "validation")
+    for junk in index.junk_folders(config.train_dir):
+        logging.info(
+            "left out %s: an archiver's folder, not a class", os.path.join(config.train_dir, junk)
+        )
     if len(train.class_names) < 2:
         raise DatasetLayoutError(
             f"data folder {config.train_dir!r} has {len(train.class_names)} class folder(s) "
@@ -121,6 +126,7 @@ def load_data(config: TrainConfig, worker: Optional[Worker] = None) -> Data:
     for subset, split in (("training", data.train), ("validation", data.validation)):
         if not split.paths:
             raise DatasetLayoutError(f"the {subset} subset holds no readable image file")
+    _check_every_class_read(data, config.train_dir)
     if data.test is not None and not data.test.paths:
         raise DatasetLayoutError(f"test folder {config.test_dir!r} holds no readable image file")
     for subset, split in (("training", data.train), ("validation", data.validation)):
@@ -128,6 +134,18 @@ def load_data(config: TrainConfig, worker: Optional[Worker] = None) -> Data:
     if data.test:
         logging.info("test: %s", _counts(data.test, data.class_names))
     return data
+
+
+def _check_every_class_read(data: Data, train_dir: str) -> None:
+    """Refuses a class folder in which no image could be read: it would train as a class
+    that no image shows (a junk or misplaced folder), shifting every label after it."""
+    readable = set(data.train.labels) | set(data.validation.labels)
+    for label, name in enumerate(data.class_names):
+        if label not in readable:
+            raise DatasetLayoutError(
+                f"class folder {os.path.join(train_dir, name)!r} holds no readable image; "
+                "remove it from --data_dir (or put the class's images in it)"
+            )
 
 
 def _counts(split: pipeline.Prepared, class_names: list[str]) -> str:

@@ -8,7 +8,14 @@ would). What it gives up: the order of images and the make-up of batches depend 
 worker is faster; each image's augmentation does not (its seed is (seed, epoch, image)).
 """
 
+import contextlib
+import os
+import socket
+import sys
+import threading
+import time
 import uuid
+from typing import Callable, Iterator
 
 import tensorflow as tf
 
@@ -72,3 +79,50 @@ def distribute(dataset: tf.data.Dataset, service: str, job: str) -> tf.data.Data
 def job_prefix() -> str:
     """A name no other trainer uses: a job of the same name would share its elements."""
     return f"rps_tfdata-{uuid.uuid4().hex[:12]}"
+
+
+def _answers(address: str) -> bool:
+    """Whether something accepts connections at HOST:PORT (the dispatcher's port)."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def watch_dispatcher(
+    service: str, timeout_seconds: float, gone: Callable[[str], str]
+) -> Iterator[threading.Lock]:
+    """Ends this process (exit status 1) with the one line `gone(address)` once the
+    dispatcher at `service` has not answered for `timeout_seconds`.
+
+    The service's client retries a lost dispatcher forever inside a blocking call that no
+    signal reaches, so ending the process is the only bound. Yields a lock: while the
+    caller holds it (writing a checkpoint), the process is never ended.
+    """
+    address = address_of(service)
+    guard = threading.Lock()
+    stop = threading.Event()
+
+    def watch() -> None:
+        last_answer = time.monotonic()
+        while not stop.wait(1.0):
+            if _answers(address):
+                last_answer = time.monotonic()
+            elif time.monotonic() - last_answer > timeout_seconds:
+                with guard:
+                    if stop.is_set():
+                        return
+                    print(f"error: {gone(address)}", file=sys.stderr, flush=True)
+                    sys.stdout.flush()
+                    os._exit(1)
+
+    thread = threading.Thread(target=watch, name="dispatcher-watch", daemon=True)
+    thread.start()
+    try:
+        yield guard
+    finally:
+        with guard:
+            stop.set()

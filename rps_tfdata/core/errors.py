@@ -36,3 +36,11 @@ class BadImagesError(UserError):
 
 class TrainingStoppedError(UserError):
     """Training stopped before its last epoch (a signal, or a loss that is not finite)."""
+
+
+class FolderInUseError(UserError):
+    """A model folder is held by another live training run."""
+
+
+class CheckpointError(UserError):
+    """No saved training state of a run can be read back."""

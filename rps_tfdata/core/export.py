@@ -9,9 +9,11 @@ Signature `serving_default`:
   outputs `probabilities` float32 [N, classes] in the order of `class_names.json`;
           `classes` tf.string [N], the most probable class name;
           `valid` bool [N]: False for an element that is not an image of those formats
-          (empty, text, TIFF, ...): its probabilities are 0 and its class "". An element
-          whose signature is right but whose data is corrupt fails the whole call with
-          the decoder's error (it cannot be told from its first bytes).
+          (empty, text, TIFF, ...) or whose headers promise more pixels than
+          `images.decoded_pixels` allows (a decompression bomb): it is never decoded, its
+          probabilities are 0 and its class "". An element whose signature is right but
+          whose data is corrupt fails the whole call with the decoder's error (it cannot
+          be told from its headers).
 """
 
 import os
@@ -29,19 +31,6 @@ def default_dir(model_dir: str) -> str:
     return os.path.join(model_dir, "export", EXPORT_VERSION)
 
 
-def _is_image(contents: tf.Tensor) -> tf.Tensor:
-    """Whether bytes start with a PNG, JPEG, GIF or BMP signature (what TF decodes)."""
-    head = tf.strings.substr(contents, 0, 8)
-    return tf.reduce_any(
-        [
-            tf.equal(head, b"\x89PNG\r\n\x1a\n"),
-            tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff"),
-            tf.equal(tf.strings.substr(head, 0, 4), b"GIF8"),
-            tf.equal(tf.strings.substr(head, 0, 2), b"BM"),
-        ]
-    )
-
-
 def make_serving_fn(
     model: keras.Model, class_names: list[str], image_size: tuple[int, int], resize_method: str
 ):
@@ -49,18 +38,22 @@ def make_serving_fn(
     names = tf.constant(list(class_names))
     height, width = image_size
 
-    def read(contents: tf.Tensor) -> tf.Tensor:
+    def read(element: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        contents, valid = element
+
         def decoded():
             image = images.resize(images.decode_image(contents), image_size, resize_method)
             return images.rescale(image)
 
         blank = lambda: tf.zeros((height, width, 3), tf.float32)  # noqa: E731
-        return tf.cond(_is_image(contents), decoded, blank)
+        return tf.cond(valid, decoded, blank)
 
     def serve(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
-        valid = tf.map_fn(_is_image, encoded, fn_output_signature=tf.bool)
+        valid = tf.map_fn(images.can_decode, encoded, fn_output_signature=tf.bool)
         pixels = tf.map_fn(
-            read, encoded, fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32)
+            read,
+            (encoded, valid),
+            fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32),
         )
         probabilities = tf.cast(model(pixels, training=False), tf.float32)
         probabilities = probabilities * tf.cast(valid, tf.float32)[:, None]

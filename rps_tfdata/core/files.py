@@ -68,12 +68,28 @@ def write_json(path: str, value: Any) -> str:
     return write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
+def _identity(path: str) -> tuple[str, Any, Any]:
+    """(path, size, modification time), or the reason it cannot be read in place of both:
+    a dangling or looping link is an unreadable image, named later, not a crash."""
+    try:
+        status = os.stat(path)
+    except OSError as e:
+        return path, None, e.strerror or str(e)
+    return path, status.st_size, status.st_mtime_ns
+
+
 def fingerprint(paths: Sequence[str], *extra: Any) -> str:
     """A short digest of files (path, size, modification time) and `extra` values: it
     changes when any file is added, removed, replaced or rewritten."""
-    stats = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
-    key = json.dumps([stats, *extra])
+    key = json.dumps([[_identity(p) for p in paths], *extra])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def readable(path: str) -> str:
+    """`path` as one printable line: bytes that are not UTF-8 as \\xNN, and control
+    characters (a newline in a name) escaped, so that messages and listings stay one line."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def is_complete(folder: str) -> bool:

@@ -9,6 +9,8 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from rps_tfdata.core.scan import MAX_IMAGE_PIXELS
+
 RESIZE_METHODS = ("pil_nearest", "bilinear", "area")
 
 
@@ -64,17 +66,120 @@ def resize(image: tf.Tensor, image_size: tuple[int, int], method: str) -> tf.Ten
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
+def _bytes_at(data: tf.Tensor, offsets: list[int], start: tf.Tensor) -> tf.Tensor:
+    """Bytes of `data` (uint8 vector) at `start + offsets`, int64; 0 past the end."""
+    positions = tf.cast(start, tf.int64) + tf.constant(offsets, tf.int64)
+    inside = positions < tf.size(data, out_type=tf.int64)
+    values = tf.gather(data, tf.minimum(positions, tf.maximum(tf.size(data, tf.int64) - 1, 0)))
+    return tf.where(inside, tf.cast(values, tf.int64), 0)
+
+
+def _number(data: tf.Tensor, start, length: int, *, big_endian: bool) -> tf.Tensor:
+    """An unsigned integer of `length` bytes at `start`."""
+    weights = [256**k for k in range(length)]
+    weights = weights[::-1] if big_endian else weights
+    return tf.reduce_sum(_bytes_at(data, list(range(length)), start) * weights)
+
+
+def _colour_table(packed: tf.Tensor) -> tf.Tensor:
+    """Bytes of a GIF colour table, from the packed flags byte that announces it."""
+    return tf.where(
+        packed >= 128, 3 * tf.bitwise.left_shift(tf.constant(2, tf.int64), packed % 8), 0
+    )
+
+
+def _gif_pixels(data: tf.Tensor) -> tf.Tensor:
+    """Pixels TensorFlow's GIF reader allocates: the canvas, plus every frame (it inflates
+    all frames before it returns the first). Walks the blocks without decoding any."""
+    size = tf.size(data, out_type=tf.int64)
+    canvas = _number(data, 6, 2, big_endian=False) * _number(data, 8, 2, big_endian=False)
+
+    def step(position, in_blocks, pixels, done):
+        byte = _bytes_at(data, [0], position)[0]
+        # Inside an extension's or a frame's data: sub-blocks of (length, bytes), 0 ends.
+        after_block = position + 1 + byte
+        extension, frame = byte == 0x21, byte == 0x2C
+        frame_pixels = _number(data, position + 5, 2, big_endian=False) * _number(
+            data, position + 7, 2, big_endian=False
+        )
+        local_table = _colour_table(_bytes_at(data, [9], position)[0])
+        next_block = tf.where(extension, position + 2, position + 11 + local_table)
+        return (
+            tf.where(in_blocks, after_block, next_block),
+            tf.where(in_blocks, byte != 0, extension | frame),
+            pixels + tf.where(~in_blocks & frame, frame_pixels, 0),
+            ~in_blocks & ~(extension | frame),  # the trailer, or a byte that is no block
+        )
+
+    start = 13 + _colour_table(_bytes_at(data, [10], 0)[0])
+    _, _, frames, _ = tf.while_loop(
+        lambda position, in_blocks, pixels, done: (position < size) & ~done,
+        step,
+        (start, tf.constant(False), tf.constant(0, tf.int64), tf.constant(False)),
+    )
+    return canvas + frames
+
+
+def decoded_pixels(contents: tf.Tensor) -> tf.Tensor:
+    """How many pixels decoding `contents` would allocate, read from its headers alone
+    (int64); 0 when the bytes are not a PNG, JPEG, GIF or BMP.
+
+    Every decode goes through this bound (`decode_image`), so a small file that promises
+    a huge image (a decompression bomb) is refused before any memory is spent on it.
+    """
+    data = tf.io.decode_raw(contents, tf.uint8)
+    head = tf.strings.substr(contents, 0, 8)
+    kinds = tf.stack(
+        [
+            tf.equal(head, b"\x89PNG\r\n\x1a\n"),
+            tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff"),
+            tf.equal(tf.strings.substr(head, 0, 4), b"GIF8"),
+            tf.equal(tf.strings.substr(head, 0, 2), b"BM"),
+        ]
+    )
+    kind = tf.where(tf.reduce_any(kinds), tf.argmax(tf.cast(kinds, tf.int32)) + 1, 0)
+
+    def png():
+        return _number(data, 16, 4, big_endian=True) * _number(data, 20, 4, big_endian=True)
+
+    def jpeg():
+        return tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64))
+
+    def bmp():
+        width, height = (_number(data, k, 4, big_endian=False) for k in (18, 22))
+        # Signed 32-bit sides; a negative height means top-down rows.
+        return tf.abs(_signed32(width) * _signed32(height))
+
+    branches = [lambda: tf.constant(0, tf.int64), png, jpeg, lambda: _gif_pixels(data), bmp]
+    return tf.switch_case(tf.cast(kind, tf.int32), branches)
+
+
+def _signed32(value: tf.Tensor) -> tf.Tensor:
+    return tf.where(value >= 2**31, value - 2**32, value)
+
+
+def can_decode(contents: tf.Tensor) -> tf.Tensor:
+    """Whether `contents` is a PNG, JPEG, GIF or BMP within the pixel limit (a bool)."""
+    pixels = decoded_pixels(contents)
+    return (pixels > 0) & (pixels <= MAX_IMAGE_PIXELS)
+
+
 def decode_image(contents: tf.Tensor) -> tf.Tensor:
     """Decodes PNG, JPEG, BMP (and GIF's first frame) bytes to uint8 RGB.
 
     JPEG uses the accurate integer DCT, which matches PIL; TF's default fast DCT differs
     by up to 3 levels. Alpha is dropped and grey is replicated, as PIL's convert("RGB").
+    Bytes over the pixel limit (`can_decode`) fail before the decoder sees them.
     """
-    return tf.cond(
-        tf.io.is_jpeg(contents),
-        lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
+    checked = tf.debugging.Assert(
+        can_decode(contents), [f"not an image within {MAX_IMAGE_PIXELS:,} pixels"]
     )
+    with tf.control_dependencies([checked]):
+        return tf.cond(
+            tf.io.is_jpeg(contents),
+            lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
+            lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
+        )
 
 
 def load_image(path: tf.Tensor, image_size: tuple[int, int], method: str) -> tf.Tensor:

@@ -2,9 +2,10 @@
 
 The seed script splits with `ImageDataGenerator(validation_split=0.2)`: per class, files
 in `os.walk` order, the FIRST `int(split * n)` files are validation and the rest training.
-Reproducing that exactly keeps our validation set the one the seed reported on. The one
-deliberate difference: class folders whose name starts with "." (`.ipynb_checkpoints`,
-`.git`) are not classes here, while IDG would count them.
+Reproducing that exactly keeps our validation set the one the seed reported on. The
+deliberate differences: class folders whose name starts with "." (`.ipynb_checkpoints`,
+`.git`) and known junk folders (`__MACOSX`, which macOS's zip adds beside the real ones)
+are not classes here, while IDG would count them, shifting every label.
 """
 
 import os
@@ -15,6 +16,8 @@ from rps_tfdata.core.errors import DatasetLayoutError
 # The extensions IDG accepts, compared with `name.lower().endswith(...)`. No GIF.
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "bmp", "ppm", "tif", "tiff")
 SUBSETS = ("training", "validation")
+# Folders that archivers add beside the real ones: never a class.
+JUNK_FOLDERS = ("__MACOSX",)
 
 
 class Split(NamedTuple):
@@ -41,8 +44,15 @@ def list_classes(directory: str) -> list[str]:
     return sorted(
         name
         for name in os.listdir(directory)
-        if not name.startswith(".") and os.path.isdir(os.path.join(directory, name))
+        if not name.startswith(".")
+        and name not in JUNK_FOLDERS
+        and os.path.isdir(os.path.join(directory, name))
     )
+
+
+def junk_folders(directory: str) -> list[str]:
+    """The known junk folders in `directory` (left out of the classes, for the log)."""
+    return [name for name in JUNK_FOLDERS if os.path.isdir(os.path.join(directory, name))]
 
 
 def is_image_file(name: str) -> bool:

@@ -30,7 +30,7 @@ from absl import logging
 
 from rps_tfdata.core import files, scan
 from rps_tfdata.core.augment import IDGAugmentation
-from rps_tfdata.core.images import load_image, rescale
+from rps_tfdata.core.images import decoded_pixels, load_image, rescale
 
 CACHE_MODES = ("memory", "disk", "none")
 AUTOTUNE = tf.data.AUTOTUNE
@@ -92,13 +92,27 @@ def _decoded(paths: Sequence[str], options: PipelineOptions) -> tf.data.Dataset:
     `ignore_errors` is what lets one pass decode in parallel and still tell which files
     failed: their positions are the ones missing from the output.
     """
-    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(list(paths), tf.string)).enumerate()
+    dataset = tf.data.Dataset.from_tensor_slices(path_tensor(paths)).enumerate()
     dataset = dataset.map(
         lambda i, path: (i, load_image(path, options.image_size, options.resize_method)),
         num_parallel_calls=options.parallel_calls,
         deterministic=True,
     )
     return _with_options(dataset.ignore_errors().prefetch(AUTOTUNE), options)
+
+
+def path_tensor(paths: Sequence[str]) -> tf.Tensor:
+    """File names as a string tensor of their bytes: a name that is not UTF-8 (Python
+    holds it with surrogate escapes) reaches the file system as it was listed."""
+    return tf.constant([os.fsencode(p) for p in paths], tf.string, shape=[len(paths)])
+
+
+def _failure(path: str) -> scan.BadImage:
+    """Why a file that passed the header screen did not decode."""
+    pixels = int(decoded_pixels(tf.io.read_file(os.fsencode(path))))
+    if pixels > scan.MAX_IMAGE_PIXELS:
+        return scan.BadImage(path, scan.too_many_pixels(pixels))
+    return scan.BadImage(path, scan.CORRUPT)
 
 
 def _raw_path(folder: str, position: int) -> str:
@@ -119,7 +133,7 @@ def _read_all(
         decoded.update(candidates[p] for p in positions.numpy())
         store(first_id, images)
         first_id += len(positions)
-    return bad + [scan.BadImage(paths[i], scan.CORRUPT) for i in candidates if i not in decoded]
+    return bad + [_failure(paths[i]) for i in candidates if i not in decoded]
 
 
 def _fill_disk_cache(staging: str, paths: Sequence[str], options: PipelineOptions) -> None:
@@ -182,7 +196,7 @@ def prepare(
     failed = {b.path for b in bad}
     good = [i for i, p in enumerate(paths) if p not in failed]
     for item in bad:
-        logging.warning("unreadable image %s: %s", item.path, item.reason)
+        logging.warning("unreadable image %s: %s", files.readable(item.path), item.reason)
     return Prepared(
         paths=[paths[i] for i in good],
         labels=[int(labels[i]) for i in good],
@@ -206,7 +220,7 @@ def _pixels_of(prepared: Prepared):
         return lambda i: tf.reshape(
             tf.io.decode_raw(tf.io.read_file(tf.gather(raw, i)), tf.uint8), [height, width, 3]
         )
-    paths = tf.constant(prepared.paths)
+    paths = path_tensor(prepared.paths)
     options = prepared.options
     return lambda i: load_image(tf.gather(paths, i), options.image_size, options.resize_method)
 

@@ -8,6 +8,11 @@ import tensorflow as tf
 from rps_tfdata.core import artifacts, evaluation, index, loop, pipeline, scan
 from rps_tfdata.core.errors import InputNotFoundError
 
+REFUSED_BY_EXPORT = (
+    f"refused by the exported model (not a PNG, JPEG, GIF or BMP within "
+    f"{scan.MAX_IMAGE_PIXELS:,} pixels)"
+)
+
 
 class Predictions(NamedTuple):
     """(path, predicted class name, its probability) per readable file, and the others."""
@@ -27,7 +32,7 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
     for path in paths:
         if os.path.isdir(path):
             found.extend(index.iter_image_files(path))
-        elif os.path.isfile(path):
+        elif os.path.lexists(path):  # a file, a link, a FIFO: the screen says what it is
             found.append(path)
         else:
             raise InputNotFoundError(f"{path} does not exist; pass image files or folders")
@@ -57,24 +62,37 @@ def classify_exported(
 ) -> Predictions:
     """Classifies files with an exported SavedModel (`rps_tfdata.core.export`): the file
     bytes go in as they are. Files whose header shows they cannot be read are returned
-    apart without being sent."""
+    apart without being sent; a batch the model fails on (corrupt data behind a good
+    header) is sent again file by file, so that only the corrupt files are left out."""
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
     positions, bad = scan.screen(paths)
     readable = [paths[i] for i in positions]
     rows = []
     for start in range(0, len(readable), batch_size):
         chunk = readable[start : start + batch_size]
-        encoded = tf.constant([tf.io.read_file(p).numpy() for p in chunk])
-        out = serve(images=encoded)
-        for path, name, probabilities, valid in zip(
-            chunk,
-            out["classes"].numpy(),
-            out["probabilities"].numpy(),
-            out["valid"].numpy(),
-            strict=True,
-        ):
-            if valid:
-                rows.append((path, name.decode(), float(probabilities.max())))
-            else:
-                bad.append(scan.BadImage(path, "not an image the exported model decodes"))
+        try:
+            _serve_chunk(serve, chunk, rows, bad)
+        except tf.errors.InvalidArgumentError:
+            for path in chunk:
+                try:
+                    _serve_chunk(serve, [path], rows, bad)
+                except tf.errors.InvalidArgumentError:
+                    bad.append(scan.BadImage(path, scan.CORRUPT))
     return Predictions(rows, bad)
+
+
+def _serve_chunk(serve, chunk: Sequence[str], rows: list, bad: list) -> None:
+    """Adds the exported model's answers for the files `chunk` to `rows` and `bad`."""
+    encoded = tf.constant([tf.io.read_file(os.fsencode(p)).numpy() for p in chunk])
+    out = serve(images=encoded)
+    for path, name, probabilities, valid in zip(
+        chunk,
+        out["classes"].numpy(),
+        out["probabilities"].numpy(),
+        out["valid"].numpy(),
+        strict=True,
+    ):
+        if valid:
+            rows.append((path, name.decode(), float(probabilities.max())))
+        else:
+            bad.append(scan.BadImage(path, REFUSED_BY_EXPORT))

@@ -9,10 +9,12 @@ a file the decoder rejects is "corrupt image data".
 """
 
 import os
+import stat
 import struct
 from typing import NamedTuple, Optional, Sequence
 
 from rps_tfdata.core.errors import BadImagesError
+from rps_tfdata.core.files import readable
 
 # PIL's Image.MAX_IMAGE_PIXELS: int(1024 * 1024 * 1024 // 4 // 3). IDG reads through PIL.
 MAX_IMAGE_PIXELS = 89_478_485
@@ -93,17 +95,25 @@ def _format_problem(head: bytes, tail: bytes, size: int) -> Optional[str]:
     if dims is None:
         return "corrupt header (no image size found)"
     if dims[0] * dims[1] > MAX_IMAGE_PIXELS:
-        return (
-            f"too many pixels ({dims[0]}x{dims[1]} = {dims[0] * dims[1]:,} > PIL's limit of "
-            f"{MAX_IMAGE_PIXELS:,}: a possible decompression bomb)"
-        )
+        return too_many_pixels(dims[0] * dims[1], f"{dims[0]}x{dims[1]} = ")
     return ""
+
+
+def too_many_pixels(pixels: int, detail: str = "") -> str:
+    """The reason for a file whose decoding would allocate `pixels` pixels."""
+    return (
+        f"too many pixels ({detail}{pixels:,} > PIL's limit of {MAX_IMAGE_PIXELS:,}: a "
+        "possible decompression bomb)"
+    )
 
 
 def inspect_header(path: str) -> Optional[str]:
     """The reason `path` cannot be an image we decode, or None if it looks decodable."""
     try:
-        size = os.path.getsize(path)
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):  # opening a FIFO would wait for a writer
+            return "not a regular file (a folder, FIFO, socket or device)"
+        size = status.st_size
         with open(path, "rb") as f:
             head = f.read(_HEAD)
             if head.startswith(_JPEG) and _jpeg_size(head) is None:
@@ -143,7 +153,7 @@ def describe(bad: list[BadImage], total: int) -> str:
 
 def as_records(bad: list[BadImage]) -> list[dict[str, str]]:
     """The `skipped_images` entries of metrics.json."""
-    return [{"path": b.path, "reason": b.reason} for b in bad]
+    return [{"path": readable(b.path), "reason": b.reason} for b in bad]
 
 
 def check_policy(bad: list[BadImage], total: int, on_bad_image: str) -> None:
@@ -151,7 +161,7 @@ def check_policy(bad: list[BadImage], total: int, on_bad_image: str) -> None:
     if on_bad_image not in POLICIES:
         raise ValueError(f"on_bad_image must be one of {POLICIES}. Received: {on_bad_image!r}")
     if bad and on_bad_image == "fail":
-        listing = "; ".join(f"{b.path}: {b.reason}" for b in bad)
+        listing = "; ".join(f"{readable(b.path)}: {b.reason}" for b in bad)
         raise BadImagesError(
             f"{describe(bad, total)} (--on_bad_image=fail): {listing}. Fix or remove them, "
             "or pass --on_bad_image=skip"

@@ -8,6 +8,7 @@ finished epoch, continues a finished one to a larger `epochs`, or reports a fini
 one without training again.
 """
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -31,6 +32,7 @@ from rps_tfdata.core import (
     files,
     loop,
     pipeline,
+    run_lock,
     run_state,
     scan,
     stopping,
@@ -205,39 +207,69 @@ def _train_epochs(config, data, model, steps, state, stop_signal, strategy, work
     writers = {
         k: tf.summary.create_file_writer(os.path.join(logs, k)) for k in ("train", "validation")
     }
-    for epoch in range(start, config.epochs):
-        logging.info("epoch %d/%d started", epoch + 1, config.epochs)
-        loop.reset_dropout(model, config.seed, epoch)
-        batches, num_steps = next(feeds)
-        progress = loop.progress_bar(num_steps) if num_steps else None
-        trained = loop.run_epoch(
-            steps, batches, num_steps, progress=progress, should_stop=stop_signal
+    with _dispatcher_watch(config, state) as saving:
+        for epoch in range(start, config.epochs):
+            loop.reset_dropout(model, config.seed, epoch)
+            feed = next(feeds)
+            row = _train_epoch(
+                config, data, steps, state, epoch, feed, stop_signal, host_augmentation
+            )
+            with saving:
+                improved = _save_epoch(config, model, state, row, writers)
+            _log_epoch(row, config.epochs, improved)
+
+
+def _dispatcher_watch(config: TrainConfig, state: run_state.RunState):
+    """With the tf.data service, a bound on the wait for a dispatcher that is gone
+    (`data_service.watch_dispatcher`), yielding the lock that a save holds; else nothing."""
+    if not config.data_service:
+        return contextlib.nullcontext(contextlib.nullcontext())
+
+    def gone(address: str) -> str:
+        return (
+            f"the tf.data service dispatcher at {address} is gone (no answer for "
+            f"{config.data_service_timeout:g} s, --data_service_timeout); the run is saved up "
+            f"to epoch {int(state.epoch.numpy())}: rerun the same command once a dispatcher "
+            f"serves {address} again"
         )
-        if trained is None:
-            raise TrainingStoppedError(
-                f"stopped by {stop_signal()} in epoch {epoch + 1}; the run is saved up to "
-                f"epoch {epoch}: rerun the same command to continue from there"
-            )
-        if config.data_service and trained.images != len(data.train.paths):
-            raise TrainingStoppedError(
-                f"the tf.data service delivered {trained.images} of the "
-                f"{len(data.train.paths)} training images in epoch {epoch + 1} (did a worker "
-                f"stop?); the run is saved up to epoch {epoch}: rerun to continue from there"
-            )
-        validation = _validate(steps, data, config, epoch, host_augmentation)
-        if not (math.isfinite(trained.loss) and math.isfinite(validation["loss"])):
-            raise _diverged(epoch + 1, state, config)
-        row = {
-            "epoch": epoch + 1,
-            "loss": trained.loss,
-            "accuracy": trained.accuracy,
-            "val_loss": validation["loss"],
-            "val_accuracy": validation["accuracy"],
-            "train_images_per_sec": trained.images / trained.seconds,
-            "epoch_seconds": trained.seconds,
-            "peak_rss_mb": peak_rss_mb(),
-        }
-        _log_epoch(row, config.epochs, _save_epoch(config, model, state, row, writers))
+
+    return data_service.watch_dispatcher(config.data_service, config.data_service_timeout, gone)
+
+
+def _train_epoch(config, data, steps, state, epoch, feed, stop_signal, host_augmentation):
+    """Trains and validates one epoch; returns its history row.
+
+    Raises:
+      TrainingStoppedError: a signal, a short epoch from the service, or divergence.
+    """
+    logging.info("epoch %d/%d started", epoch + 1, config.epochs)
+    batches, num_steps = feed
+    progress = loop.progress_bar(num_steps) if num_steps else None
+    trained = loop.run_epoch(steps, batches, num_steps, progress=progress, should_stop=stop_signal)
+    if trained is None:
+        raise TrainingStoppedError(
+            f"stopped by {stop_signal()} in epoch {epoch + 1}; the run is saved up to "
+            f"epoch {epoch}: rerun the same command to continue from there"
+        )
+    if config.data_service and trained.images != len(data.train.paths):
+        raise TrainingStoppedError(
+            f"the tf.data service delivered {trained.images} of the "
+            f"{len(data.train.paths)} training images in epoch {epoch + 1} (did a worker "
+            f"stop?); the run is saved up to epoch {epoch}: rerun to continue from there"
+        )
+    validation = _validate(steps, data, config, epoch, host_augmentation)
+    if not (math.isfinite(trained.loss) and math.isfinite(validation["loss"])):
+        raise _diverged(epoch + 1, state, config)
+    return {
+        "epoch": epoch + 1,
+        "loss": trained.loss,
+        "accuracy": trained.accuracy,
+        "val_loss": validation["loss"],
+        "val_accuracy": validation["accuracy"],
+        "train_images_per_sec": trained.images / trained.seconds,
+        "epoch_seconds": trained.seconds,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def summarize(history: list[dict[str, float]], data: Data) -> dict[str, Any]:
@@ -309,7 +341,6 @@ def _claim(
       ConfigError: the folder holds another run (other settings, or more epochs).
     """
     model_dir = config.model_dir
-    files.check_writable(model_dir, "--model_dir")
     recorded = run_state.read_settings(model_dir)
     if overwrite:
         artifacts.remove_run(model_dir)
@@ -363,28 +394,36 @@ def train_and_evaluate(
     strategy = distribution.make_strategy(config.strategy, cpu_devices=config.cpu_devices)
     worker = distribution.worker_of(strategy)
     settings = {**settings_of(config), "data_files": data_fingerprint(config)}
-    stored = _claim(config, settings, overwrite and worker.is_chief)
-    if stored is not None:
-        logging.info("%s already holds this finished run; nothing to train", config.model_dir)
-        return stored
-    with stopping.stop_requests() as stop_signal:
-        keras.utils.set_random_seed(config.seed)
-        data = load_data(config, worker)
-        model, optimizer, steps = build(config, len(data.class_names), strategy)
-        if not worker.is_chief:
-            return _train_as_worker(
-                config, data, model, optimizer, steps, stop_signal, strategy, worker
-            )
-        # The folder becomes this run's only now that its data is known to be usable.
-        run_state.write_settings(config.model_dir, settings)
-        if flags_text is not None:
-            files.write_text(os.path.join(config.model_dir, artifacts.FLAGS), flags_text)
-        state = run_state.RunState(config.model_dir, model, optimizer)
-        if state.restore():
-            done = int(state.epoch.numpy())
-            logging.info("continuing the run in %s after epoch %d", config.model_dir, done)
-        _train_epochs(config, data, model, steps, state, stop_signal, strategy, worker)
-        return _finish(config, data, model, steps, state)
+    files.check_writable(config.model_dir, "--model_dir")
+    # Only the chief writes the folder; the other workers share it with the chief.
+    with run_lock.hold(config.model_dir) if worker.is_chief else contextlib.nullcontext():
+        stored = _claim(config, settings, overwrite and worker.is_chief)
+        if stored is not None:
+            logging.info("%s already holds this finished run; nothing to train", config.model_dir)
+            return stored
+        with stopping.stop_requests() as stop_signal:
+            return _train(config, settings, flags_text, stop_signal, strategy, worker)
+
+
+def _train(config, settings, flags_text, stop_signal, strategy, worker) -> dict[str, Any]:
+    """Reads the data, builds the model and trains (or continues) the run to the end."""
+    keras.utils.set_random_seed(config.seed)
+    data = load_data(config, worker)
+    model, optimizer, steps = build(config, len(data.class_names), strategy)
+    if not worker.is_chief:
+        return _train_as_worker(
+            config, data, model, optimizer, steps, stop_signal, strategy, worker
+        )
+    # The folder becomes this run's only now that its data is known to be usable.
+    run_state.write_settings(config.model_dir, settings)
+    if flags_text is not None:
+        files.write_text(os.path.join(config.model_dir, artifacts.FLAGS), flags_text)
+    state = run_state.RunState(config.model_dir, model, optimizer)
+    if state.restore():
+        done = int(state.epoch.numpy())
+        logging.info("continuing the run in %s after epoch %d", config.model_dir, done)
+    _train_epochs(config, data, model, steps, state, stop_signal, strategy, worker)
+    return _finish(config, data, model, steps, state)
 
 
 def _train_as_worker(config, data, model, optimizer, steps, stop_signal, strategy, worker):

@@ -1,0 +1,191 @@
+"""What real folders hold: damaged, enormous, misnamed and odd files, junk folders, links
+that lead nowhere. Each file is used or named with its reason, through every command;
+never a traceback, never a hang."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from absl import logging
+
+from rps_tfdata.core import (
+    artifacts,
+    evaluation,
+    files,
+    index,
+    pipeline,
+    prediction,
+    synthetic,
+    training,
+)
+from rps_tfdata.core import config as config_lib
+from rps_tfdata.core.errors import DatasetLayoutError
+
+from .fuzz_corpus import USED, write_corpus
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def check_outcomes(expected, used, bad):
+    """Every corpus file used or named with its reason; nothing else, nothing twice."""
+    outcomes = {os.path.basename(path): USED for path in used}
+    for item in bad:
+        name = os.path.basename(item.path)
+        assert name not in outcomes, f"{files.readable(name)} reported twice"
+        outcomes[name] = item.reason
+    for name, expectation in expected.items():
+        got = outcomes.pop(name, "neither used nor named")
+        wanted = got == USED if expectation == USED else expectation in got
+        assert wanted, f"{files.readable(name)}: expected {expectation!r}, got {got!r}"
+    assert not outcomes, f"files outside the corpus: {sorted(outcomes)}"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Synthetic hands, 8 per class, with the whole corpus in `rock/corpus/`."""
+    root = str(tmp_path_factory.mktemp("hostile"))
+    synthetic.write_dataset(root, 8, size=40, seed=6)
+    expected = write_corpus(os.path.join(root, "rock", "corpus"))
+    return root, expected
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    """One epoch on the data with the corpus in it."""
+    root, _ = corpus
+    model_dir = str(tmp_path_factory.mktemp("hostile_run"))
+    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
+    config = config_lib.TrainConfig(train_dir=root, model_dir=model_dir, epochs=1, input=options)
+    return model_dir, training.train_and_evaluate(config)
+
+
+def test_every_corpus_file_is_read_or_named_by_the_pipeline(corpus):
+    root, expected = corpus
+    listed = list(index.iter_image_files(os.path.join(root, "rock", "corpus")))
+    prepared = pipeline.prepare(listed, [0] * len(listed), 3, pipeline.PipelineOptions())
+    check_outcomes(expected, prepared.paths, prepared.bad)
+
+
+def test_training_uses_or_names_every_corpus_file(corpus, trained):
+    root, expected = corpus
+    _, metrics = trained
+    assert metrics["finished"] and metrics["class_names"] == ["paper", "rock", "scissors"]
+    skipped = metrics["skipped_images"]
+    named = {os.path.basename(record["path"]) for record in skipped}
+    bad = {files.readable(n) for n, e in expected.items() if e != USED}
+    assert named == bad  # metrics.json names them readably (one line each, no raw bytes)
+    used = len(expected) - len(bad)
+    assert metrics["num_train_images"] + metrics["num_validation_images"] == 24 + used
+
+
+def test_evaluate_uses_or_names_every_corpus_file(corpus, trained):
+    root, expected = corpus
+    model_dir, _ = trained
+    result = evaluation.evaluate_folder(artifacts.load_run(model_dir), root)
+    bad = {files.readable(n) for n, e in expected.items() if e != USED}
+    assert {os.path.basename(r["path"]) for r in result["skipped_images"]} == bad
+    assert result["num_images"] == 24 + len(expected) - len(bad)
+
+
+def test_the_exported_model_uses_or_names_every_corpus_file(corpus, trained):
+    root, expected = corpus
+    model_dir, _ = trained
+    paths = prediction.expand_paths([os.path.join(root, "rock", "corpus")])
+    predictions = prediction.classify_exported(
+        os.path.join(model_dir, "export", "1"), paths, batch_size=8
+    )
+    # The Python screen names what it finds; the signature's valid=false refuses the rest.
+    expected = {
+        name: prediction.REFUSED_BY_EXPORT if expectation == "too many pixels" else expectation
+        for name, expectation in expected.items()
+    }
+    expected["png-bomb.png"] = expected["jpeg-bomb.jpg"] = "too many pixels"  # headers say
+    check_outcomes(expected, [row[0] for row in predictions.rows], predictions.bad)
+
+
+def test_predict_names_each_odd_file_on_one_line_without_a_traceback(corpus, trained):
+    root, expected = corpus
+    model_dir, _ = trained
+    folder = os.path.join(root, "rock", "corpus")
+    odd = [os.path.join(folder, n) for n in ("fifo.png", "dangling.png", "folder.png")]
+    result = subprocess.run(
+        [sys.executable, "-m", "rps_tfdata.predict", f"--model_dir={model_dir}", folder, *odd],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    stdout, stderr = result.stdout.decode(), result.stderr.decode()
+    assert result.returncode == 3, stderr[-3000:]  # some files were skipped
+    assert "Traceback" not in stderr
+    rows = stdout.splitlines()
+    assert len(rows) == sum(e == USED for e in expected.values())
+    assert all(len(row.split("\t")) == 3 for row in rows)  # a newline in a name stays escaped
+    assert any(row.startswith(os.path.join(folder, "caf\\xe9.png\t")) for row in rows)
+    assert any(row.startswith(os.path.join(folder, "name with\\nnewline.png\t")) for row in rows)
+    skipped = [line for line in stderr.splitlines() if line.startswith("skipped ")]
+    assert len(skipped) == 2 + sum(e != USED for e in expected.values())  # fifo, dangling again
+    assert f"skipped {os.path.join(folder, 'fifo.png')}: not a regular file" in stderr
+
+
+def macos_zip_layout(root):
+    """What unzipping a folder zipped on macOS gives: AppleDouble files in __MACOSX."""
+    synthetic.write_dataset(root, 8, size=40, seed=7)
+    for name in ("paper", "rock", "scissors"):
+        junk = os.path.join(root, "__MACOSX", name)
+        os.makedirs(junk)
+        for image in os.listdir(os.path.join(root, name)):
+            with open(os.path.join(junk, f"._{image}"), "wb") as f:
+                f.write(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+
+
+def test_a_macos_junk_folder_is_left_out_with_one_log_line(tmp_path, monkeypatch):
+    root = str(tmp_path / "data")
+    macos_zip_layout(root)
+    said = []
+    monkeypatch.setattr(logging, "info", lambda message, *args: said.append(message % args))
+    config = config_lib.TrainConfig(
+        train_dir=root,
+        model_dir=str(tmp_path / "run"),
+        epochs=1,
+        input=pipeline.PipelineOptions(image_size=(48, 48), batch_size=8),
+    )
+    metrics = training.train_and_evaluate(config)
+    assert metrics["class_names"] == ["paper", "rock", "scissors"]  # paper is still 0
+    assert [line for line in said if "__MACOSX" in line] == [
+        f"left out {os.path.join(root, '__MACOSX')}: an archiver's folder, not a class"
+    ]
+    assert index.list_all(root).class_names == ["paper", "rock", "scissors"]
+
+
+@pytest.mark.parametrize("content", [None, b"notes, not pixels"])
+def test_a_class_folder_without_a_readable_image_stops_the_run_naming_it(tmp_path, content):
+    root = str(tmp_path / "data")
+    synthetic.write_dataset(root, 8, size=40, seed=8)
+    os.makedirs(os.path.join(root, "drafts"))
+    if content is not None:
+        for k in range(5):
+            with open(os.path.join(root, "drafts", f"page{k}.png"), "wb") as f:
+                f.write(content)
+    config = config_lib.TrainConfig(
+        train_dir=root,
+        model_dir=str(tmp_path / "run"),
+        epochs=1,
+        input=pipeline.PipelineOptions(image_size=(48, 48), batch_size=8),
+    )
+    with pytest.raises(DatasetLayoutError, match="class folder .*drafts' holds no readable image"):
+        training.train_and_evaluate(config)
+    assert not os.path.exists(os.path.join(tmp_path, "run", artifacts.CHECKPOINTS))
+
+
+def test_links_and_odd_names_do_not_stop_the_run_fingerprint(corpus):
+    root, _ = corpus
+    listed = index.list_all(root).paths
+    assert files.fingerprint(listed) == files.fingerprint(listed)  # no stat of a dead link fails
+    moved = shutil.copy(listed[0], listed[0] + ".copy.png")
+    try:
+        assert files.fingerprint(index.list_all(root).paths) != files.fingerprint(listed)
+    finally:
+        os.remove(moved)

@@ -45,7 +45,7 @@ def _chunk_ends(png: bytes) -> list[int]:
     return ends
 
 
-def _with_png_size(png: bytes, width: int, height: int) -> bytes:
+def with_png_size(png: bytes, width: int, height: int) -> bytes:
     """The same PNG, its header claiming another size (with a valid CRC)."""
     data = bytearray(png)
     data[16:24] = struct.pack(">II", width, height)
@@ -53,7 +53,7 @@ def _with_png_size(png: bytes, width: int, height: int) -> bytes:
     return bytes(data)
 
 
-def _with_jpeg_size(jpeg: bytes, width: int, height: int) -> bytes:
+def with_jpeg_size(jpeg: bytes, width: int, height: int) -> bytes:
     """The same JPEG, its start-of-frame claiming another size."""
     data = bytearray(jpeg)
     offset = 2
@@ -71,7 +71,7 @@ def _corrupt_png_data(png: bytes) -> bytes:
     return bytes(data)
 
 
-def _gif_bomb(frames=100, side=1000) -> bytes:
+def gif_bomb(frames=100, side=1000) -> bytes:
     """A few kilobytes of GIF whose frames together hold frames * side^2 pixels: every
     frame is one clear code and an end code, which its decoder inflates in full."""
     out = bytearray(b"GIF89a" + struct.pack("<HH", side, side) + bytes([0x80, 0, 0]))
@@ -114,9 +114,9 @@ def _cases() -> dict[str, tuple[bytes, str]]:
         "half-a-jpeg.jpg": (jpeg[: len(jpeg) // 2], "truncated"),
         "jpeg-magic-then-text.jpg": (jpeg[:3] + b"just text" * 10, "truncated"),
         "corrupt-data.png": (_corrupt_png_data(png), "corrupt image data"),
-        "png-bomb.png": (_with_png_size(png, 20_000, 20_000), "too many pixels"),
-        "jpeg-bomb.jpg": (_with_jpeg_size(jpeg, 30_000, 30_000), "too many pixels"),
-        "gif-bomb-named.png": (_gif_bomb(), "too many pixels"),
+        "png-bomb.png": (with_png_size(png, 20_000, 20_000), "too many pixels"),
+        "jpeg-bomb.jpg": (with_jpeg_size(jpeg, 30_000, 30_000), "too many pixels"),
+        "gif-bomb-named.png": (gif_bomb(), "too many pixels"),
         "scan.tiff": (_save(Image.fromarray(_rgb(11)), "TIFF"), "unsupported format (TIFF"),
         "photo.ppm": (_save(Image.fromarray(_rgb(12)), "PPM"), "unsupported format (PPM"),
         "name with\nnewline.png": (_png(13), USED),

@@ -39,9 +39,9 @@ def serve(*args):
 
 
 @contextlib.contextmanager
-def service(workers=2, worker_timeout=2.0):
+def service(workers=2, worker_timeout=2.0, port=None):
     """A dispatcher and `workers` workers; yields (address, worker processes)."""
-    port = free_port()
+    port = port or free_port()
     processes = [serve("--dispatcher", f"--port={port}", f"--worker_timeout={worker_timeout}")]
     try:
         for _ in range(workers):
@@ -142,6 +142,86 @@ def test_a_worker_stopped_mid_run_ends_in_bounded_time(tmp_path):
         assert "the tf.data service delivered" in output and "did a worker stop?" in output
     else:  # or the surviving worker took over every image of every epoch
         assert "epoch 4/4:" in output
+
+
+def train_through(data, model_dir, address, *extra):
+    """`python -m rps_tfdata.train` through the service: 4 epochs of 48 images at 150x150."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "rps_tfdata.train", f"--data_dir={data}"]
+        + [f"--model_dir={model_dir}", f"--data_service={address}", "--epochs=4"]
+        + ["--batch_size=4", "--image_cache=none", "--nodeterministic", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+
+
+def read_until(process, text):
+    """The process's output up to the first line holding `text`."""
+    output = ""
+    for line in process.stdout:
+        output += line
+        if text in line:
+            return output
+    raise AssertionError(f"{text!r} never came; output:\n{output[-3000:]}")
+
+
+def test_a_dead_dispatcher_stops_trainer_and_worker_in_bounded_time(tmp_path):
+    data = str(tmp_path / "data")
+    synthetic.write_dataset(data, 20, size=150, seed=1)
+    port = free_port()
+    dispatcher = serve("--dispatcher", f"--port={port}")
+    worker = serve("--worker", f"--dispatcher_address=127.0.0.1:{port}", "--data_service_timeout=3")
+    address = f"grpc://127.0.0.1:{port}"
+    trainer = train_through(data, tmp_path / "run", address, "--data_service_timeout=3")
+    try:
+        read_until(trainer, "epoch 2/4 started")
+        dispatcher.send_signal(signal.SIGKILL)
+        dispatcher.wait()
+        killed = time.monotonic()
+        output = trainer.communicate(timeout=120)[0]
+        assert time.monotonic() - killed < 60  # 3 s of silence, then the stop
+        assert worker.wait(timeout=60) == 1
+    finally:
+        for process in (trainer, worker, dispatcher):
+            process.kill()
+            process.wait()
+    assert trainer.returncode == 1 and "Traceback" not in output
+    assert (
+        f"error: the tf.data service dispatcher at 127.0.0.1:{port} is gone (no answer for 3 s, "
+        "--data_service_timeout); the run is saved up to epoch 1: rerun the same command"
+    ) in output
+    # The same command, once a dispatcher serves the address again, continues the run.
+    with service(workers=1, port=port) as (address, _):
+        trainer = train_through(data, tmp_path / "run", address)
+        output = trainer.communicate(timeout=300)[0]
+    assert trainer.returncode == 0, output[-3000:]
+    assert "after epoch 1" in output and "epoch 4/4:" in output and "epoch 1/4:" not in output
+
+
+def test_a_dispatcher_restarted_from_its_work_dir_keeps_the_run_going(tmp_path):
+    data = str(tmp_path / "data")
+    synthetic.write_dataset(data, 20, size=150, seed=1)
+    port = free_port()
+    journal = f"--work_dir={tmp_path / 'journal'}"
+    processes = [serve("--dispatcher", f"--port={port}", journal)]
+    processes.append(serve("--worker", f"--dispatcher_address=127.0.0.1:{port}"))
+    trainer = train_through(data, tmp_path / "run", f"grpc://127.0.0.1:{port}")
+    processes.append(trainer)
+    try:
+        read_until(trainer, "epoch 2/4 started")
+        processes[0].send_signal(signal.SIGKILL)
+        processes[0].wait()
+        processes.append(serve("--dispatcher", f"--port={port}", journal))  # same journal
+        output = trainer.communicate(timeout=300)[0]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    assert trainer.returncode == 0, output[-3000:]
+    assert "epoch 4/4:" in output
 
 
 def test_the_service_benchmark_measures_local_and_service_epochs(data_dir):

@@ -22,6 +22,7 @@ from rps_tfdata.core import (
 )
 from rps_tfdata.core.errors import UserError
 
+from . import fuzz_corpus
 from .helpers import RPS28, write_png
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,9 +71,25 @@ def inputs(tmp_path_factory):
     return paths
 
 
-def serve(export_dir, paths):
+# Serves one real image (tracing the signature), then the bombs; prints the outputs for
+# the bombs and how much the peak RSS grew while serving them.
+SERVE_BOMBS = """
+import json, resource, sys
+sys.modules["rps_tfdata"] = None
+import tensorflow as tf
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+real, *bombs = [open(path, "rb").read() for path in sys.argv[2:]]
+serve(images=tf.constant([real, real]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = serve(images=tf.constant(bombs))
+grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+print(json.dumps({"valid": out["valid"].numpy().tolist(), "grew_mib": grew}))
+"""
+
+
+def serve(export_dir, paths, script=SERVE):
     result = subprocess.run(
-        [sys.executable, "-c", SERVE, export_dir, *paths],
+        [sys.executable, "-c", script, export_dir, *paths],
         capture_output=True,
         text=True,
         timeout=300,
@@ -144,3 +161,15 @@ def test_the_serving_benchmark_times_the_signature_and_the_predict_path(tmp_path
     assert sorted(results) == ["predict_files", "serving_signature"]
     assert all(rate.median > 0 for rate in results.values())
     assert os.path.isfile(tmp_path / "scratch" / "export" / "saved_model.pb")
+
+
+def test_the_export_refuses_decompression_bombs_without_decoding_them(run_dir, inputs, tmp_path):
+    """A 30,000 x 30,000 PNG (2.7 GB of pixels once decoded) and a GIF whose 100 frames
+    of 1,000 x 1,000 its decoder would inflate in full: valid=false, memory flat."""
+    png_bomb = tmp_path / "bomb.png"
+    png_bomb.write_bytes(fuzz_corpus.with_png_size(open(inputs[0], "rb").read(), 30_000, 30_000))
+    gif_bomb = tmp_path / "bomb.gif"
+    gif_bomb.write_bytes(fuzz_corpus.gif_bomb(frames=100, side=1000))
+    out = serve(export.default_dir(run_dir), [inputs[0], str(png_bomb), str(gif_bomb)], SERVE_BOMBS)
+    assert out["valid"] == [False, False]
+    assert out["grew_mib"] < 100  # decoding either would take gigabytes

@@ -1,0 +1,81 @@
+"""One live run per model folder: a second is refused at once, a killed one blocks nothing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from rps_tfdata.core import artifacts, run_lock, synthetic
+from rps_tfdata.core.errors import FolderInUseError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+HOLD = """
+import sys, time
+from rps_tfdata.core import run_lock
+with run_lock.hold(sys.argv[1]):
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_held_folder_is_refused_naming_it_and_the_holder(tmp_path):
+    with run_lock.hold(str(tmp_path)):
+        with pytest.raises(FolderInUseError) as refused:
+            with run_lock.hold(str(tmp_path)):
+                pass
+    message = str(refused.value)
+    assert f"--model_dir={tmp_path} is in use by a training run" in message
+    assert f"pid {os.getpid()} on " in message
+    with run_lock.hold(str(tmp_path)):  # released when the block ends
+        pass
+
+
+def test_a_killed_holder_leaves_nothing_that_blocks(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(FolderInUseError, match=f"pid {holder.pid} on "):
+            with run_lock.hold(str(tmp_path)):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with run_lock.hold(str(tmp_path)):  # the kernel dropped the dead process's lock
+        pass
+
+
+def test_two_runs_started_at_once_on_one_folder_never_both_train(tmp_path):
+    data = str(tmp_path / "data")
+    synthetic.write_dataset(data, 10, size=64, seed=5)
+    model_dir = str(tmp_path / "run")
+    runs = {
+        seed: subprocess.Popen(
+            [sys.executable, "-m", "rps_tfdata.train", f"--data_dir={data}"]
+            + [f"--model_dir={model_dir}", "--epochs=3", "--image_size=48", f"--seed={seed}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+        for seed in (1, 2)
+    }
+    outcomes = {seed: (run.wait(timeout=600), run.communicate()[1]) for seed, run in runs.items()}
+    winners = [seed for seed, (code, _) in outcomes.items() if code == 0]
+    assert len(winners) == 1, outcomes
+    (loser,) = set(runs) - set(winners)
+    code, stderr = outcomes[loser]
+    assert code == 1 and "Traceback" not in stderr
+    refusal = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(refusal) == 1 and f"--model_dir={model_dir}" in refusal[0]
+    # The folder is wholly the winner's: its settings and its three epochs, once each.
+    with open(os.path.join(model_dir, artifacts.RUN_CONFIG)) as f:
+        assert json.load(f)["seed"] == winners[0]
+    with open(os.path.join(model_dir, artifacts.HISTORY)) as f:
+        assert len(f.read().splitlines()) == 1 + 3

@@ -5,7 +5,9 @@
 
 Then `python -m rps_tfdata.train --data_service=grpc://HOST:P --image_cache=none
 --nodeterministic ...` trains on batches the workers decode and augment. Each process
-prints one line with its address when it is ready.
+prints one line with its address when it is ready. A dispatcher with `--work_dir`
+journals its state and survives a restart on the same port; a worker whose dispatcher
+has not answered for `--data_service_timeout` seconds stops with one line (exit 1).
 """
 
 from typing import Sequence

@@ -69,9 +69,8 @@ def resize(image: tf.Tensor, image_size: tuple[int, int], method: str) -> tf.Ten
 def _bytes_at(data: tf.Tensor, offsets: list[int], start: tf.Tensor) -> tf.Tensor:
     """Bytes of `data` (uint8 vector) at `start + offsets`, int64; 0 past the end."""
     positions = tf.cast(start, tf.int64) + tf.constant(offsets, tf.int64)
-    inside = positions < tf.size(data, out_type=tf.int64)
-    values = tf.gather(data, tf.minimum(positions, tf.maximum(tf.size(data, tf.int64) - 1, 0)))
-    return tf.where(inside, tf.cast(values, tf.int64), 0)
+    padded = tf.concat([data, tf.zeros([1], tf.uint8)], axis=0)  # index `size` reads 0
+    return tf.cast(tf.gather(padded, tf.minimum(positions, tf.size(data, tf.int64))), tf.int64)
 
 
 def _number(data: tf.Tensor, start, length: int, *, big_endian: bool) -> tf.Tensor:
@@ -120,16 +119,13 @@ def _gif_pixels(data: tf.Tensor) -> tf.Tensor:
     return canvas + frames
 
 
-def decoded_pixels(contents: tf.Tensor) -> tf.Tensor:
-    """How many pixels decoding `contents` would allocate, read from its headers alone
-    (int64); 0 when the bytes are not a PNG, JPEG, GIF or BMP.
+_PNG, _JPEG, _GIF, _BMP = 1, 2, 3, 4  # kinds of encoded image (0: none we decode)
 
-    Every decode goes through this bound (`decode_image`), so a small file that promises
-    a huge image (a decompression bomb) is refused before any memory is spent on it.
-    """
-    data = tf.io.decode_raw(contents, tf.uint8)
+
+def _kind(contents: tf.Tensor) -> tf.Tensor:
+    """Which format the bytes' signature names (int32), with no branch."""
     head = tf.strings.substr(contents, 0, 8)
-    kinds = tf.stack(
+    signatures = tf.stack(
         [
             tf.equal(head, b"\x89PNG\r\n\x1a\n"),
             tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff"),
@@ -137,31 +133,45 @@ def decoded_pixels(contents: tf.Tensor) -> tf.Tensor:
             tf.equal(tf.strings.substr(head, 0, 2), b"BM"),
         ]
     )
-    kind = tf.where(tf.reduce_any(kinds), tf.argmax(tf.cast(kinds, tf.int32)) + 1, 0)
+    found = tf.cast(tf.argmax(tf.cast(signatures, tf.int32)), tf.int32) + 1
+    return tf.where(tf.reduce_any(signatures), found, 0)
 
-    def png():
-        return _number(data, 16, 4, big_endian=True) * _number(data, 20, 4, big_endian=True)
 
-    def jpeg():
-        return tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64))
+def _header_pixels(contents: tf.Tensor, kind: tf.Tensor) -> tf.Tensor:
+    """Pixels of a PNG or BMP from fixed header offsets (0 for other kinds)."""
+    data = tf.io.decode_raw(tf.strings.substr(contents, 0, 32), tf.uint8)
+    png = _number(data, 16, 4, big_endian=True) * _number(data, 20, 4, big_endian=True)
+    # BMP sides are signed 32-bit; a negative height means top-down rows.
+    width, height = (_signed32(_number(data, k, 4, big_endian=False)) for k in (18, 22))
+    return tf.where(kind == _PNG, png, tf.where(kind == _BMP, tf.abs(width * height), 0))
 
-    def bmp():
-        width, height = (_number(data, k, 4, big_endian=False) for k in (18, 22))
-        # Signed 32-bit sides; a negative height means top-down rows.
-        return tf.abs(_signed32(width) * _signed32(height))
 
-    branches = [lambda: tf.constant(0, tf.int64), png, jpeg, lambda: _gif_pixels(data), bmp]
-    return tf.switch_case(tf.cast(kind, tf.int32), branches)
+def _jpeg_pixels(contents: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64))
+
+
+def decoded_pixels(contents: tf.Tensor) -> tf.Tensor:
+    """How many pixels decoding `contents` would allocate, read from its headers alone
+    (int64); 0 when the bytes are not a PNG, JPEG, GIF or BMP. The graph twin of
+    `scan.pixels`, for the serving signature (tested to agree)."""
+    kind = _kind(contents)
+    branches = [
+        lambda: _header_pixels(contents, kind),
+        lambda: _jpeg_pixels(contents),
+        lambda: _gif_pixels(tf.io.decode_raw(contents, tf.uint8)),
+    ]
+    return tf.switch_case(tf.where(kind == _JPEG, 1, tf.where(kind == _GIF, 2, 0)), branches)
+
+
+def can_decode(contents: tf.Tensor) -> tf.Tensor:
+    """Whether `contents` is a PNG, JPEG, GIF or BMP within the pixel limit (a bool):
+    what the serving signature decodes, so that no input can take its memory."""
+    pixels = decoded_pixels(contents)
+    return (pixels > 0) & (pixels <= MAX_IMAGE_PIXELS)
 
 
 def _signed32(value: tf.Tensor) -> tf.Tensor:
     return tf.where(value >= 2**31, value - 2**32, value)
-
-
-def can_decode(contents: tf.Tensor) -> tf.Tensor:
-    """Whether `contents` is a PNG, JPEG, GIF or BMP within the pixel limit (a bool)."""
-    pixels = decoded_pixels(contents)
-    return (pixels > 0) & (pixels <= MAX_IMAGE_PIXELS)
 
 
 def decode_image(contents: tf.Tensor) -> tf.Tensor:
@@ -169,17 +179,15 @@ def decode_image(contents: tf.Tensor) -> tf.Tensor:
 
     JPEG uses the accurate integer DCT, which matches PIL; TF's default fast DCT differs
     by up to 3 levels. Alpha is dropped and grey is replicated, as PIL's convert("RGB").
-    Bytes over the pixel limit (`can_decode`) fail before the decoder sees them.
+    No pixel limit here: callers screen first (`scan.screen` for files, `can_decode` in
+    the serving graph), because a limit check in this function costs 15-30% of tf.data's
+    decode throughput (BUILD.md).
     """
-    checked = tf.debugging.Assert(
-        can_decode(contents), [f"not an image within {MAX_IMAGE_PIXELS:,} pixels"]
+    return tf.cond(
+        tf.io.is_jpeg(contents),
+        lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
     )
-    with tf.control_dependencies([checked]):
-        return tf.cond(
-            tf.io.is_jpeg(contents),
-            lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
-            lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
-        )
 
 
 def load_image(path: tf.Tensor, image_size: tuple[int, int], method: str) -> tf.Tensor:

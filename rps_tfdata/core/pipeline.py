@@ -30,7 +30,7 @@ from absl import logging
 
 from rps_tfdata.core import files, scan
 from rps_tfdata.core.augment import IDGAugmentation
-from rps_tfdata.core.images import decoded_pixels, load_image, rescale
+from rps_tfdata.core.images import load_image, rescale
 
 CACHE_MODES = ("memory", "disk", "none")
 AUTOTUNE = tf.data.AUTOTUNE
@@ -107,14 +107,6 @@ def path_tensor(paths: Sequence[str]) -> tf.Tensor:
     return tf.constant([os.fsencode(p) for p in paths], tf.string, shape=[len(paths)])
 
 
-def _failure(path: str) -> scan.BadImage:
-    """Why a file that passed the header screen did not decode."""
-    pixels = int(decoded_pixels(tf.io.read_file(os.fsencode(path))))
-    if pixels > scan.MAX_IMAGE_PIXELS:
-        return scan.BadImage(path, scan.too_many_pixels(pixels))
-    return scan.BadImage(path, scan.CORRUPT)
-
-
 def _raw_path(folder: str, position: int) -> str:
     return os.path.join(folder, f"{position:07d}.u8")
 
@@ -133,7 +125,7 @@ def _read_all(
         decoded.update(candidates[p] for p in positions.numpy())
         store(first_id, images)
         first_id += len(positions)
-    return bad + [_failure(paths[i]) for i in candidates if i not in decoded]
+    return bad + [scan.BadImage(paths[i], scan.CORRUPT) for i in candidates if i not in decoded]
 
 
 def _fill_disk_cache(staging: str, paths: Sequence[str], options: PipelineOptions) -> None:

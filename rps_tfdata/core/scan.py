@@ -1,9 +1,10 @@
 """Finding the image files that cannot be read, and saying why, before any training step.
 
-Two passes. `inspect_header` reads a file's first and last bytes in Python: empty files,
-unknown signatures, formats TensorFlow cannot decode (TIFF, PPM/PGM/PBM), truncations
-that show at the end of the file, and images over PIL's pixel limit (decompression
-bombs, which IDG would refuse) are found without decoding anything. The files that pass
+Two passes. `inspect_header` reads a file's first and last bytes in Python: names that
+are not regular files, empty files, unknown signatures, formats TensorFlow cannot decode
+(TIFF, PPM/PGM/PBM), truncations that show at the end of the file, and images over PIL's
+pixel limit (decompression bombs, which IDG would refuse; for a GIF every frame counts,
+as TensorFlow's reader inflates them all) are found without decoding anything. The files that pass
 are then decoded for real in a parallel tf.data pass (`rps_tfdata.core.pipeline`), where
 a file the decoder rejects is "corrupt image data".
 """
@@ -70,40 +71,77 @@ def _bmp_size(head: bytes) -> Optional[tuple[int, int]]:
     return abs(width), abs(height)
 
 
-def _gif_size(head: bytes) -> Optional[tuple[int, int]]:
-    return struct.unpack("<HH", head[6:10]) if len(head) >= 10 else None
+def _colour_table(packed: int) -> int:
+    """Bytes of a GIF colour table, from the packed flags byte that announces it."""
+    return 3 * 2 ** ((packed & 7) + 1) if packed & 0x80 else 0
+
+
+def _gif_pixels(data: bytes) -> Optional[int]:
+    """The canvas's pixels plus every frame's: what TensorFlow's GIF reader allocates
+    (it inflates all frames before it returns the first). `data` is the whole file.
+    The twin of `images.decoded_pixels` for GIFs, which serving runs in its graph."""
+    if len(data) < 13:
+        return None
+    width, height = struct.unpack("<HH", data[6:10])
+    total = width * height
+    position = 13 + _colour_table(data[10])
+    while position < len(data) and data[position] in (0x21, 0x2C):
+        if data[position] == 0x2C:  # a frame: its descriptor, then its own colour table
+            frame = data[position + 5 : position + 9].ljust(4, b"\x00")
+            frame_width, frame_height = struct.unpack("<HH", frame)
+            total += frame_width * frame_height
+            table = _colour_table(data[position + 9]) if position + 9 < len(data) else 0
+            position += 11 + table
+        else:  # an extension: introducer and label
+            position += 2
+        while position < len(data) and data[position]:  # sub-blocks: length, bytes
+            position += data[position] + 1
+        position += 1
+    return total
+
+
+def pixels(head: bytes) -> Optional[int]:
+    """How many pixels decoding the file would allocate, from its first bytes (the whole
+    file for a GIF); None for an unknown signature or a header with no size."""
+    dims = None
+    if head.startswith(_PNG):
+        dims = _png_size(head)
+    elif head.startswith(_JPEG):
+        dims = _jpeg_size(head)
+    elif head.startswith(_GIFS):
+        return _gif_pixels(head)
+    elif head.startswith(b"BM"):
+        dims = _bmp_size(head)
+    return None if dims is None else dims[0] * dims[1]
 
 
 def _format_problem(head: bytes, tail: bytes, size: int) -> Optional[str]:
     """The reason a file of known signature cannot be decoded, from its bytes alone."""
     if head.startswith(_PNG):
-        dims = _png_size(head)
         truncated = b"IEND" not in tail
     elif head.startswith(_JPEG):
-        dims = _jpeg_size(head)
         truncated = b"\xff\xd9" not in tail
     elif head.startswith(_GIFS):
-        dims = _gif_size(head)
         truncated = not tail.rstrip(b"\x00").endswith(b"\x3b")
     elif head.startswith(b"BM"):
-        dims = _bmp_size(head)
         truncated = len(head) < 6 or struct.unpack("<I", head[2:6])[0] > size
     else:
         return None
     if truncated:
         return "truncated (the file ends before the image does)"
-    if dims is None:
+    count = pixels(head)
+    if count is None:
         return "corrupt header (no image size found)"
-    if dims[0] * dims[1] > MAX_IMAGE_PIXELS:
-        return too_many_pixels(dims[0] * dims[1], f"{dims[0]}x{dims[1]} = ")
+    if count > MAX_IMAGE_PIXELS:
+        return too_many_pixels(count)
     return ""
 
 
-def too_many_pixels(pixels: int, detail: str = "") -> str:
-    """The reason for a file whose decoding would allocate `pixels` pixels."""
+def too_many_pixels(count: int) -> str:
+    """The reason for a file whose decoding would allocate `count` pixels."""
     return (
-        f"too many pixels ({detail}{pixels:,} > PIL's limit of {MAX_IMAGE_PIXELS:,}: a "
-        "possible decompression bomb)"
+        f"too many pixels ({count:,} > PIL's limit of {MAX_IMAGE_PIXELS:,}: a possible "
+        "decompression bomb)"
     )
 
 
@@ -118,6 +156,8 @@ def inspect_header(path: str) -> Optional[str]:
             head = f.read(_HEAD)
             if head.startswith(_JPEG) and _jpeg_size(head) is None:
                 head += f.read(_JPEG_HEAD - _HEAD)
+            elif head.startswith(_GIFS):  # its frames follow one another to the end
+                head += f.read()
             f.seek(max(size - _TAIL, 0))
             tail = f.read(_TAIL)
     except OSError as e:

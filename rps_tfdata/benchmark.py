@@ -50,7 +50,7 @@ def main(argv: Sequence[str]) -> None:
     app.reject_positional(argv)
     scratch = tempfile.mkdtemp(prefix="rps_benchmark_")  # --image_cache=disk files
     try:
-        config = configs.training_config(_F, train_dir=resolve_data_dir(), model_dir=scratch)
+        config = configs.training_config(_F, data_dir=resolve_data_dir(), model_dir=scratch)
         settings = benchmarks.Settings(
             _F.repeats.value,
             _F.steady_epochs.value,

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import index, pipeline, scan, synthetic, training
+from rps_tfdata.core import epochs, index, reading, scan, synthetic, training
 from rps_tfdata.core.errors import BadImagesError, DatasetLayoutError
 
 from .helpers import write_png
@@ -61,8 +61,8 @@ def data_with_bad_files(tmp_path):
 
 def test_each_kind_of_bad_file_is_found_with_its_reason(data_with_bad_files):
     split = index.list_all(data_with_bad_files)
-    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
-    prepared = pipeline.prepare(split.paths, split.labels, 3, options)
+    options = reading.PipelineOptions(image_size=(48, 48), batch_size=8)
+    prepared = reading.prepare(split.paths, split.labels, 3, options)
     reasons = {os.path.basename(b.path).removeprefix("rock00-"): b.reason for b in prepared.bad}
     assert set(reasons) == set(BAD_FILES)
     for name, (_, reason) in BAD_FILES.items():
@@ -70,17 +70,17 @@ def test_each_kind_of_bad_file_is_found_with_its_reason(data_with_bad_files):
     assert len(prepared.paths) == 30 and not set(prepared.paths) & {b.path for b in prepared.bad}
 
 
-@pytest.mark.parametrize("cache", pipeline.CACHE_MODES)
+@pytest.mark.parametrize("cache", reading.CACHE_MODES)
 def test_bad_files_leave_their_subset_and_the_rest_keeps_idgs_split(
     data_with_bad_files, tmp_path, cache
 ):
     config = config_lib.TrainConfig(
-        train_dir=data_with_bad_files,
+        data_dir=data_with_bad_files,
         model_dir=str(tmp_path / "run"),
         epochs=1,
-        input=pipeline.PipelineOptions(
-            image_size=(48, 48), batch_size=8, cache=cache, cache_path=str(tmp_path / "cache")
-        ),
+        image_size=48,
+        batch_size=8,
+        image_cache=cache,
     )
     metrics = training.train_and_evaluate(config)
     skipped = {
@@ -103,10 +103,10 @@ def test_bad_files_leave_their_subset_and_the_rest_keeps_idgs_split(
 
 def test_fail_policy_stops_before_training_listing_every_file(data_with_bad_files, tmp_path):
     config = config_lib.TrainConfig(
-        train_dir=data_with_bad_files,
+        data_dir=data_with_bad_files,
         model_dir=str(tmp_path / "run"),
         on_bad_image="fail",
-        input=pipeline.PipelineOptions(image_size=(48, 48)),
+        image_size=48,
     )
     with pytest.raises(BadImagesError, match="7 of 37 image files cannot be read") as caught:
         training.train_and_evaluate(config)
@@ -131,12 +131,12 @@ def test_fuzzed_files_never_crash_the_pipeline(tmp_path):
         path.write_bytes(content)
         paths.append(str(path))
     paths.append(write_png(str(tmp_path / "good.png"), np.zeros((9, 9, 3), np.uint8)))
-    options = pipeline.PipelineOptions(image_size=(8, 8), batch_size=4)
-    prepared = pipeline.prepare(paths, [0] * len(paths), 3, options)
+    options = reading.PipelineOptions(image_size=(8, 8), batch_size=4)
+    prepared = reading.prepare(paths, [0] * len(paths), 3, options)
     assert str(tmp_path / "good.png") in prepared.paths
     assert len(prepared.paths) + len(prepared.bad) == len(paths)
     assert all(b.reason for b in prepared.bad)
-    for _ in pipeline.evaluation_batches(prepared):  # what was kept decodes
+    for _ in epochs.evaluation_batches(prepared):  # what was kept decodes
         pass
 
 
@@ -146,10 +146,10 @@ def test_a_test_folder_without_readable_images_fails_before_training(tmp_path, s
         (test_dir / name).mkdir(parents=True)
     (test_dir / "rock" / "x.png").write_bytes(b"")
     config = config_lib.TrainConfig(
-        train_dir=synthetic_dir,
+        data_dir=synthetic_dir,
         model_dir=str(tmp_path / "run"),
         test_dir=str(test_dir),
-        input=pipeline.PipelineOptions(image_size=(48, 48)),
+        image_size=48,
     )
     with pytest.raises(DatasetLayoutError, match="test folder .* holds no readable image"):
         training.train_and_evaluate(config)
@@ -162,7 +162,7 @@ def test_one_class_is_refused(tmp_path):
         for path in (tmp_path / "data" / name).iterdir():
             path.unlink()
         (tmp_path / "data" / name).rmdir()
-    config = config_lib.TrainConfig(train_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "r"))
+    config = config_lib.TrainConfig(data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "r"))
     with pytest.raises(
         DatasetLayoutError, match=r"1 class folder\(s\) \['rock'\]; .* at least two"
     ):

@@ -7,15 +7,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rps_tfdata.core import artifacts, pipeline, run_state, training
+from rps_tfdata.core import artifacts, run_state, training
 from rps_tfdata.core import config as config_lib
 from rps_tfdata.core.errors import CheckpointError
 
 
 def config_for(data_dir, model_dir, epochs):
-    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
     return config_lib.TrainConfig(
-        train_dir=data_dir, model_dir=str(model_dir), epochs=epochs, seed=3, input=options
+        data_dir=data_dir,
+        model_dir=str(model_dir),
+        epochs=epochs,
+        seed=3,
+        image_size=48,
+        batch_size=8,
     )
 
 

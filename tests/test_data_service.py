@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import data_service, index, pipeline, synthetic, training
+from rps_tfdata.core import data_service, epochs, index, plan, reading, synthetic, training
 from rps_tfdata.core.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,24 +61,23 @@ def data_dir(tmp_path_factory):
 
 
 def service_config(data_dir, model_dir, address, **changes):
-    options = pipeline.PipelineOptions(
-        image_size=(48, 48), batch_size=8, cache="none", deterministic=False
-    )
+    """A service run that leaves the image cache and the order at their defaults."""
     return config_lib.TrainConfig(
-        train_dir=data_dir,
+        data_dir=data_dir,
         model_dir=str(model_dir),
         data_service=address,
-        input=options,
+        image_size=48,
+        batch_size=8,
         **{"epochs": 2, **changes},
     )
 
 
 def test_an_epoch_through_two_workers_holds_each_training_image_once(data_dir, tmp_path):
     split = index.list_split(data_dir, 0.2, "training")
-    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=4, cache="none")
-    prepared = pipeline.prepare(split.paths, split.labels, 3, options)
+    options = reading.PipelineOptions(image_size=(48, 48), batch_size=4, cache="none")
+    prepared = reading.prepare(split.paths, split.labels, 3, options)
     with service() as (address, _):
-        epoch = pipeline.epoch_batches(prepared, 0, seed=2)
+        epoch = epochs.epoch_batches(prepared, 0, seed=2)
         delivered = data_service.distribute(epoch, address, data_service.job_prefix())
         ids = np.concatenate([seeds.numpy()[:, 1] for _, _, seeds in delivered])
         assert sorted(ids % (1 << 32)) == list(range(len(split.paths)))  # 24, once each
@@ -90,28 +89,34 @@ def test_an_epoch_through_two_workers_holds_each_training_image_once(data_dir, t
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"strategy": "mirrored"}, "--data_service feeds one trainer"),
-        ({"cache": "memory"}, "use --image_cache=none or --image_cache=disk"),
-        ({"deterministic": True}, "pass --nodeterministic to accept it"),
+        ({"image_cache": "memory"}, "use --image_cache=none or --image_cache=disk"),
+        ({"deterministic": True}, "gives up the order of images .*: drop --deterministic"),
     ],
 )
-def test_combinations_that_cannot_hold_are_refused(data_dir, tmp_path, changes, message):
-    config = service_config(data_dir, tmp_path, "grpc://127.0.0.1:1")
-    strategy = changes.pop("strategy", config.strategy)
-    config = config._replace(strategy=strategy, input=config.input._replace(**changes))
+def test_what_the_user_asked_for_explicitly_is_refused_when_it_cannot_hold(
+    data_dir, tmp_path, changes, message
+):
+    config = service_config(data_dir, tmp_path, "grpc://127.0.0.1:1", **changes)
     with pytest.raises(ConfigError, match=message):
         config_lib.check_config(config)
 
 
+def test_defaults_left_by_the_user_take_the_values_the_service_needs(data_dir, tmp_path, caplog):
+    config = service_config(data_dir, tmp_path, "grpc://127.0.0.1:1")
+    config_lib.check_config(config)  # no --image_cache=none or --nodeterministic needed
+    run_plan = plan.make_plan(config)
+    assert (run_plan.input.cache, run_plan.input.deterministic) == ("none", False)
+    assert "image cache none (--image_cache=auto); nondeterministic order" in caplog.text
+    with pytest.raises(ConfigError, match="--data_service feeds one trainer"):
+        plan.make_plan(config._replace(strategy="mirrored"))
+
+
 TRAIN = """
 import sys
-from rps_tfdata.core import config, pipeline, training
-options = pipeline.PipelineOptions(
-    image_size=(150, 150), batch_size=4, cache="none", deterministic=False
-)
+from rps_tfdata.core import config, training
 run = config.TrainConfig(
-    train_dir=sys.argv[1], model_dir=sys.argv[2], epochs=4, data_service=sys.argv[3],
-    input=options,
+    data_dir=sys.argv[1], model_dir=sys.argv[2], epochs=4, data_service=sys.argv[3],
+    image_size=150, batch_size=4,
 )
 training.train_and_evaluate(run)
 """
@@ -227,8 +232,7 @@ def test_a_dispatcher_restarted_from_its_work_dir_keeps_the_run_going(tmp_path):
 def test_the_service_benchmark_measures_local_and_service_epochs(data_dir):
     from rps_tfdata.bench import benchmarks
 
-    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
-    config = config_lib.TrainConfig(train_dir=data_dir, model_dir="", input=options)
+    config = config_lib.TrainConfig(data_dir=data_dir, model_dir="", image_size=48, batch_size=8)
     settings = benchmarks.Settings(repeats=1, steady_epochs=1)
     results = benchmarks.measure_service(config, 1, settings)
     assert sorted(results) == ["service_0_workers", "service_1_workers"]

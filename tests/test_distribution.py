@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from rps_tfdata.core import artifacts, pipeline, synthetic
+from rps_tfdata.core import artifacts, epochs, reading, synthetic
 
 from .helpers import write_png
 
@@ -22,16 +22,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = """
 import json, sys
 data_dir, model_dir, strategy, batch, devices = sys.argv[1:6]
-from rps_tfdata.core import config, pipeline, training
-options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=int(batch))
+from rps_tfdata.core import config, training
 run = config.TrainConfig(
-    train_dir=data_dir,
+    data_dir=data_dir,
     model_dir=model_dir,
     epochs=2,
     seed=5,
     strategy=strategy,
     cpu_devices=int(devices),
-    input=options,
+    image_size=48,
+    batch_size=int(batch),
 )
 print("RESULT " + json.dumps(training.train_and_evaluate(run)))
 """
@@ -146,14 +146,14 @@ def test_shards_cover_every_image_once_with_the_same_augmentation(tmp_path):
         write_png(str(tmp_path / f"{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
         for i in range(11)
     ]
-    options = pipeline.PipelineOptions(image_size=(8, 8), batch_size=2)
+    options = reading.PipelineOptions(image_size=(8, 8), batch_size=2)
 
     def epoch(index, count, batches_per_epoch):
         shard = slice(index, None, count)
-        prepared = pipeline.prepare(
+        prepared = reading.prepare(
             paths[shard], [0] * len(paths[shard]), 3, options, ids=range(11)[shard]
         )
-        batches = pipeline.training_batches(prepared, seed=4, batches_per_epoch=batches_per_epoch)
+        batches = epochs.training_batches(prepared, seed=4, batches_per_epoch=batches_per_epoch)
         return [(x.numpy(), seeds.numpy()) for x, _, seeds in batches]
 
     whole = {int(s[1]): x for xs, ss in epoch(0, 1, 6) for x, s in zip(xs, ss, strict=True)}

@@ -63,8 +63,8 @@ def test_saved_flags_are_a_flagfile_that_repeats_the_run(cli_run, synthetic_dir)
     with flagsaver.flagsaver():
         FLAGS(["train", f"--flagfile={os.path.join(model_dir, artifacts.FLAGS)}"])
         config = train.make_config()
-    assert (config.train_dir, config.model_dir) == (synthetic_dir, model_dir)
-    assert (config.epochs, config.seed, config.input.image_size) == (1, 7, (48, 48))
+    assert (config.data_dir, config.model_dir) == (synthetic_dir, model_dir)
+    assert (config.epochs, config.seed, config.image_size) == (1, 7, 48)
 
 
 def test_evaluate_prints_confusion_matrix_and_writes_json(cli_run, synthetic_dir, tmp_path):
@@ -151,7 +151,7 @@ def test_each_flagfile_is_a_valid_job_for_its_commands(path, command):
     assert not unread, f"{command} does not read {unread}"
     with flagsaver.flagsaver():
         FLAGS([command, f"--flagfile={path}"])
-        config = configs.training_config(module._F, train_dir="d", model_dir="m")
+        config = configs.training_config(module._F, data_dir="d", model_dir="m")
         config_lib.check_config(config)
 
 
@@ -159,11 +159,11 @@ def test_seed_flagfile_is_the_seed_script():
     with flagsaver.flagsaver():
         FLAGS(["train", f"--flagfile={os.path.join(ROOT, 'flags', 'seed.flags')}", "--data_dir=d"])
         config = train.make_config()
-    assert config.input.image_size == (150, 150) and config.input.batch_size == 32
+    assert config.image_size == 150 and config.batch_size == 32
     assert config.validation_split == seed_reference.SEED_VALIDATION_SPLIT
     assert (config.epochs, config.learning_rate) == (25, 0.001)
     assert config.augment == "idg" and config.augment_validation
-    assert config.input.resize_method == "pil_nearest"  # IDG's flow_from_directory default
+    assert config.resize_method == "pil_nearest"  # IDG's flow_from_directory default
 
 
 def test_benchmark_writes_every_figure_as_flat_json(synthetic_dir, tmp_path):
@@ -299,10 +299,10 @@ def test_train_checks_the_model_dir_before_downloading(tmp_path):
 def test_memory_benchmark_measures_the_training_split(synthetic_dir):
     from rps_tfdata.bench import benchmarks
     from rps_tfdata.core import config as config_lib
-    from rps_tfdata.core import pipeline
 
-    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
-    config = config_lib.TrainConfig(train_dir=synthetic_dir, model_dir="", input=options)
-    figures = benchmarks.measure_memory(config, epochs=1)
+    config = config_lib.TrainConfig(
+        data_dir=synthetic_dir, model_dir="", image_size=48, batch_size=8
+    )
+    figures = benchmarks.measure_memory(config, 1)
     assert figures["images"] == 24 and figures["image_cache"] == "memory"
     assert figures["peak_rss_mb"] >= figures["rss_before_mb"] > 100

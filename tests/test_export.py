@@ -13,10 +13,11 @@ from PIL import Image
 from rps_tfdata.core import (
     artifacts,
     config,
+    epochs,
     evaluation,
     export,
     loop,
-    pipeline,
+    reading,
     synthetic,
     training,
 )
@@ -44,9 +45,10 @@ def run_dir(tmp_path_factory):
     data = str(tmp_path_factory.mktemp("export_data"))
     synthetic.write_dataset(data, 10, size=64, seed=3)
     model_dir = str(tmp_path_factory.mktemp("export_run"))
-    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
     training.train_and_evaluate(
-        config.TrainConfig(train_dir=data, model_dir=model_dir, epochs=1, input=options)
+        config.TrainConfig(
+            data_dir=data, model_dir=model_dir, epochs=1, image_size=48, batch_size=8
+        )
     )
     return model_dir
 
@@ -104,10 +106,10 @@ def test_the_export_serves_encoded_images_as_predict_reads_the_files(run_dir, in
     text.write_bytes(b"not an image")
     out = serve(export.default_dir(run_dir), [*inputs, str(text)])
     run = artifacts.load_run(run_dir)
-    prepared = pipeline.prepare(inputs, [0] * len(inputs), 3, run.options)
+    prepared = reading.prepare(inputs, [0] * len(inputs), 3, run.options)
     assert prepared.paths == inputs  # every variant is readable by training's reader
     expected, _ = evaluation.predict_all(
-        loop.make_predict(run.model), pipeline.evaluation_batches(prepared)
+        loop.make_predict(run.model), epochs.evaluation_batches(prepared)
     )
     probabilities = np.array(out["probabilities"])
     np.testing.assert_allclose(probabilities[:-1], expected, atol=1e-5)
@@ -155,8 +157,7 @@ def test_the_serving_benchmark_times_the_signature_and_the_predict_path(tmp_path
 
     data = str(tmp_path / "data")
     synthetic.write_dataset(data, 4, size=64, seed=1)
-    options = pipeline.PipelineOptions(image_size=(48, 48))
-    run = config.TrainConfig(train_dir=data, model_dir=str(tmp_path / "scratch"), input=options)
+    run = config.TrainConfig(data_dir=data, model_dir=str(tmp_path / "scratch"), image_size=48)
     results = benchmarks.measure_serving(run, benchmarks.Settings(repeats=1))
     assert sorted(results) == ["predict_files", "serving_signature"]
     assert all(rate.median > 0 for rate in results.values())

@@ -17,8 +17,8 @@ from rps_tfdata.core import (
     files,
     images,
     index,
-    pipeline,
     prediction,
+    reading,
     scan,
     synthetic,
     training,
@@ -59,8 +59,9 @@ def trained(corpus, tmp_path_factory):
     """One epoch on the data with the corpus in it."""
     root, _ = corpus
     model_dir = str(tmp_path_factory.mktemp("hostile_run"))
-    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
-    config = config_lib.TrainConfig(train_dir=root, model_dir=model_dir, epochs=1, input=options)
+    config = config_lib.TrainConfig(
+        data_dir=root, model_dir=model_dir, epochs=1, image_size=48, batch_size=8
+    )
     return model_dir, training.train_and_evaluate(config)
 
 
@@ -84,7 +85,7 @@ def test_the_screen_and_the_serving_graph_count_the_same_pixels(corpus):
 def test_every_corpus_file_is_read_or_named_by_the_pipeline(corpus):
     root, expected = corpus
     listed = list(index.iter_image_files(os.path.join(root, "rock", "corpus")))
-    prepared = pipeline.prepare(listed, [0] * len(listed), 3, pipeline.PipelineOptions())
+    prepared = reading.prepare(listed, [0] * len(listed), 3, reading.PipelineOptions())
     check_outcomes(expected, prepared.paths, prepared.bad)
 
 
@@ -161,10 +162,11 @@ def test_a_macos_junk_folder_is_left_out_with_one_log_line(tmp_path, monkeypatch
     said = []
     monkeypatch.setattr(logging, "info", lambda message, *args: said.append(message % args))
     config = config_lib.TrainConfig(
-        train_dir=root,
+        data_dir=root,
         model_dir=str(tmp_path / "run"),
         epochs=1,
-        input=pipeline.PipelineOptions(image_size=(48, 48), batch_size=8),
+        image_size=48,
+        batch_size=8,
     )
     metrics = training.train_and_evaluate(config)
     assert metrics["class_names"] == ["paper", "rock", "scissors"]  # paper is still 0
@@ -184,10 +186,11 @@ def test_a_class_folder_without_a_readable_image_stops_the_run_naming_it(tmp_pat
             with open(os.path.join(root, "drafts", f"page{k}.png"), "wb") as f:
                 f.write(content)
     config = config_lib.TrainConfig(
-        train_dir=root,
+        data_dir=root,
         model_dir=str(tmp_path / "run"),
         epochs=1,
-        input=pipeline.PipelineOptions(image_size=(48, 48), batch_size=8),
+        image_size=48,
+        batch_size=8,
     )
     with pytest.raises(DatasetLayoutError, match="class folder .*drafts' holds no readable image"):
         training.train_and_evaluate(config)

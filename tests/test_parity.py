@@ -5,16 +5,16 @@ import pytest
 
 from rps_tfdata.bench import parity, preview
 from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import data as data_lib
-from rps_tfdata.core import evaluation, pipeline
+from rps_tfdata.core import datasets, evaluation, plan
 from rps_tfdata.core.errors import ConfigError
 
 from .helpers import RPS28
 
 
 def config_for(data_dir, **changes):
-    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
-    return config_lib.TrainConfig(train_dir=data_dir, model_dir="", input=options, **changes)
+    return config_lib.TrainConfig(
+        data_dir=data_dir, model_dir="", image_size=48, batch_size=8, **changes
+    )
 
 
 def test_side_by_side_trains_both_pipelines_and_tabulates(synthetic_dir):
@@ -34,8 +34,9 @@ def test_both_pipelines_start_from_the_same_weights(synthetic_dir):
     idg, ours = parity.train_side_by_side(config)
     assert idg.clean_val_loss == pytest.approx(ours.clean_val_loss, abs=1e-6)
     # Not a loss any model would get: another seed's initial weights evaluate otherwise.
-    data = data_lib.load_data(config)
-    _, other = parity.start(config._replace(seed=6), 3)
+    one_device = plan.make_plan(config._replace(strategy="one_device"))
+    data = datasets.open_source(config, one_device.input).load(one_device.worker)
+    _, other = parity.start(config._replace(seed=6), one_device, 3)
     other_loss = evaluation.evaluate_prepared(other.predict, data.validation, data.class_names)[
         "loss"
     ]
@@ -46,7 +47,7 @@ def test_parity_augments_validation_on_the_host_and_refuses_the_device():
     checked = parity.parity_config(config_for("d", augment_on="auto"), seed=9)
     assert (checked.augment_validation, checked.augment_on, checked.seed) == (True, "host", 9)
     with pytest.raises(ConfigError, match="--augment_validation needs --augment_on=host"):
-        parity.parity_config(config_for("d", augment_on="device"), seed=9)
+        plan.make_plan(parity.parity_config(config_for("d", augment_on="device"), seed=9))
 
 
 def test_preview_rows_show_equal_augmentations():

@@ -9,7 +9,7 @@ from PIL import Image
 from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
 from rps_tfdata.bench import seed_reference
-from rps_tfdata.core import augment, images, index, pipeline
+from rps_tfdata.core import augment, epochs, images, index, reading
 
 from .helpers import RPS28, write_png
 
@@ -109,9 +109,9 @@ def test_unaugmented_batches_equal_idg_batches_after_rescale(subset):
         RPS28, image_size=64, batch_size=16, augment=False, shuffle=False
     )
     idg = iterators.train if subset == "training" else iterators.validation
-    options = pipeline.PipelineOptions(image_size=(64, 64), batch_size=16)
-    prepared = pipeline.prepare(split.paths, split.labels, 3, options)
-    ours = list(pipeline.evaluation_batches(prepared))
+    options = reading.PipelineOptions(image_size=(64, 64), batch_size=16)
+    prepared = reading.prepare(split.paths, split.labels, 3, options)
+    ours = list(epochs.evaluation_batches(prepared))
     assert len(ours) == len(idg) >= 1
     for batch, (batch_images, labels) in enumerate(ours):
         expected_images, expected_labels = idg[batch]
@@ -140,21 +140,21 @@ def epoch_values(batches, steps):
     return np.concatenate(values), sizes
 
 
-@pytest.mark.parametrize("cache", pipeline.CACHE_MODES)
+@pytest.mark.parametrize("cache", reading.CACHE_MODES)
 def test_every_epoch_is_a_new_full_permutation_and_a_function_of_seed_and_epoch(tmp_path, cache):
     paths, labels = numbered_pngs(tmp_path, 20)
-    options = pipeline.PipelineOptions(
+    options = reading.PipelineOptions(
         image_size=(8, 8), batch_size=6, cache=cache, cache_path=str(tmp_path / "cache")
     )
-    prepared = pipeline.prepare(paths, labels, 3, options)
-    batches = iter(pipeline.training_batches(prepared, seed=1, end_epoch=3))
-    epochs = [epoch_values(batches, 4) for _ in range(3)]
-    assert all(sizes == [6, 6, 6, 2] for _, sizes in epochs)  # partial last batch kept
-    assert all(sorted(values) == list(range(20)) for values, _ in epochs)
-    assert not np.array_equal(epochs[0][0], epochs[1][0])
+    prepared = reading.prepare(paths, labels, 3, options)
+    batches = iter(epochs.training_batches(prepared, seed=1, end_epoch=3))
+    seen = [epoch_values(batches, 4) for _ in range(3)]
+    assert all(sizes == [6, 6, 6, 2] for _, sizes in seen)  # partial last batch kept
+    assert all(sorted(values) == list(range(20)) for values, _ in seen)
+    assert not np.array_equal(seen[0][0], seen[1][0])
     # A pipeline started at epoch 2 (a resumed run) yields epoch 2 exactly.
-    resumed = iter(pipeline.training_batches(prepared, seed=1, start_epoch=2, end_epoch=3))
-    np.testing.assert_array_equal(epoch_values(resumed, 4)[0], epochs[2][0])
+    resumed = iter(epochs.training_batches(prepared, seed=1, start_epoch=2, end_epoch=3))
+    np.testing.assert_array_equal(epoch_values(resumed, 4)[0], seen[2][0])
 
 
 def test_augmentation_depends_on_seed_epoch_and_image_not_on_batch():
@@ -162,9 +162,9 @@ def test_augmentation_depends_on_seed_epoch_and_image_not_on_batch():
     layer = augment.IDGAugmentation()
 
     def images_by_id(batch_size, seed=3, epoch=0):
-        options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=batch_size)
-        prepared = pipeline.prepare(split.paths[:12], split.labels[:12], 3, options)
-        batches = pipeline.training_batches(
+        options = reading.PipelineOptions(image_size=(48, 48), batch_size=batch_size)
+        prepared = reading.prepare(split.paths[:12], split.labels[:12], 3, options)
+        batches = epochs.training_batches(
             prepared, seed=seed, start_epoch=epoch, end_epoch=epoch + 1, augmentation=layer
         )
         found = {}
@@ -184,9 +184,9 @@ def test_augmentation_depends_on_seed_epoch_and_image_not_on_batch():
 
 def test_evaluation_batches_keep_order():
     split = _rps28_split()
-    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=5)
-    prepared = pipeline.prepare(split.paths[:7], split.labels[:7], 3, options)
-    batches = list(pipeline.evaluation_batches(prepared))
+    options = reading.PipelineOptions(image_size=(48, 48), batch_size=5)
+    prepared = reading.prepare(split.paths[:7], split.labels[:7], 3, options)
+    batches = list(epochs.evaluation_batches(prepared))
     assert [len(x) for x, _ in batches] == [5, 2]
     expected = idg_load(split.paths[6], (48, 48)) / 255
     np.testing.assert_allclose(batches[1][0][1].numpy(), expected, atol=1e-7)
@@ -194,23 +194,23 @@ def test_evaluation_batches_keep_order():
 
 def test_a_split_without_readable_images_is_an_error(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"")
-    prepared = pipeline.prepare([str(tmp_path / "bad.png")], [0], 3, pipeline.PipelineOptions())
+    prepared = reading.prepare([str(tmp_path / "bad.png")], [0], 3, reading.PipelineOptions())
     with pytest.raises(ValueError, match="no readable image"):
-        pipeline.evaluation_batches(prepared)
+        epochs.evaluation_batches(prepared)
 
 
 def test_the_disk_cache_is_keyed_by_what_it_holds(tmp_path):
     paths, labels = numbered_pngs(tmp_path / "data", 6)
-    options = pipeline.PipelineOptions(
+    options = reading.PipelineOptions(
         image_size=(8, 8), batch_size=6, cache="disk", cache_path=str(tmp_path / "cache")
     )
-    first = pipeline.prepare(paths, labels, 3, options, name="train")
+    first = reading.prepare(paths, labels, 3, options, name="train")
     assert os.listdir(tmp_path / "cache") == [os.path.basename(first.cache_folder)]
     write_png(paths[0], np.full((8, 8, 3), 200, np.uint8))  # other pixels, same path
-    second = pipeline.prepare(paths, labels, 3, options, name="train")
+    second = reading.prepare(paths, labels, 3, options, name="train")
     assert second.cache_folder != first.cache_folder
     assert os.listdir(tmp_path / "cache") == [os.path.basename(second.cache_folder)]
-    ((images, _),) = pipeline.evaluation_batches(second)
+    ((images, _),) = epochs.evaluation_batches(second)
     assert round(float(images[0, 0, 0, 0]) * 255) == 200  # the new file, not the old pixels
-    resized = pipeline.prepare(paths, labels, 3, options._replace(image_size=(4, 4)), name="train")
+    resized = reading.prepare(paths, labels, 3, options._replace(image_size=(4, 4)), name="train")
     assert resized.cache_folder != second.cache_folder

@@ -14,7 +14,7 @@ import zipfile
 
 import pytest
 
-from rps_tfdata.core import index, sources
+from rps_tfdata.core import download, index
 from rps_tfdata.core.errors import UserError
 
 
@@ -28,7 +28,7 @@ def make_zip(folder, files):
 
 
 def pinned(name, folder, data):
-    return sources.RemoteZip(name, len(data), hashlib.sha256(data).hexdigest(), folder)
+    return download.RemoteZip(name, len(data), hashlib.sha256(data).hexdigest(), folder)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -71,41 +71,41 @@ def mirror(tmp_path):
 def test_fetch_downloads_verifies_extracts_then_works_offline(tmp_path, mirror):
     url, train, test, _ = mirror
     cache = str(tmp_path / "cache")
-    dirs = sources.fetch_rps(cache, url, progress=False, train=train, test=test)
+    dirs = download.fetch_rps(cache, url, progress=False, train=train, test=test)
     assert index.list_all(dirs.train_dir).class_names == ["paper", "rock"]
     assert os.path.isfile(os.path.join(dirs.test_dir, "rock", "t.png"))
-    offline = sources.fetch_rps(cache, "http://127.0.0.1:9/unreachable", train=train, test=test)
+    offline = download.fetch_rps(cache, "http://127.0.0.1:9/unreachable", train=train, test=test)
     assert offline == dirs
 
 
 def test_base_url_from_environment(tmp_path, mirror, monkeypatch):
     url, train, _, _ = mirror
-    monkeypatch.setenv(sources.BASE_URL_ENV, url)
-    assert sources.resolve_base_url() == url + "/"
-    folder = sources.fetch(train, str(tmp_path / "cache"), progress=False)
+    monkeypatch.setenv(download.BASE_URL_ENV, url)
+    assert download.resolve_base_url() == url + "/"
+    folder = download.fetch(train, str(tmp_path / "cache"), progress=False)
     assert os.path.isdir(os.path.join(folder, "rock"))
-    assert sources.resolve_base_url("http://flag.example/x/") == "http://flag.example/x/"
+    assert download.resolve_base_url("http://flag.example/x/") == "http://flag.example/x/"
 
 
 def test_checksum_mismatch_deletes_the_file_and_says_so(tmp_path, mirror):
     url, train, _, _ = mirror
     wrong = train._replace(sha256="0" * 64)
     cache = tmp_path / "cache"
-    with pytest.raises(sources.DownloadError, match="corrupt .*sha256.*deleted"):
-        sources.fetch(wrong, str(cache), url, progress=False)
+    with pytest.raises(download.DownloadError, match="corrupt .*sha256.*deleted"):
+        download.fetch(wrong, str(cache), url, progress=False)
     assert not list(cache.glob("rps.zip*"))
 
 
 def test_size_mismatch_is_reported(tmp_path, mirror):
     url, train, _, _ = mirror
-    with pytest.raises(sources.DownloadError, match=f"{train.size} bytes, expected 1"):
-        sources.fetch(train._replace(size=1), str(tmp_path / "cache"), url, progress=False)
+    with pytest.raises(download.DownloadError, match=f"{train.size} bytes, expected 1"):
+        download.fetch(train._replace(size=1), str(tmp_path / "cache"), url, progress=False)
 
 
 def test_unreachable_server_names_url_and_remedies(tmp_path, mirror):
     url, train, _, _ = mirror
-    with pytest.raises(sources.DownloadError, match=r"missing\.zip.*--base_url.*--data_dir"):
-        sources.fetch(train._replace(name="missing.zip"), str(tmp_path / "c"), url, progress=False)
+    with pytest.raises(download.DownloadError, match=r"missing\.zip.*--base_url.*--data_dir"):
+        download.fetch(train._replace(name="missing.zip"), str(tmp_path / "c"), url, progress=False)
 
 
 def test_corrupt_cached_zip_is_downloaded_again(tmp_path, mirror):
@@ -113,9 +113,9 @@ def test_corrupt_cached_zip_is_downloaded_again(tmp_path, mirror):
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "rps.zip").write_bytes(b"truncated")
-    folder = sources.fetch(train, str(cache), url, progress=False)
+    folder = download.fetch(train, str(cache), url, progress=False)
     assert os.path.isfile(os.path.join(folder, "paper", "p.png"))
-    assert sources.sha256_of(str(cache / "rps.zip")) == train.sha256
+    assert download.sha256_of(str(cache / "rps.zip")) == train.sha256
 
 
 def test_a_folder_the_package_did_not_write_is_refused_and_kept(tmp_path, mirror):
@@ -124,7 +124,7 @@ def test_a_folder_the_package_did_not_write_is_refused_and_kept(tmp_path, mirror
     (cache / "rps" / "rock").mkdir(parents=True)  # the user's own folder: no marker
     (cache / "rps" / "rock" / "mine.png").write_bytes(b"x")
     with pytest.raises(UserError, match=r"rps exists but was not written by rps_tfdata"):
-        sources.fetch(train, str(cache), url, progress=False)
+        download.fetch(train, str(cache), url, progress=False)
     assert os.listdir(cache / "rps" / "rock") == ["mine.png"]
 
 
@@ -137,11 +137,11 @@ def test_an_interrupted_extraction_leaves_no_folder_and_is_redone(tmp_path, mirr
         raise KeyboardInterrupt  # stands for a kill in the middle of extraction
 
     with monkeypatch.context() as patch:
-        patch.setattr(sources, "safe_extract", killed)
+        patch.setattr(download, "safe_extract", killed)
         with pytest.raises(KeyboardInterrupt):
-            sources.fetch(train, str(cache), url, progress=False)
+            download.fetch(train, str(cache), url, progress=False)
     assert sorted(os.listdir(cache)) == ["rps.zip"]  # no half folder, no staging left
-    folder = sources.fetch(train, str(cache), url, progress=False)
+    folder = download.fetch(train, str(cache), url, progress=False)
     assert sorted(os.listdir(os.path.join(folder, "rock"))) == ["rock01-000.png"]
     assert os.path.isfile(os.path.join(folder, "paper", "p.png"))
 
@@ -153,8 +153,8 @@ def test_zip_slip_is_refused(tmp_path, member):
     zip_path.write_bytes(data)
     dest = tmp_path / "out"
     dest.mkdir()
-    with pytest.raises(sources.DownloadError, match="outside"):
-        sources.safe_extract(str(zip_path), str(dest))
+    with pytest.raises(download.DownloadError, match="outside"):
+        download.safe_extract(str(zip_path), str(dest))
     assert not (tmp_path / "evil.png").exists()
     assert not os.listdir(dest)
 
@@ -162,8 +162,8 @@ def test_zip_slip_is_refused(tmp_path, member):
 def test_not_a_zip_is_reported(tmp_path):
     path = tmp_path / "x.zip"
     path.write_bytes(b"not a zip")
-    with pytest.raises(sources.DownloadError, match="not a valid zip"):
-        sources.safe_extract(str(path), str(tmp_path))
+    with pytest.raises(download.DownloadError, match="not a valid zip"):
+        download.safe_extract(str(path), str(tmp_path))
 
 
 def test_progress_is_shown_on_a_terminal():
@@ -172,7 +172,7 @@ def test_progress_is_shown_on_a_terminal():
             return True
 
     stream = Terminal()
-    bar = sources._Progress("rps.zip", 2 * 2**20, stream)
+    bar = download._Progress("rps.zip", 2 * 2**20, stream)
     bar.update(2**20)
     bar.update(2 * 2**20)
     assert "rps.zip: 1.0/2.0 MiB (50%" in stream.getvalue()
@@ -190,9 +190,9 @@ class _Slow(_Quiet):
 
 FETCH = """
 import sys
-from rps_tfdata.core import sources
-remote = sources.RemoteZip(sys.argv[3], int(sys.argv[4]), sys.argv[5], "rps")
-print(sources.fetch(remote, sys.argv[1], sys.argv[2], progress=False))
+from rps_tfdata.core import download
+remote = download.RemoteZip(sys.argv[3], int(sys.argv[4]), sys.argv[5], "rps")
+print(download.fetch(remote, sys.argv[1], sys.argv[2], progress=False))
 """
 
 
@@ -225,7 +225,7 @@ def test_two_runs_fetching_at_once_on_an_empty_cache_both_succeed(tmp_path):
         with open(os.path.join(folder, relative), "rb") as f:
             assert f.read() == content
     assert sorted(os.listdir(cache)) == ["rps", "rps.zip"]  # no temporary file left
-    assert sources.sha256_of(os.path.join(cache, "rps.zip")) == remote.sha256
+    assert download.sha256_of(os.path.join(cache, "rps.zip")) == remote.sha256
 
 
 def test_a_full_disk_is_reported_as_local_not_as_the_network(tmp_path, mirror):
@@ -250,4 +250,4 @@ def test_a_download_folder_that_cannot_exist_is_named(tmp_path, mirror):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     with pytest.raises(UserError, match=r"--download_dir=.*a_file/cache cannot be written"):
-        sources.fetch(train, str(blocker / "cache"), url, progress=False)
+        download.fetch(train, str(blocker / "cache"), url, progress=False)

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from rps_tfdata.core import config, pipeline, tfds_source, training
+from rps_tfdata.core import config, distribution, reading, training
+from rps_tfdata.core.datasets import tfds as tfds_source
+from rps_tfdata.core.download import CLASS_NAMES
 from rps_tfdata.core.errors import ConfigError, DatasetLayoutError
 
-OPTIONS = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
+OPTIONS = reading.PipelineOptions(image_size=(48, 48), batch_size=8)
 
 
 @pytest.fixture()
@@ -27,12 +29,14 @@ def test_splits_follow_tfds_labels_and_take_the_first_fifth_of_each_class(mock_r
         int(e["label"])
         for e in tfds.load("rock_paper_scissors", split="train", shuffle_files=False)
     ]
-    train, validation, test, listed = tfds_source.splits(0.2, OPTIONS)
+    run = config.TrainConfig(dataset="tfds", validation_split=0.2)
+    data = tfds_source.TfdsSource(run, OPTIONS).load(distribution.Worker())
+    train, validation, test, listed = data.train, data.validation, data.test, data.listed_train
     ours = np.array(["rock", "paper", "scissors"])[raw]  # TFDS's names of each example
     for split in (train, validation):
         for image_id, label in zip(split.ids, split.labels, strict=True):
-            assert tfds_source.CLASS_NAMES[label] == ours[image_id]
-    for label, name in enumerate(tfds_source.CLASS_NAMES):
+            assert CLASS_NAMES[label] == ours[image_id]
+    for label, name in enumerate(CLASS_NAMES):
         members = [i for i, n in enumerate(ours) if n == name]
         expected = members[: int(0.2 * len(members))]
         assert [
@@ -44,14 +48,14 @@ def test_splits_follow_tfds_labels_and_take_the_first_fifth_of_each_class(mock_r
 
 def test_training_from_tfds(mock_rps, tmp_path):
     run = config.TrainConfig(
-        train_dir="", model_dir=str(tmp_path), dataset="tfds", epochs=1, input=OPTIONS
+        model_dir=str(tmp_path), dataset="tfds", epochs=1, image_size=48, batch_size=8
     )
     metrics = training.train_and_evaluate(run)
     assert metrics["class_names"] == ["paper", "rock", "scissors"]
     assert metrics["num_train_images"] + metrics["num_validation_images"] == 20
     assert metrics["num_test_images"] == 20 and np.isfinite(metrics["test_loss"])
     with pytest.raises(ConfigError, match="drop --image_cache"):
-        config.check_config(run._replace(input=OPTIONS._replace(cache="disk")))
+        config.check_config(run._replace(image_cache="disk"))
 
 
 def test_an_unprepared_tfds_is_named(tmp_path):

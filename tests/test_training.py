@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
-from rps_tfdata.core import artifacts, evaluation, pipeline, prediction, synthetic, training
+from rps_tfdata.core import artifacts, evaluation, plan, prediction, synthetic, training
 from rps_tfdata.core import config as config_lib
 from rps_tfdata.core.errors import (
     ConfigError,
@@ -30,11 +30,11 @@ def test_dir(tmp_path_factory):
 
 
 def config_for(train_dir, model_dir, **changes):
-    options = pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
     return config_lib.TrainConfig(
-        train_dir=train_dir,
+        data_dir=train_dir,
         model_dir=str(model_dir),
-        input=options,
+        image_size=48,
+        batch_size=8,
         **{"epochs": EPOCHS, **changes},
     )
 
@@ -171,8 +171,8 @@ def test_too_few_images_for_validation_is_explained(tmp_path):
 
 
 def test_make_augmentation_follows_the_mode(tmp_path):
-    assert config_lib.make_augmentation(config_for("d", tmp_path, augment="none")) is None
-    layer = config_lib.make_augmentation(config_for("d", tmp_path, seed=5))
+    assert plan.make_augmentation(config_for("d", tmp_path, augment="none")) is None
+    layer = plan.make_augmentation(config_for("d", tmp_path, seed=5))
     assert layer.get_config()["rotation_range"] == 40 and layer.seed == 5
 
 
@@ -189,9 +189,9 @@ def test_device_augmentation_trains_inside_the_step_and_saves_a_plain_model(
 
 def test_augment_on_auto_follows_the_machine():
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
-    assert config_lib.resolve_augment_on("auto") == ("device" if has_gpu else "host")
-    assert config_lib.resolve_augment_on("device") == "device"
-    assert config_lib.resolve_augment_on("host") == "host"
+    assert plan.resolve_augment_on("auto") == ("device" if has_gpu else "host")
+    assert plan.resolve_augment_on("device") == "device"
+    assert plan.resolve_augment_on("host") == "host"
 
 
 def test_validation_augmentation_on_device_is_refused(synthetic_dir, tmp_path):
@@ -203,13 +203,13 @@ def test_validation_augmentation_on_device_is_refused(synthetic_dir, tmp_path):
 def test_uncompiled_augmentation_inside_an_xla_step_is_refused(tmp_path):
     config = config_for("d", tmp_path, augment_on="device", jit_augment=False, jit_compile="true")
     with pytest.raises(ConfigError, match="--nojit_augment cannot run inside an XLA"):
-        config_lib.check_config(config)
+        plan.make_plan(config)
     for allowed in (
         config._replace(jit_compile="false"),
         config._replace(augment_on="host"),
         config._replace(jit_augment=True),
     ):
-        config_lib.check_config(allowed)
+        plan.make_plan(allowed)
 
 
 @pytest.fixture()

@@ -40,17 +40,18 @@ from rps_tfdata.bench import seed_reference, throughput
 from rps_tfdata.core import (
     artifacts,
     data_service,
-    distribution,
+    datasets,
+    epochs,
     export,
     index,
-    pipeline,
     prediction,
+    reading,
     resources,
     training,
 )
 from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import data as data_lib
 from rps_tfdata.core import model as model_lib
+from rps_tfdata.core import plan as plan_lib
 
 MODES = ("pipeline", "step", "e2e", "all", "parity", "memory", "service", "serving")
 
@@ -60,7 +61,7 @@ class Settings(NamedTuple):
 
     repeats: int = 3
     steady_epochs: int = 3  # pipeline: cached epochs timed after the cold one
-    e2e_epochs: int = 2  # e2e: epochs of fit, the first one warm-up
+    e2e_epochs: int = 2  # e2e: epochs of the training loop, the first one warm-up
     steps: int = 12  # step: train steps per repeat
     window: int = 10  # e2e: batches per timed window
 
@@ -68,47 +69,47 @@ class Settings(NamedTuple):
 def idg_train_iterator(config: config_lib.TrainConfig):
     """The seed's augmented training iterator over the same files."""
     return seed_reference.seed_iterators(
-        config.train_dir,
-        image_size=config.input.image_size[0],
-        batch_size=config.input.batch_size,
+        config.data_dir,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
         seed=config.seed,
     ).train
 
 
-def _one_device() -> tf.distribute.Strategy:
-    """The benchmarks measure one device."""
-    return distribution.make_strategy("one_device")
-
-
-def _host_augmentation(config: config_lib.TrainConfig):
-    return None if config_lib.augments_on_device(config) else config_lib.make_augmentation(config)
+def one_device_plan(config: config_lib.TrainConfig) -> plan_lib.Plan:
+    """The run's plan on one device: the benchmarks measure one device."""
+    return plan_lib.make_plan(config._replace(strategy="one_device"))
 
 
 def bench_pipeline(
-    config: config_lib.TrainConfig, data: data_lib.Data, baseline: bool, settings: Settings
+    config: config_lib.TrainConfig,
+    plan: plan_lib.Plan,
+    data: datasets.Data,
+    baseline: bool,
+    settings: Settings,
 ) -> dict:
     """Input pipeline images/s: cold (reading every file once: the unreadable-file scan,
     decode, resize, cache fill), steady (epochs from the cache), the augmentation kernel,
     and the seed's pipeline."""
-    batch_size, repeats = config.input.batch_size, settings.repeats
+    batch_size, repeats = config.batch_size, settings.repeats
     paths, labels = data.train.paths, data.train.labels
     # One layer for every repeat: its XLA compilation is warm-up, not pipeline time.
-    layer = _host_augmentation(config)
-    warm = pipeline.prepare(paths[:batch_size], labels[:batch_size], 3, config.input)
-    next(iter(pipeline.training_batches(warm, seed=config.seed, augmentation=layer)))
+    layer = plan.host_augmentation
+    warm = reading.prepare(paths[:batch_size], labels[:batch_size], 3, plan.input)
+    next(iter(epochs.training_batches(warm, seed=config.seed, augmentation=layer)))
     cold, steady = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        prepared = pipeline.prepare(paths, labels, len(data.class_names), config.input)
+        prepared = reading.prepare(paths, labels, len(data.class_names), plan.input)
         cold.append(len(paths) / (time.perf_counter() - start))
         batches = iter(
-            pipeline.training_batches(
+            epochs.training_batches(
                 prepared, seed=config.seed, end_epoch=settings.steady_epochs, augmentation=layer
             )
         )
         for _ in range(settings.steady_epochs):
             start = time.perf_counter()
-            for _ in range(pipeline.steps_per_epoch(prepared)):
+            for _ in range(epochs.steps_per_epoch(prepared)):
                 next(batches)
             steady.append(len(paths) / (time.perf_counter() - start))
     results = {
@@ -116,7 +117,7 @@ def bench_pipeline(
         "pipeline_steady": throughput.rate_of(steady),
     }
     if layer is not None:
-        batch = tf.random.uniform((batch_size, *config.input.image_size, 3), 0, 255)
+        batch = tf.random.uniform((batch_size, *plan.input.image_size, 3), 0, 255)
         seed = tf.constant([1, 2], tf.int64)
         results["augment_kernel"] = throughput.time_batches(
             lambda: layer(batch, training=True, seed=seed).numpy(),
@@ -132,12 +133,14 @@ def bench_pipeline(
     return results
 
 
-def bench_step(config: config_lib.TrainConfig, num_classes: int, settings: Settings) -> dict:
+def bench_step(
+    config: config_lib.TrainConfig, plan: plan_lib.Plan, num_classes: int, settings: Settings
+) -> dict:
     """The train step alone, on one in-memory batch (no input cost): the model's ceiling."""
-    _, _, steps = training.build(config, num_classes, _one_device())
+    _, _, steps = training.build(config, plan, num_classes)
     rng = np.random.default_rng(0)
-    batch_size = config.input.batch_size
-    images = tf.constant(rng.random((batch_size, *config.input.image_size, 3), np.float32))
+    batch_size = config.batch_size
+    images = tf.constant(rng.random((batch_size, *plan.input.image_size, 3), np.float32))
     labels = tf.one_hot(rng.integers(num_classes, size=batch_size), num_classes)
     seeds = tf.zeros((batch_size, 2), tf.int64)
     rate = throughput.time_training(
@@ -158,54 +161,59 @@ def _with_seeds(iterator):
 
 
 def bench_e2e(
-    config: config_lib.TrainConfig, data: data_lib.Data, baseline: bool, settings: Settings
+    config: config_lib.TrainConfig,
+    plan: plan_lib.Plan,
+    data: datasets.Data,
+    baseline: bool,
+    settings: Settings,
 ) -> dict:
     """The training loop on the real pipeline (and on the seed's), after a warm-up epoch."""
     num_classes = len(data.class_names)
     timing = dict(
         epochs=settings.e2e_epochs,
-        steps_per_epoch=pipeline.steps_per_epoch(data.train),
-        batch_size=config.input.batch_size,
+        steps_per_epoch=epochs.steps_per_epoch(data.train),
+        batch_size=config.batch_size,
         window=settings.window,
     )
-    ours = pipeline.training_batches(
+    ours = epochs.training_batches(
         data.train,
         seed=config.seed,
         end_epoch=settings.e2e_epochs,
-        augmentation=_host_augmentation(config),
+        augmentation=plan.host_augmentation,
     )
     results = {
         "e2e": throughput.time_training(
-            training.build(config, num_classes, _one_device())[2].train, iter(ours), **timing
+            training.build(config, plan, num_classes)[2].train, iter(ours), **timing
         )
     }
     if baseline:
         results["idg_e2e"] = throughput.time_training(
-            training.build(config, num_classes, _one_device())[2].train,
+            training.build(config, plan, num_classes)[2].train,
             _with_seeds(idg_train_iterator(config)),
             **timing,
         )
     return results
 
 
-def measure_memory(config: config_lib.TrainConfig, epochs: int) -> dict[str, Any]:
+def measure_memory(config: config_lib.TrainConfig, num_epochs: int) -> dict[str, Any]:
     """How much resident memory the training split's cache and `epochs` epochs add.
 
     Everything is warmed up first on a few files, so the growth is the data's: with
     `image_cache="memory"` it grows with the set (the pixels), with "disk" it should not.
     """
-    split = index.list_split(config.train_dir, config.validation_split, "training")
-    options, layer = config.input, _host_augmentation(config)
-    few = pipeline.prepare(split.paths[:8], split.labels[:8], 3, options._replace(cache="none"))
-    for _ in pipeline.training_batches(few, seed=config.seed, augmentation=layer):
+    split = index.list_split(config.data_dir, config.validation_split, "training")
+    plan = one_device_plan(config)
+    options, layer = plan.input, plan.host_augmentation
+    few = reading.prepare(split.paths[:8], split.labels[:8], 3, options._replace(cache="none"))
+    for _ in epochs.training_batches(few, seed=config.seed, augmentation=layer):
         pass
     before = resources.current_rss_mb()
-    prepared = pipeline.prepare(
+    prepared = reading.prepare(
         split.paths, split.labels, len(split.class_names), options, name="train"
     )
     after_prepare = resources.current_rss_mb()
-    for _ in pipeline.training_batches(
-        prepared, seed=config.seed, end_epoch=epochs, augmentation=layer
+    for _ in epochs.training_batches(
+        prepared, seed=config.seed, end_epoch=num_epochs, augmentation=layer
     ):
         pass
     return {
@@ -248,16 +256,17 @@ def measure_service(
 ) -> dict[str, throughput.Rate]:
     """Images/s of `settings.steady_epochs` epochs per repeat, read here and through the
     service with 1..max_workers workers; images are decoded every epoch in each case."""
-    split = index.list_split(config.train_dir, config.validation_split, "training")
-    options = config.input._replace(cache="none", deterministic=False)
-    prepared = pipeline.prepare(split.paths, split.labels, len(split.class_names), options)
-    layer = _host_augmentation(config)
+    split = index.list_split(config.data_dir, config.validation_split, "training")
+    plan = one_device_plan(config)
+    options = plan.input._replace(cache="none", deterministic=False)
+    prepared = reading.prepare(split.paths, split.labels, len(split.class_names), options)
+    layer = plan.host_augmentation
     results = {}
     for workers in range(max_workers + 1):
 
-        def epochs(address: str = "") -> Iterator[tf.data.Dataset]:
+        def service_epochs(address: str = "") -> Iterator[tf.data.Dataset]:
             for epoch in range(settings.steady_epochs * settings.repeats + 1):
-                dataset = pipeline.epoch_batches(
+                dataset = epochs.epoch_batches(
                     prepared, epoch, seed=config.seed, augmentation=layer
                 )
                 if address:
@@ -267,7 +276,7 @@ def measure_service(
 
         with local_service(workers) if workers else contextlib.nullcontext("") as address:
             samples = []
-            for k, dataset in enumerate(epochs(address)):
+            for k, dataset in enumerate(service_epochs(address)):
                 start = time.perf_counter()
                 count = sum(int(y.shape[0]) for _, y, _ in dataset)
                 if k:  # the first epoch warms up (tracing, compilation, worker start)
@@ -280,11 +289,11 @@ def measure_service(
 def measure_serving(config: config_lib.TrainConfig, settings: Settings) -> dict:
     """The export's signature on 32 encoded files vs the predict path on the same files
     (an untrained CNN: the weights do not change the speed)."""
-    split = index.list_all(config.train_dir)
+    split = index.list_all(config.data_dir)
     paths = split.paths[:32]
-    model = model_lib.build_model(config.input.image_size, len(split.class_names))
-    out = os.path.join(config.model_dir, "export")
-    options = config.input._replace(cache="memory")
+    options = plan_lib.input_options(config)._replace(cache="memory")
+    model = model_lib.build_model(options.image_size, len(split.class_names))
+    out = os.path.join(config.model_dir, artifacts.EXPORT)
     export.export(model, split.class_names, options.image_size, options.resize_method, out)
     serve = tf.saved_model.load(out).signatures["serving_default"]
     encoded = tf.constant([tf.io.read_file(p).numpy() for p in paths])
@@ -327,14 +336,14 @@ def header(config: config_lib.TrainConfig, mode: str) -> dict[str, Any]:
     """What a report states before its figures: versions, devices, settings, memory."""
     return {
         **throughput.environment(),
-        "data_dir": config.train_dir,
+        "data_dir": config.data_dir,
         "mode": mode,
-        "image_size": config.input.image_size[0],
-        "batch_size": config.input.batch_size,
-        "augment_on": config_lib.resolve_augment_on(config.augment_on),
-        "mixed_precision": config.precision,
+        "image_size": config.image_size,
+        "batch_size": config.batch_size,
+        "augment_on": plan_lib.resolve_augment_on(config.augment_on),
+        "mixed_precision": config.mixed_precision,
         "jit_compile": config.jit_compile,
-        "image_cache": config.input.cache,
+        "image_cache": plan_lib.input_options(config).cache,
         "peak_rss_mb": round(resources.peak_rss_mb(), 1),
     }
 
@@ -352,11 +361,12 @@ def run_benchmarks(
 ) -> dict[str, throughput.Rate]:
     """Runs the measurements `mode` asks for, logging each figure as it is done."""
     config_lib.check_config(config)
-    data = data_lib.load_data(config)
+    plan = one_device_plan(config)
+    data = datasets.open_source(config, plan.input).load(plan.worker)
     stages: list[tuple[str, Callable[[], dict]]] = [
-        ("pipeline", lambda: bench_pipeline(config, data, baseline, settings)),
-        ("step", lambda: bench_step(config, len(data.class_names), settings)),
-        ("e2e", lambda: bench_e2e(config, data, baseline, settings)),
+        ("pipeline", lambda: bench_pipeline(config, plan, data, baseline, settings)),
+        ("step", lambda: bench_step(config, plan, len(data.class_names), settings)),
+        ("e2e", lambda: bench_e2e(config, plan, data, baseline, settings)),
     ]
     results: dict[str, throughput.Rate] = {}
     for name, measure in stages:

@@ -19,8 +19,8 @@ import numpy as np
 
 from rps_tfdata.bench import seed_reference
 from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import data as data_lib
-from rps_tfdata.core import distribution, evaluation, loop, pipeline, training
+from rps_tfdata.core import datasets, epochs, evaluation, loop, run_state, training
+from rps_tfdata.core import plan as plan_lib
 
 PIPELINES = ("seed_idg", "rps_tfdata")
 CURVE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds")
@@ -36,11 +36,12 @@ class ParityRun(NamedTuple):
     clean_val_loss: float
 
 
-def start(config: config_lib.TrainConfig, num_classes: int) -> tuple[keras.Model, loop.Steps]:
+def start(
+    config: config_lib.TrainConfig, plan: plan_lib.Plan, num_classes: int
+) -> tuple[keras.Model, loop.Steps]:
     """The CNN with the initial weights of `config.seed`, and its train step."""
     keras.utils.set_random_seed(config.seed)
-    strategy = distribution.make_strategy("one_device")
-    model, _, steps = training.build(config, num_classes, strategy)
+    model, _, steps = training.build(config, plan, num_classes)
     return model, steps
 
 
@@ -55,15 +56,15 @@ def _seed_epoch(iterators: seed_reference.SeedIterators):
     return train, validation
 
 
-def _our_epoch(config: config_lib.TrainConfig, data: data_lib.Data, epoch: int, augmentation):
-    train = pipeline.training_batches(
+def _our_epoch(config: config_lib.TrainConfig, data: datasets.Data, epoch: int, augmentation):
+    train = epochs.training_batches(
         data.train,
         seed=config.seed,
         start_epoch=epoch,
         end_epoch=epoch + 1,
         augmentation=augmentation,
     )
-    validation = pipeline.evaluation_batches(
+    validation = epochs.evaluation_batches(
         data.validation, augmentation=augmentation, seed=config.seed, epoch=epoch
     )
     return iter(train), validation
@@ -72,24 +73,24 @@ def _our_epoch(config: config_lib.TrainConfig, data: data_lib.Data, epoch: int, 
 def train_one(name: str, config: config_lib.TrainConfig) -> ParityRun:
     """Trains the CNN for `config.epochs` on pipeline `name` ("seed_idg" or "rps_tfdata"),
     with the same training loop, so that only the input pipeline differs."""
-    data = data_lib.load_data(config)
+    plan = plan_lib.make_plan(config._replace(strategy="one_device"))
+    data = datasets.open_source(config, plan.input).load(plan.worker)
     num_classes = len(data.class_names)
-    augmentation = config_lib.make_augmentation(config)
     iterators = seed_reference.seed_iterators(
-        config.train_dir,
-        image_size=config.input.image_size[0],
-        batch_size=config.input.batch_size,
+        config.data_dir,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
         seed=config.seed,
     )
-    model, steps = start(config, num_classes)
+    model, steps = start(config, plan, num_classes)
     history: dict[str, list[float]] = {key: [] for key in CURVE_KEYS}
     for epoch in range(config.epochs):
-        loop.reset_dropout(model, config.seed, epoch)
+        run_state.reset_dropout(model, config.seed, epoch)
         if name == "seed_idg":
             train, validation = _seed_epoch(iterators)
         else:
-            train, validation = _our_epoch(config, data, epoch, augmentation)
-        result = loop.run_epoch(steps, train, pipeline.steps_per_epoch(data.train))
+            train, validation = _our_epoch(config, data, epoch, plan.augmentation)
+        result = loop.run_epoch(steps, train, epochs.steps_per_epoch(data.train))
         probabilities, labels = evaluation.predict_all(steps.predict, validation)
         scores = evaluation.summarize(probabilities, labels, num_classes)
         row = (result.loss, result.accuracy, scores["loss"], scores["accuracy"], result.seconds)
@@ -100,7 +101,8 @@ def train_one(name: str, config: config_lib.TrainConfig) -> ParityRun:
 
 
 def parity_config(config: config_lib.TrainConfig, seed: int) -> config_lib.TrainConfig:
-    """`config` with the seed's augmented validation, on the host, and this seed; checked."""
+    """`config` with the seed's augmented validation, on the host, and this seed; checked
+    (the plan, made when it trains, refuses augmentation on the device)."""
     augment_on = "host" if config.augment_on == "auto" else config.augment_on
     changed = config._replace(augment_validation=True, augment_on=augment_on, seed=seed)
     config_lib.check_config(changed)

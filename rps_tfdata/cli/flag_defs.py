@@ -3,8 +3,10 @@
 A command calls `define(...)` with the names of the flags it reads, at import, and so
 accepts those and no others (`evaluate --epochs=3` is an unknown flag). Defining a name
 twice returns the same holder, so entry points imported together (the tests) share them.
-Rules within one flag live in its definition; rules across flags live in
-`rps_tfdata.core.config_lib.check_config`, where the library enforces them too.
+A training flag's default is its `TrainConfig` field's (one default, in
+`rps_tfdata.core.config`). Rules within one flag live in its definition; rules across
+flags live in `rps_tfdata.core.config.check_config` and `rps_tfdata.core.plan`, where the
+library enforces them too.
 """
 
 import functools
@@ -14,7 +16,10 @@ from typing import Callable
 from absl import flags
 
 from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import distribution, images, index, model, pipeline, scan, sources
+from rps_tfdata.core import distribution, download, images, index, model
+from rps_tfdata.core.datasets.base import POLICIES
+
+_DEFAULT = config_lib.TrainConfig._field_defaults
 
 
 def _bench_modes() -> tuple[str, ...]:
@@ -26,7 +31,7 @@ def _bench_modes() -> tuple[str, ...]:
 def _validation_split() -> flags.FlagHolder:
     holder = flags.DEFINE_float(
         "validation_split",
-        0.2,
+        _DEFAULT["validation_split"],
         "Fraction of each class (its first files, as IDG) held out for validation, in (0, 1).",
     )
 
@@ -42,7 +47,9 @@ def _validation_split() -> flags.FlagHolder:
 
 
 def _learning_rate() -> flags.FlagHolder:
-    holder = flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate, > 0.")
+    holder = flags.DEFINE_float(
+        "learning_rate", _DEFAULT["learning_rate"], "Adam's learning rate, > 0."
+    )
     flags.register_validator("learning_rate", lambda v: v > 0, "--learning_rate must be > 0")
     return holder
 
@@ -51,32 +58,32 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
     # Where things are.
     "model_dir": lambda: flags.DEFINE_string(
         "model_dir",
-        "runs/rps",
+        _DEFAULT["model_dir"],
         "Folder of the run: training writes its artifacts here; "
         "evaluate and predict load the model from here.",
     ),
     "data_dir": lambda: flags.DEFINE_string(
         "data_dir",
-        None,
+        None,  # TrainConfig's "" (the official set); None lets evaluate require it
         "Folder with one subfolder of images per class (the flow_from_directory layout). "
         "Training without it downloads the official rps.zip.",
     ),
     "test_dir": lambda: flags.DEFINE_string(
         "test_dir",
-        None,
+        _DEFAULT["test_dir"],
         "Optional held-out folder (same classes) evaluated at the end. "
         "Without --data_dir, the official rps-test-set.zip is used.",
     ),
     "download_dir": lambda: flags.DEFINE_string(
         "download_dir",
-        sources.DEFAULT_DOWNLOAD_DIR,
+        _DEFAULT["download_dir"],
         "Where downloaded zips, their extracted folders and generated synthetic sets are "
         "kept and reused (not the decoded-image cache: see --image_cache).",
     ),
     "base_url": lambda: flags.DEFINE_string(
         "base_url",
-        None,
-        f"Mirror of the dataset zips (default ${sources.BASE_URL_ENV}, else the official bucket).",
+        _DEFAULT["base_url"],
+        f"Mirror of the dataset zips (default ${download.BASE_URL_ENV}, else the official bucket).",
     ),
     "out": lambda: flags.DEFINE_string("out", None, "Where to write (required)."),
     "json": lambda: flags.DEFINE_string(
@@ -84,110 +91,113 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
     ),
     # What a run does.
     "epochs": lambda: flags.DEFINE_integer(
-        "epochs", 25, "Passes over the training subset.", lower_bound=1
+        "epochs", _DEFAULT["epochs"], "Passes over the training subset.", lower_bound=1
     ),
     "batch_size": lambda: flags.DEFINE_integer(
-        "batch_size", 32, "Images per batch.", lower_bound=1
+        "batch_size", _DEFAULT["batch_size"], "Images per batch.", lower_bound=1
     ),
     "image_size": lambda: flags.DEFINE_integer(
         "image_size",
-        150,
+        _DEFAULT["image_size"],
         f"Images are resized to this square side (at least {model.min_image_size()} for the CNN).",
         lower_bound=model.min_image_size(),
     ),
     "seed": lambda: flags.DEFINE_integer(
         "seed",
-        42,
+        _DEFAULT["seed"],
         "Random seed of everything random in the command; the same seed repeats the result.",
     ),
     "validation_split": _validation_split,
     "learning_rate": _learning_rate,
     "augment": lambda: flags.DEFINE_enum(
         "augment",
-        "idg",
+        _DEFAULT["augment"],
         config_lib.AUGMENT_MODES,
         "idg: the seed's ImageDataGenerator augmentation, fused into one warp; none.",
     ),
     "augment_validation": lambda: flags.DEFINE_bool(
         "augment_validation",
-        False,
+        _DEFAULT["augment_validation"],
         "Augment the validation images too, as the seed script does by accident (makes "
         "val_loss, and so the best checkpoint, noisy). Needs --augment_on=host.",
     ),
     "augment_on": lambda: flags.DEFINE_enum(
         "augment_on",
-        "auto",
+        _DEFAULT["augment_on"],
         config_lib.AUGMENT_PLACES,
         "host: augment in the tf.data pipeline; device: inside the train step (XLA-compiled "
         "warp); auto: device when a GPU is visible, else host.",
     ),
     "mixed_precision": lambda: flags.DEFINE_enum(
         "mixed_precision",
-        "float32",
+        _DEFAULT["mixed_precision"],
         model.PRECISIONS,
         "Compute dtype policy of the CNN (the softmax stays float32). mixed_float16 adds "
         "loss scaling; mixed_bfloat16 suits recent GPUs, TPUs and CPUs with AMX.",
     ),
     "jit_compile": lambda: flags.DEFINE_enum(
         "jit_compile",
-        "auto",
+        _DEFAULT["jit_compile"],
         model.JIT_MODES,
         "XLA for the model's train step: auto (Keras: on when a GPU is visible, off on "
         "CPUs, where it measured slower), true, false.",
     ),
     "jit_augment": lambda: flags.DEFINE_bool(
         "jit_augment",
-        True,
+        _DEFAULT["jit_augment"],
         "Compile each batch's augmentation with XLA (gather warp); off: the stock "
         "projective-transform op, uncompiled (not allowed inside an XLA train step).",
     ),
     "resize_method": lambda: flags.DEFINE_enum(
         "resize_method",
-        "pil_nearest",
+        _DEFAULT["resize_method"],
         images.RESIZE_METHODS,
         "pil_nearest matches IDG (PIL NEAREST) exactly up to 4,096-pixel sides; bilinear "
         "and area are smoother.",
     ),
     "image_cache": lambda: flags.DEFINE_enum(
         "image_cache",
-        "memory",
-        pipeline.CACHE_MODES,
+        _DEFAULT["image_cache"],
+        config_lib.IMAGE_CACHES,
         "Where decoded, resized uint8 images are kept after the first epoch: memory "
         "(about 170 MB at 150x150), disk (files under MODEL_DIR/tf_data_cache), or none "
-        "(decode every epoch).",
+        "(decode every epoch); auto: memory, or none with --data_service.",
     ),
     "parallel_calls": lambda: flags.DEFINE_integer(
         "parallel_calls",
-        -1,
+        _DEFAULT["parallel_calls"],
         "Parallelism of the decode and augment maps; -1: tf.data AUTOTUNE.",
         lower_bound=-1,
     ),
     "threadpool_size": lambda: flags.DEFINE_integer(
         "threadpool_size",
-        0,
+        _DEFAULT["threadpool_size"],
         "Threads of a private tf.data pool; 0: TensorFlow's shared pool.",
         lower_bound=0,
     ),
     "prefetch": lambda: flags.DEFINE_integer(
         "prefetch",
-        -1,
+        _DEFAULT["prefetch"],
         "Batches prefetched ahead of the model; -1: tf.data AUTOTUNE.",
         lower_bound=-1,
     ),
     "deterministic": lambda: flags.DEFINE_bool(
-        "deterministic", True, "Keep tf.data's element order deterministic (repeatable runs)."
+        "deterministic",
+        _DEFAULT["deterministic"],
+        "Keep tf.data's element order deterministic (repeatable runs); unset: yes, except "
+        "with --data_service, whose workers deliver as they finish.",
     ),
     "on_bad_image": lambda: flags.DEFINE_enum(
         "on_bad_image",
-        "skip",
-        scan.POLICIES,
+        _DEFAULT["on_bad_image"],
+        POLICIES,
         "An image file that cannot be read (empty, truncated, not an image, TIFF/PPM, over "
         "PIL's pixel limit, corrupt): skip it, naming it and the reason, or fail before "
         "any training step, listing every such file.",
     ),
     "strategy": lambda: flags.DEFINE_enum(
         "strategy",
-        "auto",
+        _DEFAULT["strategy"],
         distribution.STRATEGIES,
         "one_device; mirrored (every local GPU, else every logical CPU); multi_worker "
         "(MultiWorkerMirroredStrategy over the cluster in $TF_CONFIG); auto: mirrored "
@@ -196,13 +206,14 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
     ),
     "data_service": lambda: flags.DEFINE_string(
         "data_service",
-        None,
+        _DEFAULT["data_service"],
         "grpc://HOST:PORT of a tf.data service dispatcher: its workers read, decode and "
-        "augment the training images (needs --image_cache=none|disk and --nodeterministic).",
+        "augment the training images (the image cache is then none or disk, and the order "
+        "nondeterministic).",
     ),
     "data_service_timeout": lambda: flags.DEFINE_float(
         "data_service_timeout",
-        60.0,
+        _DEFAULT["data_service_timeout"],
         "Seconds a trainer (--data_service) or a service worker goes on without an answer "
         "from the dispatcher before it stops with one line; the finished epochs are saved, "
         "and the same command continues the run. Covers a dispatcher restart (--work_dir).",
@@ -210,18 +221,20 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
     ),
     "dataset": lambda: flags.DEFINE_enum(
         "dataset",
-        "folder",
-        ["folder", "tfds"],
+        _DEFAULT["dataset"],
+        config_lib.DATASETS,
         "folder: --data_dir (or the downloaded rps.zip); tfds: TensorFlow Datasets' "
         "prepared rock_paper_scissors (its train split for training and validation, its "
         "test split for the test set).",
     ),
     "tfds_data_dir": lambda: flags.DEFINE_string(
-        "tfds_data_dir", None, "Where TFDS keeps prepared datasets (default: TFDS's own)."
+        "tfds_data_dir",
+        _DEFAULT["tfds_data_dir"],
+        "Where TFDS keeps prepared datasets (default: TFDS's own).",
     ),
     "cpu_devices": lambda: flags.DEFINE_integer(
         "cpu_devices",
-        1,
+        _DEFAULT["cpu_devices"],
         "Split the CPU into this many logical devices, so that --strategy=mirrored can be "
         "tried on a machine without GPUs.",
         lower_bound=1,
@@ -278,7 +291,7 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
         "steady_epochs", 3, "pipeline: cached epochs timed after the cold one.", lower_bound=1
     ),
     "e2e_epochs": lambda: flags.DEFINE_integer(
-        "e2e_epochs", 2, "e2e: epochs of fit; the first is warm-up.", lower_bound=2
+        "e2e_epochs", 2, "e2e: epochs of the training loop; the first is warm-up.", lower_bound=2
     ),
     "steps": lambda: flags.DEFINE_integer(
         "steps", 12, "step: train steps per repeat.", lower_bound=4
@@ -297,27 +310,12 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
     ),
 }
 
-# The flags a training run reads, beyond where its data and model folder are.
-TRAINING = (
-    "epochs",
-    "batch_size",
-    "image_size",
-    "seed",
-    "validation_split",
-    "learning_rate",
-    "augment",
-    "augment_validation",
-    "augment_on",
-    "mixed_precision",
-    "jit_compile",
-    "jit_augment",
-    "resize_method",
-    "image_cache",
-    "parallel_calls",
-    "threadpool_size",
-    "prefetch",
-    "deterministic",
-    "on_bad_image",
+# The flags of what a run computes and how fast: every `TrainConfig` field but where the
+# data and the run are and what it runs on (`train` defines those too).
+TRAINING = tuple(
+    name
+    for name in config_lib.TrainConfig._fields
+    if name not in config_lib.LOCATION + config_lib.PLACEMENT
 )
 
 

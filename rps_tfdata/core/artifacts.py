@@ -1,6 +1,6 @@
 """The files a training run writes into its model folder, and how to load them back.
 
-Every consumer of a finished run (evaluate, predict, later serving) goes through
+Every consumer of a finished run (evaluate, predict, export) goes through
 `load_run`, so the preprocessing used in training cannot drift from inference.
 """
 
@@ -13,7 +13,7 @@ import keras
 
 from rps_tfdata.core import files
 from rps_tfdata.core.errors import RunNotFoundError
-from rps_tfdata.core.pipeline import PipelineOptions
+from rps_tfdata.core.reading import PipelineOptions
 
 BEST_WEIGHTS = "best.weights.h5"
 FINAL_MODEL = "model.keras"
@@ -25,6 +25,7 @@ LOGS = "logs"
 FLAGS = "flags.txt"
 RUN_CONFIG = "run_config.json"
 CHECKPOINTS = "checkpoints"
+EXPORT = "export"  # the SavedModel's versions: EXPORT/1 (TF Serving's layout)
 # Everything a run writes, as `remove_run` deletes it (nothing else in the folder).
 RUN_FILES = (
     BEST_WEIGHTS,
@@ -37,7 +38,7 @@ RUN_FILES = (
     FLAGS,
     RUN_CONFIG,
     CHECKPOINTS,
-    "export",
+    EXPORT,
 )
 
 

@@ -1,31 +1,42 @@
-"""A training run's settings: what they are, what they mean together, what is refused.
+"""A training run's settings: one field per flag of `python -m rps_tfdata.train`, what a
+run records of them, and the combinations refused before anything is read.
 
-`TrainConfig` is everything a run needs as plain values (the flags of `rps_tfdata.train`
-map onto it one to one); `check_config` refuses combinations that cannot work, naming
-the flags, before any data is read.
+`TrainConfig`'s field names are the flags' names and its defaults the flags' defaults
+(`rps_tfdata.cli.flag_defs` reads them from here), so a setting is named once. A run
+records every field but its own folder in `run_config.json` (`settings_of`); a rerun in
+that folder must keep them, except the ones in `MAY_CHANGE`, which change how fast a run
+goes or where it fetches from, never what it computes. Values that depend on the machine
+or on other settings (`auto`) are resolved once, in `rps_tfdata.core.plan`.
 """
 
 import os
 from typing import Any, NamedTuple, Optional
 
-import tensorflow as tf
-
-from rps_tfdata.core import distribution, index, pipeline
-from rps_tfdata.core import model as model_lib
-from rps_tfdata.core.augment import IDGAugmentation
+from rps_tfdata.core import index
+from rps_tfdata.core.download import DEFAULT_DOWNLOAD_DIR
 from rps_tfdata.core.errors import ConfigError
 
 AUGMENT_MODES = ("idg", "none")
 AUGMENT_PLACES = ("auto", "host", "device")
+DATASETS = ("folder", "tfds")
+IMAGE_CACHES = ("auto", "memory", "disk", "none")
 
 
 class TrainConfig(NamedTuple):
-    """Everything a run needs; `rps_tfdata.train`'s flags document each field."""
+    """Everything a run needs, by flag name; `rps_tfdata.train --helpfull` documents each."""
 
-    train_dir: str
-    model_dir: str
-    test_dir: Optional[str] = None
+    # Where the images and the run are.
+    data_dir: str = ""  # "" with dataset="folder": the official rps.zip
+    test_dir: str = ""
+    model_dir: str = "runs/rps"
+    dataset: str = "folder"
+    download_dir: str = DEFAULT_DOWNLOAD_DIR
+    base_url: str = ""
+    tfds_data_dir: str = ""
+    # What the run computes.
     epochs: int = 25
+    batch_size: int = 32
+    image_size: int = 150
     validation_split: float = 0.2
     learning_rate: float = 1e-3
     seed: int = 42
@@ -33,112 +44,84 @@ class TrainConfig(NamedTuple):
     augment_validation: bool = False
     augment_on: str = "auto"
     jit_augment: bool = True
-    precision: str = "float32"
+    mixed_precision: str = "float32"
     jit_compile: str = "auto"
+    resize_method: str = "pil_nearest"
+    deterministic: Optional[bool] = None  # None: yes, unless the tf.data service feeds the run
     on_bad_image: str = "skip"
+    # How fast, and on what.
+    image_cache: str = "auto"  # auto: memory, or none when the tf.data service feeds the run
+    parallel_calls: int = -1  # tf.data AUTOTUNE
+    threadpool_size: int = 0
+    prefetch: int = -1  # tf.data AUTOTUNE
     strategy: str = "auto"
-    data_service: str = ""  # grpc://HOST:PORT of a tf.data service dispatcher
-    data_service_timeout: float = 60.0  # seconds without a dispatcher before stopping
-    cpu_devices: int = 1  # logical devices the CPU is split into (mirrored without GPUs)
-    dataset: str = "folder"  # "folder": train_dir (and test_dir); "tfds": TFDS's prepared set
-    tfds_data_dir: str = ""  # where TFDS keeps prepared datasets ("": its default)
-    input: pipeline.PipelineOptions = pipeline.PipelineOptions()
+    cpu_devices: int = 1
+    data_service: str = ""
+    data_service_timeout: float = 60.0
+
+
+# Fields that say where the images and the run are, and what the run runs on; the other
+# fields (what it computes, how fast) are the flags that `benchmark` shares with `train`.
+LOCATION = (
+    "data_dir",
+    "test_dir",
+    "model_dir",
+    "dataset",
+    "download_dir",
+    "base_url",
+    "tfds_data_dir",
+)
+PLACEMENT = ("strategy", "cpu_devices", "data_service", "data_service_timeout")
+# The run's folder: where it is, not what it is.
+WHERE = ("model_dir",)
+# Recorded, but a rerun may change them: they change speed or sources, never results.
+MAY_CHANGE = (
+    "epochs",  # a larger count continues a run; a smaller one is refused on its own terms
+    "download_dir",
+    "base_url",
+    "tfds_data_dir",
+    "image_cache",
+    "parallel_calls",
+    "threadpool_size",
+    "prefetch",
+    "data_service_timeout",
+)
 
 
 def settings_of(config: TrainConfig) -> dict[str, Any]:
     """The run's settings by flag name, as `run_config.json` records them."""
-    options = config.input
-    return {
-        "data_dir": os.path.abspath(config.train_dir) if config.train_dir else None,
-        "dataset": config.dataset,
-        "test_dir": os.path.abspath(config.test_dir) if config.test_dir else None,
-        "epochs": config.epochs,
-        "validation_split": config.validation_split,
-        "learning_rate": config.learning_rate,
-        "seed": config.seed,
-        "augment": config.augment,
-        "augment_validation": config.augment_validation,
-        "augment_on": config.augment_on,
-        "jit_augment": config.jit_augment,
-        "mixed_precision": config.precision,
-        "jit_compile": config.jit_compile,
-        "on_bad_image": config.on_bad_image,
-        "strategy": config.strategy,
-        "data_service": bool(config.data_service),  # the address may change between runs
-        "data_service_timeout": config.data_service_timeout,
-        "cpu_devices": config.cpu_devices,
-        "image_size": options.image_size[0],
-        "batch_size": options.batch_size,
-        "resize_method": options.resize_method,
-        "deterministic": options.deterministic,
-        "image_cache": options.cache,
-        "parallel_calls": options.parallel_calls,
-        "threadpool_size": options.threadpool_size,
-        "prefetch": options.prefetch,
-    }
-
-
-def _check_data_service(config: TrainConfig) -> None:
-    """The service's workers read files and hand out images in the order they finish."""
-    if distribution.resolve(config.strategy) != "one_device":
-        raise ConfigError("--data_service feeds one trainer: use it with --strategy=one_device")
-    if config.input.cache == "memory":
-        raise ConfigError(
-            "--data_service runs the pipeline on its workers, which read the image files: "
-            "use --image_cache=none or --image_cache=disk (a folder the workers can read)"
-        )
-    if config.input.deterministic:
-        raise ConfigError(
-            "--data_service gives up the order of images (workers deliver as they finish; "
-            "each image's augmentation stays the same): pass --nodeterministic to accept it"
-        )
-
-
-def resolve_augment_on(augment_on: str) -> str:
-    """ "auto": on the device when a GPU is visible (the host would starve it), else on
-    the host (a CPU "device" is the host anyway, and the tf.data threads overlap it)."""
-    if augment_on == "auto":
-        return "device" if tf.config.list_physical_devices("GPU") else "host"
-    if augment_on not in AUGMENT_PLACES:
-        raise ValueError(f"augment_on must be one of {AUGMENT_PLACES}. Received: {augment_on!r}")
-    return augment_on
-
-
-def augments_on_device(config: TrainConfig) -> bool:
-    """Whether this run augments inside the train step rather than in tf.data."""
-    return resolve_augment_on(config.augment_on) == "device"
-
-
-def make_augmentation(config: TrainConfig) -> Optional[IDGAugmentation]:
-    """The seed's IDG augmentation, or None with --augment=none."""
-    if config.augment == "none":
-        return None
-    return IDGAugmentation(seed=config.seed, jit_compile=config.jit_augment)
+    settings = {name: value for name, value in config._asdict().items() if name not in WHERE}
+    for name in ("data_dir", "test_dir"):
+        settings[name] = os.path.abspath(settings[name]) if settings[name] else None
+    settings["data_service"] = bool(config.data_service)  # the address may change between runs
+    return settings
 
 
 def check_config(config: TrainConfig) -> None:
-    """Raises ConfigError (naming the flags at fault) for settings that cannot work together."""
+    """Raises ConfigError (naming the flags at fault) for settings that cannot work
+    together whatever the machine; `plan.make_plan` checks the rest once it has resolved
+    the `auto` values."""
     if config.data_service:
-        _check_data_service(config)
-    if config.dataset == "tfds" and config.input.cache != "memory":
-        raise ConfigError(
-            "--dataset=tfds holds TFDS's decoded images in memory: drop --image_cache"
-        )
-    if config.dataset == "tfds" and config.data_service:
-        raise ConfigError("--data_service reads image files: it cannot serve --dataset=tfds")
+        if config.image_cache == "memory":
+            raise ConfigError(
+                "--data_service runs the pipeline on its workers, which read the image files: "
+                "use --image_cache=none or --image_cache=disk (a folder the workers can read)"
+            )
+        if config.deterministic:
+            raise ConfigError(
+                "--data_service gives up the order of images (workers deliver as they finish; "
+                "each image's augmentation stays the same): drop --deterministic"
+            )
+    if config.dataset == "tfds":
+        if config.image_cache not in ("auto", "memory"):
+            raise ConfigError(
+                "--dataset=tfds holds TFDS's decoded images in memory: drop --image_cache"
+            )
+        if config.data_service:
+            raise ConfigError("--data_service reads image files: it cannot serve --dataset=tfds")
+        if config.data_dir or config.test_dir:
+            raise ConfigError("--dataset=tfds reads TFDS: drop --data_dir and --test_dir")
     try:
         index.check_validation_split(config.validation_split)
     except ValueError as e:
         raise ConfigError(f"--{e}") from e
-    on_device = augments_on_device(config)
-    if config.augment_validation and on_device:
-        raise ConfigError(
-            "--augment_validation needs --augment_on=host: augmentation on the device runs "
-            "inside the train step only, never on validation"
-        )
-    if on_device and not config.jit_augment and model_lib.step_uses_xla(config.jit_compile):
-        raise ConfigError(
-            "--nojit_augment cannot run inside an XLA-compiled train step (its projective-"
-            "transform op has no XLA kernel): drop --nojit_augment, or use --augment_on=host "
-            "or --jit_compile=false"
-        )

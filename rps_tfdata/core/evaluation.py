@@ -7,7 +7,8 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from rps_tfdata.core import artifacts, index, loop, pipeline, scan
+from rps_tfdata.core import artifacts, epochs, index, loop, reading, scan
+from rps_tfdata.core.datasets.base import check_policy
 from rps_tfdata.core.errors import DatasetLayoutError
 
 Predict = Callable[[tf.Tensor], tf.Tensor]
@@ -24,7 +25,8 @@ def predict_all(predict: Predict, batches: tf.data.Dataset) -> tuple[np.ndarray,
 
 def summarize(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
     """Accuracy, mean cross-entropy (clipped as Keras clips) and the confusion matrix."""
-    picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1 - 1e-7)
+    clip = loop.PROBABILITY_CLIP
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], clip, 1 - clip)
     predicted = probabilities.argmax(axis=1)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(confusion, (labels, predicted), 1)
@@ -37,7 +39,7 @@ def summarize(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -
 
 
 def evaluate_prepared(
-    predict: Predict, prepared: pipeline.Prepared, class_names: list[str]
+    predict: Predict, prepared: reading.Prepared, class_names: list[str]
 ) -> dict[str, Any]:
     """Evaluates on every readable image of a prepared split, in order, not augmented.
 
@@ -45,7 +47,7 @@ def evaluate_prepared(
       `accuracy`, `loss`, `num_images`, `class_names`, `confusion_matrix` (row = true
       class, column = predicted, in `class_names` order) and `skipped_images`.
     """
-    probabilities, labels = predict_all(predict, pipeline.evaluation_batches(prepared))
+    probabilities, labels = predict_all(predict, epochs.evaluation_batches(prepared))
     result = summarize(probabilities, labels, len(class_names))
     result["class_names"] = list(class_names)
     result["skipped_images"] = scan.as_records(prepared.bad)
@@ -58,8 +60,8 @@ def evaluate_folder(
     """Evaluates a finished run on every readable image of `data_dir` (the run's classes)."""
     split = index.list_all(data_dir)
     index.check_same_classes(run.class_names, split.class_names, data_dir)
-    prepared = pipeline.prepare(split.paths, split.labels, len(split.class_names), run.options)
-    scan.check_policy(prepared.bad, len(split.paths), on_bad_image)
+    prepared = reading.prepare(split.paths, split.labels, len(split.class_names), run.options)
+    check_policy(prepared.bad, len(split.paths), on_bad_image)
     if not prepared.paths:
         raise DatasetLayoutError(f"data folder {data_dir!r} holds no readable image files")
     return evaluate_prepared(loop.make_predict(run.model), prepared, run.class_names)

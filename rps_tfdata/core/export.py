@@ -21,14 +21,14 @@ import os
 import keras
 import tensorflow as tf
 
-from rps_tfdata.core import files, images
+from rps_tfdata.core import artifacts, files, images
 
 EXPORT_VERSION = "1"  # TF Serving reads MODEL/<version>/saved_model.pb
 
 
 def default_dir(model_dir: str) -> str:
     """MODEL_DIR/export/1, the layout TF Serving expects."""
-    return os.path.join(model_dir, "export", EXPORT_VERSION)
+    return os.path.join(model_dir, artifacts.EXPORT, EXPORT_VERSION)
 
 
 def make_serving_fn(

@@ -146,20 +146,6 @@ def list_split(directory: str, validation_split: float = 0.2, subset: str = "tra
     return _split_of(*_list_classes_and_files(directory), pick)
 
 
-def count_by_class(split: Split) -> dict[str, int]:
-    """Number of images of each class in `split`, for logs and sanity checks."""
-    counts = dict.fromkeys(split.class_names, 0)
-    for label in split.labels:
-        counts[split.class_names[label]] += 1
-    return counts
-
-
-def describe(split: Split, subset: str) -> str:
-    """One log line: how many images of how many classes a subset holds."""
-    counts = ", ".join(f"{name}={n}" for name, n in count_by_class(split).items())
-    return f"{subset}: {len(split.paths)} images in {len(split.class_names)} classes ({counts})"
-
-
 def check_same_classes(expected: Sequence[str], found: Sequence[str], directory: str) -> None:
     """Raises DatasetLayoutError unless `directory`'s classes are `expected`, in order."""
     if list(expected) != list(found):

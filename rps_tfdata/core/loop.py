@@ -1,10 +1,10 @@
-"""The training loop's steps: one train step, one predict step, an epoch, an evaluation.
+"""The training loop's pieces: the train and predict steps, and one epoch.
 
 A custom loop rather than `Model.fit`: its state is the model, the optimizer and an
 epoch counter that a checkpoint holds whole, and every random thing in an epoch (order,
 augmentation, dropout) is derived from (seed, epoch), so a resumed epoch is the same
-epoch. The same loop serves every `tf.distribute` strategy later (Keras 3's `fit` fails
-under `MultiWorkerMirroredStrategy`; see BUILD.md).
+epoch (`rps_tfdata.core.run_state`). The same loop serves every `tf.distribute`
+strategy (Keras 3's `fit` fails under `MultiWorkerMirroredStrategy`; see BUILD.md).
 """
 
 import sys
@@ -12,13 +12,13 @@ import time
 from typing import Iterator, NamedTuple, Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from rps_tfdata.core.augment import IDGAugmentation
 
-# Keras clips probabilities so into its categorical cross-entropy; so do we.
-_EPSILON = 1e-7
+# Keras clips probabilities so into its categorical cross-entropy; so do we (and the
+# evaluation's loss, in NumPy).
+PROBABILITY_CLIP = 1e-7
 
 
 class Steps(NamedTuple):
@@ -39,7 +39,9 @@ class EpochResult(NamedTuple):
 
 def cross_entropy(labels: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
     """Per-image categorical cross-entropy of one-hot `labels`, clipped as Keras clips."""
-    clipped = tf.clip_by_value(tf.cast(probabilities, tf.float32), _EPSILON, 1 - _EPSILON)
+    clipped = tf.clip_by_value(
+        tf.cast(probabilities, tf.float32), PROBABILITY_CLIP, 1 - PROBABILITY_CLIP
+    )
     return -tf.reduce_sum(labels * tf.math.log(clipped), axis=-1)
 
 
@@ -99,14 +101,6 @@ def make_steps(
 def make_predict(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
     """images -> float32 probabilities, compiled once (the last batch may retrace once)."""
     return tf.function(lambda images: tf.cast(model(images, training=False), tf.float32))
-
-
-def reset_dropout(model: keras.Model, seed: int, epoch: int) -> None:
-    """Sets every seed generator of `model` (dropout's) to a state of (seed, epoch) alone."""
-    generators = [sg for layer in model._flatten_layers() for sg in layer._seed_generators]
-    for k, generator in enumerate(generators):
-        state = np.random.SeedSequence([seed, epoch, k]).generate_state(1)[0] >> 1
-        generator.state.assign(tf.constant([state, 0], generator.state.dtype))
 
 
 def run_epoch(

@@ -5,7 +5,7 @@ from typing import Iterable, NamedTuple, Sequence
 
 import tensorflow as tf
 
-from rps_tfdata.core import artifacts, evaluation, index, loop, pipeline, scan
+from rps_tfdata.core import artifacts, epochs, evaluation, index, loop, reading, scan
 from rps_tfdata.core.errors import InputNotFoundError
 
 REFUSED_BY_EXPORT = (
@@ -44,10 +44,10 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
 def classify(run: artifacts.Run, paths: Sequence[str]) -> Predictions:
     """Classifies every readable file, in order; unreadable ones are returned apart."""
     num_classes = len(run.class_names)
-    prepared = pipeline.prepare(paths, [0] * len(paths), num_classes, run.options)
+    prepared = reading.prepare(paths, [0] * len(paths), num_classes, run.options)
     if not prepared.paths:
         return Predictions([], prepared.bad)
-    batches = pipeline.evaluation_batches(prepared)
+    batches = epochs.evaluation_batches(prepared)
     probabilities, _ = evaluation.predict_all(loop.make_predict(run.model), batches)
     best = probabilities.argmax(axis=1)
     rows = [

@@ -1,53 +1,66 @@
-"""What a run folder remembers between processes: its settings and its training state.
+"""Resume, in one place: what a run folder remembers between processes, and the rules a
+rerun follows.
+
+A rerun `claim`s the folder: a new folder (or `--overwrite`) trains from the start; the
+same settings continue a killed run, continue a finished one to a larger `epochs`, or
+report a finished one; other settings or changed images are refused by name.
 
 The state is a `tf.train.Checkpoint` of the model, the optimizer (Adam's moments and step
 count), the number of finished epochs, the best validation loss so far with its epoch,
-and the per-epoch history. It is saved after every epoch; `CheckpointManager` writes the
-new checkpoint's files before it points its index at them, so a kill at any moment leaves
-the previous epoch's state readable. The last `KEEP` checkpoints are kept, and a restore
-tries them newest first, found by their own files rather than by the index: a damaged
-checkpoint (a full disk, a truncated copy) costs the epochs since the one before it.
-The settings (`run_config.json`) let a rerun tell a continuation of this run from
-another run aimed at the same folder.
+and the per-epoch history. `RunState.record_epoch` writes a finished epoch in a fixed
+order: best weights (if it is the best), TensorBoard, the checkpoint, then `history.csv`
+from the checkpointed history; a kill anywhere replays that epoch, which computes the same
+row again. `CheckpointManager` writes a checkpoint's files before it points its index at
+them; the last `KEEP` checkpoints are kept, and a restore tries them newest first, found
+by their own files rather than by the index, so a damaged checkpoint (a full disk, a
+truncated copy) costs the epochs since the one before it. Every random thing in an epoch
+(order, augmentation, and dropout, reset by `reset_dropout`) is a function of (seed,
+epoch), so a replayed epoch is the same epoch.
 """
 
+import csv
+import io
 import json
 import math
 import os
 from typing import Any, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from rps_tfdata.core import files
-from rps_tfdata.core.artifacts import CHECKPOINTS, RUN_CONFIG
-from rps_tfdata.core.errors import CheckpointError
+from rps_tfdata.core import artifacts, files
+from rps_tfdata.core.config import MAY_CHANGE
+from rps_tfdata.core.errors import CheckpointError, ConfigError
 
-# Settings that change how fast a run goes (or how long it waits), never what it computes.
-SPEED_ONLY = (
-    "image_cache",
-    "parallel_calls",
-    "threadpool_size",
-    "prefetch",
-    "data_service_timeout",
-)
 KEEP = 3  # checkpoints kept, so that a damaged newest one has an older one to fall back to
+HISTORY_COLUMNS = (
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "train_images_per_sec",
+    "epoch_seconds",
+    "peak_rss_mb",
+)
 
 
 class RunState:
-    """The training state of one run, saved to and restored from its model folder."""
+    """The training state of one run, saved to and restored from its folder."""
 
     def __init__(
         self,
-        model_dir: str,
+        folder: str,
         model: keras.Model,
         optimizer: keras.optimizers.Optimizer,
         *,
         restore_from: Optional[str] = None,
     ):
-        """Saves to `model_dir`; restores from `restore_from` (default the same folder:
-        a non-chief worker saves to its own scratch folder, restores from the chief's)."""
+        """Saves to `folder`; restores from `restore_from` (default the same folder: a
+        non-chief worker saves to its own scratch folder, restores from the chief's)."""
+        self.folder = folder
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.best_val_loss = tf.Variable(math.inf, dtype=tf.float64, trainable=False)
         self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -61,19 +74,18 @@ class RunState:
             history=self._history,
         )
         self._manager = tf.train.CheckpointManager(
-            checkpoint, os.path.join(model_dir, CHECKPOINTS), max_to_keep=KEEP
+            checkpoint, os.path.join(folder, artifacts.CHECKPOINTS), max_to_keep=KEEP
         )
-        self._restore_dir = os.path.join(restore_from or model_dir, CHECKPOINTS)
+        self._restore_dir = os.path.join(restore_from or folder, artifacts.CHECKPOINTS)
+        logs = os.path.join(folder, artifacts.LOGS)
+        self._writers = {
+            k: tf.summary.create_file_writer(os.path.join(logs, k)) for k in ("train", "validation")
+        }
 
     @property
     def history(self) -> list[dict[str, float]]:
         """One dict per finished epoch, in order."""
         return json.loads(self._history.numpy().decode())
-
-    def record_epoch(self, row: dict[str, float]) -> None:
-        """Appends a finished epoch to the history and counts it."""
-        self._history.assign(json.dumps(self.history + [row]))
-        self.epoch.assign_add(1)
 
     def restore(self) -> bool:
         """Restores the newest saved state that reads back whole; returns whether there
@@ -97,8 +109,44 @@ class RunState:
             )
         return False
 
-    def save(self) -> None:
+    def record_epoch(self, row: dict[str, float], model: keras.Model) -> bool:
+        """Records a finished epoch (see the module doc for the order); returns whether
+        it is the best so far, whose weights are then in `best.weights.h5`."""
+        improved = row["val_loss"] < float(self.best_val_loss.numpy())
+        if improved:
+            best = os.path.join(self.folder, artifacts.BEST_WEIGHTS)
+            with files.atomic_path(best) as path:
+                model.save_weights(path)
+            self.best_val_loss.assign(row["val_loss"])
+            self.best_epoch.assign(row["epoch"])
+        for name, writer in self._writers.items():
+            prefix = "" if name == "train" else "val_"
+            with writer.as_default(step=row["epoch"] - 1):
+                tf.summary.scalar("epoch_loss", row[f"{prefix}loss"])
+                tf.summary.scalar("epoch_accuracy", row[f"{prefix}accuracy"])
+            writer.flush()
+        self._history.assign(json.dumps(self.history + [row]))
+        self.epoch.assign_add(1)
         self._manager.save(checkpoint_number=int(self.epoch.numpy()))
+        write_history(self.folder, self.history)
+        return improved
+
+
+def write_history(folder: str, history: list[dict[str, float]]) -> None:
+    """history.csv, rewritten whole from the checkpointed history (each epoch once)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    files.write_text(os.path.join(folder, artifacts.HISTORY), text.getvalue())
+
+
+def reset_dropout(model: keras.Model, seed: int, epoch: int) -> None:
+    """Sets every seed generator of `model` (dropout's) to a state of (seed, epoch) alone."""
+    generators = [sg for layer in model._flatten_layers() for sg in layer._seed_generators]
+    for k, generator in enumerate(generators):
+        state = np.random.SeedSequence([seed, epoch, k]).generate_state(1)[0] >> 1
+        generator.state.assign(tf.constant([state, 0], generator.state.dtype))
 
 
 def saved_checkpoints(folder: str) -> list[str]:
@@ -114,7 +162,7 @@ def saved_checkpoints(folder: str) -> list[str]:
 
 def read_settings(model_dir: str) -> Optional[dict[str, Any]]:
     """The settings a run in `model_dir` was started with, or None for a new folder."""
-    path = os.path.join(model_dir, RUN_CONFIG)
+    path = os.path.join(model_dir, artifacts.RUN_CONFIG)
     if not os.path.exists(path):
         return None
     with open(path) as f:
@@ -122,11 +170,56 @@ def read_settings(model_dir: str) -> Optional[dict[str, Any]]:
 
 
 def write_settings(model_dir: str, settings: dict[str, Any]) -> None:
-    files.write_json(os.path.join(model_dir, RUN_CONFIG), settings)
+    files.write_json(os.path.join(model_dir, artifacts.RUN_CONFIG), settings)
 
 
 def differing(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Names of the settings (flag names) that differ, except epochs and speed-only ones."""
-    ignored = {"epochs", *SPEED_ONLY}
-    names = sorted((set(recorded) | set(current)) - ignored)
+    """Names of the settings (flag names) that differ, except those that may change."""
+    names = sorted((set(recorded) | set(current)) - set(MAY_CHANGE))
     return [n for n in names if recorded.get(n) != current.get(n)]
+
+
+def claim(
+    model_dir: str, settings: dict[str, Any], epochs: int, *, overwrite: bool
+) -> Optional[dict[str, Any]]:
+    """Decides what this run does with its folder. Returns the stored metrics of a
+    finished run with these settings (nothing to do), else None (train or continue).
+
+    Raises:
+      ConfigError: the folder holds another run (other settings or images, more epochs,
+        or artifacts without settings), naming what differs.
+    """
+    recorded = read_settings(model_dir)
+    if overwrite:
+        artifacts.remove_run(model_dir)
+        return None
+    if recorded is None:
+        if artifacts.holds_run(model_dir):
+            raise ConfigError(
+                f"--model_dir={model_dir} holds the artifacts of a run this version cannot "
+                "continue (no run_config.json); pass --overwrite to replace them, or use "
+                "another --model_dir"
+            )
+        return None
+    changed = differing(recorded, settings)
+    if "data_files" in changed:
+        where = settings.get("data_dir") or "the official set"
+        raise ConfigError(
+            f"the image files under --data_dir={where} (or --test_dir) changed since the run "
+            f"in {model_dir} started; pass --overwrite to train again on them, or use "
+            "another --model_dir"
+        )
+    if changed:
+        listing = ", ".join(f"--{n}={recorded.get(n)} (now {settings.get(n)})" for n in changed)
+        raise ConfigError(
+            f"--model_dir={model_dir} holds a run with other settings: {listing}; rerun "
+            "with its settings to continue it, pass --overwrite to replace it, or use "
+            "another --model_dir"
+        )
+    done = artifacts.finished_metrics(model_dir)
+    if done and epochs < done["epochs_run"]:
+        raise ConfigError(
+            f"--epochs={epochs} is fewer than the {done['epochs_run']} epochs the run in "
+            f"{model_dir} already trained; pass --epochs={done['epochs_run']} or more"
+        )
+    return done if done and epochs == done["epochs_run"] else None

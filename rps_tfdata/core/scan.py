@@ -5,7 +5,7 @@ are not regular files, empty files, unknown signatures, formats TensorFlow canno
 (TIFF, PPM/PGM/PBM), truncations that show at the end of the file, and images over PIL's
 pixel limit (decompression bombs, which IDG would refuse; for a GIF every frame counts,
 as TensorFlow's reader inflates them all) are found without decoding anything. The files that pass
-are then decoded for real in a parallel tf.data pass (`rps_tfdata.core.pipeline`), where
+are then decoded for real in a parallel tf.data pass (`rps_tfdata.core.reading`), where
 a file the decoder rejects is "corrupt image data".
 """
 
@@ -14,12 +14,10 @@ import stat
 import struct
 from typing import NamedTuple, Optional, Sequence
 
-from rps_tfdata.core.errors import BadImagesError
 from rps_tfdata.core.files import readable
 
 # PIL's Image.MAX_IMAGE_PIXELS: int(1024 * 1024 * 1024 // 4 // 3). IDG reads through PIL.
 MAX_IMAGE_PIXELS = 89_478_485
-POLICIES = ("skip", "fail")
 CORRUPT = "corrupt image data (the decoder failed)"
 
 _HEAD = 4096  # PNG, GIF and BMP sizes sit in the first 30 bytes
@@ -186,23 +184,6 @@ def screen(paths: Sequence[str]) -> tuple[list[int], list[BadImage]]:
     return candidates, bad
 
 
-def describe(bad: list[BadImage], total: int) -> str:
-    """How many of how many files cannot be read."""
-    return f"{len(bad)} of {total} image files cannot be read"
-
-
 def as_records(bad: list[BadImage]) -> list[dict[str, str]]:
     """The `skipped_images` entries of metrics.json."""
     return [{"path": readable(b.path), "reason": b.reason} for b in bad]
-
-
-def check_policy(bad: list[BadImage], total: int, on_bad_image: str) -> None:
-    """Raises BadImagesError under the "fail" policy when any file was unreadable."""
-    if on_bad_image not in POLICIES:
-        raise ValueError(f"on_bad_image must be one of {POLICIES}. Received: {on_bad_image!r}")
-    if bad and on_bad_image == "fail":
-        listing = "; ".join(f"{readable(b.path)}: {b.reason}" for b in bad)
-        raise BadImagesError(
-            f"{describe(bad, total)} (--on_bad_image=fail): {listing}. Fix or remove them, "
-            "or pass --on_bad_image=skip"
-        )

@@ -16,8 +16,8 @@ import numpy as np
 from absl import logging
 
 from rps_tfdata.core import files
+from rps_tfdata.core.download import CLASS_NAMES
 
-CLASS_NAMES = ("paper", "rock", "scissors")
 _SKIN_TONES = np.array(
     [
         [255, 219, 172],

@@ -1,4 +1,4 @@
-"""The tf.data input pipelines: each split read once, then fed epoch by epoch.
+"""Reading each split once: every file checked, the readable ones decoded and kept.
 
 `prepare` reads a split once before training: every file is checked (`rps_tfdata.core.scan`
 and a real decode), the unreadable ones are left out with their reason, and the decoded,
@@ -10,13 +10,7 @@ resized uint8 pixels of the rest are kept where `PipelineOptions.cache` says:
           memory stays bounded by the batches in flight;
   none    nothing: every epoch decodes the files again.
 
-`training_batches` then yields the batches of epochs [start, end) as ONE pipeline:
-  epoch -> image ids in the epoch's order -> pixels (parallel) -> batch
-        -> augment the batch (parallel, XLA) -> rescale to [0, 1] -> prefetch
-Each epoch's order, and each image's augmentation, is a pure function of (seed, epoch,
-image id): epoch 7 is the same epoch whether the run started at 0 or resumed at 7, and
-an image's augmentation does not depend on which batch, replica or worker holds it. The
-order is a full permutation (`index_shuffle`), as IDG's, with no shuffle buffer to fill.
+The epochs are built from a `Prepared` split by `rps_tfdata.core.epochs`.
 """
 
 import json
@@ -29,8 +23,7 @@ import tensorflow as tf
 from absl import logging
 
 from rps_tfdata.core import files, scan
-from rps_tfdata.core.augment import IDGAugmentation
-from rps_tfdata.core.images import load_image, rescale
+from rps_tfdata.core.images import load_image
 
 CACHE_MODES = ("memory", "disk", "none")
 AUTOTUNE = tf.data.AUTOTUNE
@@ -75,7 +68,7 @@ class Prepared(NamedTuple):
     cache_folder: Optional[str] = None
 
 
-def _with_options(dataset: tf.data.Dataset, options: PipelineOptions) -> tf.data.Dataset:
+def with_options(dataset: tf.data.Dataset, options: PipelineOptions) -> tf.data.Dataset:
     tf_options = tf.data.Options()
     # Determinism makes runs repeatable and measured free here (BUILD.md: no change in
     # pipeline throughput); --nodeterministic lets parallel maps return out of order.
@@ -98,7 +91,7 @@ def _decoded(paths: Sequence[str], options: PipelineOptions) -> tf.data.Dataset:
         num_parallel_calls=options.parallel_calls,
         deterministic=True,
     )
-    return _with_options(dataset.ignore_errors().prefetch(AUTOTUNE), options)
+    return with_options(dataset.ignore_errors().prefetch(AUTOTUNE), options)
 
 
 def path_tensor(paths: Sequence[str]) -> tf.Tensor:
@@ -201,7 +194,7 @@ def prepare(
     )
 
 
-def _pixels_of(prepared: Prepared):
+def pixel_reader(prepared: Prepared):
     """A graph function: image id -> uint8 (h, w, 3) pixels, from wherever they are kept."""
     height, width = prepared.options.image_size
     if prepared.images is not None:
@@ -215,150 +208,3 @@ def _pixels_of(prepared: Prepared):
     paths = path_tensor(prepared.paths)
     options = prepared.options
     return lambda i: load_image(tf.gather(paths, i), options.image_size, options.resize_method)
-
-
-def image_seeds(seed: int, epoch: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
-    """(batch, 2) augmentation seeds: a function of (seed, epoch, image id) alone."""
-    epoch = tf.cast(epoch, tf.int64)
-    low = epoch * (1 << 32) + tf.cast(ids, tf.int64)
-    return tf.stack([tf.fill(tf.shape(low), tf.constant(seed, tf.int64)), low], axis=1)
-
-
-def _batches(
-    prepared: Prepared,
-    epoch: tf.Tensor,
-    *,
-    seed: int,
-    shuffle: bool,
-    augmentation: Optional[IDGAugmentation],
-    batch_size: int,
-) -> tf.data.Dataset:
-    """One epoch: (float32 images in [0, 1], one-hot labels, per-image seeds) batches; the
-    seeds let the train step augment on the device as the pipeline would on the host."""
-    options, count = prepared.options, len(prepared.paths)
-    order = tf.data.Dataset.range(count)
-    if shuffle:
-        order_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
-        order = order.map(lambda i: tf.random.experimental.index_shuffle(i, order_seed, count - 1))
-    pixels_of = _pixels_of(prepared)
-    labels = tf.one_hot(tf.constant(prepared.labels, tf.int32), prepared.num_classes)
-    ids = tf.constant(prepared.ids, tf.int64)
-    dataset = order.map(
-        lambda i: (pixels_of(i), tf.gather(labels, i), tf.gather(ids, i)),
-        num_parallel_calls=options.parallel_calls,
-    )
-    # IDG yields a partial last batch; keep it, so every image is seen every epoch.
-    dataset = dataset.batch(batch_size, drop_remainder=False)
-
-    def finish(images: tf.Tensor, labels: tf.Tensor, batch_ids: tf.Tensor):
-        seeds = image_seeds(seed, epoch, batch_ids)
-        images = tf.cast(images, tf.float32)
-        if augmentation is not None:
-            images = augmentation(images, training=True, seed=seeds)
-        return rescale(images), labels, seeds
-
-    return dataset.map(finish, num_parallel_calls=options.parallel_calls)
-
-
-def epoch_batches(
-    prepared: Prepared, epoch: int, *, seed: int, augmentation: Optional[IDGAugmentation] = None
-) -> tf.data.Dataset:
-    """One shuffled epoch on its own, from a splittable source (the positions 0..n-1), as
-    the tf.data service's dynamic sharding needs; pixels are read from files (or the disk
-    cache) by whoever runs it."""
-    if prepared.images is not None:
-        raise ValueError("a pipeline for the tf.data service cannot hold the memory cache")
-    return _one_epoch(prepared, epoch, seed=seed, shuffle=True, augmentation=augmentation)
-
-
-def _one_epoch(
-    prepared: Prepared,
-    epoch: int,
-    *,
-    seed: int,
-    shuffle: bool,
-    augmentation: Optional[IDGAugmentation],
-) -> tf.data.Dataset:
-    """`_batches` of one epoch at the options' batch size, prefetched."""
-    _require_images(prepared)
-    dataset = _batches(
-        prepared,
-        tf.constant(epoch, tf.int64),
-        seed=seed,
-        shuffle=shuffle,
-        augmentation=augmentation,
-        batch_size=prepared.options.batch_size,
-    )
-    return _with_options(dataset.prefetch(prepared.options.prefetch), prepared.options)
-
-
-def _empty_batches(prepared: Prepared) -> tf.data.Dataset:
-    """Batches of no image, which pad a worker's epoch to the steps every worker takes."""
-    height, width = prepared.options.image_size
-    return tf.data.Dataset.from_tensors(
-        (
-            tf.zeros((0, height, width, 3), tf.float32),
-            tf.zeros((0, prepared.num_classes), tf.float32),
-            tf.zeros((0, 2), tf.int64),
-        )
-    ).repeat()
-
-
-def training_batches(
-    prepared: Prepared,
-    *,
-    seed: int,
-    start_epoch: int = 0,
-    end_epoch: int = 1,
-    augmentation: Optional[IDGAugmentation] = None,
-    batch_size: Optional[int] = None,
-    batches_per_epoch: Optional[int] = None,
-) -> tf.data.Dataset:
-    """The shuffled (and augmented, when given) batches of epochs [start_epoch, end_epoch),
-    one after another, prefetched across epoch boundaries.
-
-    `batch_size`: per batch (one replica's share); default the options' batch size.
-    `batches_per_epoch`: pad each epoch with empty batches to this many, so that every
-    worker of a distributed run takes the same number of steps.
-    """
-    _require_images(prepared)
-    batch_size = batch_size or prepared.options.batch_size
-
-    def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
-        dataset = _batches(
-            prepared,
-            epoch,
-            seed=seed,
-            shuffle=True,
-            augmentation=augmentation,
-            batch_size=batch_size,
-        )
-        if batches_per_epoch is not None:
-            dataset = dataset.concatenate(_empty_batches(prepared)).take(batches_per_epoch)
-        return dataset
-
-    dataset = tf.data.Dataset.range(start_epoch, end_epoch).flat_map(epoch_batches)
-    return _with_options(dataset.prefetch(prepared.options.prefetch), prepared.options)
-
-
-def evaluation_batches(
-    prepared: Prepared,
-    *,
-    augmentation: Optional[IDGAugmentation] = None,
-    seed: int = 0,
-    epoch: int = 0,
-) -> tf.data.Dataset:
-    """The split's (images, labels) batches in order; augmented (the seed's validation)
-    only when given."""
-    dataset = _one_epoch(prepared, epoch, seed=seed, shuffle=False, augmentation=augmentation)
-    return dataset.map(lambda images, labels, seeds: (images, labels))
-
-
-def _require_images(prepared: Prepared) -> None:
-    if not prepared.paths:
-        raise ValueError("the subset holds no readable image file")
-
-
-def steps_per_epoch(prepared: Prepared) -> int:
-    """Batches in one epoch (the last one may be partial)."""
-    return -(-len(prepared.paths) // prepared.options.batch_size)

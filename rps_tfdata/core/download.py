@@ -24,6 +24,7 @@ from rps_tfdata.core.errors import DownloadError
 
 DEFAULT_BASE_URL = "https://storage.googleapis.com/download.tensorflow.org/data/"
 BASE_URL_ENV = "RPS_TFDATA_BASE_URL"
+CLASS_NAMES = ("paper", "rock", "scissors")  # the set's folders, in label order
 DEFAULT_DOWNLOAD_DIR = os.path.join(os.path.expanduser("~"), ".keras", "datasets")
 _CHUNK = 1 << 20
 

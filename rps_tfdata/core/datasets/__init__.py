@@ -1,0 +1,30 @@
+"""The one door for data: every source behind one interface, chosen by name.
+
+A source (`base.Source`) gives the class names, the prepared splits and a fingerprint;
+`open_source` picks it from the run's settings. A new source is one module here and one
+line in `SOURCES`.
+"""
+
+from typing import Callable
+
+from rps_tfdata.core.config import TrainConfig
+from rps_tfdata.core.datasets.base import Data, Source, check_policy
+from rps_tfdata.core.datasets.folder import FolderSource
+from rps_tfdata.core.datasets.official import OfficialSource
+from rps_tfdata.core.datasets.tfds import TfdsSource
+from rps_tfdata.core.reading import PipelineOptions
+
+SOURCES: dict[str, Callable[[TrainConfig, PipelineOptions], Source]] = {
+    "folder": FolderSource,  # --data_dir (and --test_dir)
+    "official": OfficialSource,  # no --data_dir: the official zips, downloaded once
+    "tfds": TfdsSource,  # --dataset=tfds
+}
+
+__all__ = ["Data", "SOURCES", "Source", "check_policy", "open_source"]
+
+
+def open_source(config: TrainConfig, options: PipelineOptions) -> Source:
+    """The run's source: `--dataset`, with the official download when a folder run is
+    given no `--data_dir`."""
+    name = "official" if config.dataset == "folder" and not config.data_dir else config.dataset
+    return SOURCES[name](config, options)

@@ -1,0 +1,88 @@
+"""What every data source gives a run, and the checks every source's data passes.
+
+A source (`Source`) names its classes, reads its splits once (`rps_tfdata.core.reading`)
+and gives a fingerprint that changes when its images do. Unreadable files leave whichever
+subset holds them after the split, so the readable files keep the source's split; they
+are reported, or stop the run under `on_bad_image="fail"` (`check_policy`).
+"""
+
+from typing import Callable, NamedTuple, Optional, Protocol
+
+from absl import logging
+
+from rps_tfdata.core import scan
+from rps_tfdata.core.distribution import Worker
+from rps_tfdata.core.errors import BadImagesError, DatasetLayoutError
+from rps_tfdata.core.files import readable
+from rps_tfdata.core.reading import Prepared
+
+POLICIES = ("skip", "fail")
+
+
+class Data(NamedTuple):
+    """The run's splits, read and checked: training (this worker's shard of it),
+    validation and optional test, and how many files the whole training split lists."""
+
+    class_names: list[str]
+    train: Prepared
+    validation: Prepared
+    test: Optional[Prepared]
+    listed_train: int = 0
+
+    def skipped(self) -> list[scan.BadImage]:
+        """Every unreadable file of every split."""
+        return [b for split in (self.train, self.validation, self.test) if split for b in split.bad]
+
+
+class Source(Protocol):
+    """A data set behind the one door (`rps_tfdata.core.datasets.open_source`)."""
+
+    def fingerprint(self) -> str:
+        """A digest that changes when the source's images do (a rerun's check)."""
+
+    def load(self, worker: Worker) -> Data:
+        """The splits, read once and checked; `worker`'s shard of the training split."""
+
+
+def check_policy(bad: list[scan.BadImage], total: int, on_bad_image: str) -> None:
+    """Raises BadImagesError under the "fail" policy when any file was unreadable."""
+    if on_bad_image not in POLICIES:
+        raise ValueError(f"on_bad_image must be one of {POLICIES}. Received: {on_bad_image!r}")
+    if bad and on_bad_image == "fail":
+        listing = "; ".join(f"{readable(b.path)}: {b.reason}" for b in bad)
+        raise BadImagesError(
+            f"{len(bad)} of {total} image files cannot be read (--on_bad_image=fail): "
+            f"{listing}. Fix or remove them, or pass --on_bad_image=skip"
+        )
+
+
+def check_and_log(data: Data, total: int, on_bad_image: str, where: Callable[[str], str]) -> Data:
+    """Applies the bad-image policy, refuses empty subsets and classes that no readable
+    image shows (`where(class_name)` says where that class lives), and logs each split's
+    counts; returns `data`."""
+    skipped = data.skipped()
+    check_policy(skipped, total, on_bad_image)
+    if skipped:
+        logging.warning(
+            "%d of %d image files cannot be read; they were left out", len(skipped), total
+        )
+    for subset, split in (("training", data.train), ("validation", data.validation)):
+        if not split.paths:
+            raise DatasetLayoutError(f"the {subset} subset holds no readable image file")
+    shown = set(data.train.labels) | set(data.validation.labels)
+    for label, name in enumerate(data.class_names):
+        if label not in shown:  # it would train as a class no image shows, shifting labels
+            raise DatasetLayoutError(
+                f"{where(name)} holds no readable image; remove it from the data (or put "
+                "the class's images in it)"
+            )
+    for subset, split in (("training", data.train), ("validation", data.validation)):
+        logging.info("%s: %s", subset, _counts(split, data.class_names))
+    if data.test:
+        logging.info("test: %s", _counts(data.test, data.class_names))
+    return data
+
+
+def _counts(split: Prepared, class_names: list[str]) -> str:
+    counts = ", ".join(f"{n}={split.labels.count(k)}" for k, n in enumerate(class_names))
+    return f"{len(split.paths)} images ({counts}), {len(split.bad)} unreadable left out"

@@ -1,0 +1,105 @@
+"""A class-per-folder data set (`--data_dir`, optional `--test_dir`), split as IDG splits.
+
+The training folder is listed and split exactly as `flow_from_directory` does
+(`rps_tfdata.core.index`), unreadable files included, then every file is read once;
+unreadable ones leave whichever subset holds them, so the readable files keep IDG's split.
+"""
+
+import os
+from typing import Optional
+
+from absl import logging
+
+from rps_tfdata.core import files, index, reading
+from rps_tfdata.core.config import TrainConfig
+from rps_tfdata.core.datasets.base import Data, check_and_log
+from rps_tfdata.core.distribution import Worker
+from rps_tfdata.core.errors import DatasetLayoutError
+
+
+def _fewest_images_for_validation(validation_split: float) -> int:
+    """The smallest class that gets a validation image, with IDG's truncation."""
+    count = 1
+    while index.validation_count(count, validation_split) < 1:
+        count += 1
+    return count
+
+
+class FolderSource:
+    """`config.data_dir` (and `config.test_dir`), read with `options`."""
+
+    def __init__(self, config: TrainConfig, options: reading.PipelineOptions):
+        self._config = config
+        self._options = options
+
+    def fingerprint(self) -> str:
+        """A digest of the listed image files (paths, sizes, modification times)."""
+        listed = index.list_all(self._config.data_dir).paths
+        if self._config.test_dir:
+            listed += index.list_all(self._config.test_dir).paths
+        return files.fingerprint(listed)
+
+    def _splits(self) -> tuple[index.Split, index.Split, Optional[index.Split]]:
+        """The IDG split of the listing (bad files included, as IDG splits), checked."""
+        config = self._config
+        train = index.list_split(config.data_dir, config.validation_split, "training")
+        validation = index.list_split(config.data_dir, config.validation_split, "validation")
+        for junk in index.junk_folders(config.data_dir):
+            path = os.path.join(config.data_dir, junk)
+            logging.info("left out %s: an archiver's folder, not a class", path)
+        if len(train.class_names) < 2:
+            raise DatasetLayoutError(
+                f"data folder {config.data_dir!r} has {len(train.class_names)} class folder(s) "
+                f"{train.class_names}; a classifier needs at least two"
+            )
+        for subset, split in (("training", train), ("validation", validation)):
+            if not split.paths:
+                raise DatasetLayoutError(
+                    f"the {subset} subset of {config.data_dir!r} is empty: each class needs at "
+                    f"least {_fewest_images_for_validation(config.validation_split)} images "
+                    f"for validation_split={config.validation_split}"
+                )
+        test = None
+        if config.test_dir:
+            test = index.list_all(config.test_dir)
+            index.check_same_classes(train.class_names, test.class_names, config.test_dir)
+        return train, validation, test
+
+    def load(self, worker: Worker) -> Data:
+        """Every split read once and checked. Of several workers, each reads its shard of
+        the training files (every `count`-th from its index: sharded by file, before any
+        decode) and validation whole; only the chief reads the test set, which is scanned
+        now and decoded again at the end (no cache held through training)."""
+        config, options = self._config, self._options
+        train, validation, test = self._splits()
+        shard = slice(worker.index, None, worker.count)
+        test = test if worker.is_chief else None
+        classes = len(train.class_names)
+        data = Data(
+            train.class_names,
+            reading.prepare(
+                train.paths[shard],
+                train.labels[shard],
+                classes,
+                options,
+                name="train",
+                ids=range(len(train.paths))[shard],
+            ),
+            reading.prepare(
+                validation.paths, validation.labels, classes, options, name="validation"
+            ),
+            reading.prepare(test.paths, test.labels, classes, options._replace(cache="none"))
+            if test
+            else None,
+            listed_train=len(train.paths),
+        )
+        if test and not data.test.paths:
+            raise DatasetLayoutError(
+                f"test folder {config.test_dir!r} holds no readable image file"
+            )
+        total = len(train.paths[shard]) + len(validation.paths) + (len(test.paths) if test else 0)
+
+        def where(name: str) -> str:
+            return f"class folder {os.path.join(config.data_dir, name)!r}"
+
+        return check_and_log(data, total, config.on_bad_image, where)

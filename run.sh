@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # rps_tfdata's two commands, from a fresh checkout:
 #   ./run.sh train [FLAGS...]   train (python -m rps_tfdata.train FLAGS...)
-#   ./run.sh test  [PYTEST ARGS] lint, then the test suite
+#   ./run.sh test  [PYTEST ARGS] lint, then the whole test suite (what CI runs)
+#   ./run.sh test --fast [ARGS]  lint, then the tests that start no process (the edit loop)
 # and the other entry points: ./run.sh evaluate|predict|synthetic|benchmark|preview [FLAGS...].
 # The first call creates .venv/ in the checkout (Python 3.11+, about 2.5 GB, 2-3 minutes)
 # and installs the package with its test extras; later calls reuse it, and reinstall
@@ -41,6 +42,10 @@ case "$command" in
     ensure_venv
     "$VENV/bin/ruff" format --check rps_tfdata tests
     "$VENV/bin/ruff" check rps_tfdata tests
+    if [[ "${1:-}" == "--fast" ]]; then
+      shift
+      exec "$VENV/bin/python" -m pytest -m "not slow" "$@"
+    fi
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)

@@ -3,8 +3,8 @@
     python -m rps_tfdata.data_service --dispatcher --port=P [--work_dir=D]
     python -m rps_tfdata.data_service --worker --dispatcher_address=HOST:P [--port=Q]
 
-Then `python -m rps_tfdata.train --data_service=grpc://HOST:P --image_cache=none
---nodeterministic ...` trains on batches the workers decode and augment. Each process
+Then `python -m rps_tfdata.train --data_service=grpc://HOST:P ...` trains on batches the
+workers decode and augment. Each process
 prints one line with its address when it is ready. A dispatcher with `--work_dir`
 journals its state and survives a restart on the same port; a worker whose dispatcher
 has not answered for `--data_service_timeout` seconds stops with one line (exit 1).
@@ -51,15 +51,8 @@ def _serve_as_worker() -> None:
     address = data_service.address_of(_F.dispatcher_address.value)
     server = data_service.start_worker(address, _F.port.value)
     print(f"worker ready, serving {address}'s jobs", flush=True)
-    timeout = _F.data_service_timeout.value
-
-    def gone(where: str) -> str:
-        return (
-            f"the dispatcher at {where} is gone (no answer for {timeout:g} s, "
-            "--data_service_timeout); this worker stops: start it again with the dispatcher"
-        )
-
-    with data_service.watch_dispatcher(address, timeout, gone):
+    then = lambda: "this worker stops: start it again with the dispatcher"  # noqa: E731
+    with data_service.watch_service(address, _F.data_service_timeout.value, then):
         server.join()
 
 

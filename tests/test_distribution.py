@@ -79,6 +79,7 @@ def mirrored_run(data_dir, tmp_path_factory):
     )
 
 
+@pytest.mark.slow
 def test_mirrored_trains_on_two_replicas_and_refuses_an_uneven_batch(
     data_dir, mirrored_run, tmp_path
 ):
@@ -113,6 +114,7 @@ def two_workers(data_dir, tmp_path_factory):
     return root / "run", scratch, chief, worker
 
 
+@pytest.mark.slow
 def test_two_workers_train_to_identical_weights_and_only_the_chief_writes(two_workers):
     model_dir, scratch, chief, worker = two_workers
     assert chief["finished"] and worker["epochs_run"] == chief["epochs_run"] == 2
@@ -124,6 +126,7 @@ def test_two_workers_train_to_identical_weights_and_only_the_chief_writes(two_wo
     assert chief["num_train_images"] == 9
 
 
+@pytest.mark.slow
 def test_two_workers_killed_after_an_epoch_resume_to_the_same_weights(
     data_dir, two_workers, tmp_path
 ):
@@ -171,6 +174,7 @@ def test_shards_cover_every_image_once_with_the_same_augmentation(tmp_path):
         np.testing.assert_array_equal(pixels, whole[image_id])
 
 
+@pytest.mark.slow
 def test_a_mirrored_run_killed_after_an_epoch_resumes_to_the_same_weights(
     data_dir, mirrored_run, tmp_path
 ):

@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = ("README.md", "BUILD.md")
 # Options of other tools that the docs show (ruff, pip, tensorboard, saved_model_cli,
 # tensorflow_model_server).
-OTHER_TOOLS = {"check", "upgrade", "quiet", "logdir", "dir", "all"}
+OTHER_TOOLS = {"check", "upgrade", "quiet", "logdir", "dir", "all", "fast"}
 OTHER_TOOLS |= {"rest_api_port", "model_name", "model_base_path"}
 
 
@@ -25,8 +25,10 @@ def modules_in_tree():
     found = set()
     for folder, _, names in os.walk(os.path.join(ROOT, "rps_tfdata")):
         for name in names:
-            if name.endswith(".py") and name != "__init__.py":
-                found.add(os.path.relpath(os.path.join(folder, name), ROOT))
+            path = os.path.join(folder, name)
+            # A package's __init__.py counts when it holds code, not just a docstring.
+            if name.endswith(".py") and (name != "__init__.py" or "\ndef " in open(path).read()):
+                found.add(os.path.relpath(path, ROOT))
     return found
 
 

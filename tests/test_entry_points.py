@@ -51,6 +51,7 @@ def cli_run(synthetic_dir, tmp_path_factory):
     return model_dir, result
 
 
+@pytest.mark.slow
 def test_train_prints_progress_and_a_summary(cli_run):
     model_dir, result = cli_run
     assert "epoch 1/1: loss " in result.stdout and "images/s)" in result.stdout
@@ -58,6 +59,7 @@ def test_train_prints_progress_and_a_summary(cli_run):
     assert os.path.isfile(os.path.join(model_dir, artifacts.FINAL_MODEL))
 
 
+@pytest.mark.slow
 def test_saved_flags_are_a_flagfile_that_repeats_the_run(cli_run, synthetic_dir):
     model_dir, _ = cli_run
     with flagsaver.flagsaver():
@@ -67,6 +69,7 @@ def test_saved_flags_are_a_flagfile_that_repeats_the_run(cli_run, synthetic_dir)
     assert (config.epochs, config.seed, config.image_size) == (1, 7, 48)
 
 
+@pytest.mark.slow
 def test_evaluate_prints_confusion_matrix_and_writes_json(cli_run, synthetic_dir, tmp_path):
     model_dir, _ = cli_run
     out = tmp_path / "eval.json"
@@ -78,6 +81,7 @@ def test_evaluate_prints_confusion_matrix_and_writes_json(cli_run, synthetic_dir
     assert '"confusion_matrix"' in out.read_text()
 
 
+@pytest.mark.slow
 def test_predict_prints_one_tab_separated_line_per_image(cli_run, synthetic_dir):
     model_dir, _ = cli_run
     rock = os.path.join(synthetic_dir, "rock")
@@ -90,6 +94,7 @@ def test_predict_prints_one_tab_separated_line_per_image(cli_run, synthetic_dir)
     assert 0 <= float(probability) <= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -117,6 +122,7 @@ def test_bad_flag_values_are_refused_at_parse_time_naming_the_flag(arg, message)
         FLAGS(["train", arg])
 
 
+@pytest.mark.slow
 def test_evaluate_without_a_run_names_the_missing_file(tmp_path, synthetic_dir):
     result = run_module("evaluate", f"--model_dir={tmp_path}", f"--data_dir={synthetic_dir}")
     assert result.returncode == 1
@@ -200,6 +206,7 @@ print(" ".join(name for name in sys.argv[2:] if name in flags.FLAGS))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command, used, unused",
     [
@@ -220,6 +227,7 @@ def test_a_command_accepts_only_the_flags_it_reads(command, used, unused):
     assert result.stdout.split() == used
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["preview", "benchmark"])
 def test_measuring_tools_without_the_bench_extra_say_so_in_one_line(command):
     blocked = "import sys; sys.modules['PIL'] = sys.modules['scipy'] = None; "
@@ -239,6 +247,7 @@ def test_defining_a_flag_twice_returns_the_same_holder():
     assert flag_defs.define("epochs").epochs is flag_defs.define("epochs", "seed").epochs
 
 
+@pytest.mark.slow
 def test_error_reporting_and_drawing_import_no_tensorflow():
     """The one-line error path and the synthetic hands' drawing stand without TensorFlow."""
     script = (
@@ -251,6 +260,7 @@ def test_error_reporting_and_drawing_import_no_tensorflow():
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_predict_prints_the_readable_images_and_names_the_others(cli_run, synthetic_dir, tmp_path):
     model_dir, _ = cli_run
     folder = tmp_path / "mixed"
@@ -265,6 +275,7 @@ def test_predict_prints_the_readable_images_and_names_the_others(cli_run, synthe
     assert f"skipped {folder / 'b.png'}: empty file" in result.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_reports_skipped_images(cli_run, synthetic_dir, tmp_path):
     model_dir, _ = cli_run
     data = tmp_path / "data"
@@ -285,6 +296,7 @@ def test_evaluate_reports_skipped_images(cli_run, synthetic_dir, tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_train_checks_the_model_dir_before_downloading(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -101,6 +101,7 @@ def serve(export_dir, paths, script=SERVE):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_the_export_serves_encoded_images_as_predict_reads_the_files(run_dir, inputs, tmp_path):
     text = tmp_path / "notes.png"
     text.write_bytes(b"not an image")
@@ -119,6 +120,7 @@ def test_the_export_serves_encoded_images_as_predict_reads_the_files(run_dir, in
     assert out["classes"][-1] == "b''" and probabilities[-1].tolist() == [0.0, 0.0, 0.0]
 
 
+@pytest.mark.slow
 def test_predict_on_the_export_prints_what_predict_on_the_run_prints(run_dir, inputs):
     def predict(*flags):
         result = subprocess.run(
@@ -164,6 +166,7 @@ def test_the_serving_benchmark_times_the_signature_and_the_predict_path(tmp_path
     assert os.path.isfile(tmp_path / "scratch" / "export" / "saved_model.pb")
 
 
+@pytest.mark.slow
 def test_the_export_refuses_decompression_bombs_without_decoding_them(run_dir, inputs, tmp_path):
     """A 30,000 x 30,000 PNG (2.7 GB of pixels once decoded) and a GIF whose 100 frames
     of 1,000 x 1,000 its decoder would inflate in full: valid=false, memory flat."""

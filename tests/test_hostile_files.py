@@ -120,6 +120,7 @@ def test_the_exported_model_uses_or_names_every_corpus_file(corpus, trained):
     check_outcomes(expected, [row[0] for row in predictions.rows], predictions.bad)
 
 
+@pytest.mark.slow
 def test_predict_names_each_odd_file_on_one_line_without_a_traceback(corpus, trained):
     root, expected = corpus
     model_dir, _ = trained

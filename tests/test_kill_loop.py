@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 
 from rps_tfdata.core import artifacts
 
@@ -20,6 +21,8 @@ from .test_resume import (  # noqa: F401
     start,
     wait_for,
 )
+
+pytestmark = pytest.mark.slow  # real training processes, killed by real signals
 
 KILLS = 6  # at most; the schedule is seeded, so a failure replays
 BUDGET_SECONDS = 400

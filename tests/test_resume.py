@@ -14,6 +14,8 @@ import tensorflow as tf
 
 from rps_tfdata.core import artifacts, files, synthetic
 
+pytestmark = pytest.mark.slow  # real training processes, killed by real signals
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 3
 

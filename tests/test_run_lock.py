@@ -34,6 +34,7 @@ def test_a_held_folder_is_refused_naming_it_and_the_holder(tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_a_killed_holder_leaves_nothing_that_blocks(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=ROOT
@@ -50,6 +51,7 @@ def test_a_killed_holder_leaves_nothing_that_blocks(tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_two_runs_started_at_once_on_one_folder_never_both_train(tmp_path):
     data = str(tmp_path / "data")
     synthetic.write_dataset(data, 10, size=64, seed=5)

@@ -196,6 +196,7 @@ print(download.fetch(remote, sys.argv[1], sys.argv[2], progress=False))
 """
 
 
+@pytest.mark.slow
 def test_two_runs_fetching_at_once_on_an_empty_cache_both_succeed(tmp_path):
     root = tmp_path / "www" / "mirror"
     root.mkdir(parents=True)
@@ -228,6 +229,7 @@ def test_two_runs_fetching_at_once_on_an_empty_cache_both_succeed(tmp_path):
     assert download.sha256_of(os.path.join(cache, "rps.zip")) == remote.sha256
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_reported_as_local_not_as_the_network(tmp_path, mirror):
     """The download's writes hit a file-size limit (EFBIG, as a full disk gives ENOSPC)."""
     url, train, _, _ = mirror

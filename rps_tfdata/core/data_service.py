@@ -91,38 +91,72 @@ def _answers(address: str) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def watch_dispatcher(
-    service: str, timeout_seconds: float, gone: Callable[[str], str]
-) -> Iterator[threading.Lock]:
-    """Ends this process (exit status 1) with the one line `gone(address)` once the
-    dispatcher at `service` has not answered for `timeout_seconds`.
+class ServiceWatch:
+    """A bound on every wait on the tf.data service: the dispatcher silent, or no batch
+    while an epoch waits for one, for `timeout_seconds` ends the process (exit 1) with
+    one line. The service's client retries forever inside a blocking call that no signal
+    reaches, so ending the process is the only bound; `guard` is a lock held while state
+    is written (a checkpoint), during which the process is never ended."""
 
-    The service's client retries a lost dispatcher forever inside a blocking call that no
-    signal reaches, so ending the process is the only bound. Yields a lock: while the
-    caller holds it (writing a checkpoint), the process is never ended.
-    """
-    address = address_of(service)
-    guard = threading.Lock()
-    stop = threading.Event()
+    def __init__(self, address: str, timeout_seconds: float, then: Callable[[], str]):
+        self.address = address
+        self.timeout = timeout_seconds
+        self.guard = threading.Lock()
+        self._then = then  # what was saved and what to do, for the line
+        self._waiting_since = None  # set while an epoch waits for batches
+        self._stop = threading.Event()
 
-    def watch() -> None:
+    def feed(self, batches: Iterator) -> Iterator:
+        """`batches`, with the wait for each one bounded."""
+        self._waiting_since = time.monotonic()
+        try:
+            for batch in batches:
+                yield batch
+                self._waiting_since = time.monotonic()
+        finally:
+            self._waiting_since = None
+
+    def _end(self, problem: str) -> None:
+        with self.guard:
+            if self._stop.is_set():
+                return
+            print(f"error: {problem}; {self._then()}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(1)
+
+    def run(self) -> None:
+        """The watching thread's loop: one look a second."""
         last_answer = time.monotonic()
-        while not stop.wait(1.0):
-            if _answers(address):
-                last_answer = time.monotonic()
-            elif time.monotonic() - last_answer > timeout_seconds:
-                with guard:
-                    if stop.is_set():
-                        return
-                    print(f"error: {gone(address)}", file=sys.stderr, flush=True)
-                    sys.stdout.flush()
-                    os._exit(1)
+        while not self._stop.wait(1.0):
+            now = time.monotonic()
+            if _answers(self.address):
+                last_answer = now
+            elif now - last_answer > self.timeout:
+                self._end(
+                    f"the tf.data service dispatcher at {self.address} is gone (no answer for "
+                    f"{self.timeout:g} s, --data_service_timeout)"
+                )
+            waiting = self._waiting_since
+            if waiting is not None and now - waiting > self.timeout:
+                self._end(
+                    f"the tf.data service at {self.address} sent no batch for "
+                    f"{self.timeout:g} s (--data_service_timeout): are its workers gone?"
+                )
 
-    thread = threading.Thread(target=watch, name="dispatcher-watch", daemon=True)
-    thread.start()
+    def stop(self) -> None:
+        with self.guard:
+            self._stop.set()
+
+
+@contextlib.contextmanager
+def watch_service(
+    service: str, timeout_seconds: float, then: Callable[[], str]
+) -> Iterator[ServiceWatch]:
+    """A running `ServiceWatch` of the dispatcher at `service` for the block;
+    `then()` ends its line (what was saved, what to do)."""
+    watch = ServiceWatch(address_of(service), timeout_seconds, then)
+    threading.Thread(target=watch.run, name="service-watch", daemon=True).start()
     try:
-        yield guard
+        yield watch
     finally:
-        with guard:
-            stop.set()
+        watch.stop()

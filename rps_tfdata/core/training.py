@@ -150,30 +150,32 @@ def _train_epochs(config, plan, data, model, steps, state, stop_signal) -> None:
     folder; `stop_signal()` names a signal that asks to stop at the next step."""
     start = int(state.epoch.numpy())
     feeds = _epoch_feeds(config, plan, data, start)
-    with _dispatcher_watch(config, state) as saving:
+    with _service_watch(config, state) as watch:
         for epoch in range(start, config.epochs):
             run_state.reset_dropout(model, config.seed, epoch)
-            row = _train_epoch(config, plan, data, steps, state, epoch, next(feeds), stop_signal)
-            with saving:
+            batches, num_steps = next(feeds)
+            if watch is not None:
+                batches = watch.feed(batches)
+            feed = (batches, num_steps)
+            row = _train_epoch(config, plan, data, steps, state, epoch, feed, stop_signal)
+            with watch.guard if watch is not None else contextlib.nullcontext():
                 improved = state.record_epoch(row, model)
             _log_epoch(row, config.epochs, improved)
 
 
-def _dispatcher_watch(config: TrainConfig, state: run_state.RunState):
-    """With the tf.data service, a bound on the wait for a dispatcher that is gone
-    (`data_service.watch_dispatcher`), yielding the lock that a save holds; else nothing."""
+def _service_watch(config: TrainConfig, state: run_state.RunState):
+    """With the tf.data service, a bound on every wait on it (`data_service.ServiceWatch`);
+    else nothing to watch (None)."""
     if not config.data_service:
-        return contextlib.nullcontext(contextlib.nullcontext())
+        return contextlib.nullcontext(None)
 
-    def gone(address: str) -> str:
+    def then() -> str:
         return (
-            f"the tf.data service dispatcher at {address} is gone (no answer for "
-            f"{config.data_service_timeout:g} s, --data_service_timeout); the run is saved up "
-            f"to epoch {int(state.epoch.numpy())}: rerun the same command once a dispatcher "
-            f"serves {address} again"
+            f"the run is saved up to epoch {int(state.epoch.numpy())}: rerun the same command "
+            "once the service has a dispatcher and workers again"
         )
 
-    return data_service.watch_dispatcher(config.data_service, config.data_service_timeout, gone)
+    return data_service.watch_service(config.data_service, config.data_service_timeout, then)
 
 
 def _train_epoch(config, plan, data, steps, state, epoch, feed, stop_signal) -> dict[str, float]:

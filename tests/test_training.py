@@ -23,7 +23,7 @@ EPOCHS = 2
 
 
 @pytest.fixture(scope="module")
-def test_dir(tmp_path_factory):
+def held_out_dir(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("test_set"))
     synthetic.write_dataset(out, 3, size=64, seed=2)
     return out
@@ -40,9 +40,11 @@ def config_for(train_dir, model_dir, **changes):
 
 
 @pytest.fixture(scope="module")
-def finished_run(synthetic_dir, test_dir, tmp_path_factory):
+def finished_run(synthetic_dir, held_out_dir, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("run")
-    metrics = training.train_and_evaluate(config_for(synthetic_dir, model_dir, test_dir=test_dir))
+    metrics = training.train_and_evaluate(
+        config_for(synthetic_dir, model_dir, test_dir=held_out_dir)
+    )
     return str(model_dir), metrics
 
 
@@ -95,13 +97,13 @@ def test_metrics_come_from_the_best_weights(finished_run):
 def test_a_rerun_of_a_finished_run_reports_it_without_training(finished_run, synthetic_dir):
     model_dir, metrics = finished_run
     modified = os.path.getmtime(os.path.join(model_dir, artifacts.FINAL_MODEL))
-    test_dir = artifacts.read_json(model_dir, artifacts.RUN_CONFIG)["test_dir"]
-    again = training.train_and_evaluate(config_for(synthetic_dir, model_dir, test_dir=test_dir))
+    held_out_dir = artifacts.read_json(model_dir, artifacts.RUN_CONFIG)["test_dir"]
+    again = training.train_and_evaluate(config_for(synthetic_dir, model_dir, test_dir=held_out_dir))
     assert again == metrics
     assert os.path.getmtime(os.path.join(model_dir, artifacts.FINAL_MODEL)) == modified
     with pytest.raises(ConfigError, match=f"--epochs=1 is fewer than the {EPOCHS} epochs"):
         training.train_and_evaluate(
-            config_for(synthetic_dir, model_dir, test_dir=test_dir, epochs=1)
+            config_for(synthetic_dir, model_dir, test_dir=held_out_dir, epochs=1)
         )
 
 
@@ -115,9 +117,9 @@ def test_saved_model_holds_the_best_weights(finished_run):
     assert run.options.image_size == (48, 48) and run.options.resize_method == "pil_nearest"
 
 
-def test_evaluate_folder_agrees_with_training_metrics(finished_run, test_dir):
+def test_evaluate_folder_agrees_with_training_metrics(finished_run, held_out_dir):
     model_dir, metrics = finished_run
-    result = evaluation.evaluate_folder(artifacts.load_run(model_dir), test_dir)
+    result = evaluation.evaluate_folder(artifacts.load_run(model_dir), held_out_dir)
     assert result["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
     assert result["loss"] == pytest.approx(metrics["test_loss"], rel=1e-4)
     matrix = np.array(result["confusion_matrix"])
@@ -128,9 +130,9 @@ def test_evaluate_folder_agrees_with_training_metrics(finished_run, test_dir):
     json.dumps(result)  # serialisable for --json
 
 
-def test_classify_gives_the_models_top_class_for_each_file(finished_run, test_dir):
+def test_classify_gives_the_models_top_class_for_each_file(finished_run, held_out_dir):
     model_dir, _ = finished_run
-    paths = prediction.expand_paths([test_dir])
+    paths = prediction.expand_paths([held_out_dir])
     assert len(paths) == 9
     run = artifacts.load_run(model_dir)
     rows, bad = prediction.classify(run, paths)

@@ -1,0 +1,87 @@
+"""One real train step on a tiny model, against the gradient computed by hand: on one
+device, on two replicas (two logical CPUs), and on a padding batch of no image."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rps_tfdata.core import loop
+
+CLASSES = 3
+RNG = np.random.default_rng(7)
+IMAGES = RNG.random((5, 2, 2, 1)).astype(np.float32)  # 5 images of 4 pixels
+LABELS = np.eye(CLASSES, dtype=np.float32)[[0, 2, 1, 1, 0]]
+KERNEL = RNG.normal(size=(4, CLASSES)).astype(np.float32)
+
+
+def tiny_model() -> keras.Model:
+    """Flatten, then a softmax layer with known weights: gradients easy to write down."""
+    inputs = keras.Input((2, 2, 1))
+    dense = keras.layers.Dense(CLASSES, activation="softmax")
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)))
+    dense.set_weights([KERNEL, np.zeros(CLASSES, np.float32)])
+    return model
+
+
+def steps_on(strategy):
+    """The model, and the steps with plain SGD at rate 1: one step moves each weight by
+    minus its gradient."""
+    with strategy.scope():
+        model = tiny_model()
+        optimizer = keras.optimizers.SGD(learning_rate=1.0)
+        optimizer.build(model.trainable_variables)
+    return model, loop.make_steps(model, optimizer, strategy=strategy)
+
+
+def mean_loss_gradient(images, labels):
+    """d(mean cross-entropy)/d(kernel, bias) of the softmax layer, by hand in NumPy."""
+    x = images.reshape(len(images), -1).astype(np.float64)
+    logits = x @ KERNEL
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    dlogits = (p - labels) / len(images)
+    return x.T @ dlogits, dlogits.sum(axis=0)
+
+
+def batch_of(images, labels):
+    return images, labels, np.zeros((len(images), 2), np.int64)
+
+
+def test_one_step_on_one_device_follows_the_mean_gradient():
+    model, steps = steps_on(tf.distribute.OneDeviceStrategy("/cpu:0"))
+    loss_sum, correct, count = steps.train(batch_of(IMAGES, LABELS))
+    kernel_gradient, bias_gradient = mean_loss_gradient(IMAGES, LABELS)
+    kernel, bias = model.get_weights()
+    np.testing.assert_allclose(kernel, KERNEL - kernel_gradient, atol=1e-6)
+    np.testing.assert_allclose(bias, -bias_gradient, atol=1e-6)
+    assert int(count) == 5 and 0 <= int(correct) <= 5 and float(loss_sum) > 0
+
+
+def test_two_replicas_take_the_same_step_as_one_device():
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(cpus) < 2:
+        pytest.fail("conftest.py should have split the CPU into two logical devices")
+    strategy = tf.distribute.MirroredStrategy(cpus[:2])
+    model, steps = steps_on(strategy)
+    # Five images over two replicas: three on one, two on the other; each replica divides
+    # its loss sum by the step's five images, so the summed gradients are the mean's.
+    dataset = tf.data.Dataset.from_tensor_slices(batch_of(IMAGES, LABELS)).batch(5)
+    batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
+    assert len(strategy.experimental_local_results(batch[0])) == 2
+    _, _, count = steps.train(batch)
+    kernel_gradient, bias_gradient = mean_loss_gradient(IMAGES, LABELS)
+    kernel, bias = model.get_weights()
+    np.testing.assert_allclose(kernel, KERNEL - kernel_gradient, atol=1e-6)
+    np.testing.assert_allclose(bias, -bias_gradient, atol=1e-6)
+    assert int(count) == 5
+
+
+def test_a_padding_batch_of_no_image_changes_nothing():
+    model, steps = steps_on(tf.distribute.OneDeviceStrategy("/cpu:0"))
+    empty = batch_of(IMAGES[:0], LABELS[:0])
+    loss_sum, correct, count = steps.train(empty)
+    assert (float(loss_sum), float(correct), float(count)) == (0.0, 0.0, 0.0)
+    kernel, bias = model.get_weights()
+    np.testing.assert_array_equal(kernel, KERNEL)
+    np.testing.assert_array_equal(bias, np.zeros(CLASSES, np.float32))

@@ -318,3 +318,26 @@ def test_memory_benchmark_measures_the_training_split(synthetic_dir):
     figures = benchmarks.measure_memory(config, 1)
     assert figures["images"] == 24 and figures["image_cache"] == "memory"
     assert figures["peak_rss_mb"] >= figures["rss_before_mb"] > 100
+
+
+@pytest.mark.slow
+def test_commands_start_quietly_unless_the_user_chose_a_log_level(tmp_path, synthetic_dir):
+    """TensorFlow's start-up lines (oneDNN, CUDA stubs, ...) are dropped by default; the
+    user's TF_CPP_MIN_LOG_LEVEL, or absl's --verbosity, brings them back."""
+    command = [sys.executable, "-m", "rps_tfdata.evaluate", f"--model_dir={tmp_path}"]
+    command.append(f"--data_dir={synthetic_dir}")
+    quiet_env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+    def stderr_of(args, env):
+        run = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+        assert run.returncode == 1  # no run in the folder: one line says so
+        return run.stderr
+
+    quiet = stderr_of(command, quiet_env)
+    assert quiet.splitlines() == [
+        f"error: {tmp_path}/model.keras not found: --model_dir must "
+        "be the folder of a finished `python -m rps_tfdata.train` run"
+    ]
+    chatter = "All log messages before absl::InitializeLog() is called"
+    assert chatter in stderr_of(command, {**quiet_env, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert chatter in stderr_of([*command, "--verbosity=0"], quiet_env)

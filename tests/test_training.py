@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
-from rps_tfdata.core import artifacts, evaluation, plan, prediction, synthetic, training
+from rps_tfdata.core import artifacts, evaluation, files, plan, prediction, synthetic, training
 from rps_tfdata.core import config as config_lib
 from rps_tfdata.core.errors import (
     ConfigError,
@@ -281,3 +281,25 @@ def test_a_model_dir_that_cannot_be_written_is_named_before_any_work(own_data, t
     config = config_for(own_data, blocker / "run")
     with pytest.raises(ConfigError, match=r"--model_dir=.*file/run cannot be written"):
         training.train_and_evaluate(config)
+
+
+def test_every_artifact_of_a_run_honours_the_umask(finished_run):
+    model_dir, _ = finished_run
+    mask = files.umask()
+    for folder, _, found in os.walk(model_dir):
+        if folder != model_dir:  # made by the test; what the run makes inside it counts
+            assert os.stat(folder).st_mode & 0o777 == 0o777 & ~mask, folder
+        for name in found:
+            path = os.path.join(folder, name)
+            assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask, path
+
+
+def test_written_files_and_folders_take_the_mode_the_umask_asks_for(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        written = files.write_json(str(tmp_path / "a.json"), {"x": 1})
+        built = files.build_folder(str(tmp_path / "built"), lambda staging: None)
+    finally:
+        os.umask(previous)
+    assert os.stat(written).st_mode & 0o777 == 0o640
+    assert os.stat(built).st_mode & 0o777 == 0o750

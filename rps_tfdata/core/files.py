@@ -3,7 +3,10 @@
 Every artifact goes to a temporary name in the same folder and is renamed into place
 (`os.replace` is atomic on POSIX), so a reader sees the old file or the new one, never a
 part. A folder built in several steps is marked complete last; a folder without its
-marker is unfinished and is rebuilt.
+marker is unfinished and is rebuilt. Temporary files and folders are created private
+(0600, 0700) and a rename keeps the mode, so each is given the mode the user's umask
+asks for before it is renamed: a teammate or a serving container can read the results
+as it can read anything else the user writes.
 """
 
 import contextlib
@@ -30,12 +33,28 @@ def atomic_path(path: str) -> Iterator[str]:
     os.makedirs(folder, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=".", suffix=f".{os.path.basename(path)}", dir=folder)
     os.close(fd)
+    os.chmod(temporary, 0o666 & ~umask())
     try:
         yield temporary
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def umask() -> int:
+    """The process's umask (read, not changed: from /proc where it can be, since setting
+    it to read it back races with other threads creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def check_writable(folder: str, flag: str) -> None:
@@ -119,6 +138,7 @@ def build_folder(folder: str, build: Callable[[str], None], *, replace: bool = F
     parent = os.path.dirname(os.path.abspath(folder))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.", dir=parent)
+    os.chmod(staging, 0o777 & ~umask())
     old = staging + ".old"
     try:
         build(staging)

@@ -1,5 +1,7 @@
 """README.md and BUILD.md describe the code as it is: its modules and its flags."""
 
+import glob
+import importlib
 import os
 import re
 
@@ -8,7 +10,8 @@ from absl import flags
 
 from rps_tfdata.cli import flag_defs
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 DOCS = ("README.md", "BUILD.md")
 # Options of other tools that the docs show (ruff, pip, tensorboard, saved_model_cli,
 # tensorflow_model_server).
@@ -58,3 +61,37 @@ def test_every_flag_the_docs_name_exists(name):
     boolean = {n for n in defined if isinstance(flags.FLAGS[n], flags.BooleanFlag)}
     unknown = {m for m in mentioned if m not in known and m.removeprefix("no") not in boolean}
     assert not unknown, f"{name} names flags no command defines: {sorted(unknown)}"
+
+
+def our_modules() -> dict[str, list[str]]:
+    """Short module name -> the dotted modules of that name in the package."""
+    found: dict[str, list[str]] = {}
+    for path in modules_in_tree():
+        dotted = path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        found.setdefault(dotted.rsplit(".", 1)[-1], []).append(dotted)
+    return found
+
+
+@pytest.mark.parametrize("name", DOCS)
+def test_every_file_the_docs_name_exists(name):
+    named = set(re.findall(r"`((?:rps_tfdata|tests|flags|docs)/[\w./*-]+?)[`:\s(]", read(name)))
+    missing = [p for p in named if not glob.glob(os.path.join(ROOT, p.rstrip("/")))]
+    # A bare `name.py`: a module of the package, or a test file.
+    ours = {os.path.basename(p) for p in modules_in_tree()} | set(os.listdir(HERE))
+    missing += [f for f in re.findall(r"`(\w+\.py)`", read(name)) if f not in ours]
+    assert not missing, f"{name} names files that do not exist: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", DOCS)
+def test_every_function_the_docs_name_exists(name):
+    """`module.name` of our modules (`images.pil_nearest_indices`, `plan.make_plan`)."""
+    modules = our_modules()
+    mentioned = set(re.findall(r"`([a-z_]+)\.([A-Za-z_]\w*)[`(]", read(name)))
+    files = {"py", "png", "flags", "md", "json", "csv", "h5", "keras", "txt"}  # `train.py`
+    unknown = []
+    for module, attribute in mentioned:
+        if module in modules and attribute not in files and not any(
+            hasattr(importlib.import_module(dotted), attribute) for dotted in modules[module]
+        ):
+            unknown.append(f"{module}.{attribute}")
+    assert not unknown, f"{name} names what no module of that name has: {sorted(unknown)}"

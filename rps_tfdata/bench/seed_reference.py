@@ -3,7 +3,7 @@
 This is the study note's `ImageDataGenerator` set-up (see `../shared/docs/seed-note.md`),
 with only what Keras 3 forces changed. It is not on the product path: the parity tests,
 the side-by-side learning run and the benchmarks import it to run the real thing on the
-same files. It needs pillow and scipy (`pip install .[test]`).
+same files. It needs pillow and scipy (`pip install .[bench]`).
 """
 
 from typing import NamedTuple, Optional

@@ -9,7 +9,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from rps_tfdata.core.scan import MAX_IMAGE_PIXELS
+from rps_tfdata.core.scan import MAX_IMAGE_PIXELS, SIGNATURES
 
 RESIZE_METHODS = ("pil_nearest", "bilinear", "area")
 
@@ -123,18 +123,14 @@ _PNG, _JPEG, _GIF, _BMP = 1, 2, 3, 4  # kinds of encoded image (0: none we decod
 
 
 def _kind(contents: tf.Tensor) -> tf.Tensor:
-    """Which format the bytes' signature names (int32), with no branch."""
-    head = tf.strings.substr(contents, 0, 8)
-    signatures = tf.stack(
-        [
-            tf.equal(head, b"\x89PNG\r\n\x1a\n"),
-            tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff"),
-            tf.equal(tf.strings.substr(head, 0, 4), b"GIF8"),
-            tf.equal(tf.strings.substr(head, 0, 2), b"BM"),
-        ]
-    )
-    found = tf.cast(tf.argmax(tf.cast(signatures, tf.int32)), tf.int32) + 1
-    return tf.where(tf.reduce_any(signatures), found, 0)
+    """Which format the bytes' signature names (int32, in `scan.SIGNATURES`' order), with
+    no branch."""
+    found = [
+        tf.reduce_any([tf.equal(tf.strings.substr(contents, 0, len(s)), s) for s in signatures])
+        for signatures in SIGNATURES.values()
+    ]
+    kinds = tf.cast(tf.stack(found), tf.int32)
+    return tf.where(tf.reduce_any(found), tf.cast(tf.argmax(kinds), tf.int32) + 1, 0)
 
 
 def _header_pixels(contents: tf.Tensor, kind: tf.Tensor) -> tf.Tensor:

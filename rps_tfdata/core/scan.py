@@ -23,9 +23,15 @@ CORRUPT = "corrupt image data (the decoder failed)"
 _HEAD = 4096  # PNG, GIF and BMP sizes sit in the first 30 bytes
 _JPEG_HEAD = 1 << 20  # JPEG's frame header follows EXIF and its thumbnail: read on
 _TAIL = 64
-_PNG = b"\x89PNG\r\n\x1a\n"
-_JPEG = b"\xff\xd8\xff"
-_GIFS = (b"GIF87a", b"GIF89a")
+# The formats TensorFlow decodes, by their first bytes, in the order of
+# `images.decoded_pixels`'s kinds (which reads the same signatures in the graph).
+SIGNATURES = {
+    "png": (b"\x89PNG\r\n\x1a\n",),
+    "jpeg": (b"\xff\xd8\xff",),
+    "gif": (b"GIF87a", b"GIF89a"),
+    "bmp": (b"BM",),
+}
+(_PNG,), (_JPEG,), _GIFS, (_BMP,) = SIGNATURES.values()
 _TIFFS = (b"II*\x00", b"MM\x00*")
 _PNMS = tuple(b"P%d" % i for i in range(1, 7))
 
@@ -108,7 +114,7 @@ def pixels(head: bytes) -> Optional[int]:
         dims = _jpeg_size(head)
     elif head.startswith(_GIFS):
         return _gif_pixels(head)
-    elif head.startswith(b"BM"):
+    elif head.startswith(_BMP):
         dims = _bmp_size(head)
     return None if dims is None else dims[0] * dims[1]
 
@@ -121,7 +127,7 @@ def _format_problem(head: bytes, tail: bytes, size: int) -> Optional[str]:
         truncated = b"\xff\xd9" not in tail
     elif head.startswith(_GIFS):
         truncated = not tail.rstrip(b"\x00").endswith(b"\x3b")
-    elif head.startswith(b"BM"):
+    elif head.startswith(_BMP):
         truncated = len(head) < 6 or struct.unpack("<I", head[2:6])[0] > size
     else:
         return None

@@ -13,7 +13,7 @@ import os
 import shutil
 import statistics
 import tempfile
-from typing import Any, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import keras
 import tensorflow as tf
@@ -39,6 +39,18 @@ from rps_tfdata.core.datasets import Data
 from rps_tfdata.core.errors import TrainingStoppedError
 from rps_tfdata.core.plan import Plan, make_plan
 from rps_tfdata.core.resources import peak_rss_mb
+
+
+class _Training(NamedTuple):
+    """A run in progress: what every step of the epochs reads."""
+
+    config: TrainConfig
+    plan: Plan
+    data: Data
+    model: keras.Model
+    steps: loop.Steps
+    state: run_state.RunState
+    stop_signal: Callable[[], str]  # the name of a signal that asks to stop, or ""
 
 
 def train_and_evaluate(
@@ -82,8 +94,9 @@ def train_and_evaluate(
             if state.restore():
                 done = int(state.epoch.numpy())
                 logging.info("continuing the run in %s after epoch %d", config.model_dir, done)
-            _train_epochs(config, plan, data, model, steps, state, stop_signal)
-            return _finish(config, plan, data, model, steps, state)
+            run = _Training(config, plan, data, model, steps, state, stop_signal)
+            _train_epochs(run)
+            return _finish(run)
 
 
 def build(config: TrainConfig, plan: Plan, num_classes: int):
@@ -145,21 +158,20 @@ def _distributed_batches(config: TrainConfig, plan: Plan, data: Data, start: int
     return iter(plan.strategy.distribute_datasets_from_function(dataset)), steps
 
 
-def _train_epochs(config, plan, data, model, steps, state, stop_signal) -> None:
-    """Trains from the state's epoch to `config.epochs`, recording each in the state's
-    folder; `stop_signal()` names a signal that asks to stop at the next step."""
+def _train_epochs(run: _Training) -> None:
+    """Trains from the state's epoch to `epochs`, recording each in the state's folder."""
+    config, state = run.config, run.state
     start = int(state.epoch.numpy())
-    feeds = _epoch_feeds(config, plan, data, start)
+    feeds = _epoch_feeds(config, run.plan, run.data, start)
     with _service_watch(config, state) as watch:
         for epoch in range(start, config.epochs):
-            run_state.reset_dropout(model, config.seed, epoch)
+            run_state.reset_dropout(run.model, config.seed, epoch)
             batches, num_steps = next(feeds)
             if watch is not None:
                 batches = watch.feed(batches)
-            feed = (batches, num_steps)
-            row = _train_epoch(config, plan, data, steps, state, epoch, feed, stop_signal)
+            row = _train_epoch(run, epoch, batches, num_steps)
             with watch.guard if watch is not None else contextlib.nullcontext():
-                improved = state.record_epoch(row, model)
+                improved = state.record_epoch(row, run.model)
             _log_epoch(row, config.epochs, improved)
 
 
@@ -178,19 +190,22 @@ def _service_watch(config: TrainConfig, state: run_state.RunState):
     return data_service.watch_service(config.data_service, config.data_service_timeout, then)
 
 
-def _train_epoch(config, plan, data, steps, state, epoch, feed, stop_signal) -> dict[str, float]:
-    """Trains and validates one epoch; returns its history row.
+def _train_epoch(run: _Training, epoch: int, batches, num_steps) -> dict[str, float]:
+    """Trains and validates one epoch on `batches` (`num_steps` of them, or None: until
+    they end); returns its history row.
 
     Raises:
       TrainingStoppedError: a signal, a short epoch from the service, or divergence.
     """
+    config, data = run.config, run.data
     logging.info("epoch %d/%d started", epoch + 1, config.epochs)
-    batches, num_steps = feed
     progress = loop.progress_bar(num_steps) if num_steps else None
-    trained = loop.run_epoch(steps, batches, num_steps, progress=progress, should_stop=stop_signal)
+    trained = loop.run_epoch(
+        run.steps, batches, num_steps, progress=progress, should_stop=run.stop_signal
+    )
     if trained is None:
         raise TrainingStoppedError(
-            f"stopped by {stop_signal()} in epoch {epoch + 1}; the run is saved up to "
+            f"stopped by {run.stop_signal()} in epoch {epoch + 1}; the run is saved up to "
             f"epoch {epoch}: rerun the same command to continue from there"
         )
     if config.data_service and trained.images != len(data.train.paths):
@@ -199,9 +214,9 @@ def _train_epoch(config, plan, data, steps, state, epoch, feed, stop_signal) -> 
             f"{len(data.train.paths)} training images in epoch {epoch + 1} (did a worker "
             f"stop?); the run is saved up to epoch {epoch}: rerun to continue from there"
         )
-    validation = _validate(config, plan, data, steps, epoch)
+    validation = _validate(run, epoch)
     if not (math.isfinite(trained.loss) and math.isfinite(validation["loss"])):
-        raise _diverged(epoch + 1, state, config)
+        raise _diverged(epoch + 1, run.state, config)
     return {
         "epoch": epoch + 1,
         "loss": trained.loss,
@@ -214,16 +229,17 @@ def _train_epoch(config, plan, data, steps, state, epoch, feed, stop_signal) -> 
     }
 
 
-def _validate(config: TrainConfig, plan: Plan, data: Data, steps, epoch: int) -> dict[str, Any]:
+def _validate(run: _Training, epoch: int) -> dict[str, Any]:
     """This epoch's validation (augmented with this epoch's seeds when the seed's defect is on)."""
+    config = run.config
     batches = epochs.evaluation_batches(
-        data.validation,
-        augmentation=plan.host_augmentation if config.augment_validation else None,
+        run.data.validation,
+        augmentation=run.plan.host_augmentation if config.augment_validation else None,
         seed=config.seed,
         epoch=epoch,
     )
-    probabilities, labels = evaluation.predict_all(steps.predict, batches)
-    return evaluation.summarize(probabilities, labels, len(data.class_names))
+    probabilities, labels = evaluation.predict_all(run.steps.predict, batches)
+    return evaluation.summarize(probabilities, labels, len(run.data.class_names))
 
 
 def _log_epoch(row: dict[str, float], total: int, improved: bool) -> None:
@@ -268,17 +284,16 @@ def summarize(history: list[dict[str, float]], data: Data) -> dict[str, Any]:
     }
 
 
-def _finish(config: TrainConfig, plan: Plan, data: Data, model, steps, state) -> dict[str, Any]:
+def _finish(run: _Training) -> dict[str, Any]:
     """Writes the model with the best weights and the training metrics first, then adds
     the final evaluation, so a failure there loses nothing already trained."""
-    model_dir = config.model_dir
+    model_dir, model, data, options = run.config.model_dir, run.model, run.data, run.plan.input
     final_digest = weights_digest(model)
     model.load_weights(os.path.join(model_dir, artifacts.BEST_WEIGHTS))
     with files.atomic_path(os.path.join(model_dir, artifacts.FINAL_MODEL)) as temporary:
         model.save(temporary)
     files.write_json(os.path.join(model_dir, artifacts.CLASS_NAMES), data.class_names)
-    artifacts.write_preprocessing(model_dir, plan.input)
-    options = plan.input
+    artifacts.write_preprocessing(model_dir, options)
     export.export(
         model,
         data.class_names,
@@ -286,13 +301,13 @@ def _finish(config: TrainConfig, plan: Plan, data: Data, model, steps, state) ->
         options.resize_method,
         export.default_dir(model_dir),
     )
-    metrics = summarize(state.history, data)
+    metrics = summarize(run.state.history, data)
     metrics["final_weights_sha256"] = final_digest
     metrics_path = os.path.join(model_dir, artifacts.METRICS)
     files.write_json(metrics_path, {**metrics, "finished": False})
     for name, split in (("val", data.validation), ("test", data.test)):
         if split:
-            result = evaluation.evaluate_prepared(steps.predict, split, data.class_names)
+            result = evaluation.evaluate_prepared(run.steps.predict, split, data.class_names)
             metrics[f"{name}_accuracy"] = result["accuracy"]
             metrics[f"{name}_loss"] = result["loss"]
     metrics["finished"] = True
@@ -300,7 +315,7 @@ def _finish(config: TrainConfig, plan: Plan, data: Data, model, steps, state) ->
     logging.info(
         "best epoch %d of %d; metrics in %s",
         metrics["best_epoch"],
-        len(state.history),
+        metrics["epochs_run"],
         metrics_path,
     )
     return metrics
@@ -314,7 +329,7 @@ def _train_as_worker(config, plan, data, model, optimizer, steps, stop_signal):
     try:
         state = run_state.RunState(scratch, model, optimizer, restore_from=config.model_dir)
         state.restore()
-        _train_epochs(config, plan, data, model, steps, state, stop_signal)
+        _train_epochs(_Training(config, plan, data, model, steps, state, stop_signal))
         return {"epochs_run": len(state.history), "final_weights_sha256": weights_digest(model)}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

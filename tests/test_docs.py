@@ -90,8 +90,12 @@ def test_every_function_the_docs_name_exists(name):
     files = {"py", "png", "flags", "md", "json", "csv", "h5", "keras", "txt"}  # `train.py`
     unknown = []
     for module, attribute in mentioned:
-        if module in modules and attribute not in files and not any(
-            hasattr(importlib.import_module(dotted), attribute) for dotted in modules[module]
+        if (
+            module in modules
+            and attribute not in files
+            and not any(
+                hasattr(importlib.import_module(dotted), attribute) for dotted in modules[module]
+            )
         ):
             unknown.append(f"{module}.{attribute}")
     assert not unknown, f"{name} names what no module of that name has: {sorted(unknown)}"

@@ -1,4 +1,5 @@
-"""Helpers the tests share: the bundled real images, and writing small image files."""
+"""Helpers the tests share: the bundled real images, writing small image files, and the
+settings of a small training run."""
 
 import os
 
@@ -15,3 +16,12 @@ def write_png(path: str, image: np.ndarray) -> str:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tf.io.write_file(path, tf.io.encode_png(image))
     return path
+
+
+def small_run(data_dir: str, model_dir, **changes):
+    """A `TrainConfig` that trains in seconds: 48-pixel images, batches of 8, one epoch
+    unless `changes` say otherwise."""
+    from rps_tfdata.core.config import TrainConfig
+
+    settings = {"epochs": 1, "image_size": 48, "batch_size": 8, **changes}
+    return TrainConfig(data_dir=data_dir, model_dir=str(model_dir), **settings)

@@ -12,7 +12,7 @@ from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import epochs, index, reading, scan, synthetic, training
 from rps_tfdata.core.errors import BadImagesError, DatasetLayoutError
 
-from .helpers import write_png
+from .helpers import small_run, write_png
 
 
 def png_bytes(seed=0, size=(24, 24)):
@@ -74,14 +74,7 @@ def test_each_kind_of_bad_file_is_found_with_its_reason(data_with_bad_files):
 def test_bad_files_leave_their_subset_and_the_rest_keeps_idgs_split(
     data_with_bad_files, tmp_path, cache
 ):
-    config = config_lib.TrainConfig(
-        data_dir=data_with_bad_files,
-        model_dir=str(tmp_path / "run"),
-        epochs=1,
-        image_size=48,
-        batch_size=8,
-        image_cache=cache,
-    )
+    config = small_run(data_with_bad_files, tmp_path / "run", image_cache=cache)
     metrics = training.train_and_evaluate(config)
     skipped = {
         os.path.basename(r["path"]).removeprefix("rock00-") for r in metrics["skipped_images"]

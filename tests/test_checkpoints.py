@@ -8,19 +8,13 @@ import pytest
 import tensorflow as tf
 
 from rps_tfdata.core import artifacts, run_state, training
-from rps_tfdata.core import config as config_lib
 from rps_tfdata.core.errors import CheckpointError
+
+from .helpers import small_run
 
 
 def config_for(data_dir, model_dir, epochs):
-    return config_lib.TrainConfig(
-        data_dir=data_dir,
-        model_dir=str(model_dir),
-        epochs=epochs,
-        seed=3,
-        image_size=48,
-        batch_size=8,
-    )
+    return small_run(data_dir, model_dir, epochs=epochs, seed=3)
 
 
 def truncate(prefix):

@@ -15,6 +15,8 @@ from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import data_service, epochs, index, plan, reading, synthetic, training
 from rps_tfdata.core.errors import ConfigError
 
+from .helpers import small_run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -62,14 +64,7 @@ def data_dir(tmp_path_factory):
 
 def service_config(data_dir, model_dir, address, **changes):
     """A service run that leaves the image cache and the order at their defaults."""
-    return config_lib.TrainConfig(
-        data_dir=data_dir,
-        model_dir=str(model_dir),
-        data_service=address,
-        image_size=48,
-        batch_size=8,
-        **{"epochs": 2, **changes},
-    )
+    return small_run(data_dir, model_dir, data_service=address, **{"epochs": 2, **changes})
 
 
 @pytest.mark.slow

@@ -23,10 +23,10 @@ from rps_tfdata.core import (
     synthetic,
     training,
 )
-from rps_tfdata.core import config as config_lib
 from rps_tfdata.core.errors import DatasetLayoutError
 
 from .fuzz_corpus import USED, write_corpus
+from .helpers import small_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,10 +59,7 @@ def trained(corpus, tmp_path_factory):
     """One epoch on the data with the corpus in it."""
     root, _ = corpus
     model_dir = str(tmp_path_factory.mktemp("hostile_run"))
-    config = config_lib.TrainConfig(
-        data_dir=root, model_dir=model_dir, epochs=1, image_size=48, batch_size=8
-    )
-    return model_dir, training.train_and_evaluate(config)
+    return model_dir, training.train_and_evaluate(small_run(root, model_dir))
 
 
 def test_the_screen_and_the_serving_graph_count_the_same_pixels(corpus):
@@ -162,14 +159,7 @@ def test_a_macos_junk_folder_is_left_out_with_one_log_line(tmp_path, monkeypatch
     macos_zip_layout(root)
     said = []
     monkeypatch.setattr(logging, "info", lambda message, *args: said.append(message % args))
-    config = config_lib.TrainConfig(
-        data_dir=root,
-        model_dir=str(tmp_path / "run"),
-        epochs=1,
-        image_size=48,
-        batch_size=8,
-    )
-    metrics = training.train_and_evaluate(config)
+    metrics = training.train_and_evaluate(small_run(root, tmp_path / "run"))
     assert metrics["class_names"] == ["paper", "rock", "scissors"]  # paper is still 0
     assert [line for line in said if "__MACOSX" in line] == [
         f"left out {os.path.join(root, '__MACOSX')}: an archiver's folder, not a class"
@@ -186,15 +176,8 @@ def test_a_class_folder_without_a_readable_image_stops_the_run_naming_it(tmp_pat
         for k in range(5):
             with open(os.path.join(root, "drafts", f"page{k}.png"), "wb") as f:
                 f.write(content)
-    config = config_lib.TrainConfig(
-        data_dir=root,
-        model_dir=str(tmp_path / "run"),
-        epochs=1,
-        image_size=48,
-        batch_size=8,
-    )
     with pytest.raises(DatasetLayoutError, match="class folder .*drafts' holds no readable image"):
-        training.train_and_evaluate(config)
+        training.train_and_evaluate(small_run(root, tmp_path / "run"))
     assert not os.path.exists(os.path.join(tmp_path, "run", artifacts.CHECKPOINTS))
 
 

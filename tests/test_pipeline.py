@@ -214,3 +214,23 @@ def test_the_disk_cache_is_keyed_by_what_it_holds(tmp_path):
     assert round(float(images[0, 0, 0, 0]) * 255) == 200  # the new file, not the old pixels
     resized = reading.prepare(paths, labels, 3, options._replace(image_size=(4, 4)), name="train")
     assert resized.cache_folder != second.cache_folder
+
+
+def test_a_resumed_epoch_starts_at_its_first_unfinished_batch(tmp_path):
+    """Skipped batches are the epoch's first ones, so the rest is what an uninterrupted
+    run would have fed; with padding, the epoch still has its full number of steps."""
+    paths, labels = numbered_pngs(tmp_path, 20)
+    options = reading.PipelineOptions(image_size=(8, 8), batch_size=6)
+    prepared = reading.prepare(paths, labels, 3, options)
+    whole = list(epochs.training_batches(prepared, seed=1, start_epoch=1, end_epoch=3))
+    resumed = list(
+        epochs.training_batches(prepared, seed=1, start_epoch=1, end_epoch=3, skip_batches=2)
+    )
+    assert len(resumed) == len(whole) - 2
+    for ours, theirs in zip(resumed, whole[2:], strict=True):
+        for a, b in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    padded = epochs.training_batches(
+        prepared, seed=1, start_epoch=1, end_epoch=2, batches_per_epoch=6, skip_batches=5
+    )
+    assert [len(labels) for _, labels, _ in padded] == [0]  # 4 real batches, 2 of padding

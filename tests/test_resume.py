@@ -149,3 +149,22 @@ def test_a_kill_while_the_disk_cache_fills_leaves_nothing_that_blocks(
     finish(data_dir, model_dir, "--image_cache=disk")
     # The cache changes where pixels are kept, not what the run computes.
     assert history(model_dir) == history(reference)
+
+
+def test_checkpoints_inside_epochs_resume_at_the_saved_step_exactly(data_dir, reference, tmp_path):
+    """--checkpoint_every=3 (12 steps an epoch): SIGKILL just after the save at step 6 of
+    epoch 2 and again after step 3 of epoch 3; each rerun continues at that step, and the
+    run ends as one never stopped, value for value."""
+    model_dir = str(tmp_path / "run")
+    for saved in ("step 6 of epoch 2", "step 3 of epoch 3"):
+        process, log = start(data_dir, model_dir, "--checkpoint_every=3")
+        wait_for(lambda: printed(log, f"saved the run at {saved}"), process)  # noqa: B023
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    log = finish(data_dir, model_dir, "--checkpoint_every=3")
+    assert printed(log, f"continuing the run in {model_dir} after step 3 of epoch 3")
+    assert history(model_dir) == history(reference)  # no epoch repeated or lost
+    for ours, theirs in zip(final_weights(model_dir), final_weights(reference), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    steps, count = tensorboard_steps(model_dir)
+    assert steps == list(range(EPOCHS)) and count == EPOCHS  # each epoch's point once

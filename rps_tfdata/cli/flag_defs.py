@@ -187,6 +187,14 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
         "Keep tf.data's element order deterministic (repeatable runs); unset: yes, except "
         "with --data_service, whose workers deliver as they finish.",
     ),
+    "checkpoint_every": lambda: flags.DEFINE_integer(
+        "checkpoint_every",
+        _DEFAULT["checkpoint_every"],
+        "Also save the run every this many steps inside an epoch (0: only at its end), so "
+        "that a killed run loses at most that many steps; a rerun continues at the saved "
+        "step, with the same final weights as a run never stopped.",
+        lower_bound=0,
+    ),
     "on_bad_image": lambda: flags.DEFINE_enum(
         "on_bad_image",
         _DEFAULT["on_bad_image"],

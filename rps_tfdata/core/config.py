@@ -49,6 +49,7 @@ class TrainConfig(NamedTuple):
     resize_method: str = "pil_nearest"
     deterministic: Optional[bool] = None  # None: yes, unless the tf.data service feeds the run
     on_bad_image: str = "skip"
+    checkpoint_every: int = 0  # steps between checkpoints inside an epoch (0: at its end only)
     # How fast, and on what.
     image_cache: str = "auto"  # auto: memory, or none when the tf.data service feeds the run
     parallel_calls: int = -1  # tf.data AUTOTUNE
@@ -85,6 +86,7 @@ MAY_CHANGE = (
     "threadpool_size",
     "prefetch",
     "data_service_timeout",
+    "checkpoint_every",  # where a rerun starts from, never what it computes
 )
 
 
@@ -112,6 +114,11 @@ def check_config(config: TrainConfig) -> None:
                 "--data_service gives up the order of images (workers deliver as they finish; "
                 "each image's augmentation stays the same): drop --deterministic"
             )
+    if config.data_service and config.checkpoint_every:
+        raise ConfigError(
+            "--checkpoint_every needs the local pipeline: with --data_service an epoch is one "
+            "service job, and a cut one is trained again from its start; drop one of the two"
+        )
     if config.dataset == "tfds":
         if config.image_cache not in ("auto", "memory"):
             raise ConfigError(

@@ -33,11 +33,15 @@ def _batches(
     shuffle: bool,
     augmentation: Optional[IDGAugmentation],
     batch_size: int,
+    skip_images=0,
 ) -> tf.data.Dataset:
     """One epoch: (float32 images in [0, 1], one-hot labels, per-image seeds) batches; the
-    seeds let the train step augment on the device as the pipeline would on the host."""
+    seeds let the train step augment on the device as the pipeline would on the host.
+    The epoch's first `skip_images` positions (a resumed epoch's finished steps) are left
+    out before any pixel is read."""
     options, count = prepared.options, len(prepared.paths)
-    order = tf.data.Dataset.range(count)
+    first = tf.minimum(tf.cast(skip_images, tf.int64), count)
+    order = tf.data.Dataset.range(first, count)
     if shuffle:
         order_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
         order = order.map(lambda i: tf.random.experimental.index_shuffle(i, order_seed, count - 1))
@@ -114,6 +118,7 @@ def training_batches(
     augmentation: Optional[IDGAugmentation] = None,
     batch_size: Optional[int] = None,
     batches_per_epoch: Optional[int] = None,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
     """The shuffled (and augmented, when given) batches of epochs [start_epoch, end_epoch),
     one after another, prefetched across epoch boundaries.
@@ -121,11 +126,14 @@ def training_batches(
     `batch_size`: per batch (one replica's share); default the options' batch size.
     `batches_per_epoch`: pad each epoch with empty batches to this many, so that every
     worker of a distributed run takes the same number of steps.
+    `skip_batches`: batches of `start_epoch` already trained (a run resumed inside it);
+    their images are never read.
     """
     _require_images(prepared)
     batch_size = batch_size or prepared.options.batch_size
 
     def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
+        skipped = tf.where(epoch == start_epoch, tf.constant(skip_batches, tf.int64), 0)
         dataset = _batches(
             prepared,
             epoch,
@@ -133,9 +141,11 @@ def training_batches(
             shuffle=True,
             augmentation=augmentation,
             batch_size=batch_size,
+            skip_images=skipped * batch_size,
         )
         if batches_per_epoch is not None:
-            dataset = dataset.concatenate(_empty_batches(prepared)).take(batches_per_epoch)
+            padded = dataset.concatenate(_empty_batches(prepared))
+            dataset = padded.take(batches_per_epoch - skipped)
         return dataset
 
     dataset = tf.data.Dataset.range(start_epoch, end_epoch).flat_map(epoch_batches)

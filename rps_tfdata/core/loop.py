@@ -9,7 +9,7 @@ strategy (Keras 3's `fit` fails under `MultiWorkerMirroredStrategy`; see BUILD.m
 
 import sys
 import time
-from typing import Iterator, NamedTuple, Optional
+from typing import Callable, Iterator, NamedTuple, Optional
 
 import keras
 import tensorflow as tf
@@ -26,6 +26,20 @@ class Steps(NamedTuple):
 
     train: tf.types.experimental.PolymorphicFunction  # (images, labels, seeds) -> sums, count
     predict: tf.types.experimental.PolymorphicFunction  # images -> probabilities
+
+
+class EpochProgress(NamedTuple):
+    """An epoch's running totals after `step` of its steps: what a checkpoint taken
+    inside the epoch keeps, so that a resumed epoch ends with the same figures."""
+
+    step: int = 0
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    images: float = 0.0
+    seconds: float = 0.0
+
+
+EPOCH_START = EpochProgress()
 
 
 class EpochResult(NamedTuple):
@@ -109,29 +123,39 @@ def run_epoch(
     num_steps: Optional[int],
     *,
     progress: Optional[keras.utils.Progbar] = None,
-    should_stop=lambda: False,
+    should_stop: Callable[[], str] = lambda: "",
+    start: EpochProgress = EPOCH_START,
+    save_every: int = 0,
+    save: Optional[Callable[[EpochProgress], None]] = None,
 ) -> Optional[EpochResult]:
-    """Trains `num_steps` batches from `batches` (None: until they run out); None if
-    `should_stop()` turned true.
+    """Trains the epoch's steps `start.step + 1 .. num_steps` from `batches` (num_steps
+    None: until they run out), adding to `start`'s totals; None if `should_stop()` turned
+    true. Every `save_every` steps (but the last) `save(progress)` records the totals.
 
     The sums stay on the device until the epoch ends (no wait for each step), except
     for a progress bar, which reads each step's loss.
     """
-    start = time.perf_counter()
-    loss_sum = correct = images = tf.constant(0.0)
-    feed = batches if num_steps is None else (next(batches) for _ in range(num_steps))
-    for step, batch in enumerate(feed):
+    begin = time.perf_counter()
+    loss_sum, correct, images = (
+        tf.constant(value, tf.float32) for value in (start.loss_sum, start.correct, start.images)
+    )
+    remaining = None if num_steps is None else num_steps - start.step
+    feed = batches if remaining is None else (next(batches) for _ in range(remaining))
+    for step, batch in enumerate(feed, start=start.step + 1):
         batch_loss, batch_correct, count = steps.train(batch)
         loss_sum += batch_loss
         correct += batch_correct
         images += count
         if progress is not None:
-            progress.update(step + 1, [("loss", float(batch_loss) / max(float(count), 1.0))])
+            progress.update(step, [("loss", float(batch_loss) / max(float(count), 1.0))])
         if should_stop():
             return None
+        if save_every and step % save_every == 0 and step != num_steps:
+            seconds = start.seconds + time.perf_counter() - begin
+            save(EpochProgress(step, float(loss_sum), float(correct), float(images), seconds))
     images = int(images)
     loss, accuracy = float(loss_sum) / images, float(correct) / images
-    return EpochResult(loss, accuracy, images, time.perf_counter() - start)
+    return EpochResult(loss, accuracy, images, start.seconds + time.perf_counter() - begin)
 
 
 def progress_bar(num_steps: int) -> Optional[keras.utils.Progbar]:

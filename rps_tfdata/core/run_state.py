@@ -7,15 +7,18 @@ report a finished one; other settings or changed images are refused by name.
 
 The state is a `tf.train.Checkpoint` of the model, the optimizer (Adam's moments and step
 count), the number of finished epochs, the best validation loss so far with its epoch,
-and the per-epoch history. `RunState.record_epoch` writes a finished epoch in a fixed
-order: best weights (if it is the best), TensorBoard, the checkpoint, then `history.csv`
-from the checkpointed history; a kill anywhere replays that epoch, which computes the same
-row again. `CheckpointManager` writes a checkpoint's files before it points its index at
-them; the last `KEEP` checkpoints are kept, and a restore tries them newest first, found
-by their own files rather than by the index, so a damaged checkpoint (a full disk, a
-truncated copy) costs the epochs since the one before it. Every random thing in an epoch
-(order, augmentation, and dropout, reset by `reset_dropout`) is a function of (seed,
-epoch), so a replayed epoch is the same epoch.
+the per-epoch history and, inside an epoch (`--checkpoint_every`), its finished steps,
+running totals and dropout's generator states. `RunState.record_epoch` writes a finished
+epoch in a fixed order: best weights (if it is the best), TensorBoard, the checkpoint,
+then `history.csv` from the checkpointed history; a kill anywhere replays what followed
+the last checkpoint (the epoch, or its steps since the last save inside it), which
+computes the same values again. `CheckpointManager` writes a checkpoint's files before
+it points its index at them; the last `KEEP` checkpoints are kept, and a restore tries
+them newest first, found by their own files rather than by the index, so a damaged
+checkpoint (a full disk, a truncated copy) costs what was trained since the one before
+it. Every random thing in an epoch (order, augmentation, and dropout, reset by
+`reset_dropout` at the epoch's start) is a function of (seed, epoch), so a replayed
+epoch is the same epoch.
 """
 
 import csv
@@ -33,6 +36,7 @@ from absl import logging
 from rps_tfdata.core import artifacts, files
 from rps_tfdata.core.config import MAY_CHANGE
 from rps_tfdata.core.errors import CheckpointError, ConfigError
+from rps_tfdata.core.loop import EpochProgress
 
 KEEP = 3  # checkpoints kept, so that a damaged newest one has an older one to fall back to
 HISTORY_COLUMNS = (
@@ -62,6 +66,9 @@ class RunState:
         non-chief worker saves to its own scratch folder, restores from the chief's)."""
         self.folder = folder
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        # Inside an epoch: its finished steps and running totals (zero at its boundaries).
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self._totals = tf.Variable([0.0] * 4, dtype=tf.float64, trainable=False)
         self.best_val_loss = tf.Variable(math.inf, dtype=tf.float64, trainable=False)
         self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self._history = tf.Variable("[]", dtype=tf.string, trainable=False)
@@ -69,6 +76,11 @@ class RunState:
             model=model,
             optimizer=optimizer,
             epoch=self.epoch,
+            step=self.step,
+            totals=self._totals,
+            # Dropout's generators move with every step: inside an epoch, their state is
+            # part of where the run is.
+            dropout=[generator.state for generator in _seed_generators(model)],
             best_val_loss=self.best_val_loss,
             best_epoch=self.best_epoch,
             history=self._history,
@@ -81,6 +93,24 @@ class RunState:
         self._writers = {
             k: tf.summary.create_file_writer(os.path.join(logs, k)) for k in ("train", "validation")
         }
+
+    @property
+    def progress(self) -> EpochProgress:
+        """Where the unfinished epoch is (step 0: at its start)."""
+        loss_sum, correct, images, seconds = self._totals.numpy().tolist()
+        return EpochProgress(int(self.step.numpy()), loss_sum, correct, images, seconds)
+
+    def saved_up_to(self) -> str:
+        """Where a rerun continues, in words: "epoch 3" or "step 6 of epoch 4"."""
+        epoch, step = int(self.epoch.numpy()), int(self.step.numpy())
+        return f"step {step} of epoch {epoch + 1}" if step else f"epoch {epoch}"
+
+    def save_progress(self, progress: EpochProgress) -> None:
+        """A checkpoint inside the unfinished epoch, after `progress.step` steps."""
+        self.step.assign(progress.step)
+        self._totals.assign(list(progress[1:]))
+        self._manager.save()
+        logging.info("saved the run at %s", self.saved_up_to())
 
     @property
     def history(self) -> list[dict[str, float]]:
@@ -127,7 +157,9 @@ class RunState:
             writer.flush()
         self._history.assign(json.dumps(self.history + [row]))
         self.epoch.assign_add(1)
-        self._manager.save(checkpoint_number=int(self.epoch.numpy()))
+        self.step.assign(0)
+        self._totals.assign([0.0] * 4)
+        self._manager.save()
         write_history(self.folder, self.history)
         return improved
 
@@ -141,10 +173,13 @@ def write_history(folder: str, history: list[dict[str, float]]) -> None:
     files.write_text(os.path.join(folder, artifacts.HISTORY), text.getvalue())
 
 
+def _seed_generators(model: keras.Model) -> list:
+    return [sg for layer in model._flatten_layers() for sg in layer._seed_generators]
+
+
 def reset_dropout(model: keras.Model, seed: int, epoch: int) -> None:
     """Sets every seed generator of `model` (dropout's) to a state of (seed, epoch) alone."""
-    generators = [sg for layer in model._flatten_layers() for sg in layer._seed_generators]
-    for k, generator in enumerate(generators):
+    for k, generator in enumerate(_seed_generators(model)):
         state = np.random.SeedSequence([seed, epoch, k]).generate_state(1)[0] >> 1
         generator.state.assign(tf.constant([state, 0], generator.state.dtype))
 

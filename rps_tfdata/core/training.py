@@ -92,8 +92,9 @@ def train_and_evaluate(
                 files.write_text(os.path.join(config.model_dir, artifacts.FLAGS), flags_text)
             state = run_state.RunState(config.model_dir, model, optimizer)
             if state.restore():
-                done = int(state.epoch.numpy())
-                logging.info("continuing the run in %s after epoch %d", config.model_dir, done)
+                logging.info(
+                    "continuing the run in %s after %s", config.model_dir, state.saved_up_to()
+                )
             run = _Training(config, plan, data, model, steps, state, stop_signal)
             _train_epochs(run)
             return _finish(run)
@@ -121,11 +122,12 @@ def build(config: TrainConfig, plan: Plan, num_classes: int):
     return model, optimizer, steps
 
 
-def _epoch_feeds(config: TrainConfig, plan: Plan, data: Data, start: int):
-    """Yields each epoch's (batches, steps): one distributed pipeline across the epochs,
-    or with the tf.data service one job per epoch, run until it ends (steps None)."""
+def _epoch_feeds(config: TrainConfig, plan: Plan, data: Data, start: int, skip_steps: int):
+    """Yields each epoch's (batches, steps): one distributed pipeline across the epochs
+    (the first `skip_steps` steps of epoch `start` left out: trained before a resume), or
+    with the tf.data service one job per epoch, run until it ends (steps None)."""
     if not config.data_service:
-        batches, steps = _distributed_batches(config, plan, data, start)
+        batches, steps = _distributed_batches(config, plan, data, start, skip_steps)
         while True:
             yield batches, steps
     prefix = data_service.job_prefix()
@@ -136,7 +138,7 @@ def _epoch_feeds(config: TrainConfig, plan: Plan, data: Data, start: int):
         yield iter(data_service.distribute(dataset, config.data_service, f"{prefix}-{epoch}")), None
 
 
-def _distributed_batches(config: TrainConfig, plan: Plan, data: Data, start: int):
+def _distributed_batches(config: TrainConfig, plan: Plan, data: Data, start: int, skip_steps: int):
     """This worker's training batches for epochs [start, epochs), one replica's share at
     a time, padded so that every worker takes the same steps; and the steps per epoch."""
     count = plan.worker.count
@@ -153,6 +155,7 @@ def _distributed_batches(config: TrainConfig, plan: Plan, data: Data, start: int
             augmentation=plan.host_augmentation,
             batch_size=plan.replica_batch,
             batches_per_epoch=steps * plan.local_replicas,
+            skip_batches=skip_steps * plan.local_replicas,  # each step takes one per replica
         )
 
     return iter(plan.strategy.distribute_datasets_from_function(dataset)), steps
@@ -161,15 +164,17 @@ def _distributed_batches(config: TrainConfig, plan: Plan, data: Data, start: int
 def _train_epochs(run: _Training) -> None:
     """Trains from the state's epoch to `epochs`, recording each in the state's folder."""
     config, state = run.config, run.state
-    start = int(state.epoch.numpy())
-    feeds = _epoch_feeds(config, run.plan, run.data, start)
+    start, resumed = int(state.epoch.numpy()), state.progress
+    feeds = _epoch_feeds(config, run.plan, run.data, start, resumed.step)
     with _service_watch(config, state) as watch:
         for epoch in range(start, config.epochs):
-            run_state.reset_dropout(run.model, config.seed, epoch)
+            begin = resumed if epoch == start else loop.EPOCH_START
+            if not begin.step:  # inside an epoch, dropout's state came with the checkpoint
+                run_state.reset_dropout(run.model, config.seed, epoch)
             batches, num_steps = next(feeds)
             if watch is not None:
                 batches = watch.feed(batches)
-            row = _train_epoch(run, epoch, batches, num_steps)
+            row = _train_epoch(run, epoch, batches, num_steps, begin)
             with watch.guard if watch is not None else contextlib.nullcontext():
                 improved = state.record_epoch(row, run.model)
             _log_epoch(row, config.epochs, improved)
@@ -183,16 +188,18 @@ def _service_watch(config: TrainConfig, state: run_state.RunState):
 
     def then() -> str:
         return (
-            f"the run is saved up to epoch {int(state.epoch.numpy())}: rerun the same command "
+            f"the run is saved up to {state.saved_up_to()}: rerun the same command "
             "once the service has a dispatcher and workers again"
         )
 
     return data_service.watch_service(config.data_service, config.data_service_timeout, then)
 
 
-def _train_epoch(run: _Training, epoch: int, batches, num_steps) -> dict[str, float]:
+def _train_epoch(
+    run: _Training, epoch: int, batches, num_steps, begin: loop.EpochProgress
+) -> dict[str, float]:
     """Trains and validates one epoch on `batches` (`num_steps` of them, or None: until
-    they end); returns its history row.
+    they end), from `begin` (where a resumed epoch was saved); returns its history row.
 
     Raises:
       TrainingStoppedError: a signal, a short epoch from the service, or divergence.
@@ -201,18 +208,26 @@ def _train_epoch(run: _Training, epoch: int, batches, num_steps) -> dict[str, fl
     logging.info("epoch %d/%d started", epoch + 1, config.epochs)
     progress = loop.progress_bar(num_steps) if num_steps else None
     trained = loop.run_epoch(
-        run.steps, batches, num_steps, progress=progress, should_stop=run.stop_signal
+        run.steps,
+        batches,
+        num_steps,
+        progress=progress,
+        should_stop=run.stop_signal,
+        start=begin,
+        save_every=config.checkpoint_every,
+        save=run.state.save_progress,
     )
     if trained is None:
         raise TrainingStoppedError(
             f"stopped by {run.stop_signal()} in epoch {epoch + 1}; the run is saved up to "
-            f"epoch {epoch}: rerun the same command to continue from there"
+            f"{run.state.saved_up_to()}: rerun the same command to continue from there"
         )
     if config.data_service and trained.images != len(data.train.paths):
         raise TrainingStoppedError(
             f"the tf.data service delivered {trained.images} of the "
             f"{len(data.train.paths)} training images in epoch {epoch + 1} (did a worker "
-            f"stop?); the run is saved up to epoch {epoch}: rerun to continue from there"
+            f"stop?); the run is saved up to {run.state.saved_up_to()}: rerun to continue "
+            "from there"
         )
     validation = _validate(run, epoch)
     if not (math.isfinite(trained.loss) and math.isfinite(validation["loss"])):

@@ -2,9 +2,11 @@
 
     python -m rps_tfdata.benchmark --flagfile=flags/bench.flags [--data_dir=PATH] [--json=FILE]
 
-`--mode=pipeline|step|e2e|all|parity` (see `rps_tfdata.bench.benchmarks`); `--baseline=idg`
-adds the seed's pipeline. Without `--data_dir` it writes synthetic data sized like the real
-set (`--per_class=840 --size=300`: 2,520 PNGs of about 80 KB) once, under
+`--mode=pipeline|step|e2e|all|parity|memory|service|serving` (see
+`rps_tfdata.bench.benchmarks`); `--baseline=idg` adds the seed's pipeline. `--mode=service`
+starts `--data_service_workers` local workers, or with `--data_service=grpc://HOST:PORT`
+reads through a running service's own workers. Without `--data_dir` it writes synthetic
+data sized like the real set (`--per_class=840 --size=300`: 2,520 PNGs of about 80 KB) once, under
 `--download_dir`. The training flags apply, with the same checks as `train`, so a
 flagfile describes a benchmark exactly. Needs the `[bench]` extra (pillow, scipy).
 """
@@ -31,6 +33,7 @@ _F = flag_defs.define(
     "steps",
     "window",
     "data_service_workers",
+    "data_service",
     *flag_defs.TRAINING,
 )
 

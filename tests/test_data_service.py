@@ -221,3 +221,15 @@ def test_the_service_benchmark_measures_local_and_service_epochs(data_dir):
     results = benchmarks.measure_service(config, 1, settings)
     assert sorted(results) == ["service_0_workers", "service_1_workers"]
     assert all(rate.median > 0 and len(rate.samples) == 1 for rate in results.values())
+
+
+@pytest.mark.slow
+def test_the_service_benchmark_reads_through_a_running_dispatcher(data_dir):
+    from rps_tfdata.bench import benchmarks
+
+    settings = benchmarks.Settings(repeats=1, steady_epochs=1)
+    with service(workers=1) as (address, _):
+        config = small_run(data_dir, "", data_service=address)
+        results = benchmarks.measure_service(config, 3, settings)  # none started here
+    assert sorted(results) == ["service_0_workers", "service_external"]
+    assert all(rate.median > 0 and len(rate.samples) == 1 for rate in results.values())

@@ -255,35 +255,43 @@ def measure_service(
     config: config_lib.TrainConfig, max_workers: int, settings: Settings
 ) -> dict[str, throughput.Rate]:
     """Images/s of `settings.steady_epochs` epochs per repeat, read here and through the
-    service with 1..max_workers workers; images are decoded every epoch in each case."""
+    service: through 1..max_workers workers started here, or, when `config.data_service`
+    names a running dispatcher, through its workers (`service_external`). Images are
+    decoded every epoch in each case."""
     split = index.list_split(config.data_dir, config.validation_split, "training")
     plan = one_device_plan(config)
     options = plan.input._replace(cache="none", deterministic=False)
     prepared = reading.prepare(split.paths, split.labels, len(split.class_names), options)
-    layer = plan.host_augmentation
+    targets = [("service_0_workers", contextlib.nullcontext(""))]
+    if config.data_service:
+        targets.append(("service_external", contextlib.nullcontext(config.data_service)))
+    else:
+        targets += [(f"service_{n}_workers", local_service(n)) for n in range(1, max_workers + 1)]
     results = {}
-    for workers in range(max_workers + 1):
-
-        def service_epochs(address: str = "") -> Iterator[tf.data.Dataset]:
-            for epoch in range(settings.steady_epochs * settings.repeats + 1):
-                dataset = epochs.epoch_batches(
-                    prepared, epoch, seed=config.seed, augmentation=layer
-                )
-                if address:
-                    job = f"{data_service.job_prefix()}-{epoch}"
-                    dataset = data_service.distribute(dataset, address, job)
-                yield dataset
-
-        with local_service(workers) if workers else contextlib.nullcontext("") as address:
-            samples = []
-            for k, dataset in enumerate(service_epochs(address)):
-                start = time.perf_counter()
-                count = sum(int(y.shape[0]) for _, y, _ in dataset)
-                if k:  # the first epoch warms up (tracing, compilation, worker start)
-                    samples.append(count / (time.perf_counter() - start))
-        results[f"service_{workers}_workers"] = throughput.rate_of(samples)
-        logging.info("%d service workers: %s", workers, results[f"service_{workers}_workers"])
+    for name, service in targets:
+        with service as address:
+            results[name] = _epochs_through(prepared, config.seed, plan, address, settings)
+        logging.info("%s: %s", name, results[name])
     return results
+
+
+def _epochs_through(prepared, seed: int, plan, address: str, settings: Settings):
+    """The rate of epochs read here (`address` "") or through the service at `address`;
+    the first epoch warms up (tracing, compilation, worker start) and is not counted."""
+    samples = []
+    for epoch in range(settings.steady_epochs * settings.repeats + 1):
+        dataset = epochs.epoch_batches(
+            prepared, epoch, seed=seed, augmentation=plan.host_augmentation
+        )
+        if address:
+            dataset = data_service.distribute(
+                dataset, address, f"{data_service.job_prefix()}-{epoch}"
+            )
+        start = time.perf_counter()
+        count = sum(int(labels.shape[0]) for _, labels, _ in dataset)
+        if epoch:
+            samples.append(count / (time.perf_counter() - start))
+    return throughput.rate_of(samples)
 
 
 def measure_serving(config: config_lib.TrainConfig, settings: Settings) -> dict:

@@ -341,3 +341,17 @@ def test_commands_start_quietly_unless_the_user_chose_a_log_level(tmp_path, synt
     chatter = "All log messages before absl::InitializeLog() is called"
     assert chatter in stderr_of(command, {**quiet_env, "TF_CPP_MIN_LOG_LEVEL": "0"})
     assert chatter in stderr_of([*command, "--verbosity=0"], quiet_env)
+
+
+@pytest.mark.slow
+def test_every_command_takes_file_urls(tmp_path, synthetic_dir):
+    data, run = f"file://{synthetic_dir}", f"file://{tmp_path}/run"
+    trained = run_module("train", f"--data_dir={data}", f"--model_dir={run}", "--epochs=1")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert os.path.isfile(tmp_path / "run" / "metrics.json")
+    evaluated = run_module("evaluate", f"--model_dir={run}", f"--data_dir={data}")
+    assert evaluated.returncode == 0 and "accuracy:" in evaluated.stdout
+    predicted = run_module("predict", f"--model_dir={run}", f"{data}/rock")
+    assert predicted.returncode == 0 and len(predicted.stdout.splitlines()) == 10
+    exported = run_module("export", f"--model_dir={run}", f"--out=file://{tmp_path}/served")
+    assert exported.returncode == 0 and os.path.isfile(tmp_path / "served" / "saved_model.pb")

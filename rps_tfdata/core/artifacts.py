@@ -6,12 +6,11 @@ Every consumer of a finished run (evaluate, predict, export) goes through
 
 import json
 import os
-import shutil
 from typing import Any, NamedTuple, Optional
 
 import keras
 
-from rps_tfdata.core import files
+from rps_tfdata.core import files, storage
 from rps_tfdata.core.errors import RunNotFoundError
 from rps_tfdata.core.reading import PipelineOptions
 
@@ -52,23 +51,23 @@ class Run(NamedTuple):
 
 def holds_run(model_dir: str) -> bool:
     """Whether `model_dir` holds any training artifact."""
-    return any(os.path.exists(os.path.join(model_dir, name)) for name in RUN_FILES)
+    return any(storage.exists(os.path.join(model_dir, name)) for name in RUN_FILES)
 
 
 def remove_run(model_dir: str) -> None:
     """Deletes the run's artifacts from `model_dir`, and nothing else there."""
     for name in RUN_FILES:
         path = os.path.join(model_dir, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
+        if storage.isdir(path):
+            storage.rmtree(path)
+        elif storage.exists(path):
+            storage.remove(path)
 
 
 def finished_metrics(model_dir: str) -> Optional[dict[str, Any]]:
     """The metrics of a finished run in `model_dir`, or None."""
     path = os.path.join(model_dir, METRICS)
-    if not os.path.exists(path):
+    if not storage.exists(path):
         return None
     metrics = read_json(model_dir, METRICS)
     return metrics if metrics.get("finished") else None
@@ -77,7 +76,7 @@ def finished_metrics(model_dir: str) -> Optional[dict[str, Any]]:
 def read_json(model_dir: str, name: str) -> Any:
     """The JSON artifact `name` of the run in `model_dir`."""
     path = os.path.join(model_dir, name)
-    with open(path) as f:
+    with storage.open_file(path) as f:
         return json.load(f)
 
 
@@ -96,7 +95,7 @@ def load_run(model_dir: str, *, batch_size: int = 32) -> Run:
       RunNotFoundError: `model_dir` does not hold a finished run; names the missing file.
     """
     for name in (FINAL_MODEL, CLASS_NAMES, PREPROCESSING):
-        if not os.path.exists(os.path.join(model_dir, name)):
+        if not storage.exists(os.path.join(model_dir, name)):
             raise RunNotFoundError(
                 f"{os.path.join(model_dir, name)} not found: --model_dir must be the folder of a "
                 "finished `python -m rps_tfdata.train` run"

@@ -94,7 +94,8 @@ def settings_of(config: TrainConfig) -> dict[str, Any]:
     """The run's settings by flag name, as `run_config.json` records them."""
     settings = {name: value for name, value in config._asdict().items() if name not in WHERE}
     for name in ("data_dir", "test_dir"):
-        settings[name] = os.path.abspath(settings[name]) if settings[name] else None
+        value = settings[name]
+        settings[name] = (value if "://" in value else os.path.abspath(value)) if value else None
     settings["data_service"] = bool(config.data_service)  # the address may change between runs
     return settings
 

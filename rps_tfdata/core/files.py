@@ -15,11 +15,14 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from typing import Any, Callable, Iterator, Sequence
 
+from rps_tfdata.core import storage
 from rps_tfdata.core.errors import ConfigError, UserError
 
 _MARKER = ".rps_tfdata_complete"
+_BUILDING = ".rps_tfdata_building"  # on object stores: a folder being written in place
 
 
 @contextlib.contextmanager
@@ -27,8 +30,13 @@ def atomic_path(path: str) -> Iterator[str]:
     """Yields a temporary path beside `path`; renames it to `path` if the block succeeds.
 
     The temporary name ends with `path`'s own name, so writers that insist on an
-    extension (Keras: `.keras`, `.weights.h5`) accept it.
+    extension (Keras: `.keras`, `.weights.h5`) accept it. On an object store the rename
+    is a copy of a finished object, so a reader still sees the old file or the new one.
     """
+    if storage.is_remote(path):
+        yield from _remote_atomic_path(path)
+        return
+    path = storage.local(path)
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=".", suffix=f".{os.path.basename(path)}", dir=folder)
@@ -40,6 +48,18 @@ def atomic_path(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def _remote_atomic_path(path: str) -> Iterator[str]:
+    folder, name = os.path.split(path)
+    storage.makedirs(folder)
+    temporary = storage.join(folder, f".{uuid.uuid4().hex[:12]}.{name}")
+    try:
+        yield temporary
+        storage.rename(temporary, path)
+    finally:
+        if storage.exists(temporary):
+            storage.remove(temporary)
 
 
 def umask() -> int:
@@ -64,10 +84,11 @@ def check_writable(folder: str, flag: str) -> None:
       ConfigError: naming `flag` and the reason, before any work is spent.
     """
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
-        os.close(fd)
-        os.remove(probe)
+        storage.makedirs(folder)
+        probe = storage.join(folder, f".write-test-{uuid.uuid4().hex[:12]}")
+        with storage.open_file(probe, "w") as f:
+            f.write("")
+        storage.remove(probe)
     except OSError as e:
         raise ConfigError(
             f"{flag}={folder} cannot be written ({e.strerror or e}); choose a folder you can "
@@ -77,7 +98,7 @@ def check_writable(folder: str, flag: str) -> None:
 
 def write_text(path: str, text: str) -> str:
     """Writes `text` to `path` through a temporary file; returns the path."""
-    with atomic_path(path) as temporary, open(temporary, "w") as f:
+    with atomic_path(path) as temporary, storage.open_file(temporary, "w") as f:
         f.write(text)
     return path
 
@@ -91,10 +112,10 @@ def _identity(path: str) -> tuple[str, Any, Any]:
     """(path, size, modification time), or the reason it cannot be read in place of both:
     a dangling or looping link is an unreadable image, named later, not a crash."""
     try:
-        status = os.stat(path)
+        status = storage.stat(path)
     except OSError as e:
         return path, None, e.strerror or str(e)
-    return path, status.st_size, status.st_mtime_ns
+    return path, status.size, status.mtime_ns
 
 
 def fingerprint(paths: Sequence[str], *extra: Any) -> str:
@@ -113,7 +134,7 @@ def readable(path: str) -> str:
 
 def is_complete(folder: str) -> bool:
     """Whether `folder` was finished by `build_folder`."""
-    return os.path.exists(os.path.join(folder, _MARKER))
+    return storage.exists(storage.join(folder, _MARKER))
 
 
 def build_folder(folder: str, build: Callable[[str], None], *, replace: bool = False) -> str:
@@ -130,11 +151,15 @@ def build_folder(folder: str, build: Callable[[str], None], *, replace: bool = F
     """
     if is_complete(folder) and not replace:
         return folder
-    if os.path.exists(folder) and not is_complete(folder):
+    building = storage.exists(storage.join(folder, _BUILDING))
+    if storage.exists(folder) and not is_complete(folder) and not building:
         raise UserError(
             f"{folder} exists but was not written by rps_tfdata (no {_MARKER} in it); "
             "move it away or choose another folder"
         )
+    if storage.is_remote(folder):
+        return _build_in_place(folder, build)
+    folder = storage.local(folder)
     parent = os.path.dirname(os.path.abspath(folder))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.", dir=parent)
@@ -153,4 +178,18 @@ def build_folder(folder: str, build: Callable[[str], None], *, replace: bool = F
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def _build_in_place(folder: str, build: Callable[[str], None]) -> str:
+    """On an object store, where a folder cannot be renamed at once: the folder is
+    emptied and built where it is, between a "building" marker written first and the
+    completion marker written last. Readers wait for the completion marker; a killed
+    build leaves the "building" marker, so the next build redoes it."""
+    storage.rmtree(folder)
+    storage.makedirs(folder)
+    write_text(storage.join(folder, _BUILDING), "")
+    build(folder)
+    write_text(storage.join(folder, _MARKER), "")
+    storage.remove(storage.join(folder, _BUILDING))
     return folder

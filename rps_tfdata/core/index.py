@@ -11,6 +11,7 @@ are not classes here, while IDG would count them, shifting every label.
 import os
 from typing import Iterator, NamedTuple, Sequence
 
+from rps_tfdata.core import storage
 from rps_tfdata.core.errors import DatasetLayoutError
 
 # The extensions IDG accepts, compared with `name.lower().endswith(...)`. No GIF.
@@ -36,23 +37,23 @@ class Split(NamedTuple):
 
 def list_classes(directory: str) -> list[str]:
     """Returns the class folder names of `directory` in IDG's (code-point) order."""
-    if not os.path.isdir(directory):
+    if not storage.isdir(directory):
         raise DatasetLayoutError(
             f"data folder {directory!r} does not exist or is not a folder; pass a folder "
             "with one subfolder of images per class"
         )
     return sorted(
         name
-        for name in os.listdir(directory)
+        for name in storage.listdir(directory)
         if not name.startswith(".")
         and name not in JUNK_FOLDERS
-        and os.path.isdir(os.path.join(directory, name))
+        and storage.isdir(os.path.join(directory, name))
     )
 
 
 def junk_folders(directory: str) -> list[str]:
     """The known junk folders in `directory` (left out of the classes, for the log)."""
-    return [name for name in JUNK_FOLDERS if os.path.isdir(os.path.join(directory, name))]
+    return [name for name in JUNK_FOLDERS if storage.isdir(os.path.join(directory, name))]
 
 
 def is_image_file(name: str) -> bool:
@@ -66,7 +67,7 @@ def iter_image_files(folder: str) -> Iterator[str]:
     IDG sorts the `os.walk` entries by their root path string (not depth-first by
     name) and the file names within each root; symlinked subfolders are not followed.
     """
-    for root, _, files in sorted(os.walk(folder), key=lambda entry: entry[0]):
+    for root, _, files in sorted(storage.walk(folder), key=lambda entry: entry[0]):
         for name in sorted(files):
             if is_image_file(name):
                 yield os.path.join(root, name)

@@ -5,7 +5,7 @@ from typing import Iterable, NamedTuple, Sequence
 
 import tensorflow as tf
 
-from rps_tfdata.core import artifacts, epochs, evaluation, index, loop, reading, scan
+from rps_tfdata.core import artifacts, epochs, evaluation, index, loop, reading, scan, storage
 from rps_tfdata.core.errors import InputNotFoundError
 
 REFUSED_BY_EXPORT = (
@@ -30,9 +30,9 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
     paths = list(paths)
     found = []
     for path in paths:
-        if os.path.isdir(path):
+        if storage.isdir(path):
             found.extend(index.iter_image_files(path))
-        elif os.path.lexists(path):  # a file, a link, a FIFO: the screen says what it is
+        elif storage.lexists(path):  # a file, a link, a FIFO: the screen says what it is
             found.append(path)
         else:
             raise InputNotFoundError(f"{path} does not exist; pass image files or folders")

@@ -15,14 +15,13 @@ The epochs are built from a `Prepared` split by `rps_tfdata.core.epochs`.
 
 import json
 import os
-import shutil
 from typing import Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from rps_tfdata.core import files, scan
+from rps_tfdata.core import files, scan, storage
 from rps_tfdata.core.images import load_image
 
 CACHE_MODES = ("memory", "disk", "none")
@@ -126,7 +125,7 @@ def _fill_disk_cache(staging: str, paths: Sequence[str], options: PipelineOption
 
     def store(first_id: int, images: tf.Tensor) -> None:
         for offset, pixels in enumerate(images.numpy()):
-            with open(_raw_path(staging, first_id + offset), "wb") as f:
+            with storage.open_file(_raw_path(staging, first_id + offset), "wb") as f:
                 f.write(pixels.tobytes())
 
     bad = _read_all(paths, options, store)
@@ -135,15 +134,15 @@ def _fill_disk_cache(staging: str, paths: Sequence[str], options: PipelineOption
 
 def _disk_cache(paths: Sequence[str], options: PipelineOptions, name: str) -> tuple[str, list]:
     """The split's fingerprinted raw-pixel folder (built once) and its unreadable files."""
-    os.makedirs(options.cache_path, exist_ok=True)
+    storage.makedirs(options.cache_path)
     key = files.fingerprint(paths, name, list(options.image_size), options.resize_method)
     folder = os.path.join(options.cache_path, f"{name}-{key}")
-    for stale in os.listdir(options.cache_path):  # other data or settings: never read again
+    for stale in storage.listdir(options.cache_path):  # other data or settings: never again
         path = os.path.join(options.cache_path, stale)
         if stale.startswith(f"{name}-") and path != folder and files.is_complete(path):
-            shutil.rmtree(path)
+            storage.rmtree(path)
     files.build_folder(folder, lambda staging: _fill_disk_cache(staging, paths, options))
-    with open(os.path.join(folder, _BAD_LIST)) as f:
+    with storage.open_file(os.path.join(folder, _BAD_LIST)) as f:
         bad = [scan.BadImage(**record) for record in json.load(f)]
     return folder, bad
 

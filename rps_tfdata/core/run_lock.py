@@ -10,7 +10,8 @@ old holder still runs.
 
 On NFS, Linux turns `flock` into a lock held by the server (NFSv4, or NFSv3 with lockd), so
 runs on different hosts exclude each other there too. A file system that cannot lock
-(some FUSE mounts) is said in one warning, and the run goes on unguarded.
+(some FUSE mounts), and any URL but `file://` (object stores have no locks), is said in
+one warning, and the run goes on unguarded.
 """
 
 import contextlib
@@ -23,6 +24,7 @@ from typing import Iterator
 
 from absl import logging
 
+from rps_tfdata.core import storage
 from rps_tfdata.core.errors import FolderInUseError
 
 LOCK_FILE = ".rps_tfdata.lock"
@@ -42,6 +44,14 @@ def hold(model_dir: str) -> Iterator[None]:
     Raises:
       FolderInUseError: another live process holds the folder.
     """
+    if storage.is_remote(model_dir):
+        logging.warning(
+            "%s is on a file system without locks: nothing stops a second run in this folder",
+            model_dir,
+        )
+        yield
+        return
+    model_dir = storage.local(model_dir)
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, LOCK_FILE)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)

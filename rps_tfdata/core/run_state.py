@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from rps_tfdata.core import artifacts, files
+from rps_tfdata.core import artifacts, files, storage
 from rps_tfdata.core.config import MAY_CHANGE
 from rps_tfdata.core.errors import CheckpointError, ConfigError
 from rps_tfdata.core.loop import EpochProgress
@@ -198,9 +198,9 @@ def saved_checkpoints(folder: str) -> list[str]:
 def read_settings(model_dir: str) -> Optional[dict[str, Any]]:
     """The settings a run in `model_dir` was started with, or None for a new folder."""
     path = os.path.join(model_dir, artifacts.RUN_CONFIG)
-    if not os.path.exists(path):
+    if not storage.exists(path):
         return None
-    with open(path) as f:
+    with storage.open_file(path) as f:
         return json.load(f)
 
 

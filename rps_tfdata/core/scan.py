@@ -9,11 +9,10 @@ are then decoded for real in a parallel tf.data pass (`rps_tfdata.core.reading`)
 a file the decoder rejects is "corrupt image data".
 """
 
-import os
-import stat
 import struct
 from typing import NamedTuple, Optional, Sequence
 
+from rps_tfdata.core import storage
 from rps_tfdata.core.files import readable
 
 # PIL's Image.MAX_IMAGE_PIXELS: int(1024 * 1024 * 1024 // 4 // 3). IDG reads through PIL.
@@ -152,11 +151,11 @@ def too_many_pixels(count: int) -> str:
 def inspect_header(path: str) -> Optional[str]:
     """The reason `path` cannot be an image we decode, or None if it looks decodable."""
     try:
-        status = os.stat(path)
-        if not stat.S_ISREG(status.st_mode):  # opening a FIFO would wait for a writer
+        status = storage.stat(path)
+        if not status.is_regular:  # opening a FIFO would wait for a writer
             return "not a regular file (a folder, FIFO, socket or device)"
-        size = status.st_size
-        with open(path, "rb") as f:
+        size = status.size
+        with storage.open_file(path, "rb") as f:
             head = f.read(_HEAD)
             if head.startswith(_JPEG) and _jpeg_size(head) is None:
                 head += f.read(_JPEG_HEAD - _HEAD)

@@ -1,0 +1,164 @@
+"""Folders anywhere TensorFlow can reach: a local path, `file://`, or a URL of a file
+system registered with TensorFlow (`gs://` built in, `ram://` in memory, `s3://` and
+`hdfs://` through their plug-ins).
+
+Local paths and `file://` URLs go through `os`, which keeps IDG's listing semantics
+exactly (symlinked folders not followed, FIFOs seen as such); other URLs go through
+`tf.io.gfile`, imported only then (so that modules which never touch a URL stay free of
+TensorFlow), and its errors become the `OSError`s that local code already handles.
+Object stores rename by copying and have no locks: callers that need a rename to be
+atomic say what they do instead (`files.build_folder` marks a folder complete last).
+"""
+
+import contextlib
+import errno
+import os
+import shutil
+from typing import IO, Iterator, NamedTuple
+
+_FILE = "file://"
+
+
+class Stat(NamedTuple):
+    size: int
+    mtime_ns: int  # 0 where the file system keeps none (ram://)
+    is_regular: bool  # a plain file (not a folder, FIFO, socket or device)
+
+
+def is_remote(path: str) -> bool:
+    """A URL that is not `file://`: served through `tf.io.gfile`."""
+    return "://" in path and not path.startswith(_FILE)
+
+
+def local(path: str) -> str:
+    """`path` with a `file://` scheme removed (other paths unchanged)."""
+    return path[len(_FILE) :] if path.startswith(_FILE) else path
+
+
+def join(folder: str, *names: str) -> str:
+    return os.path.join(folder, *names)
+
+
+@contextlib.contextmanager
+def _as_oserror(path: str) -> Iterator[None]:
+    """`tf.io.gfile`'s errors as the `OSError`s of the same meaning."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.NotFoundError as e:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", path) from e
+    except tf.errors.PermissionDeniedError as e:
+        raise PermissionError(errno.EACCES, "Permission denied", path) from e
+    except tf.errors.OpError as e:
+        raise OSError(errno.EIO, e.message, path) from e
+
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def exists(path: str) -> bool:
+    return _gfile().exists(path) if is_remote(path) else os.path.exists(local(path))
+
+
+def lexists(path: str) -> bool:
+    """Exists, or is a link (a dangling one included)."""
+    return _gfile().exists(path) if is_remote(path) else os.path.lexists(local(path))
+
+
+def isdir(path: str) -> bool:
+    return _gfile().isdir(path) if is_remote(path) else os.path.isdir(local(path))
+
+
+def listdir(path: str) -> list[str]:
+    if not is_remote(path):
+        return os.listdir(local(path))
+    with _as_oserror(path):
+        return [name.rstrip("/") for name in _gfile().listdir(path)]
+
+
+def walk(path: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """(folder, subfolders, files) below `path`; symlinked folders not followed."""
+    if is_remote(path):
+        yield from _gfile().walk(path)
+        return
+    start = local(path)
+    for folder, subfolders, names in os.walk(start):
+        yield path + folder[len(start) :], subfolders, names
+
+
+def makedirs(path: str) -> None:
+    if not is_remote(path):
+        os.makedirs(local(path), exist_ok=True)
+        return
+    with _as_oserror(path):
+        _gfile().makedirs(path)
+
+
+def stat(path: str) -> Stat:
+    """Raises OSError (FileNotFoundError where it is missing), as `os.stat` does."""
+    if is_remote(path):
+        with _as_oserror(path):
+            found = _gfile().stat(path)
+        return Stat(found.length, found.mtime_nsec, not found.is_directory)
+    found = os.stat(local(path))
+    return Stat(found.st_size, found.st_mtime_ns, (found.st_mode & 0o170000) == 0o100000)
+
+
+class _RemoteFile:
+    """A `tf.io.gfile.GFile` whose errors are `OSError`s."""
+
+    def __init__(self, path: str, mode: str):
+        self._path = path
+        with _as_oserror(path):
+            self._file = _gfile().GFile(path, mode)
+
+    def __getattr__(self, name):
+        method = getattr(self._file, name)
+
+        def call(*args, **kwargs):
+            with _as_oserror(self._path):
+                return method(*args, **kwargs)
+
+        return call
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        with _as_oserror(self._path):
+            self._file.close()
+
+
+def open_file(path: str, mode: str = "r") -> IO:
+    """The file at `path`; on a URL, opened through `tf.io.gfile` (read, write, seek)."""
+    return _RemoteFile(path, mode) if is_remote(path) else open(local(path), mode)
+
+
+def rename(source: str, target: str) -> None:
+    """Replaces `target` with `source` (atomic on local disks; a copy on object stores)."""
+    if not is_remote(source):
+        os.replace(local(source), local(target))
+        return
+    with _as_oserror(source):
+        _gfile().rename(source, target, overwrite=True)
+
+
+def remove(path: str) -> None:
+    if not is_remote(path):
+        os.remove(local(path))
+        return
+    with _as_oserror(path):
+        _gfile().remove(path)
+
+
+def rmtree(path: str) -> None:
+    """Removes a folder and everything in it; a missing one is no error."""
+    if not is_remote(path):
+        shutil.rmtree(local(path), ignore_errors=True)
+    elif _gfile().exists(path):
+        with _as_oserror(path):
+            _gfile().rmtree(path)

@@ -1,0 +1,59 @@
+"""Folders anywhere TensorFlow can reach: a whole run with its images and its folder in
+TensorFlow's in-memory file system (`ram://`, as a bucket would be), and the rules that
+replace an atomic rename on object stores."""
+
+import json
+
+import pytest
+import tensorflow as tf
+
+from rps_tfdata.core import artifacts, evaluation, files, storage, synthetic, training
+from rps_tfdata.core.errors import UserError
+
+from .helpers import small_run
+
+
+def test_a_whole_run_lives_in_a_bucket():
+    data, run_dir = "ram://bucket/data", "ram://bucket/run"
+    synthetic.write_dataset(data, 8, size=40, seed=1)
+    config = small_run(data, run_dir, epochs=2, checkpoint_every=1, image_cache="disk")
+    metrics = training.train_and_evaluate(config)
+    assert metrics["finished"] and metrics["epochs_run"] == 2
+    with storage.open_file(f"{run_dir}/{artifacts.METRICS}") as f:
+        assert json.load(f)["final_weights_sha256"] == metrics["final_weights_sha256"]
+    for name in artifacts.RUN_FILES:
+        if name != artifacts.FLAGS:  # written by the command line, not the library
+            assert storage.exists(f"{run_dir}/{name}"), name
+    assert files.is_complete(f"{run_dir}/export/1")
+    cache = f"{run_dir}/tf_data_cache"
+    assert all(files.is_complete(f"{cache}/{name}") for name in storage.listdir(cache))
+    # Read back from the bucket, and a rerun reports instead of training again.
+    result = evaluation.evaluate_folder(artifacts.load_run(run_dir), data)
+    assert result["num_images"] == 24
+    assert training.train_and_evaluate(config) == metrics
+
+
+def test_a_folder_on_an_object_store_is_complete_only_once_marked_last():
+    folder = "ram://bucket/built"
+
+    def killed(staging):
+        tf.io.write_file(f"{staging}/half", b"...")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        files.build_folder(folder, killed)
+    assert storage.exists(folder) and not files.is_complete(folder)  # never read as done
+    files.build_folder(folder, lambda staging: tf.io.write_file(f"{staging}/whole", b"!"))
+    assert files.is_complete(folder)  # the killed build was redone, not refused
+    assert sorted(storage.listdir(folder)) == [".rps_tfdata_complete", "whole"]
+    storage.makedirs("ram://bucket/theirs")
+    tf.io.write_file("ram://bucket/theirs/data", b"not ours")
+    with pytest.raises(UserError, match="was not written by rps_tfdata"):
+        files.build_folder("ram://bucket/theirs", lambda staging: None)
+
+
+def test_a_file_written_to_a_bucket_leaves_no_temporary_behind():
+    files.write_json("ram://bucket/notes/a.json", {"x": 1})
+    assert storage.listdir("ram://bucket/notes") == ["a.json"]
+    with pytest.raises(FileNotFoundError):
+        storage.stat("ram://bucket/notes/missing.json")

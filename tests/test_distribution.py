@@ -187,3 +187,55 @@ def test_a_mirrored_run_killed_after_an_epoch_resumes_to_the_same_weights(
     killed.wait()
     resumed = result_of(start(data_dir, tmp_path / "resumed", "mirrored", devices=2))
     assert resumed["final_weights_sha256"] == mirrored_run["final_weights_sha256"]
+
+
+def cli_worker(data_dir, model_dir, cluster, index):
+    """`python -m rps_tfdata.train` as worker `index`, with the settings of TRAIN."""
+    tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+    return subprocess.Popen(
+        [sys.executable, "-m", "rps_tfdata.train", f"--data_dir={data_dir}"]
+        + [f"--model_dir={model_dir}", "--strategy=multi_worker", "--epochs=2", "--seed=5"]
+        + ["--image_size=48", "--batch_size=8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TF_CONFIG": tf_config, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+
+
+@pytest.mark.slow
+def test_a_lost_worker_stops_the_other_with_one_line_and_the_rerun_ends_alike(
+    data_dir, two_workers, tmp_path
+):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    model_dir = tmp_path / "run"
+    chief, worker = (cli_worker(data_dir, model_dir, cluster, k) for k in range(2))
+    try:
+        output = ""
+        for line in chief.stdout:
+            output += line
+            if "epoch 2/2 started" in line:
+                break
+        worker.send_signal(signal.SIGSTOP)  # the chief cannot finish epoch 2 without it
+        worker.send_signal(signal.SIGKILL)
+        lost = time.monotonic()
+        output += chief.communicate(timeout=120)[0]
+        assert time.monotonic() - lost < 60
+    finally:
+        for process in (chief, worker):
+            process.kill()
+            process.wait()
+    assert chief.returncode == 1 and "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: worker 1 at {cluster['worker'][1]} of the cluster is gone or silent ("
+    )
+    assert "the run is saved up to epoch 1: start every worker again" in errors[0]
+    # The same commands, started again, continue and end as the uninterrupted run.
+    again = [cli_worker(data_dir, model_dir, cluster, k) for k in range(2)]
+    for process in again:
+        assert process.wait(timeout=300) == 0, process.stdout.read()[-3000:]
+    _, _, reference, _ = two_workers
+    stored = artifacts.read_json(str(model_dir), artifacts.METRICS)
+    assert stored["final_weights_sha256"] == reference["final_weights_sha256"]

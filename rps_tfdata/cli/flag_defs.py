@@ -240,6 +240,14 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
         _DEFAULT["tfds_data_dir"],
         "Where TFDS keeps prepared datasets (default: TFDS's own).",
     ),
+    "peer_timeout": lambda: flags.DEFINE_float(
+        "peer_timeout",
+        _DEFAULT["peer_timeout"],
+        "--strategy=multi_worker: seconds a step waits for the other workers before it "
+        "fails; a lost or hung worker then stops every worker with one line, the finished "
+        "work saved.",
+        lower_bound=1.0,
+    ),
     "cpu_devices": lambda: flags.DEFINE_integer(
         "cpu_devices",
         _DEFAULT["cpu_devices"],

@@ -57,6 +57,7 @@ class TrainConfig(NamedTuple):
     prefetch: int = -1  # tf.data AUTOTUNE
     strategy: str = "auto"
     cpu_devices: int = 1
+    peer_timeout: float = 600.0  # seconds a collective waits for the other workers
     data_service: str = ""
     data_service_timeout: float = 60.0
 
@@ -72,7 +73,7 @@ LOCATION = (
     "base_url",
     "tfds_data_dir",
 )
-PLACEMENT = ("strategy", "cpu_devices", "data_service", "data_service_timeout")
+PLACEMENT = ("strategy", "cpu_devices", "peer_timeout", "data_service", "data_service_timeout")
 # The run's folder: where it is, not what it is.
 WHERE = ("model_dir",)
 # Recorded, but a rerun may change them: they change speed or sources, never results.
@@ -87,6 +88,7 @@ MAY_CHANGE = (
     "prefetch",
     "data_service_timeout",
     "checkpoint_every",  # where a rerun starts from, never what it computes
+    "peer_timeout",
 )
 
 

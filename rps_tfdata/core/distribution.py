@@ -7,6 +7,7 @@ evenly among replicas, so 32 keeps the seed's learning dynamics on any number of
 
 import json
 import os
+import re
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -34,12 +35,15 @@ def resolve(name: str) -> str:
     return name
 
 
-def make_strategy(name: str, *, cpu_devices: int = 1) -> tf.distribute.Strategy:
+def make_strategy(
+    name: str, *, cpu_devices: int = 1, peer_timeout: float = 600.0
+) -> tf.distribute.Strategy:
     """The `tf.distribute` strategy for a `--strategy` value.
 
     mirrored: every local GPU, else every logical CPU device; `cpu_devices` > 1 splits
     the CPU into that many (to try `mirrored` without GPUs); multi_worker: the cluster in
-    TF_CONFIG.
+    TF_CONFIG, each collective bounded by `peer_timeout` seconds (a peer that hangs then
+    fails the step instead of holding every worker forever).
     """
     name = resolve(name)
     if cpu_devices > 1:
@@ -54,7 +58,8 @@ def make_strategy(name: str, *, cpu_devices: int = 1) -> tf.distribute.Strategy:
                 "--strategy=multi_worker needs the cluster in $TF_CONFIG (every worker's "
                 'host:port and this one\'s {"type": "worker", "index": N}); see the README'
             )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=peer_timeout)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     gpus = tf.config.list_logical_devices("GPU")
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
@@ -88,3 +93,33 @@ def replica_batch_size(batch_size: int, strategy: tf.distribute.Strategy) -> int
             f"this strategy; use a multiple of {replicas}"
         )
     return batch_size // replicas
+
+
+# What a collective raises when a peer is gone or silent.
+PEER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.CancelledError,
+    tf.errors.AbortedError,
+    tf.errors.DeadlineExceededError,
+)
+
+
+def peer_of(error: tf.errors.OpError) -> str:
+    """The other worker a collective's error names ("worker 1 at HOST:PORT"), or "a
+    worker" (the error may name this worker too: the first other one is taken)."""
+    if "TF_CONFIG" not in os.environ:
+        return "a worker"
+    cluster = json.loads(os.environ["TF_CONFIG"])
+    me = (cluster["task"]["type"], int(cluster["task"]["index"]))
+    for job, task in re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", error.message):
+        if (job, int(task)) != me:
+            addresses = cluster["cluster"].get(job, [])
+            where = f" at {addresses[int(task)]}" if int(task) < len(addresses) else ""
+            return f"{job} {task}{where}"
+    return "a worker"
+
+
+def failure_of(error: tf.errors.OpError) -> str:
+    """What a failed collective said, in one line."""
+    found = re.search(r"Collective ops is aborted by: ([^\n]+)", error.message)
+    return found.group(1).strip() if found else type(error).__name__

@@ -116,7 +116,9 @@ def make_plan(config: TrainConfig) -> Plan:
       ConfigError: settings that cannot work here (named), e.g. a batch that does not
         divide among the replicas.
     """
-    strategy = distribution.make_strategy(config.strategy, cpu_devices=config.cpu_devices)
+    strategy = distribution.make_strategy(
+        config.strategy, cpu_devices=config.cpu_devices, peer_timeout=config.peer_timeout
+    )
     worker = distribution.worker_of(strategy)
     on_device = resolve_augment_on(config.augment_on) == "device"
     xla = model_lib.step_uses_xla(config.jit_compile)

@@ -23,6 +23,7 @@ from rps_tfdata.core import (
     artifacts,
     data_service,
     datasets,
+    distribution,
     epochs,
     evaluation,
     export,
@@ -174,7 +175,17 @@ def _train_epochs(run: _Training) -> None:
             batches, num_steps = next(feeds)
             if watch is not None:
                 batches = watch.feed(batches)
-            row = _train_epoch(run, epoch, batches, num_steps, begin)
+            try:
+                row = _train_epoch(run, epoch, batches, num_steps, begin)
+            except distribution.PEER_ERRORS as e:
+                if run.plan.worker.count == 1:
+                    raise
+                raise TrainingStoppedError(
+                    f"{distribution.peer_of(e)} of the cluster is gone or silent "
+                    f"({distribution.failure_of(e)}); the run is saved up to "
+                    f"{state.saved_up_to()}: start every worker again with the same commands "
+                    "to continue"
+                ) from e
             with watch.guard if watch is not None else contextlib.nullcontext():
                 improved = state.record_epoch(row, run.model)
             _log_epoch(row, config.epochs, improved)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -233,6 +234,44 @@ def test_a_lost_worker_stops_the_other_with_one_line_and_the_rerun_ends_alike(
     )
     assert "the run is saved up to epoch 1: start every worker again" in errors[0]
     # The same commands, started again, continue and end as the uninterrupted run.
+    again = [cli_worker(data_dir, model_dir, cluster, k) for k in range(2)]
+    for process in again:
+        assert process.wait(timeout=300) == 0, process.stdout.read()[-3000:]
+    _, _, reference, _ = two_workers
+    stored = artifacts.read_json(str(model_dir), artifacts.METRICS)
+    assert stored["final_weights_sha256"] == reference["final_weights_sha256"]
+
+
+@pytest.mark.slow
+def test_a_preemption_notice_to_one_worker_stops_both_at_one_saved_step(
+    data_dir, two_workers, tmp_path
+):
+    """SIGTERM to worker 1 (frozen as the chief starts, so the notice is waiting when it
+    goes on): both workers stop at the same step, each saying so in one line; started
+    again, they end with the uninterrupted run's weights."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    model_dir = tmp_path / "run"
+    chief, worker = (cli_worker(data_dir, model_dir, cluster, k) for k in range(2))
+    try:
+        for line in chief.stdout:
+            if "epoch 1/2 started" in line:
+                break
+        worker.send_signal(signal.SIGSTOP)
+        worker.send_signal(signal.SIGTERM)
+        worker.send_signal(signal.SIGCONT)
+        outputs = [process.communicate(timeout=120)[0] for process in (chief, worker)]
+    finally:
+        for process in (chief, worker):
+            process.kill()
+            process.wait()
+    assert (chief.returncode, worker.returncode) == (1, 1)
+    lines = [[ln for ln in out.splitlines() if ln.startswith("error: ")] for out in outputs]
+    assert all("Traceback" not in out for out in outputs)
+    assert [len(errors) for errors in lines] == [1, 1]
+    saved = [re.search(r"saved up to (step \d+ of epoch \d+)", errors[0]) for errors in lines]
+    assert saved[0] and saved[1] and saved[0].group(1) == saved[1].group(1)  # the same step
+    assert "stopped by a stop request on another worker" in lines[0][0]
+    assert "stopped by SIGTERM" in lines[1][0]
     again = [cli_worker(data_dir, model_dir, cluster, k) for k in range(2)]
     for process in again:
         assert process.wait(timeout=300) == 0, process.stdout.read()[-3000:]

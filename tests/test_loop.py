@@ -50,12 +50,13 @@ def batch_of(images, labels):
 
 def test_one_step_on_one_device_follows_the_mean_gradient():
     model, steps = steps_on(tf.distribute.OneDeviceStrategy("/cpu:0"))
-    loss_sum, correct, count = steps.train(batch_of(IMAGES, LABELS))
+    loss_sum, correct, count, stops = steps.train(batch_of(IMAGES, LABELS))
     kernel_gradient, bias_gradient = mean_loss_gradient(IMAGES, LABELS)
     kernel, bias = model.get_weights()
     np.testing.assert_allclose(kernel, KERNEL - kernel_gradient, atol=1e-6)
     np.testing.assert_allclose(bias, -bias_gradient, atol=1e-6)
     assert int(count) == 5 and 0 <= int(correct) <= 5 and float(loss_sum) > 0
+    assert float(stops) == 0
 
 
 def test_two_replicas_take_the_same_step_as_one_device():
@@ -69,18 +70,19 @@ def test_two_replicas_take_the_same_step_as_one_device():
     dataset = tf.data.Dataset.from_tensor_slices(batch_of(IMAGES, LABELS)).batch(5)
     batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
     assert len(strategy.experimental_local_results(batch[0])) == 2
-    _, _, count = steps.train(batch)
+    _, _, count, stops = steps.train(batch, tf.constant(1.0))
     kernel_gradient, bias_gradient = mean_loss_gradient(IMAGES, LABELS)
     kernel, bias = model.get_weights()
     np.testing.assert_allclose(kernel, KERNEL - kernel_gradient, atol=1e-6)
     np.testing.assert_allclose(bias, -bias_gradient, atol=1e-6)
     assert int(count) == 5
+    assert float(stops) > 0  # a stop request reaches the step's all-reduce
 
 
 def test_a_padding_batch_of_no_image_changes_nothing():
     model, steps = steps_on(tf.distribute.OneDeviceStrategy("/cpu:0"))
     empty = batch_of(IMAGES[:0], LABELS[:0])
-    loss_sum, correct, count = steps.train(empty)
+    loss_sum, correct, count, _ = steps.train(empty)
     assert (float(loss_sum), float(correct), float(count)) == (0.0, 0.0, 0.0)
     kernel, bias = model.get_weights()
     np.testing.assert_array_equal(kernel, KERNEL)

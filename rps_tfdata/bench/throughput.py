@@ -86,7 +86,7 @@ def time_training(
     for _ in range(epochs):
         batch_ends.append([])
         for _ in range(steps_per_epoch):
-            loss_sum, _, _ = train_step(next(batches))
+            loss_sum, *_ = train_step(next(batches))
             float(loss_sum)
             batch_ends[-1].append(time.perf_counter())
     return window_rates(batch_ends, batch_size, window, skip_epochs=1)

@@ -24,7 +24,8 @@ PROBABILITY_CLIP = 1e-7
 class Steps(NamedTuple):
     """The compiled step functions of one model and optimizer."""
 
-    train: tf.types.experimental.PolymorphicFunction  # (images, labels, seeds) -> sums, count
+    # (images, labels, seeds)[, stop] -> loss sum, correct, images, stop requests
+    train: tf.types.experimental.PolymorphicFunction
     predict: tf.types.experimental.PolymorphicFunction  # images -> probabilities
 
 
@@ -75,13 +76,17 @@ def make_steps(
     divides its loss sum by the number of images in the whole step (all replicas,
     all workers), so the summed gradients are those of the step's mean loss, whatever
     the number of replicas, and a partial last step weighs its images as one device would.
+    The same all-reduce carries each worker's stop request (`stop`, 1.0 when its process
+    was asked to stop), so every worker learns of one at the same step.
     """
 
     variables = model.trainable_variables
 
-    def replica_step(images: tf.Tensor, labels: tf.Tensor, seeds: tf.Tensor):
+    def replica_step(images: tf.Tensor, labels: tf.Tensor, seeds: tf.Tensor, stop: tf.Tensor):
         count = tf.cast(tf.shape(labels)[0], tf.float32)
-        total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, count)
+        context = tf.distribute.get_replica_context()
+        flags = tf.stack([count, tf.identity(stop)])  # one all-reduce for both
+        total, stops = tf.unstack(context.all_reduce(tf.distribute.ReduceOp.SUM, flags))
 
         def learn():
             augmented = images
@@ -100,13 +105,14 @@ def make_steps(
 
         loss_sum, correct, *gradients = tf.cond(count > 0, learn, idle)
         optimizer.apply(gradients, variables)
-        return loss_sum, correct, count
+        return loss_sum, correct, count, stops
 
     replica_step = tf.function(replica_step, jit_compile=jit_compile)
 
     @tf.function
-    def train(batch) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        sums = strategy.run(replica_step, args=tuple(batch))
+    def train(batch, stop=None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        stop = tf.constant(0.0) if stop is None else stop
+        sums = strategy.run(replica_step, args=(*batch, stop))
         return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums)
 
     return Steps(train, make_predict(model))
@@ -129,11 +135,13 @@ def run_epoch(
     save: Optional[Callable[[EpochProgress], None]] = None,
 ) -> Optional[EpochResult]:
     """Trains the epoch's steps `start.step + 1 .. num_steps` from `batches` (num_steps
-    None: until they run out), adding to `start`'s totals; None if `should_stop()` turned
-    true. Every `save_every` steps (but the last) `save(progress)` records the totals.
+    None: until they run out), adding to `start`'s totals. Every `save_every` steps (but
+    the last) `save(progress)` records the totals. Returns None when `should_stop()`
+    turned true here or on another worker: every worker learns of it in the same step
+    (`make_steps`), saves that step (`save`) and stops there.
 
-    The sums stay on the device until the epoch ends (no wait for each step), except
-    for a progress bar, which reads each step's loss.
+    The sums stay on the device until the epoch ends; each step's stop requests are read
+    back (a wait for the step), and a progress bar reads each step's loss.
     """
     begin = time.perf_counter()
     loss_sum, correct, images = (
@@ -142,16 +150,19 @@ def run_epoch(
     remaining = None if num_steps is None else num_steps - start.step
     feed = batches if remaining is None else (next(batches) for _ in range(remaining))
     for step, batch in enumerate(feed, start=start.step + 1):
-        batch_loss, batch_correct, count = steps.train(batch)
+        requested = tf.constant(1.0 if should_stop() else 0.0)
+        batch_loss, batch_correct, count, stops = steps.train(batch, requested)
         loss_sum += batch_loss
         correct += batch_correct
         images += count
         if progress is not None:
             progress.update(step, [("loss", float(batch_loss) / max(float(count), 1.0))])
-        if should_stop():
+        seconds = start.seconds + time.perf_counter() - begin
+        if float(stops) > 0:
+            if save is not None:
+                save(EpochProgress(step, float(loss_sum), float(correct), float(images), seconds))
             return None
         if save_every and step % save_every == 0 and step != num_steps:
-            seconds = start.seconds + time.perf_counter() - begin
             save(EpochProgress(step, float(loss_sum), float(correct), float(images), seconds))
     images = int(images)
     loss, accuracy = float(loss_sum) / images, float(correct) / images

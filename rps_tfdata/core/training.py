@@ -226,11 +226,13 @@ def _train_epoch(
         should_stop=run.stop_signal,
         start=begin,
         save_every=config.checkpoint_every,
-        save=run.state.save_progress,
+        # A service epoch cannot start inside itself: a stop there keeps the last epoch.
+        save=None if config.data_service else run.state.save_progress,
     )
     if trained is None:
+        who = run.stop_signal() or "a stop request on another worker"
         raise TrainingStoppedError(
-            f"stopped by {run.stop_signal()} in epoch {epoch + 1}; the run is saved up to "
+            f"stopped by {who} in epoch {epoch + 1}; the run is saved up to "
             f"{run.state.saved_up_to()}: rerun the same command to continue from there"
         )
     if config.data_service and trained.images != len(data.train.paths):

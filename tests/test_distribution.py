@@ -205,6 +205,16 @@ def cli_worker(data_dir, model_dir, cluster, index):
     )
 
 
+def restarted_ends_as(two_workers, data_dir, model_dir, cluster):
+    """The same commands, started again, continue and end as the uninterrupted run."""
+    again = [cli_worker(data_dir, model_dir, cluster, k) for k in range(2)]
+    for process in again:
+        assert process.wait(timeout=300) == 0, process.stdout.read()[-3000:]
+    _, _, reference, _ = two_workers
+    stored = artifacts.read_json(str(model_dir), artifacts.METRICS)
+    assert stored["final_weights_sha256"] == reference["final_weights_sha256"]
+
+
 @pytest.mark.slow
 def test_a_lost_worker_stops_the_other_with_one_line_and_the_rerun_ends_alike(
     data_dir, two_workers, tmp_path
@@ -233,13 +243,7 @@ def test_a_lost_worker_stops_the_other_with_one_line_and_the_rerun_ends_alike(
         f"error: worker 1 at {cluster['worker'][1]} of the cluster is gone or silent ("
     )
     assert "the run is saved up to epoch 1: start every worker again" in errors[0]
-    # The same commands, started again, continue and end as the uninterrupted run.
-    again = [cli_worker(data_dir, model_dir, cluster, k) for k in range(2)]
-    for process in again:
-        assert process.wait(timeout=300) == 0, process.stdout.read()[-3000:]
-    _, _, reference, _ = two_workers
-    stored = artifacts.read_json(str(model_dir), artifacts.METRICS)
-    assert stored["final_weights_sha256"] == reference["final_weights_sha256"]
+    restarted_ends_as(two_workers, data_dir, model_dir, cluster)
 
 
 @pytest.mark.slow
@@ -272,9 +276,4 @@ def test_a_preemption_notice_to_one_worker_stops_both_at_one_saved_step(
     assert saved[0] and saved[1] and saved[0].group(1) == saved[1].group(1)  # the same step
     assert "stopped by a stop request on another worker" in lines[0][0]
     assert "stopped by SIGTERM" in lines[1][0]
-    again = [cli_worker(data_dir, model_dir, cluster, k) for k in range(2)]
-    for process in again:
-        assert process.wait(timeout=300) == 0, process.stdout.read()[-3000:]
-    _, _, reference, _ = two_workers
-    stored = artifacts.read_json(str(model_dir), artifacts.METRICS)
-    assert stored["final_weights_sha256"] == reference["final_weights_sha256"]
+    restarted_ends_as(two_workers, data_dir, model_dir, cluster)

@@ -116,10 +116,14 @@ def test_the_only_worker_killed_mid_epoch_stops_the_run_naming_what_was_lost(tmp
     synthetic.write_dataset(data, 20, size=150, seed=1)  # 48 images at 150x150 an epoch
     with service(workers=1, worker_timeout=2.0) as (address, workers):
         trainer = train_through(data, tmp_path / "run", address, "--data_service_timeout=10")
-        read_until(trainer, "epoch 2/4 started")
-        workers[0].send_signal(signal.SIGKILL)
-        killed = time.monotonic()
-        output = trainer.communicate(timeout=180)[0]
+        try:
+            read_until(trainer, "epoch 2/4 started")
+            workers[0].send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            output = trainer.communicate(timeout=180)[0]
+        finally:  # a trainer that hangs must not outlive the test
+            trainer.kill()
+            trainer.wait()
     assert time.monotonic() - killed < 60  # 10 s without a batch, then the stop
     assert trainer.returncode == 1 and "Traceback" not in output
     assert (
@@ -183,7 +187,11 @@ def test_a_dead_dispatcher_stops_trainer_and_worker_in_bounded_time(tmp_path):
     # The same command, once a dispatcher serves the address again, continues the run.
     with service(workers=1, port=port) as (address, _):
         trainer = train_through(data, tmp_path / "run", address)
-        output = trainer.communicate(timeout=300)[0]
+        try:
+            output = trainer.communicate(timeout=300)[0]
+        finally:
+            trainer.kill()
+            trainer.wait()
     assert trainer.returncode == 0, output[-3000:]
     assert "after epoch 1" in output and "epoch 4/4:" in output and "epoch 1/4:" not in output
 

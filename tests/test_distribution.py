@@ -208,8 +208,13 @@ def cli_worker(data_dir, model_dir, cluster, index):
 def restarted_ends_as(two_workers, data_dir, model_dir, cluster):
     """The same commands, started again, continue and end as the uninterrupted run."""
     again = [cli_worker(data_dir, model_dir, cluster, k) for k in range(2)]
-    for process in again:
-        assert process.wait(timeout=300) == 0, process.stdout.read()[-3000:]
+    try:
+        for process in again:
+            assert process.wait(timeout=300) == 0, process.stdout.read()[-3000:]
+    finally:
+        for process in again:
+            process.kill()
+            process.wait()
     _, _, reference, _ = two_workers
     stored = artifacts.read_json(str(model_dir), artifacts.METRICS)
     assert stored["final_weights_sha256"] == reference["final_weights_sha256"]

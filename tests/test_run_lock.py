@@ -68,7 +68,14 @@ def test_two_runs_started_at_once_on_one_folder_never_both_train(tmp_path):
         )
         for seed in (1, 2)
     }
-    outcomes = {seed: (run.wait(timeout=600), run.communicate()[1]) for seed, run in runs.items()}
+    try:
+        outcomes = {
+            seed: (run.wait(timeout=600), run.communicate()[1]) for seed, run in runs.items()
+        }
+    finally:  # stopped by their process, whatever happened
+        for run in runs.values():
+            run.kill()
+            run.wait()
     winners = [seed for seed, (code, _) in outcomes.items() if code == 0]
     assert len(winners) == 1, outcomes
     (loser,) = set(runs) - set(winners)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rps_tfdata.bench import parity, preview
+from rps_tfdata.bench import benchmarks, parity, preview
 from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import datasets, evaluation, plan
 from rps_tfdata.core.errors import ConfigError
@@ -34,7 +34,7 @@ def test_both_pipelines_start_from_the_same_weights(synthetic_dir):
     idg, ours = parity.train_side_by_side(config)
     assert idg.clean_val_loss == pytest.approx(ours.clean_val_loss, abs=1e-6)
     # Not a loss any model would get: another seed's initial weights evaluate otherwise.
-    one_device = plan.make_plan(config._replace(strategy="one_device"))
+    one_device = benchmarks.one_device_plan(config)
     data = datasets.open_source(config, one_device.input).load(one_device.worker)
     _, other = parity.start(config._replace(seed=6), one_device, 3)
     other_loss = evaluation.evaluate_prepared(other.predict, data.validation, data.class_names)[

@@ -17,7 +17,7 @@ from typing import NamedTuple, Sequence
 import keras
 import numpy as np
 
-from rps_tfdata.bench import seed_reference
+from rps_tfdata.bench import benchmarks, seed_reference
 from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import datasets, epochs, evaluation, loop, run_state, training
 from rps_tfdata.core import plan as plan_lib
@@ -73,7 +73,7 @@ def _our_epoch(config: config_lib.TrainConfig, data: datasets.Data, epoch: int, 
 def train_one(name: str, config: config_lib.TrainConfig) -> ParityRun:
     """Trains the CNN for `config.epochs` on pipeline `name` ("seed_idg" or "rps_tfdata"),
     with the same training loop, so that only the input pipeline differs."""
-    plan = plan_lib.make_plan(config._replace(strategy="one_device"))
+    plan = benchmarks.one_device_plan(config)
     data = datasets.open_source(config, plan.input).load(plan.worker)
     num_classes = len(data.class_names)
     iterators = seed_reference.seed_iterators(

@@ -157,13 +157,13 @@ def run_epoch(
         images += count
         if progress is not None:
             progress.update(step, [("loss", float(batch_loss) / max(float(count), 1.0))])
-        seconds = start.seconds + time.perf_counter() - begin
-        if float(stops) > 0:
-            if save is not None:
-                save(EpochProgress(step, float(loss_sum), float(correct), float(images), seconds))
-            return None
-        if save_every and step % save_every == 0 and step != num_steps:
+        stopping = float(stops) > 0
+        due = save_every and step % save_every == 0 and step != num_steps
+        if save is not None and (stopping or due):
+            seconds = start.seconds + time.perf_counter() - begin
             save(EpochProgress(step, float(loss_sum), float(correct), float(images), seconds))
+        if stopping:
+            return None
     images = int(images)
     loss, accuracy = float(loss_sum) / images, float(correct) / images
     return EpochResult(loss, accuracy, images, start.seconds + time.perf_counter() - begin)

@@ -10,7 +10,7 @@ from rps_tfdata.core import loop
 
 CLASSES = 3
 RNG = np.random.default_rng(7)
-IMAGES = RNG.random((5, 2, 2, 1)).astype(np.float32)  # 5 images of 4 pixels
+IMAGES = RNG.integers(0, 256, (5, 2, 2, 1), dtype=np.uint8)  # 5 images of 4 pixels, as fed
 LABELS = np.eye(CLASSES, dtype=np.float32)[[0, 2, 1, 1, 0]]
 KERNEL = RNG.normal(size=(4, CLASSES)).astype(np.float32)
 
@@ -35,8 +35,9 @@ def steps_on(strategy):
 
 
 def mean_loss_gradient(images, labels):
-    """d(mean cross-entropy)/d(kernel, bias) of the softmax layer, by hand in NumPy."""
-    x = images.reshape(len(images), -1).astype(np.float64)
+    """d(mean cross-entropy)/d(kernel, bias) of the softmax layer, by hand in NumPy, on
+    the images rescaled to [0, 1] as the step rescales them."""
+    x = images.reshape(len(images), -1).astype(np.float64) / 255
     logits = x @ KERNEL
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)

@@ -189,6 +189,20 @@ def test_device_augmentation_trains_inside_the_step_and_saves_a_plain_model(
     assert not any(type(layer).__name__ == "IDGAugmentation" for layer in run.model.layers)
 
 
+def test_host_and_device_augmentation_train_the_same_weights(synthetic_dir, tmp_path):
+    """Uint8 crosses to the step, which rescales after augmenting, as the host does: the
+    placements run the same arithmetic (they differed in rounding when the pipeline
+    rescaled before the device augmented)."""
+    weights = {}
+    for place in ("host", "device"):
+        model_dir = tmp_path / place
+        config = config_for(synthetic_dir, model_dir, augment_on=place, jit_compile="false")
+        training.train_and_evaluate(config._replace(epochs=1))
+        weights[place] = artifacts.load_run(str(model_dir)).model.get_weights()
+    for host, device in zip(weights["host"], weights["device"], strict=True):
+        np.testing.assert_array_equal(host, device)
+
+
 def test_augment_on_auto_follows_the_machine():
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
     assert plan.resolve_augment_on("auto") == ("device" if has_gpu else "host")

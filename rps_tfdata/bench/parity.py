@@ -81,6 +81,7 @@ def train_one(name: str, config: config_lib.TrainConfig) -> ParityRun:
         image_size=config.image_size,
         batch_size=config.batch_size,
         seed=config.seed,
+        rescale=False,
     )
     model, steps = start(config, plan, num_classes)
     history: dict[str, list[float]] = {key: [] for key in CURVE_KEYS}

@@ -32,10 +32,12 @@ class SeedIterators(NamedTuple):
     validation: DirectoryIterator
 
 
-def seed_generator(*, augment: bool = True) -> ImageDataGenerator:
-    """The seed's generator; `augment=False` keeps only rescale and the split."""
+def seed_generator(*, augment: bool = True, rescale: bool = True) -> ImageDataGenerator:
+    """The seed's generator; `augment=False` keeps only rescale and the split, and
+    `rescale=False` leaves the images on 0..255 for our train step, which rescales them
+    with the same float32 product (IDG rescales after it augments, as the step does)."""
     return ImageDataGenerator(
-        rescale=SEED_RESCALE,
+        rescale=SEED_RESCALE if rescale else None,
         validation_split=SEED_VALIDATION_SPLIT,
         **(SEED_AUGMENTATION if augment else {}),
     )
@@ -49,15 +51,16 @@ def seed_iterators(
     seed: Optional[int] = None,
     augment: bool = True,
     shuffle: bool = True,
+    rescale: bool = True,
 ) -> SeedIterators:
     """`flow_from_directory` for both subsets from ONE generator, exactly as the seed does.
 
     `seed` seeds the iterators' shuffling and NumPy's global generator, which IDG's
-    augmentation draws from.
+    augmentation draws from; `rescale=False`: batches for our train step (`seed_generator`).
     """
     if seed is not None:
         np.random.seed(seed)
-    generator = seed_generator(augment=augment)
+    generator = seed_generator(augment=augment, rescale=rescale)
 
     def flow(subset: str) -> DirectoryIterator:
         return generator.flow_from_directory(

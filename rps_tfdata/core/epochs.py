@@ -2,7 +2,10 @@
 
 `training_batches` yields the batches of epochs [start, end) as ONE pipeline:
   epoch -> image ids in the epoch's order -> pixels (parallel) -> batch
-        -> augment the batch (parallel, XLA) -> rescale to [0, 1] -> prefetch
+        -> [augment the batch (parallel, XLA)] -> prefetch
+Batches cross to the device as uint8 pixels (a quarter of float32's bytes) unless the
+pipeline augments: the bilinear warp makes fractions, so augmented batches cross as
+float32 on the same 0..255 scale. The step rescales to [0, 1] (`images.rescale`).
 Each epoch's order, and each image's augmentation, is a pure function of (seed, epoch,
 image id): epoch 7 is the same epoch whether the run started at 0 or resumed at 7, and
 an image's augmentation does not depend on which batch, replica or worker holds it. The
@@ -14,7 +17,6 @@ from typing import Optional
 import tensorflow as tf
 
 from rps_tfdata.core.augment import IDGAugmentation
-from rps_tfdata.core.images import rescale
 from rps_tfdata.core.reading import Prepared, pixel_reader, with_options
 
 
@@ -35,8 +37,9 @@ def _batches(
     batch_size: int,
     skip_images=0,
 ) -> tf.data.Dataset:
-    """One epoch: (float32 images in [0, 1], one-hot labels, per-image seeds) batches; the
-    seeds let the train step augment on the device as the pipeline would on the host.
+    """One epoch: (images, one-hot labels, per-image seeds) batches, images uint8 or (when
+    augmented) float32 on the 0..255 scale; the seeds let the train step augment on the
+    device as the pipeline would on the host.
     The epoch's first `skip_images` positions (a resumed epoch's finished steps) are left
     out before any pixel is read."""
     options, count = prepared.options, len(prepared.paths)
@@ -57,10 +60,9 @@ def _batches(
 
     def finish(images: tf.Tensor, labels: tf.Tensor, batch_ids: tf.Tensor):
         seeds = image_seeds(seed, epoch, batch_ids)
-        images = tf.cast(images, tf.float32)
         if augmentation is not None:
-            images = augmentation(images, training=True, seed=seeds)
-        return rescale(images), labels, seeds
+            images = augmentation(tf.cast(images, tf.float32), training=True, seed=seeds)
+        return images, labels, seeds
 
     return dataset.map(finish, num_parallel_calls=options.parallel_calls)
 
@@ -97,12 +99,17 @@ def _one_epoch(
     return with_options(dataset.prefetch(prepared.options.prefetch), prepared.options)
 
 
-def _empty_batches(prepared: Prepared) -> tf.data.Dataset:
+def pixel_dtype(augmentation: Optional[IDGAugmentation]) -> tf.DType:
+    """The dtype of the batches' images: uint8, or float32 when the pipeline augments."""
+    return tf.uint8 if augmentation is None else tf.float32
+
+
+def _empty_batches(prepared: Prepared, dtype: tf.DType) -> tf.data.Dataset:
     """Batches of no image, which pad a worker's epoch to the steps every worker takes."""
     height, width = prepared.options.image_size
     return tf.data.Dataset.from_tensors(
         (
-            tf.zeros((0, height, width, 3), tf.float32),
+            tf.zeros((0, height, width, 3), dtype),
             tf.zeros((0, prepared.num_classes), tf.float32),
             tf.zeros((0, 2), tf.int64),
         )
@@ -144,7 +151,7 @@ def training_batches(
             skip_images=skipped * batch_size,
         )
         if batches_per_epoch is not None:
-            padded = dataset.concatenate(_empty_batches(prepared))
+            padded = dataset.concatenate(_empty_batches(prepared, pixel_dtype(augmentation)))
             dataset = padded.take(batches_per_epoch - skipped)
         return dataset
 
@@ -159,8 +166,8 @@ def evaluation_batches(
     seed: int = 0,
     epoch: int = 0,
 ) -> tf.data.Dataset:
-    """The split's (images, labels) batches in order; augmented (the seed's validation)
-    only when given."""
+    """The split's (images, labels) batches in order, uint8; augmented (the seed's
+    validation, float32 on the 0..255 scale) only when given."""
     dataset = _one_epoch(prepared, epoch, seed=seed, shuffle=False, augmentation=augmentation)
     return dataset.map(lambda images, labels, seeds: (images, labels))
 

@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from rps_tfdata.core.augment import IDGAugmentation
+from rps_tfdata.core.images import rescale
 
 # Keras clips probabilities so into its categorical cross-entropy; so do we (and the
 # evaluation's loss, in NumPy).
@@ -89,11 +90,11 @@ def make_steps(
         total, stops = tf.unstack(context.all_reduce(tf.distribute.ReduceOp.SUM, flags))
 
         def learn():
-            augmented = images
+            pixels = tf.cast(images, tf.float32)
             if augmentation is not None:
-                augmented = augmentation(images, training=True, seed=seeds)
+                pixels = augmentation(pixels, training=True, seed=seeds)
             with tf.GradientTape() as tape:
-                probabilities = model(augmented, training=True)
+                probabilities = model(rescale(pixels), training=True)
                 losses = cross_entropy(labels, probabilities)
                 scaled = optimizer.scale_loss(tf.reduce_sum(losses) / tf.maximum(total, 1.0))
             right = tf.argmax(probabilities, axis=-1) == tf.argmax(labels, axis=-1)
@@ -119,8 +120,9 @@ def make_steps(
 
 
 def make_predict(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
-    """images -> float32 probabilities, compiled once (the last batch may retrace once)."""
-    return tf.function(lambda images: tf.cast(model(images, training=False), tf.float32))
+    """images (0..255, as batches carry them) -> float32 probabilities, compiled once (the
+    last batch may retrace once)."""
+    return tf.function(lambda images: tf.cast(model(rescale(images), training=False), tf.float32))
 
 
 def run_epoch(

@@ -34,6 +34,7 @@ _F = flag_defs.define(
     "window",
     "data_service_workers",
     "data_service",
+    "data_service_compression",
     *flag_defs.TRAINING,
 )
 
@@ -68,8 +69,9 @@ def main(argv: Sequence[str]) -> None:
             figures = benchmarks.measure_memory(config, _F.e2e_epochs.value)
             print("\n".join(f"{key}: {value}" for key, value in figures.items()))
         else:
+            traffic = {}
             if mode == "service":
-                results = benchmarks.measure_service(
+                results, traffic = benchmarks.measure_service(
                     config, _F.data_service_workers.value, settings
                 )
             elif mode == "serving":
@@ -79,7 +81,7 @@ def main(argv: Sequence[str]) -> None:
                 results = benchmarks.run_benchmarks(
                     mode, config, baseline=baseline, settings=settings
                 )
-            head = benchmarks.header(config, mode)
+            head = {**benchmarks.header(config, mode), **traffic}
             print(benchmarks.report(results, head))
             if _F.json.value:
                 files.write_json(_F.json.value, {**head, **benchmarks.flatten(results)})

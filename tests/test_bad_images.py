@@ -169,3 +169,64 @@ def test_header_checks_read_no_more_than_the_ends_of_a_file(tmp_path):
     path = tmp_path / "long.png"
     path.write_bytes(data[:-12] + bytes(200_000) + data[-12:])
     assert scan.inspect_header(str(path)) is None
+
+
+def numbered_split(folder, count, corrupt):
+    """`count` 8x8 PNGs whose pixels equal their number (labels number % 3), file
+    `corrupt` replaced by one whose header passes the screen but whose data does not."""
+    paths = [
+        write_png(str(folder / f"{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
+        for i in range(count)
+    ]
+    (folder / f"{corrupt:02d}.png").write_bytes(corrupt_png())
+    return paths, [i % 3 for i in range(count)]
+
+
+def by_id(batches):
+    """{image id: (pixels, label)} over `batches`."""
+    found = {}
+    for images, labels, seeds in batches:
+        for image, label, seed in zip(images.numpy(), labels.numpy(), seeds.numpy(), strict=True):
+            found[int(seed[1]) % (1 << 32)] = (image, label)
+    return found
+
+
+def test_a_file_the_epochs_cannot_decode_keeps_its_place_with_no_label(tmp_path, capfd):
+    """With the decode left to the epochs (cache none), the screen passes a file whose data
+    is corrupt; the epoch then gives its place a blank with no label and names it, and
+    every other image, the order and a resumed epoch are what they would have been."""
+    paths, labels = numbered_split(tmp_path, 12, corrupt=5)
+    options = reading.PipelineOptions(image_size=(8, 8), batch_size=4, cache="none")
+    prepared = reading.prepare(paths, labels, 3, options, decode=False)
+    assert not prepared.decoded and prepared.bad == [] and len(prepared.paths) == 12
+    whole = list(epochs.training_batches(prepared, seed=1))
+    assert [len(x) for x, _, _ in whole] == [4, 4, 4] and whole[0][0].dtype == tf.uint8
+    found = by_id(whole)
+    assert sorted(found) == list(range(12))
+    for image_id, (image, label) in found.items():
+        if image_id == 5:
+            assert not image.any() and not label.any()
+        else:
+            assert (image == image_id).all() and label.argmax() == image_id % 3
+    assert f"unreadable image {paths[5]}" in capfd.readouterr().err
+    resumed = list(epochs.training_batches(prepared, seed=1, skip_batches=1))
+    for (a, b, c), (x, y, z) in zip(whole[1:], resumed, strict=True):
+        for mine, theirs in ((a, x), (b, y), (c, z)):
+            np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    checked = reading.prepare(paths, labels, 3, options)  # decoded now: found and left out
+    assert checked.bad == [scan.BadImage(paths[5], scan.CORRUPT)]
+
+
+def test_a_run_whose_epochs_meet_an_undecodable_file_trains_on_and_says_so(tmp_path, capfd, caplog):
+    root = tmp_path / "data"
+    synthetic.write_dataset(str(root), 10, size=48, seed=4)
+    (root / "rock" / "zz-corrupt.png").write_bytes(corrupt_png())  # last: a training file
+    config = small_run(str(root), tmp_path / "run", image_cache="none", epochs=2)
+    metrics = training.train_and_evaluate(config)
+    assert metrics["finished"] and metrics["num_train_images"] == 25  # screened, not decoded
+    assert capfd.readouterr().err.count("zz-corrupt.png") == 2  # named in each epoch
+    warnings = [r.getMessage() for r in caplog.records if "could not be decoded" in r.getMessage()]
+    assert len(warnings) == 2 and all("1 training image(s)" in w for w in warnings)
+    failing = config._replace(model_dir=str(tmp_path / "strict"), on_bad_image="fail")
+    with pytest.raises(BadImagesError, match="zz-corrupt.png: corrupt image data"):
+        training.train_and_evaluate(failing)  # the strict policy decodes every file first

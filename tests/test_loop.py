@@ -51,13 +51,13 @@ def batch_of(images, labels):
 
 def test_one_step_on_one_device_follows_the_mean_gradient():
     model, steps = steps_on(tf.distribute.OneDeviceStrategy("/cpu:0"))
-    loss_sum, correct, count, stops = steps.train(batch_of(IMAGES, LABELS))
+    sums = steps.train(batch_of(IMAGES, LABELS))
     kernel_gradient, bias_gradient = mean_loss_gradient(IMAGES, LABELS)
     kernel, bias = model.get_weights()
     np.testing.assert_allclose(kernel, KERNEL - kernel_gradient, atol=1e-6)
     np.testing.assert_allclose(bias, -bias_gradient, atol=1e-6)
-    assert int(count) == 5 and 0 <= int(correct) <= 5 and float(loss_sum) > 0
-    assert float(stops) == 0
+    assert int(sums.images) == 5 and 0 <= int(sums.correct) <= 5 and float(sums.loss_sum) > 0
+    assert float(sums.stops) == 0 and float(sums.unreadable) == 0
 
 
 def test_two_replicas_take_the_same_step_as_one_device():
@@ -71,20 +71,36 @@ def test_two_replicas_take_the_same_step_as_one_device():
     dataset = tf.data.Dataset.from_tensor_slices(batch_of(IMAGES, LABELS)).batch(5)
     batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
     assert len(strategy.experimental_local_results(batch[0])) == 2
-    _, _, count, stops = steps.train(batch, tf.constant(1.0))
+    sums = steps.train(batch, tf.constant(1.0))
     kernel_gradient, bias_gradient = mean_loss_gradient(IMAGES, LABELS)
     kernel, bias = model.get_weights()
     np.testing.assert_allclose(kernel, KERNEL - kernel_gradient, atol=1e-6)
     np.testing.assert_allclose(bias, -bias_gradient, atol=1e-6)
-    assert int(count) == 5
-    assert float(stops) > 0  # a stop request reaches the step's all-reduce
+    assert int(sums.images) == 5
+    assert float(sums.stops) == 2  # the request reaches the all-reduce from both replicas
 
 
 def test_a_padding_batch_of_no_image_changes_nothing():
     model, steps = steps_on(tf.distribute.OneDeviceStrategy("/cpu:0"))
     empty = batch_of(IMAGES[:0], LABELS[:0])
-    loss_sum, correct, count, _ = steps.train(empty)
-    assert (float(loss_sum), float(correct), float(count)) == (0.0, 0.0, 0.0)
+    sums = steps.train(empty)
+    assert (float(sums.loss_sum), float(sums.correct), float(sums.images)) == (0.0, 0.0, 0.0)
     kernel, bias = model.get_weights()
     np.testing.assert_array_equal(kernel, KERNEL)
     np.testing.assert_array_equal(bias, np.zeros(CLASSES, np.float32))
+
+
+def test_an_unreadable_image_in_a_batch_is_counted_and_not_learnt_from():
+    """A file that failed to decode keeps its place as a blank with no label: the step
+    takes the gradient of the other images' mean, as if the batch had held them only."""
+    model, steps = steps_on(tf.distribute.OneDeviceStrategy("/cpu:0"))
+    images, labels = IMAGES.copy(), LABELS.copy()
+    images[2], labels[2] = 0, 0  # the blank the pipeline gives an unreadable file
+    sums = steps.train(batch_of(images, labels))
+    kept = [0, 1, 3, 4]
+    kernel_gradient, bias_gradient = mean_loss_gradient(IMAGES[kept], LABELS[kept])
+    kernel, bias = model.get_weights()
+    np.testing.assert_allclose(kernel, KERNEL - kernel_gradient, atol=1e-6)
+    np.testing.assert_allclose(bias, -bias_gradient, atol=1e-6)
+    assert (int(sums.images), int(sums.unreadable)) == (4, 1)
+    assert int(sums.correct) <= 4

@@ -256,45 +256,57 @@ def local_service(workers: int) -> Iterator[str]:
 
 def measure_service(
     config: config_lib.TrainConfig, max_workers: int, settings: Settings
-) -> dict[str, throughput.Rate]:
+) -> tuple[dict[str, throughput.Rate], dict[str, Any]]:
     """Images/s of `settings.steady_epochs` epochs per repeat, read here and through the
     service: through 1..max_workers workers started here, or, when `config.data_service`
     names a running dispatcher, through its workers (`service_external`). Images are
-    decoded every epoch in each case."""
+    decoded every epoch in each case. Also returns the bytes per image that crossed the
+    loopback interface for each service target (local workers only: an external
+    dispatcher's workers may send over another interface)."""
     split = index.list_split(config.data_dir, config.validation_split, "training")
     plan = one_device_plan(config)
     options = plan.input._replace(cache="none", deterministic=False)
-    prepared = reading.prepare(split.paths, split.labels, len(split.class_names), options)
+    classes = len(split.class_names)  # headers screened; the epochs decode, as in training
+    prepared = reading.prepare(split.paths, split.labels, classes, options, decode=False)
     targets = [("service_0_workers", contextlib.nullcontext(""))]
     if config.data_service:
         targets.append(("service_external", contextlib.nullcontext(config.data_service)))
     else:
         targets += [(f"service_{n}_workers", local_service(n)) for n in range(1, max_workers + 1)]
-    results = {}
+    rates, traffic = {}, {}
     for name, service in targets:
         with service as address:
-            results[name] = _epochs_through(prepared, config.seed, plan, address, settings)
-        logging.info("%s: %s", name, results[name])
-    return results
+            before = throughput.loopback_bytes()
+            rates[name], images = _epochs_through(prepared, config, plan, address, settings)
+            after = throughput.loopback_bytes()
+        if address and before is not None and name != "service_external":
+            traffic[f"{name}_bytes_per_image"] = round((after - before) / images)
+        logging.info("%s: %s", name, rates[name])
+    element = np.dtype(epochs.pixel_dtype(plan.host_augmentation).as_numpy_dtype).itemsize
+    traffic["pixel_bytes_per_image"] = element * 3 * config.image_size**2
+    traffic["compression"] = config.data_service_compression
+    return rates, traffic
 
 
-def _epochs_through(prepared, seed: int, plan, address: str, settings: Settings):
-    """The rate of epochs read here (`address` "") or through the service at `address`;
-    the first epoch warms up (tracing, compilation, worker start) and is not counted."""
-    samples = []
+def _epochs_through(prepared, config: config_lib.TrainConfig, plan, address: str, settings):
+    """The rate of epochs read here (`address` "") or through the service at `address`,
+    and the images read in all; the first epoch warms up (tracing, compilation, worker
+    start) and is not counted in the rate."""
+    samples, total = [], 0
     for epoch in range(settings.steady_epochs * settings.repeats + 1):
         dataset = epochs.epoch_batches(
-            prepared, epoch, seed=seed, augmentation=plan.host_augmentation
+            prepared, epoch, seed=config.seed, augmentation=plan.host_augmentation
         )
         if address:
-            dataset = data_service.distribute(
-                dataset, address, f"{data_service.job_prefix()}-{epoch}"
-            )
+            job = f"{data_service.job_prefix()}-{epoch}"
+            compression = config.data_service_compression
+            dataset = data_service.distribute(dataset, address, job, compression)
         start = time.perf_counter()
         count = sum(int(labels.shape[0]) for _, labels, _ in dataset)
+        total += count
         if epoch:
             samples.append(count / (time.perf_counter() - start))
-    return throughput.rate_of(samples)
+    return throughput.rate_of(samples), total
 
 
 def measure_serving(config: config_lib.TrainConfig, settings: Settings) -> dict:

@@ -10,7 +10,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional
 
 import keras
 import tensorflow as tf
@@ -90,6 +90,19 @@ def time_training(
             float(loss_sum)
             batch_ends[-1].append(time.perf_counter())
     return window_rates(batch_ends, batch_size, window, skip_epochs=1)
+
+
+def loopback_bytes() -> Optional[int]:
+    """Bytes received on this machine's loopback interface so far (Linux's
+    /proc/net/dev), or None elsewhere: what a local tf.data service's workers sent the
+    trainer, gRPC framing included, plus whatever else talked over 127.0.0.1 meanwhile."""
+    try:
+        with open("/proc/net/dev") as f:
+            rows = [line.split(":", 1) for line in f if ":" in line]
+    except OSError:
+        return None
+    counters = {name.strip(): values.split() for name, values in rows}
+    return int(counters["lo"][0]) if "lo" in counters else None
 
 
 def environment() -> dict[str, str]:

@@ -227,6 +227,14 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
         "and the same command continues the run. Covers a dispatcher restart (--work_dir).",
         lower_bound=1.0,
     ),
+    "data_service_compression": lambda: flags.DEFINE_enum(
+        "data_service_compression",
+        _DEFAULT["data_service_compression"],
+        config_lib.SERVICE_COMPRESSIONS,
+        "How batches cross from the tf.data service's workers to the trainer: auto "
+        "(TensorFlow's default, snappy today), snappy (forced), none (for a fast network: "
+        "saves the workers' and the trainer's CPU).",
+    ),
     "dataset": lambda: flags.DEFINE_enum(
         "dataset",
         _DEFAULT["dataset"],

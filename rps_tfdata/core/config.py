@@ -20,6 +20,7 @@ AUGMENT_MODES = ("idg", "none")
 AUGMENT_PLACES = ("auto", "host", "device")
 DATASETS = ("folder", "tfds")
 IMAGE_CACHES = ("auto", "memory", "disk", "none")
+SERVICE_COMPRESSIONS = ("auto", "snappy", "none")
 
 
 class TrainConfig(NamedTuple):
@@ -60,6 +61,7 @@ class TrainConfig(NamedTuple):
     peer_timeout: float = 600.0  # seconds a collective waits for the other workers
     data_service: str = ""
     data_service_timeout: float = 60.0
+    data_service_compression: str = "auto"
 
 
 # Fields that say where the images and the run are, and what the run runs on; the other
@@ -73,7 +75,14 @@ LOCATION = (
     "base_url",
     "tfds_data_dir",
 )
-PLACEMENT = ("strategy", "cpu_devices", "peer_timeout", "data_service", "data_service_timeout")
+PLACEMENT = (
+    "strategy",
+    "cpu_devices",
+    "peer_timeout",
+    "data_service",
+    "data_service_timeout",
+    "data_service_compression",
+)
 # The run's folder: where it is, not what it is.
 WHERE = ("model_dir",)
 # Recorded, but a rerun may change them: they change speed or sources, never results.
@@ -87,6 +96,7 @@ MAY_CHANGE = (
     "threadpool_size",
     "prefetch",
     "data_service_timeout",
+    "data_service_compression",
     "checkpoint_every",  # where a rerun starts from, never what it computes
     "peer_timeout",
 )

@@ -65,13 +65,21 @@ def address_of(service: str) -> str:
     return address
 
 
-def distribute(dataset: tf.data.Dataset, service: str, job: str) -> tf.data.Dataset:
-    """`dataset` produced by the service's workers, each element at most once."""
+# --data_service_compression -> `distribute`'s `compression`.
+COMPRESSIONS = {"auto": "AUTO", "snappy": "SNAPPY", "none": None}
+
+
+def distribute(
+    dataset: tf.data.Dataset, service: str, job: str, compression: str = "auto"
+) -> tf.data.Dataset:
+    """`dataset` produced by the service's workers, each element at most once, crossing
+    compressed as `compression` (a key of COMPRESSIONS) says."""
     return dataset.apply(
         tf.data.experimental.service.distribute(
             processing_mode=tf.data.experimental.service.ShardingPolicy.DYNAMIC,
             service=f"{PROTOCOL}://{address_of(service)}",
             job_name=job,
+            compression=COMPRESSIONS[compression],
         )
     )
 

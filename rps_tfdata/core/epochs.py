@@ -17,7 +17,7 @@ from typing import Optional
 import tensorflow as tf
 
 from rps_tfdata.core.augment import IDGAugmentation
-from rps_tfdata.core.reading import Prepared, pixel_reader, with_options
+from rps_tfdata.core.reading import Prepared, read_positions, with_options
 
 
 def image_seeds(seed: int, epoch: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
@@ -48,13 +48,15 @@ def _batches(
     if shuffle:
         order_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
         order = order.map(lambda i: tf.random.experimental.index_shuffle(i, order_seed, count - 1))
-    pixels_of = pixel_reader(prepared)
     labels = tf.one_hot(tf.constant(prepared.labels, tf.int32), prepared.num_classes)
     ids = tf.constant(prepared.ids, tf.int64)
-    dataset = order.map(
-        lambda i: (pixels_of(i), tf.gather(labels, i), tf.gather(ids, i)),
-        num_parallel_calls=options.parallel_calls,
-    )
+
+    def labelled(i: tf.Tensor, pixels: tf.Tensor, readable: tf.Tensor):
+        # An unreadable image keeps its place with no label: the step does not learn from it.
+        label = tf.gather(labels, i) * tf.cast(readable, tf.float32)
+        return pixels, label, tf.gather(ids, i)
+
+    dataset = read_positions(prepared, order).map(labelled)
     # IDG yields a partial last batch; keep it, so every image is seen every epoch.
     dataset = dataset.batch(batch_size, drop_remainder=False)
 

@@ -22,11 +22,20 @@ from rps_tfdata.core.images import rescale
 PROBABILITY_CLIP = 1e-7
 
 
+class StepSums(NamedTuple):
+    """What one train step returns, summed over every replica and worker."""
+
+    loss_sum: tf.Tensor  # of the labelled images' cross-entropies
+    correct: tf.Tensor
+    images: tf.Tensor  # labelled images: the ones learnt from
+    unreadable: tf.Tensor  # images with no label: their files failed to decode
+    stops: tf.Tensor  # replicas whose worker was asked to stop
+
+
 class Steps(NamedTuple):
     """The compiled step functions of one model and optimizer."""
 
-    # (images, labels, seeds)[, stop] -> loss sum, correct, images, stop requests
-    train: tf.types.experimental.PolymorphicFunction
+    train: tf.types.experimental.PolymorphicFunction  # (images, labels, seeds)[, stop] -> StepSums
     predict: tf.types.experimental.PolymorphicFunction  # images -> probabilities
 
 
@@ -45,12 +54,15 @@ EPOCH_START = EpochProgress()
 
 
 class EpochResult(NamedTuple):
-    """Per-image means over one epoch, and how long its training part took."""
+    """Per-image means over one epoch, how long its training part took, and how many of
+    its images could not be decoded (left out of their steps; 0 unless the training
+    split's decode waited for the epochs)."""
 
     loss: float
     accuracy: float
     images: int
     seconds: float
+    unreadable: int = 0
 
 
 def cross_entropy(labels: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
@@ -84,10 +96,12 @@ def make_steps(
     variables = model.trainable_variables
 
     def replica_step(images: tf.Tensor, labels: tf.Tensor, seeds: tf.Tensor, stop: tf.Tensor):
-        count = tf.cast(tf.shape(labels)[0], tf.float32)
+        labelled = tf.reduce_sum(labels, axis=-1)  # 1 per image, 0 per unreadable one
+        count = tf.reduce_sum(labelled)
+        unreadable = tf.cast(tf.shape(labels)[0], tf.float32) - count
         context = tf.distribute.get_replica_context()
-        flags = tf.stack([count, tf.identity(stop)])  # one all-reduce for both
-        total, stops = tf.unstack(context.all_reduce(tf.distribute.ReduceOp.SUM, flags))
+        flags = tf.stack([count, unreadable, tf.identity(stop)])  # one all-reduce for all
+        total, lost, stops = tf.unstack(context.all_reduce(tf.distribute.ReduceOp.SUM, flags))
 
         def learn():
             pixels = tf.cast(images, tf.float32)
@@ -98,7 +112,7 @@ def make_steps(
                 losses = cross_entropy(labels, probabilities)
                 scaled = optimizer.scale_loss(tf.reduce_sum(losses) / tf.maximum(total, 1.0))
             right = tf.argmax(probabilities, axis=-1) == tf.argmax(labels, axis=-1)
-            sums = [tf.reduce_sum(losses), tf.reduce_sum(tf.cast(right, tf.float32))]
+            sums = [tf.reduce_sum(losses), tf.reduce_sum(tf.cast(right, tf.float32) * labelled)]
             return sums + tape.gradient(scaled, variables)
 
         def idle():  # an empty padding batch: TensorFlow's convolutions refuse 0 images
@@ -106,15 +120,20 @@ def make_steps(
 
         loss_sum, correct, *gradients = tf.cond(count > 0, learn, idle)
         optimizer.apply(gradients, variables)
-        return loss_sum, correct, count, stops
+        return StepSums(loss_sum, correct, count, lost, stops)
 
     replica_step = tf.function(replica_step, jit_compile=jit_compile)
 
     @tf.function
-    def train(batch, stop=None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    def train(batch, stop=None) -> StepSums:
         stop = tf.constant(0.0) if stop is None else stop
         sums = strategy.run(replica_step, args=(*batch, stop))
-        return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums)
+        local = StepSums(*(strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums))
+        # The all-reduced figures are the same on every replica: one replica's, not a sum.
+        return local._replace(
+            unreadable=local.unreadable / strategy.num_replicas_in_sync,
+            stops=local.stops / strategy.num_replicas_in_sync,
+        )
 
     return Steps(train, make_predict(model))
 
@@ -146,20 +165,22 @@ def run_epoch(
     back (a wait for the step), and a progress bar reads each step's loss.
     """
     begin = time.perf_counter()
-    loss_sum, correct, images = (
-        tf.constant(value, tf.float32) for value in (start.loss_sum, start.correct, start.images)
+    loss_sum, correct, images, unreadable = (
+        tf.constant(value, tf.float32)
+        for value in (start.loss_sum, start.correct, start.images, 0.0)
     )
     remaining = None if num_steps is None else num_steps - start.step
     feed = batches if remaining is None else (next(batches) for _ in range(remaining))
     for step, batch in enumerate(feed, start=start.step + 1):
         requested = tf.constant(1.0 if should_stop() else 0.0)
-        batch_loss, batch_correct, count, stops = steps.train(batch, requested)
-        loss_sum += batch_loss
-        correct += batch_correct
-        images += count
+        sums = steps.train(batch, requested)
+        loss_sum += sums.loss_sum
+        correct += sums.correct
+        images += sums.images
+        unreadable += sums.unreadable
         if progress is not None:
-            progress.update(step, [("loss", float(batch_loss) / max(float(count), 1.0))])
-        stopping = float(stops) > 0
+            progress.update(step, [("loss", float(sums.loss_sum) / max(float(sums.images), 1.0))])
+        stopping = float(sums.stops) > 0
         due = save_every and step % save_every == 0 and step != num_steps
         if save is not None and (stopping or due):
             seconds = start.seconds + time.perf_counter() - begin
@@ -167,8 +188,9 @@ def run_epoch(
         if stopping:
             return None
     images = int(images)
-    loss, accuracy = float(loss_sum) / images, float(correct) / images
-    return EpochResult(loss, accuracy, images, start.seconds + time.perf_counter() - begin)
+    loss, accuracy = (float(loss_sum) / images, float(correct) / images) if images else (0.0, 0.0)
+    seconds = start.seconds + time.perf_counter() - begin
+    return EpochResult(loss, accuracy, images, seconds, int(unreadable))
 
 
 def progress_bar(num_steps: int) -> Optional[keras.utils.Progbar]:

@@ -2,7 +2,8 @@
 
 `prepare` reads a split once before training: every file is checked (`rps_tfdata.core.scan`
 and a real decode), the unreadable ones are left out with their reason, and the decoded,
-resized uint8 pixels of the rest are kept where `PipelineOptions.cache` says:
+resized uint8 pixels of the rest are kept where `PipelineOptions.cache` says (with
+cache="none" the decode can wait for the epochs: `prepare(decode=False)`, below):
   memory  one uint8 tensor (about 170 MB for 2,520 images at 150x150);
   disk    one raw file per image in a folder named by a fingerprint of the files (paths,
           sizes, mtimes), the image size, the resize method and the split: other data
@@ -10,11 +11,20 @@ resized uint8 pixels of the rest are kept where `PipelineOptions.cache` says:
           memory stays bounded by the batches in flight;
   none    nothing: every epoch decodes the files again.
 
+A split of a million files under cache="none" need not be decoded twice before its
+first step: `prepare(decode=False)` screens headers only, and `read_positions` then
+catches the decoder's failures as the epochs read: such an image becomes a blank with
+no label (the train step counts and learns from labelled images only), named in one
+log line by the process that decoded it (the trainer, or a tf.data service worker).
+Its place in the epoch stays, so the order, the per-image seeds and a resumed epoch's
+skipped positions are those of a run that never met it.
+
 The epochs are built from a `Prepared` split by `rps_tfdata.core.epochs`.
 """
 
 import json
 import os
+import sys
 from typing import Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -55,6 +65,7 @@ class Prepared(NamedTuple):
       options: how the pixels were read.
       images: the (n, h, w, 3) uint8 pixels with cache="memory", else None.
       cache_folder: the raw files' folder with cache="disk", else None.
+      decoded: every file in `paths` was decoded once (False: headers screened only).
     """
 
     paths: list[str]
@@ -65,6 +76,7 @@ class Prepared(NamedTuple):
     options: PipelineOptions
     images: Optional[tf.Tensor] = None
     cache_folder: Optional[str] = None
+    decoded: bool = True
 
 
 def with_options(dataset: tf.data.Dataset, options: PipelineOptions) -> tf.data.Dataset:
@@ -93,6 +105,7 @@ def _decoded(paths: Sequence[str], options: PipelineOptions) -> tf.data.Dataset:
     return with_options(dataset.ignore_errors().prefetch(AUTOTUNE), options)
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python, also when a dataset builds it
 def path_tensor(paths: Sequence[str]) -> tf.Tensor:
     """File names as a string tensor of their bytes: a name that is not UTF-8 (Python
     holds it with surrogate escapes) reaches the file system as it was listed."""
@@ -155,15 +168,19 @@ def prepare(
     *,
     name: str = "data",
     ids: Optional[Sequence[int]] = None,
+    decode: bool = True,
 ) -> Prepared:
     """Reads a split once: checks every file, keeps the readable ones' pixels (see the
     module doc for where), and names each unreadable file with its reason.
 
     `name` tells the splits' disk caches apart (one folder per split); `ids` are the
-    files' positions in the whole split when `paths` is one worker's shard of it.
+    files' positions in the whole split when `paths` is one worker's shard of it;
+    `decode=False` with cache="none" screens headers only (decode failures are then
+    found by `read_positions`).
     """
     ids = list(range(len(paths))) if ids is None else list(ids)
     folder = images = None
+    decoded = decode or options.cache != "none"
     if options.cache == "disk":
         folder, bad = _disk_cache(paths, options, name)
     elif options.cache == "memory":
@@ -175,8 +192,10 @@ def prepare(
         bad = _read_all(paths, options, store)
         images = tf.constant(pixels[: len(paths) - len(bad)])
         del pixels  # the tensor is the copy kept
-    else:
+    elif decoded:
         bad = _read_all(paths, options, lambda first_id, images: None)
+    else:
+        bad = scan.screen(paths)[1]
     failed = {b.path for b in bad}
     good = [i for i, p in enumerate(paths) if p not in failed]
     for item in bad:
@@ -190,10 +209,11 @@ def prepare(
         options=options,
         images=images,
         cache_folder=folder,
+        decoded=decoded,
     )
 
 
-def pixel_reader(prepared: Prepared):
+def _pixel_reader(prepared: Prepared):
     """A graph function: image id -> uint8 (h, w, 3) pixels, from wherever they are kept."""
     height, width = prepared.options.image_size
     if prepared.images is not None:
@@ -207,3 +227,46 @@ def pixel_reader(prepared: Prepared):
     paths = path_tensor(prepared.paths)
     options = prepared.options
     return lambda i: load_image(tf.gather(paths, i), options.image_size, options.resize_method)
+
+
+def read_positions(prepared: Prepared, positions: tf.data.Dataset) -> tf.data.Dataset:
+    """(position, uint8 pixels, readable) for each position of `positions` (indices into
+    `prepared.paths`), in order, read in parallel. Only a split prepared without its
+    decode can hold an unreadable file: its pixels are a blank and `readable` False."""
+    options = prepared.options
+    if prepared.decoded:
+        pixels_of = _pixel_reader(prepared)
+        return positions.map(
+            lambda i: (i, pixels_of(i), tf.constant(True)),
+            num_parallel_calls=options.parallel_calls,
+        )
+    paths = path_tensor(prepared.paths)
+    blank = tf.zeros((*options.image_size, 3), tf.uint8)
+
+    def read(i: tf.Tensor) -> tf.Tensor:
+        return load_image(tf.gather(paths, i), options.image_size, options.resize_method)
+
+    def left_out(i: tf.Tensor):
+        line = tf.strings.join(
+            [
+                "rps_tfdata: unreadable image ",
+                tf.gather(paths, i),
+                f" ({scan.CORRUPT}): left out of its step; fix or remove it",
+            ]
+        )
+        tf.print(line, output_stream=sys.stderr)
+        return i, blank, tf.constant(False)
+
+    def read_or_blank(i: tf.Tensor) -> tf.data.Dataset:
+        # A dataset of one element, or none when the decoder fails, then the blank: the
+        # first of the two is the position's element (the blank is built only if needed).
+        one = tf.data.Dataset.from_tensors(i)
+        found = one.map(lambda i: (i, read(i), tf.constant(True))).ignore_errors()
+        return found.concatenate(one.map(left_out)).take(1)
+
+    return positions.interleave(
+        read_or_blank,
+        cycle_length=options.parallel_calls if options.parallel_calls > 0 else None,
+        block_length=1,
+        num_parallel_calls=options.parallel_calls,
+    )

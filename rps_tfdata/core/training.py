@@ -37,7 +37,7 @@ from rps_tfdata.core import (
 from rps_tfdata.core import model as model_lib
 from rps_tfdata.core.config import TrainConfig, check_config, settings_of
 from rps_tfdata.core.datasets import Data
-from rps_tfdata.core.errors import TrainingStoppedError
+from rps_tfdata.core.errors import DatasetLayoutError, TrainingStoppedError
 from rps_tfdata.core.plan import Plan, make_plan
 from rps_tfdata.core.resources import peak_rss_mb
 
@@ -136,7 +136,9 @@ def _epoch_feeds(config: TrainConfig, plan: Plan, data: Data, start: int, skip_s
         dataset = epochs.epoch_batches(
             data.train, epoch, seed=config.seed, augmentation=plan.host_augmentation
         )
-        yield iter(data_service.distribute(dataset, config.data_service, f"{prefix}-{epoch}")), None
+        job = f"{prefix}-{epoch}"
+        compression = config.data_service_compression
+        yield iter(data_service.distribute(dataset, config.data_service, job, compression)), None
 
 
 def _distributed_batches(config: TrainConfig, plan: Plan, data: Data, start: int, skip_steps: int):
@@ -206,6 +208,25 @@ def _service_watch(config: TrainConfig, state: run_state.RunState):
     return data_service.watch_service(config.data_service, config.data_service_timeout, then)
 
 
+def _unreadable_in_epoch(trained: loop.EpochResult, epoch: int, service: str) -> None:
+    """Says how many of the epoch's images failed to decode (each was named as it was
+    read); stops the run when none could be read."""
+    where = "the tf.data service workers' logs" if service else "the lines above"
+    if not trained.images:
+        raise DatasetLayoutError(
+            f"no training image of epoch {epoch + 1} could be decoded ({where} name "
+            "them): check the data folder's files"
+        )
+    logging.warning(
+        "epoch %d: %d training image(s) could not be decoded and were left out of their "
+        "steps (named in %s); fix or remove them, or pass --on_bad_image=fail to check "
+        "every file before training",
+        epoch + 1,
+        trained.unreadable,
+        where,
+    )
+
+
 def _train_epoch(
     run: _Training, epoch: int, batches, num_steps, begin: loop.EpochProgress
 ) -> dict[str, float]:
@@ -235,9 +256,11 @@ def _train_epoch(
             f"stopped by {who} in epoch {epoch + 1}; the run is saved up to "
             f"{run.state.saved_up_to()}: rerun the same command to continue from there"
         )
-    if config.data_service and trained.images != len(data.train.paths):
+    if trained.unreadable:
+        _unreadable_in_epoch(trained, epoch, config.data_service)
+    if config.data_service and trained.images + trained.unreadable != len(data.train.paths):
         raise TrainingStoppedError(
-            f"the tf.data service delivered {trained.images} of the "
+            f"the tf.data service delivered {trained.images + trained.unreadable} of the "
             f"{len(data.train.paths)} training images in epoch {epoch + 1} (did a worker "
             f"stop?); the run is saved up to {run.state.saved_up_to()}: rerun to continue "
             "from there"

@@ -84,6 +84,9 @@ class FolderSource:
                 options,
                 name="train",
                 ids=range(len(train.paths))[shard],
+                # Decoding every file before training only to check it: not when the
+                # epochs decode anyway and a failure may be skipped as they meet it.
+                decode=config.on_bad_image == "fail",
             ),
             reading.prepare(
                 validation.paths, validation.labels, classes, options, name="validation"

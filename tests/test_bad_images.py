@@ -172,13 +172,15 @@ def test_header_checks_read_no_more_than_the_ends_of_a_file(tmp_path):
 
 
 def numbered_split(folder, count, corrupt):
-    """`count` 8x8 PNGs whose pixels equal their number (labels number % 3), file
-    `corrupt` replaced by one whose header passes the screen but whose data does not."""
+    """`count` 8x8 PNGs whose pixels equal their number (labels number % 3), the files
+    numbered in `corrupt` replaced by ones whose header passes the screen but whose data
+    does not decode."""
     paths = [
         write_png(str(folder / f"{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
         for i in range(count)
     ]
-    (folder / f"{corrupt:02d}.png").write_bytes(corrupt_png())
+    for number in corrupt:
+        (folder / f"{number:02d}.png").write_bytes(corrupt_png())
     return paths, [i % 3 for i in range(count)]
 
 
@@ -195,7 +197,7 @@ def test_a_file_the_epochs_cannot_decode_keeps_its_place_with_no_label(tmp_path,
     """With the decode left to the epochs (cache none), the screen passes a file whose data
     is corrupt; the epoch then gives its place a blank with no label and names it, and
     every other image, the order and a resumed epoch are what they would have been."""
-    paths, labels = numbered_split(tmp_path, 12, corrupt=5)
+    paths, labels = numbered_split(tmp_path, 12, corrupt=[5])
     options = reading.PipelineOptions(image_size=(8, 8), batch_size=4, cache="none")
     prepared = reading.prepare(paths, labels, 3, options, decode=False)
     assert not prepared.decoded and prepared.bad == [] and len(prepared.paths) == 12
@@ -230,3 +232,20 @@ def test_a_run_whose_epochs_meet_an_undecodable_file_trains_on_and_says_so(tmp_p
     failing = config._replace(model_dir=str(tmp_path / "strict"), on_bad_image="fail")
     with pytest.raises(BadImagesError, match="zz-corrupt.png: corrupt image data"):
         training.train_and_evaluate(failing)  # the strict policy decodes every file first
+
+
+def test_failures_in_a_row_and_at_the_end_of_an_epoch_each_keep_their_place(tmp_path, capfd):
+    paths, labels = numbered_split(tmp_path, 12, corrupt=[0, 6, 7, 10, 11])
+    options = reading.PipelineOptions(image_size=(8, 8), batch_size=5, cache="none")
+    prepared = reading.prepare(paths, labels, 3, options, decode=False)
+    batches = list(epochs.evaluation_batches(prepared))  # in the files' order
+    assert [len(x) for x, _ in batches] == [5, 5, 2]
+    images = np.concatenate([x.numpy() for x, _ in batches])
+    one_hot = np.concatenate([y.numpy() for _, y in batches])
+    for number in range(12):
+        if number in (0, 6, 7, 10, 11):
+            assert not images[number].any() and not one_hot[number].any()
+        else:
+            assert (images[number] == number).all() and one_hot[number].argmax() == number % 3
+    err = capfd.readouterr().err
+    assert all(f"unreadable image {paths[n]}" in err for n in (0, 6, 7, 10, 11))

@@ -17,7 +17,7 @@ from typing import Optional
 import tensorflow as tf
 
 from rps_tfdata.core.augment import IDGAugmentation
-from rps_tfdata.core.reading import Prepared, read_positions, with_options
+from rps_tfdata.core.reading import Prepared, read_epoch, with_options
 
 
 def image_seeds(seed: int, epoch: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
@@ -44,10 +44,13 @@ def _batches(
     out before any pixel is read."""
     options, count = prepared.options, len(prepared.paths)
     first = tf.minimum(tf.cast(skip_images, tf.int64), count)
-    order = tf.data.Dataset.range(first, count)
-    if shuffle:
-        order_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
-        order = order.map(lambda i: tf.random.experimental.index_shuffle(i, order_seed, count - 1))
+    order_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+
+    def position_of(places: tf.Tensor) -> tf.Tensor:
+        if not shuffle:
+            return places
+        return tf.random.experimental.index_shuffle(places, order_seed, count - 1)
+
     labels = tf.one_hot(tf.constant(prepared.labels, tf.int32), prepared.num_classes)
     ids = tf.constant(prepared.ids, tf.int64)
 
@@ -56,7 +59,7 @@ def _batches(
         label = tf.gather(labels, i) * tf.cast(readable, tf.float32)
         return pixels, label, tf.gather(ids, i)
 
-    dataset = read_positions(prepared, order).map(labelled)
+    dataset = read_epoch(prepared, first, position_of).map(labelled)
     # IDG yields a partial last batch; keep it, so every image is seen every epoch.
     dataset = dataset.batch(batch_size, drop_remainder=False)
 

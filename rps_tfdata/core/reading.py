@@ -229,44 +229,73 @@ def _pixel_reader(prepared: Prepared):
     return lambda i: load_image(tf.gather(paths, i), options.image_size, options.resize_method)
 
 
-def read_positions(prepared: Prepared, positions: tf.data.Dataset) -> tf.data.Dataset:
-    """(position, uint8 pixels, readable) for each position of `positions` (indices into
-    `prepared.paths`), in order, read in parallel. Only a split prepared without its
-    decode can hold an unreadable file: its pixels are a blank and `readable` False."""
-    options = prepared.options
+def read_epoch(
+    prepared: Prepared, first: tf.Tensor, position_of: Callable[[tf.Tensor], tf.Tensor]
+) -> tf.data.Dataset:
+    """(position, uint8 pixels, readable) for the epoch's places `first`..n-1, where
+    `position_of(places)` maps places (a vector) to positions in `prepared.paths`; in
+    order, read in parallel. Only a split prepared without its decode can hold a file
+    that fails to decode: its place gets a blank, `readable` False, named on stderr."""
+    options, count = prepared.options, len(prepared.paths)
+    places = tf.data.Dataset.range(first, count)
     if prepared.decoded:
         pixels_of = _pixel_reader(prepared)
-        return positions.map(
-            lambda i: (i, pixels_of(i), tf.constant(True)),
-            num_parallel_calls=options.parallel_calls,
-        )
+
+        def read(place: tf.Tensor):
+            position = position_of(place[None])[0]
+            return position, pixels_of(position), tf.constant(True)
+
+        return places.map(read, num_parallel_calls=options.parallel_calls)
+    return _read_catching(prepared, places, first, position_of)
+
+
+def _read_catching(prepared: Prepared, places, first, position_of) -> tf.data.Dataset:
+    """`read_epoch` over files not decoded before: the parallel decode drops the files
+    that fail (`ignore_errors`, in order), and a sequential pass puts a blank in each
+    place left empty, so the catching costs one light step per image, not a pipeline."""
+    options, count = prepared.options, len(prepared.paths)
     paths = path_tensor(prepared.paths)
-    blank = tf.zeros((*options.image_size, 3), tf.uint8)
+    shape = (*options.image_size, 3)
 
-    def read(i: tf.Tensor) -> tf.Tensor:
-        return load_image(tf.gather(paths, i), options.image_size, options.resize_method)
+    def read(place: tf.Tensor):
+        position = position_of(place[None])[0]
+        pixels = load_image(tf.gather(paths, position), options.image_size, options.resize_method)
+        return place, position, pixels
 
-    def left_out(i: tf.Tensor):
-        line = tf.strings.join(
-            [
-                "rps_tfdata: unreadable image ",
-                tf.gather(paths, i),
-                f" ({scan.CORRUPT}): left out of its step; fix or remove it",
-            ]
-        )
-        tf.print(line, output_stream=sys.stderr)
-        return i, blank, tf.constant(False)
-
-    def read_or_blank(i: tf.Tensor) -> tf.data.Dataset:
-        # A dataset of one element, or none when the decoder fails, then the blank: the
-        # first of the two is the position's element (the blank is built only if needed).
-        one = tf.data.Dataset.from_tensors(i)
-        found = one.map(lambda i: (i, read(i), tf.constant(True))).ignore_errors()
-        return found.concatenate(one.map(left_out)).take(1)
-
-    return positions.interleave(
-        read_or_blank,
-        cycle_length=options.parallel_calls if options.parallel_calls > 0 else None,
-        block_length=1,
-        num_parallel_calls=options.parallel_calls,
+    decoded = places.map(
+        read, num_parallel_calls=options.parallel_calls, deterministic=True
+    ).ignore_errors()
+    end = tf.data.Dataset.from_tensors(
+        (tf.constant(count, tf.int64), tf.constant(-1, tf.int64), tf.zeros(shape, tf.uint8))
     )
+
+    def fill(expected: tf.Tensor, element):
+        place, position, pixels = element
+
+        def as_read():
+            return position[None], pixels[None], tf.constant([True])
+
+        def after_a_gap():  # places expected..place-1 failed; the end marker adds no image
+            # (never an empty vector: index_shuffle refuses one; the end marker's place
+            # is clipped into range, then dropped)
+            missing = position_of(tf.minimum(tf.range(expected, place + 1), count - 1))[:-1]
+            lost = tf.gather(paths, missing)
+            tf.cond(tf.size(lost) > 0, lambda: _name_unreadable(lost), tf.no_op)
+            rows = tf.size(missing) + tf.cast(place < count, tf.int32)
+            blanks = tf.zeros((tf.size(missing), *shape), tf.uint8)
+            return (
+                tf.concat([missing, position[None]], 0)[:rows],
+                tf.concat([blanks, pixels[None]], 0)[:rows],
+                tf.range(rows) >= tf.size(missing),
+            )
+
+        in_place = tf.logical_and(expected == place, place < count)
+        return place + 1, tf.cond(in_place, as_read, after_a_gap)
+
+    return decoded.concatenate(end).scan(tf.cast(first, tf.int64), fill).unbatch()
+
+
+def _name_unreadable(lost: tf.Tensor) -> tf.Operation:
+    """One stderr line per file in `lost` (paths) that failed to decode."""
+    lines = "rps_tfdata: unreadable image " + lost + f" ({scan.CORRUPT}): left out of its step"
+    return tf.print(tf.strings.reduce_join(lines, separator="\n"), output_stream=sys.stderr)

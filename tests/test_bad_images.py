@@ -211,6 +211,12 @@ def test_a_file_the_epochs_cannot_decode_keeps_its_place_with_no_label(tmp_path,
         else:
             assert (image == image_id).all() and label.argmax() == image_id % 3
     assert f"unreadable image {paths[5]}" in capfd.readouterr().err
+    # The tf.data service's epoch (each worker catches image by image): the same places.
+    served = by_id(epochs.epoch_batches(prepared, 0, seed=1))
+    for image_id, (image, label) in found.items():
+        np.testing.assert_array_equal(served[image_id][0], image)
+        np.testing.assert_array_equal(served[image_id][1], label)
+    assert f"unreadable image {paths[5]}" in capfd.readouterr().err
     resumed = list(epochs.training_batches(prepared, seed=1, skip_batches=1))
     for (a, b, c), (x, y, z) in zip(whole[1:], resumed, strict=True):
         for mine, theirs in ((a, x), (b, y), (c, z)):

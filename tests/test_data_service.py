@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import data_service, epochs, index, plan, reading, synthetic, training
@@ -75,6 +76,7 @@ def test_an_epoch_through_two_workers_holds_each_training_image_once(data_dir, t
     with service() as (address, _):
         epoch = epochs.epoch_batches(prepared, 0, seed=2)
         delivered = data_service.distribute(epoch, address, data_service.job_prefix())
+        assert delivered.element_spec[0].dtype == tf.uint8  # not augmented there: uint8
         ids = np.concatenate([seeds.numpy()[:, 1] for _, _, seeds in delivered])
         assert sorted(ids % (1 << 32)) == list(range(len(split.paths)))  # 24, once each
         metrics = training.train_and_evaluate(service_config(data_dir, tmp_path / "run", address))
@@ -224,11 +226,21 @@ def test_a_dispatcher_restarted_from_its_work_dir_keeps_the_run_going(tmp_path):
 def test_the_service_benchmark_measures_local_and_service_epochs(data_dir):
     from rps_tfdata.bench import benchmarks
 
-    config = config_lib.TrainConfig(data_dir=data_dir, model_dir="", image_size=48, batch_size=8)
+    config = config_lib.TrainConfig(
+        data_dir=data_dir,
+        model_dir="",
+        image_size=48,
+        batch_size=8,
+        augment_on="device",  # the workers do not augment: uint8 crosses
+        data_service_compression="none",
+    )
     settings = benchmarks.Settings(repeats=1, steady_epochs=1)
-    results = benchmarks.measure_service(config, 1, settings)
+    results, traffic = benchmarks.measure_service(config, 1, settings)
     assert sorted(results) == ["service_0_workers", "service_1_workers"]
     assert all(rate.median > 0 and len(rate.samples) == 1 for rate in results.values())
+    assert traffic["pixel_bytes_per_image"] == 48 * 48 * 3  # uint8
+    # Measured on the loopback interface; on 48 images, mostly the job's fixed costs.
+    assert traffic["service_1_workers_bytes_per_image"] > 48 * 48 * 3
 
 
 @pytest.mark.slow
@@ -238,6 +250,23 @@ def test_the_service_benchmark_reads_through_a_running_dispatcher(data_dir):
     settings = benchmarks.Settings(repeats=1, steady_epochs=1)
     with service(workers=1) as (address, _):
         config = small_run(data_dir, "", data_service=address)
-        results = benchmarks.measure_service(config, 3, settings)  # none started here
+        results, _ = benchmarks.measure_service(config, 3, settings)  # none started here
     assert sorted(results) == ["service_0_workers", "service_external"]
     assert all(rate.median > 0 and len(rate.samples) == 1 for rate in results.values())
+
+
+@pytest.mark.slow
+def test_a_file_that_fails_to_decode_on_a_worker_is_counted_by_the_trainer(tmp_path, caplog):
+    """The trainer screens headers only; the worker that decodes the file gives its place
+    a blank with no label, and the trainer's epoch counts it and says so."""
+    from .test_bad_images import corrupt_png
+
+    root = tmp_path / "data"
+    synthetic.write_dataset(str(root), 10, size=48, seed=9)
+    (root / "rock" / "zz-corrupt.png").write_bytes(corrupt_png())  # last: a training file
+    with service(workers=1) as (address, _):
+        metrics = training.train_and_evaluate(service_config(str(root), tmp_path / "run", address))
+    assert metrics["finished"] and metrics["num_train_images"] == 25
+    warnings = [r.getMessage() for r in caplog.records if "could not be decoded" in r.getMessage()]
+    assert len(warnings) == 2 and all("1 training image(s)" in w for w in warnings)
+    assert all("tf.data service workers' logs" in w for w in warnings)

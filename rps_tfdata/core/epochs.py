@@ -36,14 +36,12 @@ def _batches(
     augmentation: Optional[IDGAugmentation],
     batch_size: int,
     skip_images=0,
-    sharded: bool = False,
 ) -> tf.data.Dataset:
     """One epoch: (images, one-hot labels, per-image seeds) batches, images uint8 or (when
     augmented) float32 on the 0..255 scale; the seeds let the train step augment on the
     device as the pipeline would on the host.
     The epoch's first `skip_images` positions (a resumed epoch's finished steps) are left
-    out before any pixel is read; `sharded`: the tf.data service splits the epoch's
-    places among its workers (`reading.read_epoch`)."""
+    out before any pixel is read."""
     options, count = prepared.options, len(prepared.paths)
     first = tf.minimum(tf.cast(skip_images, tf.int64), count)
     order_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
@@ -61,7 +59,7 @@ def _batches(
         label = tf.gather(labels, i) * tf.cast(readable, tf.float32)
         return pixels, label, tf.gather(ids, i)
 
-    dataset = read_epoch(prepared, first, position_of, sharded=sharded).map(labelled)
+    dataset = read_epoch(prepared, first, position_of).map(labelled)
     # IDG yields a partial last batch; keep it, so every image is seen every epoch.
     dataset = dataset.batch(batch_size, drop_remainder=False)
 
@@ -82,9 +80,7 @@ def epoch_batches(
     cache) by whoever runs it."""
     if prepared.images is not None:
         raise ValueError("a pipeline for the tf.data service cannot hold the memory cache")
-    return _one_epoch(
-        prepared, epoch, seed=seed, shuffle=True, augmentation=augmentation, sharded=True
-    )
+    return _one_epoch(prepared, epoch, seed=seed, shuffle=True, augmentation=augmentation)
 
 
 def _one_epoch(
@@ -94,7 +90,6 @@ def _one_epoch(
     seed: int,
     shuffle: bool,
     augmentation: Optional[IDGAugmentation],
-    sharded: bool = False,
 ) -> tf.data.Dataset:
     """`_batches` of one epoch at the options' batch size, prefetched."""
     _require_images(prepared)
@@ -105,7 +100,6 @@ def _one_epoch(
         shuffle=shuffle,
         augmentation=augmentation,
         batch_size=prepared.options.batch_size,
-        sharded=sharded,
     )
     return with_options(dataset.prefetch(prepared.options.prefetch), prepared.options)
 

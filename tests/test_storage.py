@@ -57,3 +57,28 @@ def test_a_file_written_to_a_bucket_leaves_no_temporary_behind():
     assert storage.listdir("ram://bucket/notes") == ["a.json"]
     with pytest.raises(FileNotFoundError):
         storage.stat("ram://bucket/notes/missing.json")
+
+
+def test_calls_for_many_remote_files_overlap_and_local_ones_do_not():
+    """Header screens and fingerprints of a bucket wait on the network: many at once."""
+    import threading
+    import time
+
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def call(path):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.01)
+        with lock:
+            running[0] -= 1
+        return path.upper()
+
+    remote = [f"ram://bucket/{i}.png" for i in range(64)]
+    assert storage.for_each(call, remote) == [p.upper() for p in remote]  # in order
+    assert most[0] > 1
+    most[0] = 0
+    local = [f"/data/{i}.png" for i in range(8)]
+    assert storage.for_each(call, local) == [p.upper() for p in local] and most[0] == 1

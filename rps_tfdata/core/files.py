@@ -121,7 +121,7 @@ def _identity(path: str) -> tuple[str, Any, Any]:
 def fingerprint(paths: Sequence[str], *extra: Any) -> str:
     """A short digest of files (path, size, modification time) and `extra` values: it
     changes when any file is added, removed, replaced or rewritten."""
-    key = json.dumps([[_identity(p) for p in paths], *extra])
+    key = json.dumps([storage.for_each(_identity, paths), *extra])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

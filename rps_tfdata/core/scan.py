@@ -11,7 +11,6 @@ epochs read them; a file the decoder rejects is "corrupt image data".
 """
 
 import struct
-from concurrent import futures
 from typing import NamedTuple, Optional, Sequence
 
 from rps_tfdata.core import storage
@@ -179,20 +178,11 @@ def inspect_header(path: str) -> Optional[str]:
     return problem or None
 
 
-# Header reads in flight on a remote file system: a bucket answers each read in tens of
-# milliseconds, so a 1.3 M-file listing needs many at once. A local disk answers from its
-# page cache faster than threads can hand work around (measured: one thread 2x faster).
-REMOTE_SCREEN_THREADS = 32
-
-
 def screen(paths: Sequence[str]) -> tuple[list[int], list[BadImage]]:
     """Positions of the files whose header looks decodable, and the files that do not;
     on a remote file system many headers are read at once."""
-    remote = bool(paths) and storage.is_remote(paths[0])
-    threads = REMOTE_SCREEN_THREADS if remote else 1
     candidates, bad = [], []
-    with futures.ThreadPoolExecutor(threads) as pool:
-        reasons = list(pool.map(inspect_header, paths, chunksize=64))
+    reasons = storage.for_each(inspect_header, paths)
     for i, (path, reason) in enumerate(zip(paths, reasons, strict=True)):
         if reason is None:
             candidates.append(i)

@@ -14,9 +14,16 @@ import contextlib
 import errno
 import os
 import shutil
-from typing import IO, Iterator, NamedTuple
+from concurrent import futures
+from typing import IO, Callable, Iterator, NamedTuple, Sequence, TypeVar
 
 _FILE = "file://"
+# Requests in flight when a call is made for many files of a remote file system: a
+# bucket answers each in tens of milliseconds, so a 1.3 M-file listing needs many at
+# once. A local disk answers from its page cache faster than threads can hand work
+# around (measured: one thread about 2x faster), so local files go one by one.
+REMOTE_REQUESTS = 32
+_T = TypeVar("_T")
 
 
 class Stat(NamedTuple):
@@ -28,6 +35,15 @@ class Stat(NamedTuple):
 def is_remote(path: str) -> bool:
     """A URL that is not `file://`: served through `tf.io.gfile`."""
     return "://" in path and not path.startswith(_FILE)
+
+
+def for_each(call: Callable[[str], _T], paths: Sequence[str]) -> list[_T]:
+    """[call(path) for path in paths], with REMOTE_REQUESTS calls at once when the paths
+    are remote (the calls wait on the network, not on Python)."""
+    if not paths or not is_remote(paths[0]):
+        return [call(path) for path in paths]
+    with futures.ThreadPoolExecutor(REMOTE_REQUESTS) as pool:
+        return list(pool.map(call, paths, chunksize=64))
 
 
 def local(path: str) -> str:

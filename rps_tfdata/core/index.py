@@ -99,7 +99,10 @@ def _list_classes_and_files(directory: str) -> tuple[list[str], list[list[str]]]
             f"data folder {directory!r} has no class subfolders; put the images of each "
             "class in a subfolder named for the class"
         )
-    return class_names, [list(iter_image_files(os.path.join(directory, n))) for n in class_names]
+    # One listing per class folder, many at once on a remote file system (a bucket's
+    # listing pages take tens of milliseconds each).
+    folders = [os.path.join(directory, name) for name in class_names]
+    return class_names, storage.for_each(lambda folder: list(iter_image_files(folder)), folders)
 
 
 def _split_of(class_names: list[str], files_by_class: list[list[str]], pick) -> Split:

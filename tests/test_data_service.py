@@ -270,3 +270,18 @@ def test_a_file_that_fails_to_decode_on_a_worker_is_counted_by_the_trainer(tmp_p
     warnings = [r.getMessage() for r in caplog.records if "could not be decoded" in r.getMessage()]
     assert len(warnings) == 2 and all("1 training image(s)" in w for w in warnings)
     assert all("tf.data service workers' logs" in w for w in warnings)
+
+
+@pytest.mark.slow
+def test_workers_read_file_urls_and_a_disk_cache_under_a_url_run_folder(data_dir, tmp_path):
+    """The workers read what the trainer names: `file://` URLs of the data and of the
+    run folder's --image_cache=disk folder (a bucket works through the same gfile calls)."""
+    with service(workers=1) as (address, _):
+        config = service_config(
+            f"file://{data_dir}", f"file://{tmp_path}/run", address, image_cache="disk"
+        )
+        metrics = training.train_and_evaluate(config)
+    assert metrics["finished"] and metrics["num_train_images"] == 24
+    cache = tmp_path / "run" / plan.DISK_CACHE_FOLDER
+    filled = [name for name in os.listdir(cache) if name.startswith("train-")]
+    assert len(filled) == 1 and len(os.listdir(cache / filled[0])) > 24  # raw files + list

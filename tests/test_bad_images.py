@@ -245,9 +245,9 @@ def test_failures_in_a_row_and_at_the_end_of_an_epoch_each_keep_their_place(tmp_
     options = reading.PipelineOptions(image_size=(8, 8), batch_size=5, cache="none")
     prepared = reading.prepare(paths, labels, 3, options, decode=False)
     batches = list(epochs.evaluation_batches(prepared))  # in the files' order
-    assert [len(x) for x, _ in batches] == [5, 5, 2]
-    images = np.concatenate([x.numpy() for x, _ in batches])
-    one_hot = np.concatenate([y.numpy() for _, y in batches])
+    assert [len(x) for x, _ in batches] == [5, 5, 5]  # the last padded with 3 blanks
+    images = np.concatenate([x.numpy() for x, _ in batches])[:12]
+    one_hot = np.concatenate([y.numpy() for _, y in batches])[:12]
     for number in range(12):
         if number in (0, 6, 7, 10, 11):
             assert not images[number].any() and not one_hot[number].any()

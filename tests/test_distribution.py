@@ -160,16 +160,24 @@ def test_shards_cover_every_image_once_with_the_same_augmentation(tmp_path):
         batches = epochs.training_batches(prepared, seed=4, batches_per_epoch=batches_per_epoch)
         return [(x.numpy(), seeds.numpy()) for x, _, seeds in batches]
 
-    whole = {int(s[1]): x for xs, ss in epoch(0, 1, 6) for x, s in zip(xs, ss, strict=True)}
-    # 6 and 5 images in batches of 2: 3 batches each; padded to 4, the last one empty.
+    def images(batches):
+        """(seed, pixels) of the rows that hold an image (padding has seeds NO_IMAGE)."""
+        return [(int(s[1]), x) for xs, ss in batches for x, s in zip(xs, ss, strict=True)]
+
+    whole = dict(images(epoch(0, 1, 6)))
+    # 6 and 5 images in batches of 2: 3 batches each; padded to 4, the last one all blank,
+    # and every batch two rows (the second half's third holds one image and one blank).
     halves = [epoch(0, 2, 4), epoch(1, 2, 4)]
-    assert [[len(x) for x, _ in h] for h in halves] == [[2, 2, 2, 0], [2, 2, 1, 0]]
+    assert all(len(x) == 2 for h in halves for x, _ in h) and [len(h) for h in halves] == [4, 4]
+    found = [[sum(s[:, 1] >= 0) for _, s in h] for h in halves]
+    assert found == [[2, 2, 2, 0], [2, 2, 1, 0]]
     seen = {}
     for half in halves:
-        for xs, ss in half:
-            for x, s in zip(xs, ss, strict=True):
-                assert int(s[1]) not in seen
-                seen[int(s[1])] = x
+        for seed, x in images(half):
+            if seed != epochs.NO_IMAGE:
+                assert seed not in seen
+                seen[seed] = x
+    whole.pop(epochs.NO_IMAGE, None)
     assert sorted(seen) == sorted(whole) == list(range(11))
     for image_id, pixels in seen.items():  # same image, same seed: same pixels
         np.testing.assert_array_equal(pixels, whole[image_id])

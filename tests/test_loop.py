@@ -104,3 +104,70 @@ def test_an_unreadable_image_in_a_batch_is_counted_and_not_learnt_from():
     np.testing.assert_allclose(bias, -bias_gradient, atol=1e-6)
     assert (int(sums.images), int(sums.unreadable)) == (4, 1)
     assert int(sums.correct) <= 4
+
+
+def numbered_split(folder, count):
+    """`count` 8x8 PNGs, pixels equal to their number, labels number % 3, read and kept."""
+    from rps_tfdata.core import reading
+
+    from .helpers import write_png
+
+    paths = [
+        write_png(str(folder / f"{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
+        for i in range(count)
+    ]
+    options = reading.PipelineOptions(image_size=(8, 8), batch_size=6)
+    return reading.prepare(paths, [i % 3 for i in range(count)], CLASSES, options)
+
+
+def image_steps(jit_compile=False):
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        inputs = keras.Input((8, 8, 3))
+        outputs = keras.layers.Dense(CLASSES, activation="softmax")(keras.layers.Flatten()(inputs))
+        model = keras.Model(inputs, outputs)
+        optimizer = keras.optimizers.Adam()
+        optimizer.build(model.trainable_variables)
+    strategy = tf.distribute.get_strategy()
+    return loop.make_steps(model, optimizer, strategy=strategy, jit_compile=jit_compile)
+
+
+@pytest.mark.parametrize("per_call", [1, 3])
+def test_a_run_with_a_partial_last_batch_traces_each_step_once(tmp_path, per_call):
+    """20 images in batches of 6: the last batch holds 2, padded to 6 with blanks, so
+    training (XLA-compiled here) and prediction see one shape and trace once each."""
+    from rps_tfdata.core import epochs, evaluation
+
+    prepared = numbered_split(tmp_path, 20)
+    steps = image_steps(jit_compile=True)
+    batches = iter(epochs.training_batches(prepared, seed=1, end_epoch=2))
+    for _ in range(2):
+        result = loop.run_epoch(steps, batches, 4, steps_per_loop=per_call)
+        assert result.images == 20 and result.unreadable == 0  # blanks are not images
+    traced = steps.train if per_call == 1 else steps.train_loop
+    assert traced.experimental_get_tracing_count() == 1
+    probabilities, labels = evaluation.predict_all(
+        steps.predict, epochs.evaluation_batches(prepared)
+    )
+    assert len(probabilities) == len(labels) == 20
+    assert steps.predict.experimental_get_tracing_count() == 1
+
+
+def test_a_stop_request_ends_a_call_at_the_step_that_carried_it(tmp_path):
+    """The request is read before each call and rides in its first step's all-reduce:
+    the call stops after that step, and that step is saved."""
+    from rps_tfdata.core import epochs
+
+    prepared = numbered_split(tmp_path, 60)  # 10 steps of 6
+    steps = image_steps()
+    batches = iter(epochs.training_batches(prepared, seed=1))
+    asked = iter([False, True])
+    saved = []
+    result = loop.run_epoch(
+        steps,
+        batches,
+        10,
+        steps_per_loop=4,
+        should_stop=lambda: "SIGTERM" if next(asked) else "",
+        save=saved.append,
+    )
+    assert result is None and [p.step for p in saved] == [5] and saved[0].images == 30

@@ -317,3 +317,48 @@ def test_written_files_and_folders_take_the_mode_the_umask_asks_for(tmp_path):
         os.umask(previous)
     assert os.stat(written).st_mode & 0o777 == 0o640
     assert os.stat(built).st_mode & 0o777 == 0o750
+
+
+@pytest.mark.parametrize("strategy, cpu_devices", [("one_device", 1), ("mirrored", 2)])
+def test_several_steps_per_call_train_the_same_weights_bit_for_bit(
+    synthetic_dir, tmp_path, strategy, cpu_devices
+):
+    """24 training images in batches of 8 (or 2 replicas of 4): 3 steps an epoch, cut
+    into calls of 2 (and at --checkpoint_every's steps)."""
+    runs = {}
+    for per_call in (1, 2):
+        model_dir = tmp_path / f"loop{per_call}"
+        config = config_for(
+            synthetic_dir,
+            model_dir,
+            steps_per_loop=per_call,
+            checkpoint_every=2,
+            strategy=strategy,
+            cpu_devices=cpu_devices,
+        )
+        training.train_and_evaluate(config)
+        with open(model_dir / artifacts.HISTORY) as f:
+            history = [
+                {k: v for k, v in row.items() if "sec" not in k and "rss" not in k}
+                for row in csv.DictReader(f)
+            ]
+        runs[per_call] = artifacts.load_run(str(model_dir)).model.get_weights(), history
+    for one, two in zip(runs[1][0], runs[2][0], strict=True):
+        np.testing.assert_array_equal(one, two)
+    assert runs[1][1] == runs[2][1]  # loss and accuracy too, to the last digit
+
+
+def test_steps_per_loop_is_refused_with_the_data_service(tmp_path):
+    config = config_for("d", tmp_path, steps_per_loop=4, data_service="grpc://127.0.0.1:1")
+    with pytest.raises(ConfigError, match="--steps_per_loop runs several steps"):
+        config_lib.check_config(config)
+    with pytest.raises(ConfigError, match="--profile_steps='5' is not two step numbers"):
+        config_lib.check_config(config_for("d", tmp_path, profile_steps="5"))
+    assert config_lib.profile_range("3, 7") == (3, 7) and config_lib.profile_range("") is None
+
+
+def test_profile_steps_write_a_trace_into_the_run_logs(synthetic_dir, tmp_path):
+    config = config_for(synthetic_dir, tmp_path, epochs=1, profile_steps="2,3")
+    training.train_and_evaluate(config)
+    traces = list((tmp_path / artifacts.LOGS / "plugins" / "profile").glob("*/*.xplane.pb"))
+    assert len(traces) == 1 and traces[0].stat().st_size > 1000

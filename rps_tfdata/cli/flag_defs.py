@@ -195,6 +195,22 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
         "step, with the same final weights as a run never stopped.",
         lower_bound=0,
     ),
+    "steps_per_loop": lambda: flags.DEFINE_integer(
+        "steps_per_loop",
+        _DEFAULT["steps_per_loop"],
+        "Train steps run in one compiled call (Keras' steps_per_execution): the host "
+        "reads the loss, the stop requests and the progress once per call, not once per "
+        "step. The final weights are those of 1, bit for bit; a stop (SIGTERM) takes "
+        "effect at the end of the call. Not with --data_service.",
+        lower_bound=1,
+    ),
+    "profile_steps": lambda: flags.DEFINE_string(
+        "profile_steps",
+        _DEFAULT["profile_steps"],
+        "A,B: write a TensorBoard profiler trace of global train steps A to B (from 1) "
+        "into MODEL_DIR/logs (open with `tensorboard --logdir MODEL_DIR/logs`, Profile "
+        "tab); empty: no trace.",
+    ),
     "on_bad_image": lambda: flags.DEFINE_enum(
         "on_bad_image",
         _DEFAULT["on_bad_image"],

@@ -51,6 +51,8 @@ class TrainConfig(NamedTuple):
     deterministic: Optional[bool] = None  # None: yes, unless the tf.data service feeds the run
     on_bad_image: str = "skip"
     checkpoint_every: int = 0  # steps between checkpoints inside an epoch (0: at its end only)
+    steps_per_loop: int = 1  # train steps per call of the compiled loop (one host read each)
+    profile_steps: str = ""  # "A,B": a profiler trace of global steps A..B into logs/
     # How fast, and on what.
     image_cache: str = "auto"  # auto: memory, or none when the tf.data service feeds the run
     parallel_calls: int = -1  # tf.data AUTOTUNE
@@ -98,6 +100,8 @@ MAY_CHANGE = (
     "data_service_timeout",
     "data_service_compression",
     "checkpoint_every",  # where a rerun starts from, never what it computes
+    "steps_per_loop",  # the same steps, bit for bit, in fewer calls
+    "profile_steps",
     "peer_timeout",
 )
 
@@ -132,6 +136,12 @@ def check_config(config: TrainConfig) -> None:
             "--checkpoint_every needs the local pipeline: with --data_service an epoch is one "
             "service job, and a cut one is trained again from its start; drop one of the two"
         )
+    if config.data_service and config.steps_per_loop > 1:
+        raise ConfigError(
+            "--steps_per_loop runs several steps of a known epoch in one call: with "
+            "--data_service an epoch ends when the service's job does; drop one of the two"
+        )
+    profile_range(config.profile_steps)
     if config.dataset == "tfds":
         if config.image_cache not in ("auto", "memory"):
             raise ConfigError(
@@ -145,3 +155,17 @@ def check_config(config: TrainConfig) -> None:
         index.check_validation_split(config.validation_split)
     except ValueError as e:
         raise ConfigError(f"--{e}") from e
+
+
+def profile_range(profile_steps: str) -> Optional[tuple[int, int]]:
+    """`--profile_steps` "A,B" as (A, B), the first and last global step (from 1) traced;
+    None for ""; raises ConfigError naming the flag otherwise."""
+    if not profile_steps:
+        return None
+    first, _, last = profile_steps.partition(",")
+    if not (first.strip().isdigit() and last.strip().isdigit()) or not 0 < int(first) <= int(last):
+        raise ConfigError(
+            f"--profile_steps={profile_steps!r} is not two step numbers A,B with 1 <= A <= B "
+            "(for example --profile_steps=10,15)"
+        )
+    return int(first), int(last)

@@ -19,6 +19,9 @@ import tensorflow as tf
 from rps_tfdata.core.augment import IDGAugmentation
 from rps_tfdata.core.reading import Prepared, read_epoch, with_options
 
+# The seeds of a row that holds no image (a batch's padding): every real image's are >= 0.
+NO_IMAGE = -1
+
 
 def image_seeds(seed: int, epoch: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
     """(batch, 2) augmentation seeds: a function of (seed, epoch, image id) alone."""
@@ -60,16 +63,32 @@ def _batches(
         return pixels, label, tf.gather(ids, i)
 
     dataset = read_epoch(prepared, first, position_of).map(labelled)
-    # IDG yields a partial last batch; keep it, so every image is seen every epoch.
+    # IDG yields a partial last batch; keep its images, so every image is seen every epoch.
     dataset = dataset.batch(batch_size, drop_remainder=False)
 
     def finish(images: tf.Tensor, labels: tf.Tensor, batch_ids: tf.Tensor):
-        seeds = image_seeds(seed, epoch, batch_ids)
+        images, labels, batch_ids = _padded(images, labels, batch_ids, batch_size)
+        seeds = tf.where(batch_ids[:, None] >= 0, image_seeds(seed, epoch, batch_ids), NO_IMAGE)
         if augmentation is not None:
             images = augmentation(tf.cast(images, tf.float32), training=True, seed=seeds)
         return images, labels, seeds
 
     return dataset.map(finish, num_parallel_calls=options.parallel_calls)
+
+
+def _padded(images: tf.Tensor, labels: tf.Tensor, ids: tf.Tensor, batch_size: int):
+    """A batch filled to `batch_size` rows with blanks that hold no image: no label, id -1
+    (seeds NO_IMAGE). Every batch then has one static shape, so the steps trace and
+    compile once: a partial last batch would be a second shape (a second XLA
+    compilation); the step learns from labelled rows only."""
+    missing = batch_size - tf.shape(ids)[0]
+    images = tf.pad(images, [[0, missing], [0, 0], [0, 0], [0, 0]])
+    labels = tf.pad(labels, [[0, missing], [0, 0]])
+    ids = tf.pad(ids, [[0, missing]], constant_values=-1)
+    images.set_shape([batch_size, *images.shape[1:]])
+    labels.set_shape([batch_size, labels.shape[1]])
+    ids.set_shape([batch_size])
+    return images, labels, ids
 
 
 def epoch_batches(
@@ -109,14 +128,14 @@ def pixel_dtype(augmentation: Optional[IDGAugmentation]) -> tf.DType:
     return tf.uint8 if augmentation is None else tf.float32
 
 
-def _empty_batches(prepared: Prepared, dtype: tf.DType) -> tf.data.Dataset:
-    """Batches of no image, which pad a worker's epoch to the steps every worker takes."""
+def _empty_batches(prepared: Prepared, dtype: tf.DType, batch_size: int) -> tf.data.Dataset:
+    """Batches of blanks only, which pad a worker's epoch to the steps every worker takes."""
     height, width = prepared.options.image_size
     return tf.data.Dataset.from_tensors(
         (
-            tf.zeros((0, height, width, 3), dtype),
-            tf.zeros((0, prepared.num_classes), tf.float32),
-            tf.zeros((0, 2), tf.int64),
+            tf.zeros((batch_size, height, width, 3), dtype),
+            tf.zeros((batch_size, prepared.num_classes), tf.float32),
+            tf.fill((batch_size, 2), tf.constant(NO_IMAGE, tf.int64)),
         )
     ).repeat()
 
@@ -156,7 +175,8 @@ def training_batches(
             skip_images=skipped * batch_size,
         )
         if batches_per_epoch is not None:
-            padded = dataset.concatenate(_empty_batches(prepared, pixel_dtype(augmentation)))
+            blanks = _empty_batches(prepared, pixel_dtype(augmentation), batch_size)
+            padded = dataset.concatenate(blanks)
             dataset = padded.take(batches_per_epoch - skipped)
         return dataset
 

@@ -15,11 +15,14 @@ Predict = Callable[[tf.Tensor], tf.Tensor]
 
 
 def predict_all(predict: Predict, batches: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, integer labels) of every image of `batches`, in order."""
+    """(probabilities, integer labels) of every image of `batches`, in order; the rows
+    with no label (a batch's padding) are left out."""
     probabilities, labels = [], []
     for images, one_hot in batches:
-        probabilities.append(np.asarray(predict(images), np.float64))
-        labels.append(np.asarray(one_hot).argmax(axis=1))
+        one_hot = np.asarray(one_hot)
+        present = one_hot.sum(axis=1) > 0
+        probabilities.append(np.asarray(predict(images), np.float64)[present])
+        labels.append(one_hot[present].argmax(axis=1))
     return np.concatenate(probabilities), np.concatenate(labels)
 
 

@@ -32,11 +32,19 @@ class StepSums(NamedTuple):
     stops: tf.Tensor  # replicas whose worker was asked to stop
 
 
+def added(totals: StepSums, sums: StepSums) -> StepSums:
+    """`totals` plus one step's `sums`: the one addition, in the graph loop and on the
+    host alike, so that any loop size gives the same float32 totals."""
+    return StepSums(*(total + value for total, value in zip(totals, sums, strict=True)))
+
+
 class Steps(NamedTuple):
     """The compiled step functions of one model and optimizer."""
 
     train: tf.types.experimental.PolymorphicFunction  # (images, labels, seeds)[, stop] -> StepSums
     predict: tf.types.experimental.PolymorphicFunction  # images -> probabilities
+    # (iterator, steps, stop, totals) -> (totals + each step's StepSums, steps taken)
+    train_loop: Optional[tf.types.experimental.PolymorphicFunction] = None
 
 
 class EpochProgress(NamedTuple):
@@ -96,9 +104,11 @@ def make_steps(
     variables = model.trainable_variables
 
     def replica_step(images: tf.Tensor, labels: tf.Tensor, seeds: tf.Tensor, stop: tf.Tensor):
-        labelled = tf.reduce_sum(labels, axis=-1)  # 1 per image, 0 per unreadable one
+        labelled = tf.reduce_sum(labels, axis=-1)  # 1 per image, 0 per blank
         count = tf.reduce_sum(labelled)
-        unreadable = tf.cast(tf.shape(labels)[0], tf.float32) - count
+        # Blanks with seeds are places whose file failed to decode; the others are padding.
+        places = tf.reduce_sum(tf.cast(seeds[:, 1] >= 0, tf.float32))
+        unreadable = places - count
         context = tf.distribute.get_replica_context()
         flags = tf.stack([count, unreadable, tf.identity(stop)])  # one all-reduce for all
         total, lost, stops = tf.unstack(context.all_reduce(tf.distribute.ReduceOp.SUM, flags))
@@ -115,7 +125,7 @@ def make_steps(
             sums = [tf.reduce_sum(losses), tf.reduce_sum(tf.cast(right, tf.float32) * labelled)]
             return sums + tape.gradient(scaled, variables)
 
-        def idle():  # an empty padding batch: TensorFlow's convolutions refuse 0 images
+        def idle():  # a batch of blanks only: nothing to learn
             return [tf.constant(0.0), tf.constant(0.0)] + [tf.zeros_like(v) for v in variables]
 
         loss_sum, correct, *gradients = tf.cond(count > 0, learn, idle)
@@ -124,9 +134,7 @@ def make_steps(
 
     replica_step = tf.function(replica_step, jit_compile=jit_compile)
 
-    @tf.function
-    def train(batch, stop=None) -> StepSums:
-        stop = tf.constant(0.0) if stop is None else stop
+    def step(batch, stop: tf.Tensor) -> StepSums:
         sums = strategy.run(replica_step, args=(*batch, stop))
         local = StepSums(*(strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums))
         # The all-reduced figures are the same on every replica: one replica's, not a sum.
@@ -135,7 +143,22 @@ def make_steps(
             stops=local.stops / strategy.num_replicas_in_sync,
         )
 
-    return Steps(train, make_predict(model))
+    @tf.function
+    def train(batch, stop=None) -> StepSums:
+        return step(batch, tf.constant(0.0) if stop is None else stop)
+
+    @tf.function
+    def train_loop(iterator, steps: tf.Tensor, stop: tf.Tensor, totals: StepSums):
+        taken = tf.constant(0)
+        for _ in tf.range(steps):
+            sums = step(next(iterator), stop)
+            totals = added(totals, sums)
+            taken += 1
+            if sums.stops > 0:  # every worker sees the same all-reduced request
+                break
+        return totals, taken
+
+    return Steps(train, make_predict(model), train_loop)
 
 
 def make_predict(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
@@ -149,48 +172,91 @@ def run_epoch(
     batches: Iterator,
     num_steps: Optional[int],
     *,
+    steps_per_loop: int = 1,
     progress: Optional[keras.utils.Progbar] = None,
     should_stop: Callable[[], str] = lambda: "",
     start: EpochProgress = EPOCH_START,
     save_every: int = 0,
     save: Optional[Callable[[EpochProgress], None]] = None,
+    profile: Optional[tuple[int, int, str]] = None,
 ) -> Optional[EpochResult]:
     """Trains the epoch's steps `start.step + 1 .. num_steps` from `batches` (num_steps
-    None: until they run out), adding to `start`'s totals. Every `save_every` steps (but
-    the last) `save(progress)` records the totals. Returns None when `should_stop()`
-    turned true here or on another worker: every worker learns of it in the same step
-    (`make_steps`), saves that step (`save`) and stops there.
+    None: until they run out, one step a call), adding to `start`'s totals, in calls of
+    `steps_per_loop` steps (`Steps.train_loop`). Every `save_every` steps (but the last)
+    `save(progress)` records the totals. Returns None when `should_stop()` turned true
+    here or on another worker: every worker learns of it in the same step (`make_steps`),
+    saves that step (`save`) and stops there. `profile` (first, last, folder): a profiler
+    trace of the epoch's steps first..last into folder.
 
-    The sums stay on the device until the epoch ends; each step's stop requests are read
-    back (a wait for the step), and a progress bar reads each step's loss.
+    The sums stay on the device; the host reads the stop requests (and a progress bar
+    the loss) once per call: a wait for the call's last step, not for each step.
     """
     begin = time.perf_counter()
-    loss_sum, correct, images, unreadable = (
-        tf.constant(value, tf.float32)
-        for value in (start.loss_sum, start.correct, start.images, 0.0)
-    )
-    remaining = None if num_steps is None else num_steps - start.step
-    feed = batches if remaining is None else (next(batches) for _ in range(remaining))
-    for step, batch in enumerate(feed, start=start.step + 1):
+    totals = StepSums(*(tf.constant(value, tf.float32) for value in (*start[1:4], 0.0, 0.0)))
+    marks = _marks(save_every, profile)
+    step = start.step
+    while num_steps is None or step < num_steps:
         requested = tf.constant(1.0 if should_stop() else 0.0)
-        sums = steps.train(batch, requested)
-        loss_sum += sums.loss_sum
-        correct += sums.correct
-        images += sums.images
-        unreadable += sums.unreadable
+        before = totals
+        _profile_edge(profile, step, starting=True)
+        if steps_per_loop == 1:
+            batch = next(batches, None)
+            if batch is None:
+                break
+            totals = added(totals, steps.train(batch, requested))
+            step += 1
+        else:
+            size = _call_size(step, num_steps, steps_per_loop, marks)
+            totals, taken = steps.train_loop(batches, tf.constant(size), requested, totals)
+            step += int(taken)  # the call's one wait
+        _profile_edge(profile, step, starting=False)
         if progress is not None:
-            progress.update(step, [("loss", float(sums.loss_sum) / max(float(sums.images), 1.0))])
-        stopping = float(sums.stops) > 0
+            images = max(float(totals.images - before.images), 1.0)
+            progress.update(step, [("loss", float(totals.loss_sum - before.loss_sum) / images)])
+        stopping = float(totals.stops) > 0
         due = save_every and step % save_every == 0 and step != num_steps
         if save is not None and (stopping or due):
             seconds = start.seconds + time.perf_counter() - begin
-            save(EpochProgress(step, float(loss_sum), float(correct), float(images), seconds))
+            save(EpochProgress(step, *(float(value) for value in totals[:3]), seconds))
         if stopping:
             return None
-    images = int(images)
-    loss, accuracy = (float(loss_sum) / images, float(correct) / images) if images else (0.0, 0.0)
+    images = int(totals.images)
+    loss_sum, correct = float(totals.loss_sum), float(totals.correct)
+    loss, accuracy = (loss_sum / images, correct / images) if images else (0.0, 0.0)
     seconds = start.seconds + time.perf_counter() - begin
-    return EpochResult(loss, accuracy, images, seconds, int(unreadable))
+    return EpochResult(loss, accuracy, images, seconds, int(totals.unreadable))
+
+
+def _marks(save_every: int, profile: Optional[tuple[int, int, str]]) -> Callable[[int], int]:
+    """The first step after `step` at which a call must end: a checkpoint's step, or
+    just before or at the end of the profiled steps."""
+    edges = () if profile is None else (profile[0] - 1, profile[1])
+
+    def next_mark(step: int) -> int:
+        candidates = [edge for edge in edges if edge > step]
+        if save_every:
+            candidates.append((step // save_every + 1) * save_every)
+        return min(candidates, default=step + (1 << 30))
+
+    return next_mark
+
+
+def _call_size(step: int, num_steps: int, steps_per_loop: int, next_mark) -> int:
+    """Steps in the call after `step`: `steps_per_loop`, cut at the epoch's end and at
+    the next step where the host must act."""
+    return min(steps_per_loop, num_steps - step, next_mark(step) - step)
+
+
+def _profile_edge(profile: Optional[tuple[int, int, str]], step: int, *, starting: bool) -> None:
+    """Starts the profiler before the call after `step` when that call begins the
+    profiled steps; stops it once `step` is their last."""
+    if profile is None:
+        return
+    first, last, folder = profile
+    if starting and step == first - 1:
+        tf.profiler.experimental.start(folder)
+    elif not starting and step == last:
+        tf.profiler.experimental.stop()
 
 
 def progress_bar(num_steps: int) -> Optional[keras.utils.Progbar]:

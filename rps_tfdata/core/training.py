@@ -35,7 +35,7 @@ from rps_tfdata.core import (
     stopping,
 )
 from rps_tfdata.core import model as model_lib
-from rps_tfdata.core.config import TrainConfig, check_config, settings_of
+from rps_tfdata.core.config import TrainConfig, check_config, profile_range, settings_of
 from rps_tfdata.core.datasets import Data
 from rps_tfdata.core.errors import DatasetLayoutError, TrainingStoppedError
 from rps_tfdata.core.plan import Plan, make_plan
@@ -227,6 +227,19 @@ def _unreadable_in_epoch(trained: loop.EpochResult, epoch: int, service: str) ->
     )
 
 
+def _profile_in(run: _Training, epoch: int, steps_in_epoch: int):
+    """`--profile_steps` as `loop.run_epoch`'s `profile` for this epoch: the part of the
+    global steps A..B in the epoch that holds step A (a trace ends with its epoch, before
+    validation), written by the chief into MODEL_DIR/logs; else None."""
+    span = profile_range(run.config.profile_steps)
+    if span is None or not run.plan.worker.is_chief:
+        return None
+    first, last = (step - epoch * steps_in_epoch for step in span)
+    if not 1 <= first <= steps_in_epoch:
+        return None
+    return first, min(last, steps_in_epoch), os.path.join(run.config.model_dir, artifacts.LOGS)
+
+
 def _train_epoch(
     run: _Training, epoch: int, batches, num_steps, begin: loop.EpochProgress
 ) -> dict[str, float]:
@@ -243,12 +256,14 @@ def _train_epoch(
         run.steps,
         batches,
         num_steps,
+        steps_per_loop=config.steps_per_loop,
         progress=progress,
         should_stop=run.stop_signal,
         start=begin,
         save_every=config.checkpoint_every,
         # A service epoch cannot start inside itself: a stop there keeps the last epoch.
         save=None if config.data_service else run.state.save_progress,
+        profile=_profile_in(run, epoch, num_steps or epochs.steps_per_epoch(data.train)),
     )
     if trained is None:
         who = run.stop_signal() or "a stop request on another worker"

@@ -3,7 +3,8 @@
 #   ./run.sh train [FLAGS...]   train (python -m rps_tfdata.train FLAGS...)
 #   ./run.sh test  [PYTEST ARGS] lint, then the whole test suite (what CI runs)
 #   ./run.sh test --fast [ARGS]  lint, then the tests that start no process (the edit loop)
-# and the other entry points: ./run.sh evaluate|predict|synthetic|benchmark|preview [FLAGS...].
+# and the other entry points: ./run.sh evaluate|predict|synthetic|benchmark|preview [FLAGS...],
+#   ./run.sh gpu-check [FLAGS...]  the GPU path's checks and figures (on a CPU: a smaller run)
 # The first call creates .venv/ in the checkout (Python 3.11+, about 2.5 GB, 2-3 minutes)
 # and installs the package with its test extras; later calls reuse it, and reinstall
 # only when setup.cfg or pyproject.toml change. RPS_VENV=DIR puts the venv elsewhere.
@@ -38,6 +39,10 @@ case "$command" in
     ensure_venv
     exec "$VENV/bin/python" -m "rps_tfdata.$command" "$@"
     ;;
+  gpu-check)
+    ensure_venv
+    exec "$VENV/bin/python" -m rps_tfdata.gpu_check "$@"
+    ;;
   test)
     ensure_venv
     "$VENV/bin/ruff" format --check rps_tfdata tests
@@ -50,7 +55,7 @@ case "$command" in
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)
-    echo "usage: ./run.sh train|test|evaluate|predict|synthetic|export|benchmark|preview|data_service [ARGS...]" >&2
+    echo "usage: ./run.sh train|test|evaluate|predict|synthetic|export|benchmark|preview|data_service|gpu-check [ARGS...]" >&2
     exit 2
     ;;
 esac

@@ -11,7 +11,6 @@ data sized like the real set (`--per_class=840 --size=300`: 2,520 PNGs of about 
 flagfile describes a benchmark exactly. Needs the `[bench]` extra (pillow, scipy).
 """
 
-import os
 import shutil
 import tempfile
 from typing import Sequence
@@ -43,9 +42,7 @@ def resolve_data_dir() -> str:
     """--data_dir, else the synthetic set (written once under --download_dir)."""
     if _F.data_dir.value:
         return _F.data_dir.value
-    per_class, size = _F.per_class.value, _F.size.value
-    folder = os.path.join(_F.download_dir.value, f"rps_tfdata_synthetic_{per_class}x{size}")
-    return synthetic.ensure_dataset(folder, per_class, size=size, seed=0)
+    return synthetic.shared_dataset(_F.download_dir.value, _F.per_class.value, _F.size.value)
 
 
 def main(argv: Sequence[str]) -> None:

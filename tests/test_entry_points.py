@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
@@ -355,3 +356,25 @@ def test_every_command_takes_file_urls(tmp_path, synthetic_dir):
     assert predicted.returncode == 0 and len(predicted.stdout.splitlines()) == 10
     exported = run_module("export", f"--model_dir={run}", f"--out=file://{tmp_path}/served")
     assert exported.returncode == 0 and os.path.isfile(tmp_path / "served" / "saved_model.pb")
+
+
+@pytest.mark.slow
+def test_gpu_check_says_what_it_found_runs_every_check_and_exits_0(tmp_path):
+    """The command a GPU's first user runs. Without a GPU (as on CI) it must say so in
+    one line and still run every check on the CPU; with one, compare with the projection.
+    Either way it ends with its report as JSON and exits 0."""
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    report_file = tmp_path / "report.json"
+    command = [sys.executable, "-m", "rps_tfdata.gpu_check", f"--download_dir={tmp_path}"]
+    command += [f"--json={report_file}", "--per_class=40", "--size=64", "--epochs=1"]
+    run = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("gpu-check: no GPU visible to TensorFlow") != has_gpu
+    report = json.loads(lines[-1])
+    assert report == json.loads(report_file.read_text())
+    assert (report["gpu"] is not None) == has_gpu and report["augmentation_agrees"]
+    assert sorted(report["trainings"]) == ["float32", "mixed_bfloat16", "mixed_float16"]
+    assert {"pipeline_steady", "step", "e2e", "e2e_loop"} <= set(report["images_per_sec"])
+    assert report["steps_per_loop"] == 16
+    assert ("not compared" in run.stdout) != has_gpu

@@ -9,7 +9,9 @@ Modes:
   step      images/s of the train step on in-memory synthetic tensors (the model's
             ceiling on this device: tf_cnn_benchmarks' synthetic mode);
   e2e       images/s of the training loop on the real pipeline, after a warm-up epoch,
-            and the input stall (how far e2e falls below step);
+            and the input stall (how far e2e falls below step): per step, each one
+            waited for (e2e), and per epoch as `train` runs it, `--steps_per_loop`
+            steps a call (e2e_loop);
   all       pipeline, step and e2e;
   parity    the side-by-side learning run of `rps_tfdata.bench.parity`;
   memory    how much resident memory the training split's cache and `--e2e_epochs`
@@ -44,6 +46,7 @@ from rps_tfdata.core import (
     epochs,
     export,
     index,
+    loop,
     prediction,
     reading,
     resources,
@@ -198,6 +201,28 @@ def bench_e2e(
     return results
 
 
+def bench_loop(
+    config: config_lib.TrainConfig, plan: plan_lib.Plan, data: datasets.Data, settings: Settings
+) -> dict:
+    """The training loop as `train` runs it (`loop.run_epoch`: --steps_per_loop steps a
+    call, the host reading once per call): images/s of whole epochs after a warm-up one."""
+    _, _, steps = training.build(config, plan, len(data.class_names))
+    count = settings.repeats + 1
+    batches = iter(
+        epochs.training_batches(
+            data.train, seed=config.seed, end_epoch=count, augmentation=plan.host_augmentation
+        )
+    )
+    samples = []
+    for epoch in range(count):
+        result = loop.run_epoch(
+            steps, batches, epochs.steps_per_epoch(data.train), steps_per_loop=config.steps_per_loop
+        )
+        if epoch:
+            samples.append(result.images / result.seconds)
+    return {"e2e_loop": throughput.rate_of(samples)}
+
+
 def measure_memory(config: config_lib.TrainConfig, num_epochs: int) -> dict[str, Any]:
     """How much resident memory the training split's cache and `epochs` epochs add.
 
@@ -348,6 +373,7 @@ def flatten(results: dict[str, throughput.Rate]) -> dict[str, Any]:
         "serving_signature_vs_predict_files": ("serving_signature", "predict_files"),
         "e2e_vs_idg_e2e": ("e2e", "idg_e2e"),
         "e2e_vs_step": ("e2e", "step"),
+        "e2e_loop_vs_step": ("e2e_loop", "step"),
     }
     for name, (ours, theirs) in ratios.items():
         if ours in results and theirs in results:
@@ -390,10 +416,11 @@ def run_benchmarks(
         ("pipeline", lambda: bench_pipeline(config, plan, data, baseline, settings)),
         ("step", lambda: bench_step(config, plan, len(data.class_names), settings)),
         ("e2e", lambda: bench_e2e(config, plan, data, baseline, settings)),
+        ("loop", lambda: bench_loop(config, plan, data, settings)),
     ]
     results: dict[str, throughput.Rate] = {}
     for name, measure in stages:
-        if mode in (name, "all"):
+        if mode in (name, "all") or (name, mode) == ("loop", "e2e"):
             logging.info("measuring %s ...", name)
             for key, rate in measure().items():
                 logging.info("%s: %s", key, rate)

@@ -120,3 +120,10 @@ def ensure_dataset(folder: str, per_class: int, *, size: int = 300, seed: int = 
     return files.build_folder(
         folder, lambda staging: write_dataset(staging, per_class, size=size, seed=seed)
     )
+
+
+def shared_dataset(download_dir: str, per_class: int, size: int) -> str:
+    """The synthetic set of `per_class` x 3 images of `size` px that the measuring
+    commands share, written once under `download_dir`."""
+    folder = os.path.join(download_dir, f"rps_tfdata_synthetic_{per_class}x{size}")
+    return ensure_dataset(folder, per_class, size=size, seed=0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rps_tfdata.core import loop
+from rps_tfdata.core import distribution, loop
 
 CLASSES = 3
 RNG = np.random.default_rng(7)
@@ -64,7 +64,7 @@ def test_two_replicas_take_the_same_step_as_one_device():
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
     if len(cpus) < 2:
         pytest.fail("conftest.py should have split the CPU into two logical devices")
-    strategy = tf.distribute.MirroredStrategy(cpus[:2])
+    strategy = distribution.make_strategy("mirrored")  # over the two logical CPUs
     model, steps = steps_on(strategy)
     # Five images over two replicas: three on one, two on the other; each replica divides
     # its loss sum by the step's five images, so the summed gradients are the mean's.

@@ -362,3 +362,14 @@ def test_profile_steps_write_a_trace_into_the_run_logs(synthetic_dir, tmp_path):
     training.train_and_evaluate(config)
     traces = list((tmp_path / artifacts.LOGS / "plugins" / "profile").glob("*/*.xplane.pb"))
     assert len(traces) == 1 and traces[0].stat().st_size > 1000
+
+
+def test_xla_over_several_logical_cpus_is_refused_in_one_line(tmp_path):
+    """TensorFlow's XLA fails such a step with a traceback about variables on another
+    device; the plan refuses it first."""
+    config = config_for("d", tmp_path, strategy="mirrored", cpu_devices=2, jit_compile="true")
+    if tf.config.list_logical_devices("GPU"):
+        plan.make_plan(config)  # GPUs: the mirrored step compiles
+        return
+    with pytest.raises(ConfigError, match="cannot compile a step for several logical CPU"):
+        plan.make_plan(config)

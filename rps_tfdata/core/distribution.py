@@ -63,8 +63,16 @@ def make_strategy(
     gpus = tf.config.list_logical_devices("GPU")
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    devices = gpus or tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if gpus:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+    # On logical CPUs the replicas' sums meet on one device. TensorFlow's collectives
+    # would key each strategy's ops from counters that every new strategy restarts, so
+    # a second strategy made in the same process (tests, benchmarks) would be matched
+    # with the first one's ops ("Shape mismatch in the collective instance").
+    return tf.distribute.MirroredStrategy(
+        [d.name for d in tf.config.list_logical_devices("CPU")],
+        cross_device_ops=tf.distribute.ReductionToOneDevice(),
+    )
 
 
 def worker_of(strategy: tf.distribute.Strategy) -> Worker:

@@ -101,6 +101,13 @@ def _check(config: TrainConfig, strategy: tf.distribute.Strategy, on_device: boo
             "--augment_validation needs --augment_on=host: augmentation on the device runs "
             "inside the train step only, never on validation"
         )
+    on_cpus = not tf.config.list_logical_devices("GPU")
+    if xla and on_cpus and strategy.num_replicas_in_sync > 1:
+        raise ConfigError(
+            "--jit_compile=true cannot compile a step for several logical CPU devices "
+            "(XLA refuses variables placed on another device): drop --jit_compile=true, or "
+            "train on one device (--strategy=one_device)"
+        )
     if on_device and not config.jit_augment and xla:
         raise ConfigError(
             "--nojit_augment cannot run inside an XLA-compiled train step (its projective-"

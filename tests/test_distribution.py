@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # before TensorFlow starts, so neither can happen inside the test process.
 TRAIN = """
 import json, sys
-data_dir, model_dir, strategy, batch, devices = sys.argv[1:6]
+data_dir, model_dir, strategy, batch, devices, per_call = sys.argv[1:7]
 from rps_tfdata.core import config, training
 run = config.TrainConfig(
     data_dir=data_dir,
@@ -33,6 +33,7 @@ run = config.TrainConfig(
     cpu_devices=int(devices),
     image_size=48,
     batch_size=int(batch),
+    steps_per_loop=int(per_call),
 )
 print("RESULT " + json.dumps(training.train_and_evaluate(run)))
 """
@@ -45,9 +46,10 @@ def data_dir(tmp_path_factory):
     return out
 
 
-def start(data_dir, model_dir, strategy, *, batch=8, devices=1, env=None):
+def start(data_dir, model_dir, strategy, *, batch=8, devices=1, per_call=1, env=None):
+    arguments = [data_dir, str(model_dir), strategy, str(batch), str(devices), str(per_call)]
     return subprocess.Popen(
-        [sys.executable, "-c", TRAIN, data_dir, str(model_dir), strategy, str(batch), str(devices)],
+        [sys.executable, "-c", TRAIN, *arguments],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -93,7 +95,7 @@ def test_mirrored_trains_on_two_replicas_and_refuses_an_uneven_batch(
     assert "--batch_size=7 does not divide among the 2 replicas" in err
 
 
-def start_workers(data_dir, model_dir, scratch):
+def start_workers(data_dir, model_dir, scratch, per_call=1):
     """Two `multi_worker` training processes on free 127.0.0.1 ports."""
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
@@ -102,7 +104,7 @@ def start_workers(data_dir, model_dir, scratch):
         os.makedirs(scratch[k], exist_ok=True)
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": k}})
         env = {"TF_CONFIG": tf_config, "TMPDIR": str(scratch[k])}
-        processes.append(start(data_dir, model_dir, "multi_worker", env=env))
+        processes.append(start(data_dir, model_dir, "multi_worker", per_call=per_call, env=env))
     return processes
 
 
@@ -125,6 +127,19 @@ def test_two_workers_train_to_identical_weights_and_only_the_chief_writes(two_wo
     assert not os.listdir(scratch[1])  # the worker's scratch folder is gone
     # Each worker trained its own shard: 9 of the 18 training images each.
     assert chief["num_train_images"] == 9
+
+
+@pytest.mark.slow
+def test_two_workers_with_several_steps_per_call_end_with_the_weights_of_one(
+    data_dir, two_workers, tmp_path
+):
+    """3 steps an epoch on each worker, in calls of 2 then 1: the collectives inside the
+    in-graph loop meet step by step, and the weights are those of one step a call."""
+    scratch = [tmp_path / f"tmp{k}" for k in range(2)]
+    processes = start_workers(data_dir, tmp_path / "run", scratch, per_call=2)
+    chief, worker = (result_of(p) for p in processes)
+    one_per_call = two_workers[2]["final_weights_sha256"]
+    assert chief["final_weights_sha256"] == worker["final_weights_sha256"] == one_per_call
 
 
 @pytest.mark.slow

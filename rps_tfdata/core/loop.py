@@ -89,50 +89,13 @@ def make_steps(
     augmentation: Optional[IDGAugmentation] = None,
     jit_compile: bool = False,
 ) -> Steps:
-    """Builds the train and predict steps; `model` and `optimizer` were built in
-    `strategy.scope()`.
-
-    `augmentation`: augment inside the train step (on the device) with each image's
-    seed from the pipeline; None when the pipeline augmented already. Each replica
-    divides its loss sum by the number of images in the whole step (all replicas,
-    all workers), so the summed gradients are those of the step's mean loss, whatever
-    the number of replicas, and a partial last step weighs its images as one device would.
-    The same all-reduce carries each worker's stop request (`stop`, 1.0 when its process
-    was asked to stop), so every worker learns of one at the same step.
-    """
-
-    variables = model.trainable_variables
-
-    def replica_step(images: tf.Tensor, labels: tf.Tensor, seeds: tf.Tensor, stop: tf.Tensor):
-        labelled = tf.reduce_sum(labels, axis=-1)  # 1 per image, 0 per blank
-        count = tf.reduce_sum(labelled)
-        # Blanks with seeds are places whose file failed to decode; the others are padding.
-        places = tf.reduce_sum(tf.cast(seeds[:, 1] >= 0, tf.float32))
-        unreadable = places - count
-        context = tf.distribute.get_replica_context()
-        flags = tf.stack([count, unreadable, tf.identity(stop)])  # one all-reduce for all
-        total, lost, stops = tf.unstack(context.all_reduce(tf.distribute.ReduceOp.SUM, flags))
-
-        def learn():
-            pixels = tf.cast(images, tf.float32)
-            if augmentation is not None:
-                pixels = augmentation(pixels, training=True, seed=seeds)
-            with tf.GradientTape() as tape:
-                probabilities = model(rescale(pixels), training=True)
-                losses = cross_entropy(labels, probabilities)
-                scaled = optimizer.scale_loss(tf.reduce_sum(losses) / tf.maximum(total, 1.0))
-            right = tf.argmax(probabilities, axis=-1) == tf.argmax(labels, axis=-1)
-            sums = [tf.reduce_sum(losses), tf.reduce_sum(tf.cast(right, tf.float32) * labelled)]
-            return sums + tape.gradient(scaled, variables)
-
-        def idle():  # a batch of blanks only: nothing to learn
-            return [tf.constant(0.0), tf.constant(0.0)] + [tf.zeros_like(v) for v in variables]
-
-        loss_sum, correct, *gradients = tf.cond(count > 0, learn, idle)
-        optimizer.apply(gradients, variables)
-        return StepSums(loss_sum, correct, count, lost, stops)
-
-    replica_step = tf.function(replica_step, jit_compile=jit_compile)
+    """Builds the train, several-step and predict functions; `model` and `optimizer`
+    were built in `strategy.scope()`. `augmentation`: augment inside the train step (on
+    the device) with each image's seed from the pipeline; None when the pipeline
+    augmented already. `jit_compile`: XLA-compile each replica's step."""
+    replica_step = tf.function(
+        _replica_step(model, optimizer, augmentation), jit_compile=jit_compile
+    )
 
     def step(batch, stop: tf.Tensor) -> StepSums:
         sums = strategy.run(replica_step, args=(*batch, stop))
@@ -159,6 +122,50 @@ def make_steps(
         return totals, taken
 
     return Steps(train, make_predict(model), train_loop)
+
+
+def _replica_step(
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    augmentation: Optional[IDGAugmentation],
+) -> Callable[..., StepSums]:
+    """One replica's step. It divides its loss sum by the number of images in the whole
+    step (all replicas, all workers), so the summed gradients are those of the step's
+    mean loss whatever the number of replicas, and a batch padded with blanks weighs its
+    images as an unpadded one would. The same all-reduce carries the places whose file
+    failed to decode and each worker's stop request (`stop`, 1.0 when its process was
+    asked to stop), so every worker learns of one at the same step."""
+    variables = model.trainable_variables
+
+    def replica_step(images: tf.Tensor, labels: tf.Tensor, seeds: tf.Tensor, stop: tf.Tensor):
+        labelled = tf.reduce_sum(labels, axis=-1)  # 1 per image, 0 per blank
+        count = tf.reduce_sum(labelled)
+        # Blanks with seeds are places whose file failed to decode; the others are padding.
+        places = tf.reduce_sum(tf.cast(seeds[:, 1] >= 0, tf.float32))
+        context = tf.distribute.get_replica_context()
+        flags = tf.stack([count, places - count, tf.identity(stop)])  # one all-reduce
+        total, lost, stops = tf.unstack(context.all_reduce(tf.distribute.ReduceOp.SUM, flags))
+
+        def learn():
+            pixels = tf.cast(images, tf.float32)
+            if augmentation is not None:
+                pixels = augmentation(pixels, training=True, seed=seeds)
+            with tf.GradientTape() as tape:
+                probabilities = model(rescale(pixels), training=True)
+                losses = cross_entropy(labels, probabilities)
+                scaled = optimizer.scale_loss(tf.reduce_sum(losses) / tf.maximum(total, 1.0))
+            right = tf.argmax(probabilities, axis=-1) == tf.argmax(labels, axis=-1)
+            sums = [tf.reduce_sum(losses), tf.reduce_sum(tf.cast(right, tf.float32) * labelled)]
+            return sums + tape.gradient(scaled, variables)
+
+        def idle():  # a batch of blanks only: nothing to learn
+            return [tf.constant(0.0), tf.constant(0.0)] + [tf.zeros_like(v) for v in variables]
+
+        loss_sum, correct, *gradients = tf.cond(count > 0, learn, idle)
+        optimizer.apply(gradients, variables)
+        return StepSums(loss_sum, correct, count, lost, stops)
+
+    return replica_step
 
 
 def make_predict(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:

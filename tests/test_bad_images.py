@@ -1,5 +1,6 @@
 """Unreadable image files: named with their reason, left out, or the run stopped early."""
 
+import csv
 import os
 import struct
 import zlib
@@ -235,6 +236,11 @@ def test_a_run_whose_epochs_meet_an_undecodable_file_trains_on_and_says_so(tmp_p
     assert capfd.readouterr().err.count("zz-corrupt.png") == 2  # named in each epoch
     warnings = [r.getMessage() for r in caplog.records if "could not be decoded" in r.getMessage()]
     assert len(warnings) == 2 and all("1 training image(s)" in w for w in warnings)
+    # Named in metrics.json after the run (one decode pass, because an epoch met one).
+    corrupt = str(root / "rock" / "zz-corrupt.png")
+    assert {"path": corrupt, "reason": scan.CORRUPT} in metrics["skipped_images"]
+    with open(tmp_path / "run" / "history.csv") as f:
+        assert [row["unreadable_images"] for row in csv.DictReader(f)] == ["1", "1"]
     failing = config._replace(model_dir=str(tmp_path / "strict"), on_bad_image="fail")
     with pytest.raises(BadImagesError, match="zz-corrupt.png: corrupt image data"):
         training.train_and_evaluate(failing)  # the strict policy decodes every file first

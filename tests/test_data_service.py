@@ -271,6 +271,7 @@ def test_a_file_that_fails_to_decode_on_a_worker_is_counted_by_the_trainer(tmp_p
     warnings = [r.getMessage() for r in caplog.records if "could not be decoded" in r.getMessage()]
     assert len(warnings) == 2 and all("1 training image(s)" in w for w in warnings)
     assert all("tf.data service workers' logs" in w for w in warnings)
+    assert any(r["path"].endswith("zz-corrupt.png") for r in metrics["skipped_images"])
 
 
 @pytest.mark.slow

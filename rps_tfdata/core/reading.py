@@ -112,6 +112,14 @@ def path_tensor(paths: Sequence[str]) -> tf.Tensor:
     return tf.constant([os.fsencode(p) for p in paths], tf.string, shape=[len(paths)])
 
 
+def undecodable(prepared: Prepared) -> list[scan.BadImage]:
+    """The files of a split prepared without its decode that the decoder rejects: one
+    parallel decode pass, run only to name the files an epoch could not decode."""
+    kept = {int(i) for i, _ in _decoded(prepared.paths, prepared.options)}
+    missing = [path for i, path in enumerate(prepared.paths) if i not in kept]
+    return [scan.BadImage(path, scan.CORRUPT) for path in missing]
+
+
 def _raw_path(folder: str, position: int) -> str:
     return os.path.join(folder, f"{position:07d}.u8")
 

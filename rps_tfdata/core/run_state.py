@@ -48,6 +48,7 @@ HISTORY_COLUMNS = (
     "train_images_per_sec",
     "epoch_seconds",
     "peak_rss_mb",
+    "unreadable_images",  # training files the epoch could not decode (since the last start)
 )
 
 

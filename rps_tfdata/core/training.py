@@ -29,6 +29,7 @@ from rps_tfdata.core import (
     export,
     files,
     loop,
+    reading,
     run_lock,
     run_state,
     scan,
@@ -292,6 +293,7 @@ def _train_epoch(
         "train_images_per_sec": trained.images / trained.seconds,
         "epoch_seconds": trained.seconds,
         "peak_rss_mb": peak_rss_mb(),
+        "unreadable_images": trained.unreadable,
     }
 
 
@@ -350,6 +352,15 @@ def summarize(history: list[dict[str, float]], data: Data) -> dict[str, Any]:
     }
 
 
+def _undecodable(run: _Training) -> list[scan.BadImage]:
+    """The training files the epochs could not decode, named for metrics.json by one
+    decode pass over this worker's shard, run only when an epoch met such a file."""
+    if run.data.train.decoded or not any(row.get("unreadable_images") for row in run.state.history):
+        return []
+    logging.info("naming the training files that failed to decode (one decode pass)")
+    return reading.undecodable(run.data.train)
+
+
 def _finish(run: _Training) -> dict[str, Any]:
     """Writes the model with the best weights and the training metrics first, then adds
     the final evaluation, so a failure there loses nothing already trained."""
@@ -368,6 +379,7 @@ def _finish(run: _Training) -> dict[str, Any]:
         export.default_dir(model_dir),
     )
     metrics = summarize(run.state.history, data)
+    metrics["skipped_images"] += scan.as_records(_undecodable(run))
     metrics["final_weights_sha256"] = final_digest
     metrics_path = os.path.join(model_dir, artifacts.METRICS)
     files.write_json(metrics_path, {**metrics, "finished": False})

@@ -19,6 +19,7 @@ import tensorflow as tf
 from rps_tfdata.bench import benchmarks
 from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import datasets, epochs, training
+from rps_tfdata.core import plan as plan_lib
 
 # One H100 at 150 px, device augmentation (the projection in 2026-11-throughput.md):
 # the step at 10-20% of bf16 peak; the host slicing cached uint8 at about 17,700 images/s
@@ -43,21 +44,23 @@ def gpu_name() -> Optional[str]:
 
 
 def augmentation_agreement(config: config_lib.TrainConfig, data: datasets.Data) -> float:
-    """The largest difference (0..255) between one batch of real images augmented in the
-    pipeline and the same images and seeds augmented in an XLA-compiled function on the
-    first device."""
-    layer = benchmarks.one_device_plan(config).augmentation
-    batches = epochs.training_batches(data.train, seed=config.seed)
-    plain, _, seeds = next(iter(batches))
-    host_layer = benchmarks.one_device_plan(config._replace(augment_on="host")).augmentation
-    on_host = host_layer(tf.cast(plain, tf.float32), training=True, seed=seeds)
-    device = "/GPU:0" if gpu_name() else "/CPU:0"
-    with tf.device(device):
+    """The largest difference (0..255) between one batch of real images augmented by the
+    tf.data pipeline (on the host) and the same images and seeds augmented in an
+    XLA-compiled function on the first device."""
+    layer = plan_lib.make_augmentation(config)
+
+    def first_batch(augmentation):
+        batches = epochs.training_batches(data.train, seed=config.seed, augmentation=augmentation)
+        return next(iter(batches))
+
+    on_host, _, seeds = first_batch(layer)
+    plain, _, _ = first_batch(None)  # the same epoch and order: the same images and seeds
+    with tf.device("/GPU:0" if gpu_name() else "/CPU:0"):
         on_device = tf.function(
             lambda images, seeds: layer(tf.cast(images, tf.float32), training=True, seed=seeds),
             jit_compile=True,
         )(plain, seeds)
-    held = seeds.numpy()[:, 1] >= 0
+    held = seeds.numpy()[:, 1] != epochs.NO_IMAGE
     return float(np.abs(on_host.numpy() - on_device.numpy())[held].max())
 
 

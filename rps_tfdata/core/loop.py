@@ -44,7 +44,7 @@ class Steps(NamedTuple):
     train: tf.types.experimental.PolymorphicFunction  # (images, labels, seeds)[, stop] -> StepSums
     predict: tf.types.experimental.PolymorphicFunction  # images -> probabilities
     # (iterator, steps, stop, totals) -> (totals + each step's StepSums, steps taken)
-    train_loop: Optional[tf.types.experimental.PolymorphicFunction] = None
+    train_loop: tf.types.experimental.PolymorphicFunction
 
 
 class EpochProgress(NamedTuple):
@@ -169,8 +169,8 @@ def _replica_step(
 
 
 def make_predict(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
-    """images (0..255, as batches carry them) -> float32 probabilities, compiled once (the
-    last batch may retrace once)."""
+    """images (0..255, as batches carry them) -> float32 probabilities, compiled once
+    (every batch has one shape: `epochs` pads the last)."""
     return tf.function(lambda images: tf.cast(model(rescale(images), training=False), tf.float32))
 
 

@@ -264,7 +264,7 @@ def _read_catching(prepared: Prepared, places, position_of) -> tf.data.Dataset:
     """`read_epoch`'s failure catching, one image at a time: a dataset of the decoded
     image, or of none when the decoder fails, then the blank; the first of the two is the
     place's element (the blank is built only when needed). Each place stands alone, so
-    the tf.data service may hand its workers any places. 0.75-0.93 of the plain parallel
+    the tf.data service may hand its workers any places. 0.60-0.93 of the plain parallel
     decode's rate on 2 cores (BUILD.md)."""
     options = prepared.options
     paths = path_tensor(prepared.paths)

@@ -49,8 +49,8 @@ case "$command" in
     "$VENV/bin/ruff" check rps_tfdata tests
     if [[ "${1:-}" == "--fast" ]]; then
       shift
-      # Two workers, a test file each: 1.4x on 2 cores (BUILD.md, "Development").
-      exec "$VENV/bin/python" -m pytest -m "not slow" -n 2 --dist loadfile "$@"
+      # Two workers, a test file (or a group of files, conftest.py) each (BUILD.md, "Development").
+      exec "$VENV/bin/python" -m pytest -m "not slow" -n 2 --dist loadgroup "$@"
     fi
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

@@ -4,18 +4,17 @@
     python -m rps_tfdata.data_service --worker --dispatcher_address=HOST:P [--port=Q]
 
 Then `python -m rps_tfdata.train --data_service=grpc://HOST:P ...` trains on batches the
-workers decode and augment. Each process
-prints one line with its address when it is ready. A dispatcher with `--work_dir`
-journals its state and survives a restart on the same port; a worker whose dispatcher
-has not answered for `--data_service_timeout` seconds stops with one line (exit 1).
+workers decode and augment. Each process prints one line with its address when it is
+ready. A dispatcher with `--work_dir` journals its state and survives a restart on the
+same port; a worker whose dispatcher has not answered for `--data_service_timeout`
+seconds stops with one line (exit 1).
 """
 
 from typing import Sequence
 
-from absl import app as absl_app
+from absl import app
 
-from rps_tfdata.cli import app, flag_defs
-from rps_tfdata.core import data_service
+from rps_tfdata.cli import command, flag_defs
 
 _F = flag_defs.define(
     "dispatcher",
@@ -29,36 +28,33 @@ _F = flag_defs.define(
 
 
 def main(argv: Sequence[str]) -> None:
-    app.reject_positional(argv)
+    from rps_tfdata.core import tf_data_service  # here: TensorFlow starts with the command
+
+    command.reject_positional(argv)
     if _F.dispatcher.value == _F.worker.value:
-        raise absl_app.UsageError("pass exactly one of --dispatcher and --worker")
+        raise app.UsageError("pass exactly one of --dispatcher and --worker")
     if _F.dispatcher.value:
-        server = data_service.start_dispatcher(
+        server = tf_data_service.start_dispatcher(
             _F.port.value,
             work_dir=_F.work_dir.value or "",
             worker_timeout_seconds=_F.worker_timeout.value,
         )
         print(f"dispatcher ready at {server.target}", flush=True)
         server.join()
-    else:
-        _serve_as_worker()
-
-
-def _serve_as_worker() -> None:
-    """Serves the dispatcher's jobs until it is stopped or the dispatcher is gone."""
+        return
     if not _F.dispatcher_address.value:
-        raise absl_app.UsageError("--worker needs --dispatcher_address=HOST:PORT")
-    address = data_service.address_of(_F.dispatcher_address.value)
-    server = data_service.start_worker(address, _F.port.value)
+        raise app.UsageError("--worker needs --dispatcher_address=HOST:PORT")
+    address = tf_data_service.address_of(_F.dispatcher_address.value)
+    server = tf_data_service.start_worker(address, _F.port.value)
     print(f"worker ready, serving {address}'s jobs", flush=True)
     then = lambda: "this worker stops: start it again with the dispatcher"  # noqa: E731
-    with data_service.watch_service(address, _F.data_service_timeout.value, then):
+    with tf_data_service.watch_service(address, _F.data_service_timeout.value, then):
         server.join()
 
 
 def run() -> None:
     """Console-script entry point (`rps-data-service`)."""
-    app.run(main)
+    command.run(main)
 
 
 if __name__ == "__main__":

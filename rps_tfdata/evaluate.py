@@ -11,25 +11,29 @@ from typing import Sequence
 
 from absl import flags
 
-from rps_tfdata.cli import app, flag_defs
-from rps_tfdata.core import artifacts, evaluation, files
+from rps_tfdata.cli import command, flag_defs
+from rps_tfdata.core import atomic
 
 _F = flag_defs.define("model_dir", "data_dir", "batch_size", "json", "on_bad_image")
 
 
 def main(argv: Sequence[str]) -> None:
-    app.reject_positional(argv)
-    run = artifacts.load_run(_F.model_dir.value, batch_size=_F.batch_size.value)
-    result = evaluation.evaluate_folder(run, _F.data_dir.value, on_bad_image=_F.on_bad_image.value)
+    from rps_tfdata.core import artifacts, evaluation  # here: TensorFlow starts with the command
+
+    command.reject_positional(argv)
+    finished = artifacts.load_run(_F.model_dir.value, batch_size=_F.batch_size.value)
+    result = evaluation.evaluate_folder(
+        finished, _F.data_dir.value, on_bad_image=_F.on_bad_image.value
+    )
     print(evaluation.format_report(result))
     if _F.json.value:
-        files.write_json(_F.json.value, result)
+        atomic.write_json(_F.json.value, result)
 
 
 def run() -> None:
     """Console-script entry point (`rps-evaluate`)."""
     flags.mark_flag_as_required("data_dir")
-    app.run(main)
+    command.run(main)
 
 
 if __name__ == "__main__":

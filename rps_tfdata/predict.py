@@ -3,7 +3,7 @@
     python -m rps_tfdata.predict --model_dir=runs/rps PATH [PATH ...]
     python -m rps_tfdata.predict --saved_model=runs/rps/export/1 PATH [PATH ...]
 
-Folders are searched recursively for image files (the extensions the index accepts).
+Folders are searched recursively for image files (the extensions the listing accepts).
 Prints one tab-separated line per readable image: path, class name, probability. Each
 unreadable file is named on stderr with the reason; the exit status is then 3
 (SKIPPED_EXIT), so a script can tell a complete answer from a partial one.
@@ -12,38 +12,39 @@ unreadable file is named on stderr with the reason; the exit status is then 3
 import sys
 from typing import Sequence
 
-from absl import app as absl_app
+from absl import app
 
-from rps_tfdata.cli import app, flag_defs
-from rps_tfdata.core import artifacts, prediction
-from rps_tfdata.core.files import readable
+from rps_tfdata.cli import command, flag_defs
+from rps_tfdata.core.fs import printable
 
 SKIPPED_EXIT = 3
 _F = flag_defs.define("model_dir", "batch_size", "saved_model")
 
 
 def main(argv: Sequence[str]) -> None:
+    from rps_tfdata.core import artifacts, prediction  # here: TensorFlow starts with the command
+
     if len(argv) < 2:
-        raise absl_app.UsageError("pass at least one image file or folder to classify")
+        raise app.UsageError("pass at least one image file or folder to classify")
     paths = prediction.expand_paths(argv[1:])
     if _F.saved_model.value:
         predictions = prediction.classify_exported(
             _F.saved_model.value, paths, batch_size=_F.batch_size.value
         )
     else:
-        run = artifacts.load_run(_F.model_dir.value, batch_size=_F.batch_size.value)
-        predictions = prediction.classify(run, paths)
+        finished = artifacts.load_run(_F.model_dir.value, batch_size=_F.batch_size.value)
+        predictions = prediction.classify(finished, paths)
     for path, name, probability in predictions.rows:
-        print(f"{readable(path)}\t{name}\t{probability:.4f}")
+        print(f"{printable(path)}\t{name}\t{probability:.4f}")
     for bad in predictions.bad:
-        print(f"skipped {readable(bad.path)}: {bad.reason}", file=sys.stderr)
+        print(f"skipped {printable(bad.path)}: {bad.reason}", file=sys.stderr)
     if predictions.bad:
         sys.exit(SKIPPED_EXIT)
 
 
 def run() -> None:
     """Console-script entry point (`rps-predict`)."""
-    app.run(main)
+    command.run(main)
 
 
 if __name__ == "__main__":

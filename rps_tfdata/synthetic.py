@@ -3,7 +3,7 @@
     python -m rps_tfdata.synthetic --out=/tmp/rps_synth --per_class=840 --size=300
 
 Class folders `paper/ rock/ scissors/` of PNGs named like the real files; see
-`rps_tfdata.core.synthetic` for what the images hold.
+`rps_tfdata.core.synthetic_hands` for what the images hold.
 """
 
 import os
@@ -11,16 +11,18 @@ from typing import Sequence
 
 from absl import flags
 
-from rps_tfdata.cli import app, flag_defs
-from rps_tfdata.core import synthetic
+from rps_tfdata.cli import command, flag_defs
+from rps_tfdata.core import synthetic_hands
 
 _F = flag_defs.define("out", "per_class", "size", "seed")
 
 
 def main(argv: Sequence[str]) -> None:
-    app.reject_positional(argv)
+    command.reject_positional(argv)
     out = _F.out.value
-    paths = synthetic.write_dataset(out, _F.per_class.value, size=_F.size.value, seed=_F.seed.value)
+    paths = synthetic_hands.write_dataset(
+        out, _F.per_class.value, size=_F.size.value, seed=_F.seed.value
+    )
     mean_kib = sum(os.path.getsize(p) for p in paths) / len(paths) / 1024
     print(f"wrote {len(paths)} images, {mean_kib:.1f} KiB average, to {out}")
 
@@ -28,7 +30,7 @@ def main(argv: Sequence[str]) -> None:
 def run() -> None:
     """Console-script entry point (`rps-synthetic`)."""
     flags.mark_flag_as_required("out")
-    app.run(main)
+    command.run(main)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,8 @@ from typing import Sequence
 
 from absl import logging
 
-from rps_tfdata.cli import app, configs, flag_defs
+from rps_tfdata.cli import command, configs, flag_defs
 from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import training
 
 _F = flag_defs.define(*config_lib.TrainConfig._fields, "overwrite")
 
@@ -23,12 +22,13 @@ def make_config() -> config_lib.TrainConfig:
 
 
 def main(argv: Sequence[str]) -> None:
-    app.reject_positional(argv)
+    from rps_tfdata.core import training  # here: TensorFlow starts with the command
+
+    command.reject_positional(argv)
     config = make_config()
+    settings = [h for h in flag_defs.holders(_F) if h.name != "overwrite"]
     metrics = training.train_and_evaluate(
-        config,
-        overwrite=_F.overwrite.value,
-        flags_text=app.serialize_flags(h for h in flag_defs.holders(_F) if h.name != "overwrite"),
+        config, overwrite=_F.overwrite.value, flags_text=command.serialize_flags(settings)
     )
     if "val_accuracy" not in metrics:  # a non-chief worker: the chief writes the run
         print(
@@ -48,7 +48,7 @@ def main(argv: Sequence[str]) -> None:
 
 def run() -> None:
     """Console-script entry point (`rps-train`)."""
-    app.run(main)
+    command.run(main)
 
 
 if __name__ == "__main__":

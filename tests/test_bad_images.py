@@ -2,48 +2,29 @@
 
 import csv
 import os
-import struct
-import zlib
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import epochs, index, reading, scan, synthetic, training
+from rps_tfdata.core import (
+    datasets,
+    headers,
+    input_pipeline,
+    listing,
+    plan,
+    synthetic_hands,
+    training,
+)
 from rps_tfdata.core.errors import BadImagesError, DatasetLayoutError
 
-from .helpers import small_run, write_png
-
-
-def png_bytes(seed=0, size=(24, 24)):
-    image = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
-    return tf.io.encode_png(image).numpy()
-
-
-def bomb_png():
-    """A valid little PNG whose header claims 20,000 x 20,000 pixels (a decompression bomb
-    as far as any reader that trusts the header is concerned)."""
-    data = bytearray(png_bytes())
-    header = b"IHDR" + struct.pack(">II", 20_000, 20_000) + bytes(data[24:29])
-    data[16:24] = struct.pack(">II", 20_000, 20_000)
-    data[29:33] = struct.pack(">I", zlib.crc32(header))
-    return bytes(data)
-
-
-def corrupt_png():
-    """Right signature, header and end, but image data the decoder rejects."""
-    data = bytearray(png_bytes(size=(40, 40)))
-    start = data.index(b"IDAT") + 4
-    data[start : start + 40] = bytes(40)
-    return bytes(data)
-
+from .helpers import bomb_png, corrupt_png, png_bytes, small_run, write_png
 
 BAD_FILES = {
     "empty.png": (b"", "empty file"),
     "truncated.png": (png_bytes()[:150], "truncated"),
     "text.png": (b"just some text, not pixels", "not an image"),
-    "scan.tif": (b"II*\x00" + bytes(64), "unsupported format (TIFF"),
+    "headers.tif": (b"II*\x00" + bytes(64), "unsupported format (TIFF"),
     "photo.ppm": (b"P6\n2 2\n255\n" + bytes(12), "unsupported format (PPM"),
     "bomb.png": (bomb_png(), "too many pixels"),
     "corrupt.png": (corrupt_png(), "corrupt image data"),
@@ -54,16 +35,16 @@ BAD_FILES = {
 def data_with_bad_files(tmp_path):
     """Synthetic hands, 10 per class, plus one of each kind of bad file in `rock/`."""
     root = tmp_path / "data"
-    synthetic.write_dataset(str(root), 10, size=48, seed=4)
+    synthetic_hands.write_dataset(str(root), 10, size=48, seed=4)
     for name, (content, _) in BAD_FILES.items():
         (root / "rock" / f"rock00-{name}").write_bytes(content)
     return str(root)
 
 
 def test_each_kind_of_bad_file_is_found_with_its_reason(data_with_bad_files):
-    split = index.list_all(data_with_bad_files)
-    options = reading.PipelineOptions(image_size=(48, 48), batch_size=8)
-    prepared = reading.prepare(split.paths, split.labels, 3, options)
+    split = listing.list_all(data_with_bad_files)
+    options = input_pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
+    prepared = input_pipeline.prepare(split.paths, split.labels, 3, options)
     reasons = {os.path.basename(b.path).removeprefix("rock00-"): b.reason for b in prepared.bad}
     assert set(reasons) == set(BAD_FILES)
     for name, (_, reason) in BAD_FILES.items():
@@ -71,37 +52,28 @@ def test_each_kind_of_bad_file_is_found_with_its_reason(data_with_bad_files):
     assert len(prepared.paths) == 30 and not set(prepared.paths) & {b.path for b in prepared.bad}
 
 
-@pytest.mark.parametrize("cache", reading.CACHE_MODES)
+@pytest.mark.parametrize("cache", input_pipeline.CACHE_MODES)
 def test_bad_files_leave_their_subset_and_the_rest_keeps_idgs_split(
     data_with_bad_files, tmp_path, cache
 ):
     config = small_run(data_with_bad_files, tmp_path / "run", image_cache=cache)
-    metrics = training.train_and_evaluate(config)
-    skipped = {
-        os.path.basename(r["path"]).removeprefix("rock00-") for r in metrics["skipped_images"]
-    }
+    run_plan = plan.make_plan(config)
+    data = datasets.open_source(config, run_plan.input).load(run_plan.worker)
+    skipped = {os.path.basename(b.path).removeprefix("rock00-") for b in data.skipped()}
     assert skipped == set(BAD_FILES)
     # IDG splits the listing with the bad files in it; they then leave their subset.
-    failed = {r["path"] for r in metrics["skipped_images"]}
-    for subset, count in (
-        ("training", "num_train_images"),
-        ("validation", "num_validation_images"),
-    ):
-        listed = index.list_split(data_with_bad_files, 0.2, subset).paths
-        assert metrics[count] == len([p for p in listed if p not in failed])
+    failed = {b.path for b in data.skipped()}
+    for subset, split in (("training", data.train), ("validation", data.validation)):
+        listed = listing.list_split(data_with_bad_files, 0.2, subset).paths
+        assert split.paths == [p for p in listed if p not in failed]
     # rock lists 17 files: its validation is the first int(0.2 * 17) = 3 in IDG's order,
     # rock00-bomb, -corrupt and -empty: all bad, so validation is paper's 2 and scissors' 2.
-    assert metrics["num_validation_images"] == 4
-    assert metrics["num_train_images"] == 8 + 8 + 10
+    assert len(data.validation.paths) == 4
+    assert len(data.train.paths) == 8 + 8 + 10
 
 
 def test_fail_policy_stops_before_training_listing_every_file(data_with_bad_files, tmp_path):
-    config = config_lib.TrainConfig(
-        data_dir=data_with_bad_files,
-        model_dir=str(tmp_path / "run"),
-        on_bad_image="fail",
-        image_size=48,
-    )
+    config = small_run(data_with_bad_files, tmp_path / "run", on_bad_image="fail")
     with pytest.raises(BadImagesError, match="7 of 37 image files cannot be read") as caught:
         training.train_and_evaluate(config)
     for name in BAD_FILES:
@@ -125,38 +97,33 @@ def test_fuzzed_files_never_crash_the_pipeline(tmp_path):
         path.write_bytes(content)
         paths.append(str(path))
     paths.append(write_png(str(tmp_path / "good.png"), np.zeros((9, 9, 3), np.uint8)))
-    options = reading.PipelineOptions(image_size=(8, 8), batch_size=4)
-    prepared = reading.prepare(paths, [0] * len(paths), 3, options)
+    options = input_pipeline.PipelineOptions(image_size=(8, 8), batch_size=4)
+    prepared = input_pipeline.prepare(paths, [0] * len(paths), 3, options)
     assert str(tmp_path / "good.png") in prepared.paths
     assert len(prepared.paths) + len(prepared.bad) == len(paths)
     assert all(b.reason for b in prepared.bad)
-    for _ in epochs.evaluation_batches(prepared):  # what was kept decodes
+    for _ in input_pipeline.evaluation_batches(prepared):  # what was kept decodes
         pass
 
 
 def test_a_test_folder_without_readable_images_fails_before_training(tmp_path, synthetic_dir):
     test_dir = tmp_path / "test"
-    for name in synthetic.CLASS_NAMES:
+    for name in synthetic_hands.CLASS_NAMES:
         (test_dir / name).mkdir(parents=True)
     (test_dir / "rock" / "x.png").write_bytes(b"")
-    config = config_lib.TrainConfig(
-        data_dir=synthetic_dir,
-        model_dir=str(tmp_path / "run"),
-        test_dir=str(test_dir),
-        image_size=48,
-    )
+    config = small_run(synthetic_dir, tmp_path / "run", test_dir=str(test_dir))
     with pytest.raises(DatasetLayoutError, match="test folder .* holds no readable image"):
         training.train_and_evaluate(config)
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
 
 
 def test_one_class_is_refused(tmp_path):
-    synthetic.write_dataset(str(tmp_path / "data"), 5, size=48)
+    synthetic_hands.write_dataset(str(tmp_path / "data"), 5, size=48)
     for name in ("paper", "scissors"):
         for path in (tmp_path / "data" / name).iterdir():
             path.unlink()
         (tmp_path / "data" / name).rmdir()
-    config = config_lib.TrainConfig(data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "r"))
+    config = small_run(tmp_path / "data", tmp_path / "r")
     with pytest.raises(
         DatasetLayoutError, match=r"1 class folder\(s\) \['rock'\]; .* at least two"
     ):
@@ -169,7 +136,7 @@ def test_header_checks_read_no_more_than_the_ends_of_a_file(tmp_path):
     data = png_bytes()
     path = tmp_path / "long.png"
     path.write_bytes(data[:-12] + bytes(200_000) + data[-12:])
-    assert scan.inspect_header(str(path)) is None
+    assert headers.inspect_header(str(path)) is None
 
 
 def numbered_split(folder, count, corrupt):
@@ -199,10 +166,10 @@ def test_a_file_the_epochs_cannot_decode_keeps_its_place_with_no_label(tmp_path,
     is corrupt; the epoch then gives its place a blank with no label and names it, and
     every other image, the order and a resumed epoch are what they would have been."""
     paths, labels = numbered_split(tmp_path, 12, corrupt=[5])
-    options = reading.PipelineOptions(image_size=(8, 8), batch_size=4, cache="none")
-    prepared = reading.prepare(paths, labels, 3, options, decode=False)
+    options = input_pipeline.PipelineOptions(image_size=(8, 8), batch_size=4, cache="none")
+    prepared = input_pipeline.prepare(paths, labels, 3, options, decode=False)
     assert not prepared.decoded and prepared.bad == [] and len(prepared.paths) == 12
-    whole = list(epochs.training_batches(prepared, seed=1))
+    whole = list(input_pipeline.training_batches(prepared, seed=1))
     assert [len(x) for x, _, _ in whole] == [4, 4, 4] and whole[0][0].dtype == tf.uint8
     found = by_id(whole)
     assert sorted(found) == list(range(12))
@@ -213,32 +180,40 @@ def test_a_file_the_epochs_cannot_decode_keeps_its_place_with_no_label(tmp_path,
             assert (image == image_id).all() and label.argmax() == image_id % 3
     assert f"unreadable image {paths[5]}" in capfd.readouterr().err
     # The tf.data service's epoch (each worker catches image by image): the same places.
-    served = by_id(epochs.epoch_batches(prepared, 0, seed=1))
+    served = by_id(input_pipeline.epoch_batches(prepared, 0, seed=1))
     for image_id, (image, label) in found.items():
         np.testing.assert_array_equal(served[image_id][0], image)
         np.testing.assert_array_equal(served[image_id][1], label)
     assert f"unreadable image {paths[5]}" in capfd.readouterr().err
-    resumed = list(epochs.training_batches(prepared, seed=1, skip_batches=1))
+    resumed = list(input_pipeline.training_batches(prepared, seed=1, skip_batches=1))
     for (a, b, c), (x, y, z) in zip(whole[1:], resumed, strict=True):
         for mine, theirs in ((a, x), (b, y), (c, z)):
             np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
-    checked = reading.prepare(paths, labels, 3, options)  # decoded now: found and left out
-    assert checked.bad == [scan.BadImage(paths[5], scan.CORRUPT)]
+    checked = input_pipeline.prepare(paths, labels, 3, options)  # decoded now: found and left out
+    assert checked.bad == [headers.BadImage(paths[5], headers.CORRUPT)]
 
 
-def test_a_run_whose_epochs_meet_an_undecodable_file_trains_on_and_says_so(tmp_path, capfd, caplog):
-    root = tmp_path / "data"
-    synthetic.write_dataset(str(root), 10, size=48, seed=4)
-    (root / "rock" / "zz-corrupt.png").write_bytes(corrupt_png())  # last: a training file
-    config = small_run(str(root), tmp_path / "run", image_cache="none", epochs=2)
+def test_a_run_names_every_unreadable_file_and_trains_on_past_undecodable_ones(
+    data_with_bad_files, tmp_path, capfd, caplog
+):
+    """With the epochs decoding (cache none), a training file whose header passes but
+    whose data does not decode is met by each epoch: the run trains on, says so, and
+    names it in metrics.json with the files the first read left out."""
+    root = data_with_bad_files
+    corrupt = os.path.join(root, "rock", "zz-corrupt.png")  # last: a training file
+    with open(corrupt, "wb") as f:
+        f.write(corrupt_png())
+    config = small_run(root, tmp_path / "run", image_cache="none", epochs=2)
     metrics = training.train_and_evaluate(config)
-    assert metrics["finished"] and metrics["num_train_images"] == 25  # screened, not decoded
+    # rock's 18 files: validation the first 3 (all bad), training 4 bad, 10 good, 1 corrupt.
+    assert metrics["finished"] and metrics["num_train_images"] == 11 + 8 + 8
     assert capfd.readouterr().err.count("zz-corrupt.png") == 2  # named in each epoch
     warnings = [r.getMessage() for r in caplog.records if "could not be decoded" in r.getMessage()]
     assert len(warnings) == 2 and all("1 training image(s)" in w for w in warnings)
     # Named in metrics.json after the run (one decode pass, because an epoch met one).
-    corrupt = str(root / "rock" / "zz-corrupt.png")
-    assert {"path": corrupt, "reason": scan.CORRUPT} in metrics["skipped_images"]
+    named = {os.path.basename(r["path"]): r["reason"] for r in metrics["skipped_images"]}
+    assert named.pop("zz-corrupt.png") == headers.CORRUPT
+    assert {name.removeprefix("rock00-") for name in named} == set(BAD_FILES)
     with open(tmp_path / "run" / "history.csv") as f:
         assert [row["unreadable_images"] for row in csv.DictReader(f)] == ["1", "1"]
     failing = config._replace(model_dir=str(tmp_path / "strict"), on_bad_image="fail")
@@ -248,9 +223,9 @@ def test_a_run_whose_epochs_meet_an_undecodable_file_trains_on_and_says_so(tmp_p
 
 def test_failures_in_a_row_and_at_the_end_of_an_epoch_each_keep_their_place(tmp_path, capfd):
     paths, labels = numbered_split(tmp_path, 12, corrupt=[0, 6, 7, 10, 11])
-    options = reading.PipelineOptions(image_size=(8, 8), batch_size=5, cache="none")
-    prepared = reading.prepare(paths, labels, 3, options, decode=False)
-    batches = list(epochs.evaluation_batches(prepared))  # in the files' order
+    options = input_pipeline.PipelineOptions(image_size=(8, 8), batch_size=5, cache="none")
+    prepared = input_pipeline.prepare(paths, labels, 3, options, decode=False)
+    batches = list(input_pipeline.evaluation_batches(prepared))  # in the files' order
     assert [len(x) for x, _ in batches] == [5, 5, 5]  # the last padded with 3 blanks
     images = np.concatenate([x.numpy() for x, _ in batches])[:12]
     one_hot = np.concatenate([y.numpy() for _, y in batches])[:12]

@@ -3,9 +3,6 @@
 import contextlib
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -13,30 +10,30 @@ import pytest
 import tensorflow as tf
 
 from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import data_service, epochs, index, plan, reading, synthetic, training
+from rps_tfdata.core import (
+    input_pipeline,
+    listing,
+    plan,
+    synthetic_hands,
+    tf_data_service,
+    training,
+)
 from rps_tfdata.core.errors import ConfigError
 
-from .helpers import small_run
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .helpers import (
+    corrupt_png,
+    free_ports,
+    launch,
+    module,
+    read_until,
+    small_run,
+    stopped_at_exit,
+)
 
 
 def serve(*args):
     """A data-service process, ready when it has printed its line."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rps_tfdata.data_service", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
+    process = launch(module("data_service", *args))
     assert "ready" in process.stdout.readline()
     return process
 
@@ -44,22 +41,20 @@ def serve(*args):
 @contextlib.contextmanager
 def service(workers=2, worker_timeout=2.0, port=None):
     """A dispatcher and `workers` workers; yields (address, worker processes)."""
-    port = port or free_port()
+    port = port or free_ports()[0]
     processes = [serve("--dispatcher", f"--port={port}", f"--worker_timeout={worker_timeout}")]
-    try:
-        for _ in range(workers):
-            processes.append(serve("--worker", f"--dispatcher_address=127.0.0.1:{port}"))
-        yield f"grpc://127.0.0.1:{port}", processes[1:]
-    finally:
-        for process in processes:  # stopped by their process, never by name
-            process.kill()
-            process.wait()
+    with stopped_at_exit(*processes):
+        workers = [
+            serve("--worker", f"--dispatcher_address=127.0.0.1:{port}") for _ in range(workers)
+        ]
+        with stopped_at_exit(*workers):
+            yield f"grpc://127.0.0.1:{port}", workers
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("service_data"))
-    synthetic.write_dataset(out, 10, size=48, seed=9)
+    synthetic_hands.write_dataset(out, 10, size=48, seed=9)
     return out
 
 
@@ -70,15 +65,15 @@ def service_config(data_dir, model_dir, address, **changes):
 
 @pytest.mark.slow
 def test_an_epoch_through_two_workers_holds_each_training_image_once(data_dir, tmp_path):
-    split = index.list_split(data_dir, 0.2, "training")
-    options = reading.PipelineOptions(image_size=(48, 48), batch_size=4, cache="none")
-    prepared = reading.prepare(split.paths, split.labels, 3, options)
+    split = listing.list_split(data_dir, 0.2, "training")
+    options = input_pipeline.PipelineOptions(image_size=(48, 48), batch_size=4, cache="none")
+    prepared = input_pipeline.prepare(split.paths, split.labels, 3, options)
     with service() as (address, _):
-        epoch = epochs.epoch_batches(prepared, 0, seed=2)
-        delivered = data_service.distribute(epoch, address, data_service.job_prefix())
+        epoch = input_pipeline.epoch_batches(prepared, 0, seed=2)
+        delivered = tf_data_service.distribute(epoch, address, tf_data_service.job_prefix())
         assert delivered.element_spec[0].dtype == tf.uint8  # not augmented there: uint8
         ids = np.concatenate([seeds.numpy()[:, 1] for _, _, seeds in delivered])
-        ids = ids[ids != epochs.NO_IMAGE]  # the padding of each worker's last batch
+        ids = ids[ids != input_pipeline.NO_IMAGE]  # the padding of each worker's last batch
         assert sorted(ids % (1 << 32)) == list(range(len(split.paths)))  # 24, once each
         metrics = training.train_and_evaluate(service_config(data_dir, tmp_path / "run", address))
     assert metrics["finished"] and metrics["epochs_run"] == 2
@@ -90,6 +85,8 @@ def test_an_epoch_through_two_workers_holds_each_training_image_once(data_dir, t
     [
         ({"image_cache": "memory"}, "use --image_cache=none or --image_cache=disk"),
         ({"deterministic": True}, "gives up the order of images .*: drop --deterministic"),
+        ({"steps_per_loop": 4}, "--steps_per_loop runs several steps"),
+        ({"checkpoint_every": 3}, "--checkpoint_every needs the local pipeline"),
     ],
 )
 def test_what_the_user_asked_for_explicitly_is_refused_when_it_cannot_hold(
@@ -100,23 +97,12 @@ def test_what_the_user_asked_for_explicitly_is_refused_when_it_cannot_hold(
         config_lib.check_config(config)
 
 
-def test_defaults_left_by_the_user_take_the_values_the_service_needs(data_dir, tmp_path):
-    config = service_config(data_dir, tmp_path, "grpc://127.0.0.1:1")
-    config_lib.check_config(config)  # no --image_cache=none or --nodeterministic needed
-    run_plan = plan.make_plan(config)
-    assert (run_plan.input.cache, run_plan.input.deterministic) == ("none", False)
-    logged = plan.describe(run_plan, config)  # the plan's log line says what they became
-    assert "image cache none (--image_cache=auto); nondeterministic order" in logged
-    with pytest.raises(ConfigError, match="--data_service feeds one trainer"):
-        plan.make_plan(config._replace(strategy="mirrored"))
-
-
 @pytest.mark.slow
 def test_the_only_worker_killed_mid_epoch_stops_the_run_naming_what_was_lost(tmp_path):
     """One worker, SIGKILLed as epoch 2 starts: its images of that epoch are lost for
     certain, so the run must stop saying so, within the dispatcher's worker timeout."""
     data = str(tmp_path / "data")
-    synthetic.write_dataset(data, 20, size=150, seed=1)  # 48 images at 150x150 an epoch
+    synthetic_hands.write_dataset(data, 20, size=150, seed=1)  # 48 images at 150x150 an epoch
     with service(workers=1, worker_timeout=2.0) as (address, workers):
         trainer = train_through(data, tmp_path / "run", address, "--data_service_timeout=10")
         try:
@@ -137,33 +123,15 @@ def test_the_only_worker_killed_mid_epoch_stops_the_run_naming_what_was_lost(tmp
 
 def train_through(data, model_dir, address, *extra):
     """`python -m rps_tfdata.train` through the service: 4 epochs of 48 images at 150x150."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "rps_tfdata.train", f"--data_dir={data}"]
-        + [f"--model_dir={model_dir}", f"--data_service={address}", "--epochs=4"]
-        + ["--batch_size=4", *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-
-
-def read_until(process, text):
-    """The process's output up to the first line holding `text`."""
-    output = ""
-    for line in process.stdout:
-        output += line
-        if text in line:
-            return output
-    raise AssertionError(f"{text!r} never came; output:\n{output[-3000:]}")
+    flags = [f"--data_dir={data}", f"--model_dir={model_dir}", f"--data_service={address}"]
+    return launch(module("train", *flags, "--epochs=4", "--batch_size=4", *extra), merge=True)
 
 
 @pytest.mark.slow
 def test_a_dead_dispatcher_stops_trainer_and_worker_in_bounded_time(tmp_path):
     data = str(tmp_path / "data")
-    synthetic.write_dataset(data, 20, size=150, seed=1)
-    port = free_port()
+    synthetic_hands.write_dataset(data, 20, size=150, seed=1)
+    port = free_ports()[0]
     dispatcher = serve("--dispatcher", f"--port={port}")
     worker = serve(
         "--worker", f"--dispatcher_address=127.0.0.1:{port}", "--data_service_timeout=10"
@@ -202,8 +170,8 @@ def test_a_dead_dispatcher_stops_trainer_and_worker_in_bounded_time(tmp_path):
 @pytest.mark.slow
 def test_a_dispatcher_restarted_from_its_work_dir_keeps_the_run_going(tmp_path):
     data = str(tmp_path / "data")
-    synthetic.write_dataset(data, 20, size=150, seed=1)
-    port = free_port()
+    synthetic_hands.write_dataset(data, 20, size=150, seed=1)
+    port = free_ports()[0]
     journal = f"--work_dir={tmp_path / 'journal'}"
     processes = [serve("--dispatcher", f"--port={port}", journal)]
     processes.append(serve("--worker", f"--dispatcher_address=127.0.0.1:{port}"))
@@ -225,18 +193,12 @@ def test_a_dispatcher_restarted_from_its_work_dir_keeps_the_run_going(tmp_path):
 
 @pytest.mark.slow
 def test_the_service_benchmark_measures_local_and_service_epochs(data_dir):
-    from rps_tfdata.bench import benchmarks
+    from rps_tfdata.bench import measurements
 
-    config = config_lib.TrainConfig(
-        data_dir=data_dir,
-        model_dir="",
-        image_size=48,
-        batch_size=8,
-        augment_on="device",  # the workers do not augment: uint8 crosses
-        data_service_compression="none",
-    )
-    settings = benchmarks.Settings(repeats=1, steady_epochs=1)
-    results, traffic = benchmarks.measure_service(config, 1, settings)
+    # The workers do not augment (the step does): uint8 crosses.
+    config = small_run(data_dir, "", augment_on="device", data_service_compression="none")
+    settings = measurements.Settings(repeats=1, steady_epochs=1)
+    results, traffic = measurements.measure_service(measurements.subject_of(config), 1, settings)
     assert sorted(results) == ["service_0_workers", "service_1_workers"]
     assert all(rate.median > 0 and len(rate.samples) == 1 for rate in results.values())
     assert traffic["pixel_bytes_per_image"] == 48 * 48 * 3  # uint8
@@ -246,12 +208,13 @@ def test_the_service_benchmark_measures_local_and_service_epochs(data_dir):
 
 @pytest.mark.slow
 def test_the_service_benchmark_reads_through_a_running_dispatcher(data_dir):
-    from rps_tfdata.bench import benchmarks
+    from rps_tfdata.bench import measurements
 
-    settings = benchmarks.Settings(repeats=1, steady_epochs=1)
+    settings = measurements.Settings(repeats=1, steady_epochs=1)
     with service(workers=1) as (address, _):
         config = small_run(data_dir, "", data_service=address)
-        results, _ = benchmarks.measure_service(config, 3, settings)  # none started here
+        subject = measurements.subject_of(config)
+        results, _ = measurements.measure_service(subject, 3, settings)  # none started here
     assert sorted(results) == ["service_0_workers", "service_external"]
     assert all(rate.median > 0 and len(rate.samples) == 1 for rate in results.values())
 
@@ -260,10 +223,8 @@ def test_the_service_benchmark_reads_through_a_running_dispatcher(data_dir):
 def test_a_file_that_fails_to_decode_on_a_worker_is_counted_by_the_trainer(tmp_path, caplog):
     """The trainer screens headers only; the worker that decodes the file gives its place
     a blank with no label, and the trainer's epoch counts it and says so."""
-    from .test_bad_images import corrupt_png
-
     root = tmp_path / "data"
-    synthetic.write_dataset(str(root), 10, size=48, seed=9)
+    synthetic_hands.write_dataset(str(root), 10, size=48, seed=9)
     (root / "rock" / "zz-corrupt.png").write_bytes(corrupt_png())  # last: a training file
     with service(workers=1) as (address, _):
         metrics = training.train_and_evaluate(service_config(str(root), tmp_path / "run", address))

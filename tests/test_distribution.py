@@ -4,19 +4,22 @@ import json
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from rps_tfdata.core import artifacts, epochs, reading, synthetic
+from rps_tfdata.core import artifacts, input_pipeline, synthetic_hands
 
-from .helpers import write_png
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .helpers import (
+    free_ports,
+    launch,
+    module,
+    read_until,
+    small_run_flags,
+    stopped_at_exit,
+    write_png,
+)
 
 # Trains in a fresh process: logical CPU devices and a cluster can only be set up
 # before TensorFlow starts, so neither can happen inside the test process.
@@ -42,36 +45,20 @@ print("RESULT " + json.dumps(training.train_and_evaluate(run)))
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("dist_data"))
-    synthetic.write_dataset(out, 7, size=48, seed=8)  # 18 training images: uneven shards
+    synthetic_hands.write_dataset(out, 7, size=48, seed=8)  # 18 training images: uneven shards
     return out
 
 
 def start(data_dir, model_dir, strategy, *, batch=8, devices=1, per_call=1, env=None):
     arguments = [data_dir, str(model_dir), strategy, str(batch), str(devices), str(per_call)]
-    return subprocess.Popen(
-        [sys.executable, "-c", TRAIN, *arguments],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
-    )
+    return launch(["-c", TRAIN, *arguments], env=env)
 
 
 def result_of(process):
-    out, err = process.communicate(timeout=300)
+    with stopped_at_exit(process):
+        out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]
     return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="module")
@@ -165,14 +152,16 @@ def test_shards_cover_every_image_once_with_the_same_augmentation(tmp_path):
         write_png(str(tmp_path / f"{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
         for i in range(11)
     ]
-    options = reading.PipelineOptions(image_size=(8, 8), batch_size=2)
+    options = input_pipeline.PipelineOptions(image_size=(8, 8), batch_size=2)
 
     def epoch(index, count, batches_per_epoch):
         shard = slice(index, None, count)
-        prepared = reading.prepare(
+        prepared = input_pipeline.prepare(
             paths[shard], [0] * len(paths[shard]), 3, options, ids=range(11)[shard]
         )
-        batches = epochs.training_batches(prepared, seed=4, batches_per_epoch=batches_per_epoch)
+        batches = input_pipeline.training_batches(
+            prepared, seed=4, batches_per_epoch=batches_per_epoch
+        )
         return [(x.numpy(), seeds.numpy()) for x, _, seeds in batches]
 
     def images(batches):
@@ -189,10 +178,10 @@ def test_shards_cover_every_image_once_with_the_same_augmentation(tmp_path):
     seen = {}
     for half in halves:
         for seed, x in images(half):
-            if seed != epochs.NO_IMAGE:
+            if seed != input_pipeline.NO_IMAGE:
                 assert seed not in seen
                 seen[seed] = x
-    whole.pop(epochs.NO_IMAGE, None)
+    whole.pop(input_pipeline.NO_IMAGE, None)
     assert sorted(seen) == sorted(whole) == list(range(11))
     for image_id, pixels in seen.items():  # same image, same seed: same pixels
         np.testing.assert_array_equal(pixels, whole[image_id])
@@ -216,28 +205,18 @@ def test_a_mirrored_run_killed_after_an_epoch_resumes_to_the_same_weights(
 def cli_worker(data_dir, model_dir, cluster, index):
     """`python -m rps_tfdata.train` as worker `index`, with the settings of TRAIN."""
     tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-    return subprocess.Popen(
-        [sys.executable, "-m", "rps_tfdata.train", f"--data_dir={data_dir}"]
-        + [f"--model_dir={model_dir}", "--strategy=multi_worker", "--epochs=2", "--seed=5"]
-        + ["--image_size=48", "--batch_size=8"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "TF_CONFIG": tf_config, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    flags = small_run_flags(
+        data_dir, model_dir, "--strategy=multi_worker", "--epochs=2", "--seed=5"
     )
+    return launch(module("train", *flags), env={"TF_CONFIG": tf_config}, merge=True)
 
 
 def restarted_ends_as(two_workers, data_dir, model_dir, cluster):
     """The same commands, started again, continue and end as the uninterrupted run."""
     again = [cli_worker(data_dir, model_dir, cluster, k) for k in range(2)]
-    try:
+    with stopped_at_exit(*again):
         for process in again:
             assert process.wait(timeout=300) == 0, process.stdout.read()[-3000:]
-    finally:
-        for process in again:
-            process.kill()
-            process.wait()
     _, _, reference, _ = two_workers
     stored = artifacts.read_json(str(model_dir), artifacts.METRICS)
     assert stored["final_weights_sha256"] == reference["final_weights_sha256"]
@@ -250,21 +229,13 @@ def test_a_lost_worker_stops_the_other_with_one_line_and_the_rerun_ends_alike(
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     model_dir = tmp_path / "run"
     chief, worker = (cli_worker(data_dir, model_dir, cluster, k) for k in range(2))
-    try:
-        output = ""
-        for line in chief.stdout:
-            output += line
-            if "epoch 2/2 started" in line:
-                break
+    with stopped_at_exit(chief, worker):
+        output = read_until(chief, "epoch 2/2 started")
         worker.send_signal(signal.SIGSTOP)  # the chief cannot finish epoch 2 without it
         worker.send_signal(signal.SIGKILL)
         lost = time.monotonic()
         output += chief.communicate(timeout=120)[0]
         assert time.monotonic() - lost < 60
-    finally:
-        for process in (chief, worker):
-            process.kill()
-            process.wait()
     assert chief.returncode == 1 and "Traceback" not in output
     errors = [line for line in output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0].startswith(
@@ -284,18 +255,12 @@ def test_a_preemption_notice_to_one_worker_stops_both_at_one_saved_step(
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     model_dir = tmp_path / "run"
     chief, worker = (cli_worker(data_dir, model_dir, cluster, k) for k in range(2))
-    try:
-        for line in chief.stdout:
-            if "epoch 1/2 started" in line:
-                break
+    with stopped_at_exit(chief, worker):
+        read_until(chief, "epoch 1/2 started")
         worker.send_signal(signal.SIGSTOP)
         worker.send_signal(signal.SIGTERM)
         worker.send_signal(signal.SIGCONT)
         outputs = [process.communicate(timeout=120)[0] for process in (chief, worker)]
-    finally:
-        for process in (chief, worker):
-            process.kill()
-            process.wait()
     assert (chief.returncode, worker.returncode) == (1, 1)
     lines = [[ln for ln in out.splitlines() if ln.startswith("error: ")] for out in outputs]
     assert all("Traceback" not in out for out in outputs)

@@ -3,8 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,21 +10,15 @@ from PIL import Image
 
 from rps_tfdata.core import (
     artifacts,
-    config,
-    epochs,
     evaluation,
-    export,
+    input_pipeline,
     loop,
-    reading,
-    synthetic,
-    training,
+    saved_model,
 )
 from rps_tfdata.core.errors import UserError
 
 from . import fuzz_corpus
-from .helpers import RPS28, write_png
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .helpers import RPS28, module, run_python, small_run, write_png
 
 # Loads the export with the package made unimportable, and prints the signature's outputs.
 SERVE = """
@@ -41,16 +33,8 @@ print(json.dumps({key: value.numpy().tolist() for key, value in out.items()}, de
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    data = str(tmp_path_factory.mktemp("export_data"))
-    synthetic.write_dataset(data, 10, size=64, seed=3)
-    model_dir = str(tmp_path_factory.mktemp("export_run"))
-    training.train_and_evaluate(
-        config.TrainConfig(
-            data_dir=data, model_dir=model_dir, epochs=1, image_size=48, batch_size=8
-        )
-    )
-    return model_dir
+def run_dir(finished_run):
+    return finished_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -90,13 +74,7 @@ print(json.dumps({"valid": out["valid"].numpy().tolist(), "grew_mib": grew}))
 
 
 def serve(export_dir, paths, script=SERVE):
-    result = subprocess.run(
-        [sys.executable, "-c", script, export_dir, *paths],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
+    result = run_python(["-c", script, export_dir, *paths], timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -105,12 +83,12 @@ def serve(export_dir, paths, script=SERVE):
 def test_the_export_serves_encoded_images_as_predict_reads_the_files(run_dir, inputs, tmp_path):
     text = tmp_path / "notes.png"
     text.write_bytes(b"not an image")
-    out = serve(export.default_dir(run_dir), [*inputs, str(text)])
+    out = serve(saved_model.default_dir(run_dir), [*inputs, str(text)])
     run = artifacts.load_run(run_dir)
-    prepared = reading.prepare(inputs, [0] * len(inputs), 3, run.options)
+    prepared = input_pipeline.prepare(inputs, [0] * len(inputs), 3, run.options)
     assert prepared.paths == inputs  # every variant is readable by training's reader
     expected, _ = evaluation.predict_all(
-        loop.make_predict(run.model), epochs.evaluation_batches(prepared)
+        loop.make_predict(run.model), input_pipeline.evaluation_batches(prepared)
     )
     probabilities = np.array(out["probabilities"])
     np.testing.assert_allclose(probabilities[:-1], expected, atol=1e-5)
@@ -123,44 +101,35 @@ def test_the_export_serves_encoded_images_as_predict_reads_the_files(run_dir, in
 @pytest.mark.slow
 def test_predict_on_the_export_prints_what_predict_on_the_run_prints(run_dir, inputs):
     def predict(*flags):
-        result = subprocess.run(
-            [sys.executable, "-m", "rps_tfdata.predict", *flags, *inputs[:3]],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=300,
-        )
+        result = run_python(module("predict", *flags, *inputs[:3]), timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout.splitlines()
 
-    assert predict(f"--saved_model={export.default_dir(run_dir)}") == predict(
+    assert predict(f"--saved_model={saved_model.default_dir(run_dir)}") == predict(
         f"--model_dir={run_dir}"
     )
 
 
 def test_export_replaces_its_own_folder_and_refuses_another(run_dir, tmp_path):
-    run = artifacts.load_run(run_dir)
-    args = (run.model, run.class_names, run.options.image_size, run.options.resize_method)
+    finished = artifacts.load_run(run_dir)
     out = str(tmp_path / "serving" / "1")
-    export.export(*args, out)
+    saved_model.write(finished, out)
     first = os.path.getmtime(os.path.join(out, "saved_model.pb"))
-    export.export(*args, out)
+    saved_model.write(finished, out)
     assert os.path.getmtime(os.path.join(out, "saved_model.pb")) >= first
     assert sorted(os.listdir(tmp_path / "serving")) == ["1"]  # no staging left
     foreign = tmp_path / "mine"
     foreign.mkdir()
     with pytest.raises(UserError, match="was not written by rps_tfdata"):
-        export.export(*args, str(foreign))
+        saved_model.write(finished, str(foreign))
     shutil.rmtree(foreign)
 
 
 def test_the_serving_benchmark_times_the_signature_and_the_predict_path(tmp_path):
-    from rps_tfdata.bench import benchmarks
+    from rps_tfdata.bench import measurements
 
-    data = str(tmp_path / "data")
-    synthetic.write_dataset(data, 4, size=64, seed=1)
-    run = config.TrainConfig(data_dir=data, model_dir=str(tmp_path / "scratch"), image_size=48)
-    results = benchmarks.measure_serving(run, benchmarks.Settings(repeats=1))
+    subject = measurements.subject_of(small_run(RPS28, tmp_path / "scratch"))
+    results = measurements.measure_serving(subject, measurements.Settings(repeats=1))
     assert sorted(results) == ["predict_files", "serving_signature"]
     assert all(rate.median > 0 for rate in results.values())
     assert os.path.isfile(tmp_path / "scratch" / "export" / "saved_model.pb")
@@ -174,6 +143,8 @@ def test_the_export_refuses_decompression_bombs_without_decoding_them(run_dir, i
     png_bomb.write_bytes(fuzz_corpus.with_png_size(open(inputs[0], "rb").read(), 30_000, 30_000))
     gif_bomb = tmp_path / "bomb.gif"
     gif_bomb.write_bytes(fuzz_corpus.gif_bomb(frames=100, side=1000))
-    out = serve(export.default_dir(run_dir), [inputs[0], str(png_bomb), str(gif_bomb)], SERVE_BOMBS)
+    out = serve(
+        saved_model.default_dir(run_dir), [inputs[0], str(png_bomb), str(gif_bomb)], SERVE_BOMBS
+    )
     assert out["valid"] == [False, False]
     assert out["grew_mib"] < 100  # decoding either would take gigabytes

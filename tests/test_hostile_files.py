@@ -4,8 +4,6 @@ never a traceback, never a hang."""
 
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
@@ -13,22 +11,23 @@ from absl import logging
 
 from rps_tfdata.core import (
     artifacts,
+    datasets,
+    decode,
     evaluation,
-    files,
-    images,
-    index,
+    fs,
+    headers,
+    input_pipeline,
+    listing,
+    plan,
     prediction,
-    reading,
-    scan,
-    synthetic,
+    synthetic_hands,
     training,
 )
+from rps_tfdata.core.distribution import Worker
 from rps_tfdata.core.errors import DatasetLayoutError
 
 from .fuzz_corpus import USED, write_corpus
-from .helpers import small_run
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .helpers import module, run_python, small_run
 
 
 def check_outcomes(expected, used, bad):
@@ -36,12 +35,12 @@ def check_outcomes(expected, used, bad):
     outcomes = {os.path.basename(path): USED for path in used}
     for item in bad:
         name = os.path.basename(item.path)
-        assert name not in outcomes, f"{files.readable(name)} reported twice"
+        assert name not in outcomes, f"{fs.printable(name)} reported twice"
         outcomes[name] = item.reason
     for name, expectation in expected.items():
         got = outcomes.pop(name, "neither used nor named")
         wanted = got == USED if expectation == USED else expectation in got
-        assert wanted, f"{files.readable(name)}: expected {expectation!r}, got {got!r}"
+        assert wanted, f"{fs.printable(name)}: expected {expectation!r}, got {got!r}"
     assert not outcomes, f"files outside the corpus: {sorted(outcomes)}"
 
 
@@ -49,7 +48,7 @@ def check_outcomes(expected, used, bad):
 def corpus(tmp_path_factory):
     """Synthetic hands, 8 per class, with the whole corpus in `rock/corpus/`."""
     root = str(tmp_path_factory.mktemp("hostile"))
-    synthetic.write_dataset(root, 8, size=40, seed=6)
+    synthetic_hands.write_dataset(root, 8, size=40, seed=6)
     expected = write_corpus(os.path.join(root, "rock", "corpus"))
     return root, expected
 
@@ -73,16 +72,18 @@ def test_the_screen_and_the_serving_graph_count_the_same_pixels(corpus):
             continue  # truncated and corrupt files: the screen stops them before sizes count
         with open(os.path.join(os.fsencode(folder), os.fsencode(name)), "rb") as f:
             data = f.read()
-        graph = int(images.decoded_pixels(tf.constant(data)))
-        assert (scan.pixels(data) or 0) == graph, files.readable(name)
+        graph = int(decode.decoded_pixels(tf.constant(data)))
+        assert (headers.pixels(data) or 0) == graph, fs.printable(name)
         compared += 1
     assert compared >= 18
 
 
 def test_every_corpus_file_is_read_or_named_by_the_pipeline(corpus):
     root, expected = corpus
-    listed = list(index.iter_image_files(os.path.join(root, "rock", "corpus")))
-    prepared = reading.prepare(listed, [0] * len(listed), 3, reading.PipelineOptions())
+    listed = list(listing.iter_image_files(os.path.join(root, "rock", "corpus")))
+    prepared = input_pipeline.prepare(
+        listed, [0] * len(listed), 3, input_pipeline.PipelineOptions()
+    )
     check_outcomes(expected, prepared.paths, prepared.bad)
 
 
@@ -92,7 +93,7 @@ def test_training_uses_or_names_every_corpus_file(corpus, trained):
     assert metrics["finished"] and metrics["class_names"] == ["paper", "rock", "scissors"]
     skipped = metrics["skipped_images"]
     named = {os.path.basename(record["path"]) for record in skipped}
-    bad = {files.readable(n) for n, e in expected.items() if e != USED}
+    bad = {fs.printable(n) for n, e in expected.items() if e != USED}
     assert named == bad  # metrics.json names them readably (one line each, no raw bytes)
     used = len(expected) - len(bad)
     assert metrics["num_train_images"] + metrics["num_validation_images"] == 24 + used
@@ -102,7 +103,7 @@ def test_evaluate_uses_or_names_every_corpus_file(corpus, trained):
     root, expected = corpus
     model_dir, _ = trained
     result = evaluation.evaluate_folder(artifacts.load_run(model_dir), root)
-    bad = {files.readable(n) for n, e in expected.items() if e != USED}
+    bad = {fs.printable(n) for n, e in expected.items() if e != USED}
     assert {os.path.basename(r["path"]) for r in result["skipped_images"]} == bad
     assert result["num_images"] == 24 + len(expected) - len(bad)
 
@@ -123,14 +124,8 @@ def test_predict_names_each_odd_file_on_one_line_without_a_traceback(corpus, tra
     model_dir, _ = trained
     folder = os.path.join(root, "rock", "corpus")
     odd = [os.path.join(folder, n) for n in ("fifo.png", "dangling.png", "folder.png")]
-    result = subprocess.run(
-        [sys.executable, "-m", "rps_tfdata.predict", f"--model_dir={model_dir}", folder, *odd],
-        capture_output=True,
-        cwd=ROOT,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    stdout, stderr = result.stdout.decode(), result.stderr.decode()
+    result = run_python(module("predict", f"--model_dir={model_dir}", folder, *odd), timeout=300)
+    stdout, stderr = result.stdout, result.stderr
     assert result.returncode == 3, stderr[-3000:]  # some files were skipped
     assert "Traceback" not in stderr
     rows = stdout.splitlines()
@@ -145,7 +140,7 @@ def test_predict_names_each_odd_file_on_one_line_without_a_traceback(corpus, tra
 
 def macos_zip_layout(root):
     """What unzipping a folder zipped on macOS gives: AppleDouble files in __MACOSX."""
-    synthetic.write_dataset(root, 8, size=40, seed=7)
+    synthetic_hands.write_dataset(root, 8, size=40, seed=7)
     for name in ("paper", "rock", "scissors"):
         junk = os.path.join(root, "__MACOSX", name)
         os.makedirs(junk)
@@ -159,18 +154,19 @@ def test_a_macos_junk_folder_is_left_out_with_one_log_line(tmp_path, monkeypatch
     macos_zip_layout(root)
     said = []
     monkeypatch.setattr(logging, "info", lambda message, *args: said.append(message % args))
-    metrics = training.train_and_evaluate(small_run(root, tmp_path / "run"))
-    assert metrics["class_names"] == ["paper", "rock", "scissors"]  # paper is still 0
+    config = small_run(root, tmp_path / "run")
+    data = datasets.open_source(config, plan.input_options(config)).load(Worker())
+    assert data.class_names == ["paper", "rock", "scissors"]  # paper is still 0
     assert [line for line in said if "__MACOSX" in line] == [
         f"left out {os.path.join(root, '__MACOSX')}: an archiver's folder, not a class"
     ]
-    assert index.list_all(root).class_names == ["paper", "rock", "scissors"]
+    assert listing.list_all(root).class_names == ["paper", "rock", "scissors"]
 
 
 @pytest.mark.parametrize("content", [None, b"notes, not pixels"])
 def test_a_class_folder_without_a_readable_image_stops_the_run_naming_it(tmp_path, content):
     root = str(tmp_path / "data")
-    synthetic.write_dataset(root, 8, size=40, seed=8)
+    synthetic_hands.write_dataset(root, 8, size=40, seed=8)
     os.makedirs(os.path.join(root, "drafts"))
     if content is not None:
         for k in range(5):
@@ -183,10 +179,10 @@ def test_a_class_folder_without_a_readable_image_stops_the_run_naming_it(tmp_pat
 
 def test_links_and_odd_names_do_not_stop_the_run_fingerprint(corpus):
     root, _ = corpus
-    listed = index.list_all(root).paths
-    assert files.fingerprint(listed) == files.fingerprint(listed)  # no stat of a dead link fails
+    listed = listing.list_all(root).paths
+    assert listing.fingerprint(listed) == listing.fingerprint(listed)  # no dead link's stat fails
     moved = shutil.copy(listed[0], listed[0] + ".copy.png")
     try:
-        assert files.fingerprint(index.list_all(root).paths) != files.fingerprint(listed)
+        assert listing.fingerprint(listing.list_all(root).paths) != listing.fingerprint(listed)
     finally:
         os.remove(moved)

@@ -7,18 +7,15 @@ import signal
 import subprocess
 import time
 
-import numpy as np
 import pytest
 
 from rps_tfdata.core import artifacts
 
-from .test_resume import (  # noqa: F401
-    data_dir,
-    final_weights,
-    finish,
-    history,
-    reference,
-    start,
+from .helpers import (
+    assert_same_final_weights,
+    finish_resume_job,
+    history_of,
+    start_resume_job,
     wait_for,
 )
 
@@ -34,7 +31,9 @@ def written_since(log, offset):
         return f.read()
 
 
-def test_random_sigkills_then_resume_end_as_an_uninterrupted_run(data_dir, reference, tmp_path):  # noqa: F811
+def test_random_sigkills_then_resume_end_as_an_uninterrupted_run(
+    resume_data, resume_reference, tmp_path
+):
     model_dir = str(tmp_path / "run")
     schedule = random.Random(20261129)
     deadline = time.monotonic() + BUDGET_SECONDS
@@ -42,7 +41,7 @@ def test_random_sigkills_then_resume_end_as_an_uninterrupted_run(data_dir, refer
     for _ in range(KILLS):
         log = os.path.join(tmp_path, "run.log")  # what `start` appends to
         offset = os.path.getsize(log) if os.path.exists(log) else 0
-        process, _ = start(data_dir, model_dir)
+        process, _ = start_resume_job(resume_data, model_dir)
         # Timed from this process's first epoch: its steps, validations, checkpoint and
         # history writes, and the final export and evaluation (about 3 s in all here).
         try:
@@ -61,9 +60,10 @@ def test_random_sigkills_then_resume_end_as_an_uninterrupted_run(data_dir, refer
             break  # it finished before its moment came
         assert time.monotonic() < deadline, f"over budget after kills {kills}"
     assert len(kills) >= 2, f"the schedule killed too few runs to prove anything: {kills}"
-    finish(data_dir, model_dir)
-    assert history(model_dir) == history(reference), f"kills: {kills}"
-    for ours, theirs in zip(final_weights(model_dir), final_weights(reference), strict=True):
-        np.testing.assert_array_equal(ours, theirs)
-    ours, theirs = (artifacts.read_json(d, artifacts.METRICS) for d in (model_dir, reference))
+    finish_resume_job(resume_data, model_dir)
+    assert history_of(model_dir) == history_of(resume_reference), f"kills: {kills}"
+    assert_same_final_weights(model_dir, resume_reference)
+    ours, theirs = (
+        artifacts.read_json(d, artifacts.METRICS) for d in (model_dir, resume_reference)
+    )
     assert ours["best_epoch"] == theirs["best_epoch"]

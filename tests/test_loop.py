@@ -108,7 +108,7 @@ def test_an_unreadable_image_in_a_batch_is_counted_and_not_learnt_from():
 
 def numbered_split(folder, count):
     """`count` 8x8 PNGs, pixels equal to their number, labels number % 3, read and kept."""
-    from rps_tfdata.core import reading
+    from rps_tfdata.core import input_pipeline
 
     from .helpers import write_png
 
@@ -116,13 +116,14 @@ def numbered_split(folder, count):
         write_png(str(folder / f"{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
         for i in range(count)
     ]
-    options = reading.PipelineOptions(image_size=(8, 8), batch_size=6)
-    return reading.prepare(paths, [i % 3 for i in range(count)], CLASSES, options)
+    options = input_pipeline.PipelineOptions(image_size=(8, 8), batch_size=6)
+    return input_pipeline.prepare(paths, [i % 3 for i in range(count)], CLASSES, options)
 
 
-def image_steps(jit_compile=False):
+def image_steps_for(size, jit_compile=False):
+    """The steps of a tiny softmax model on `size` x `size` images, with Adam."""
     with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
-        inputs = keras.Input((8, 8, 3))
+        inputs = keras.Input((size, size, 3))
         outputs = keras.layers.Dense(CLASSES, activation="softmax")(keras.layers.Flatten()(inputs))
         model = keras.Model(inputs, outputs)
         optimizer = keras.optimizers.Adam()
@@ -135,18 +136,18 @@ def image_steps(jit_compile=False):
 def test_a_run_with_a_partial_last_batch_traces_each_step_once(tmp_path, per_call):
     """20 images in batches of 6: the last batch holds 2, padded to 6 with blanks, so
     training (XLA-compiled here) and prediction see one shape and trace once each."""
-    from rps_tfdata.core import epochs, evaluation
+    from rps_tfdata.core import evaluation, input_pipeline
 
     prepared = numbered_split(tmp_path, 20)
-    steps = image_steps(jit_compile=True)
-    batches = iter(epochs.training_batches(prepared, seed=1, end_epoch=2))
+    steps = image_steps_for(8, jit_compile=True)
+    batches = iter(input_pipeline.training_batches(prepared, seed=1, end_epoch=2))
     for _ in range(2):
-        result = loop.run_epoch(steps, batches, 4, steps_per_loop=per_call)
+        result = loop.run_epoch(steps, batches, 4, loop.EpochControls(steps_per_loop=per_call))
         assert result.images == 20 and result.unreadable == 0  # blanks are not images
     traced = steps.train if per_call == 1 else steps.train_loop
     assert traced.experimental_get_tracing_count() == 1
     probabilities, labels = evaluation.predict_all(
-        steps.predict, epochs.evaluation_batches(prepared)
+        steps.predict, input_pipeline.evaluation_batches(prepared)
     )
     assert len(probabilities) == len(labels) == 20
     assert steps.predict.experimental_get_tracing_count() == 1
@@ -155,19 +156,136 @@ def test_a_run_with_a_partial_last_batch_traces_each_step_once(tmp_path, per_cal
 def test_a_stop_request_ends_a_call_at_the_step_that_carried_it(tmp_path):
     """The request is read before each call and rides in its first step's all-reduce:
     the call stops after that step, and that step is saved."""
-    from rps_tfdata.core import epochs
+    from rps_tfdata.core import input_pipeline
 
     prepared = numbered_split(tmp_path, 60)  # 10 steps of 6
-    steps = image_steps()
-    batches = iter(epochs.training_batches(prepared, seed=1))
+    steps = image_steps_for(8)
+    batches = iter(input_pipeline.training_batches(prepared, seed=1))
     asked = iter([False, True])
     saved = []
-    result = loop.run_epoch(
-        steps,
-        batches,
-        10,
-        steps_per_loop=4,
-        should_stop=lambda: "SIGTERM" if next(asked) else "",
-        save=saved.append,
+    controls = loop.EpochControls(
+        steps_per_loop=4, save=saved.append, should_stop=lambda: "SIGTERM" if next(asked) else ""
     )
+    result = loop.run_epoch(steps, batches, 10, controls)
     assert result is None and [p.step for p in saved] == [5] and saved[0].images == 30
+
+
+# ---- the loop on real batches: a tiny model, the real pipeline and augmentation ----------
+
+
+@pytest.fixture(scope="module")
+def hands(synthetic_dir):
+    """The synthetic hands' 24 training images at 16 px, kept in memory."""
+    from rps_tfdata.core import input_pipeline, listing
+
+    split = listing.list_split(synthetic_dir, 0.2, "training")
+    options = input_pipeline.PipelineOptions(image_size=(16, 16), batch_size=8)
+    return input_pipeline.prepare(split.paths, split.labels, CLASSES, options)
+
+
+@pytest.fixture(scope="module")
+def layer():
+    """One augmentation layer for every run here: its XLA compilation is paid once."""
+    from rps_tfdata.core.augment import IDGAugmentation
+
+    return IDGAugmentation(seed=3)
+
+
+def trained_on(hands, layer, strategy, *, per_call=1, on_device=False, jit_compile=False, epochs=2):
+    """A tiny softmax model (weights from seed 3) trained on `hands`, augmented in the
+    pipeline or in the step, in calls of `per_call` steps with a save every 2 steps:
+    (its weights, each epoch's (loss, accuracy, images), the steps saved)."""
+    from rps_tfdata.core import input_pipeline
+
+    keras.utils.set_random_seed(3)
+    with strategy.scope():
+        inputs = keras.Input((16, 16, 3))
+        outputs = keras.layers.Dense(CLASSES, activation="softmax")(keras.layers.Flatten()(inputs))
+        model = keras.Model(inputs, outputs)
+        optimizer = keras.optimizers.Adam()
+        optimizer.build(model.trainable_variables)
+    steps = loop.make_steps(
+        model,
+        optimizer,
+        strategy=strategy,
+        augmentation=layer if on_device else None,
+        jit_compile=jit_compile,
+    )
+    replicas = strategy.num_replicas_in_sync
+
+    def dataset(context):
+        return input_pipeline.training_batches(
+            hands,
+            seed=3,
+            end_epoch=epochs,
+            augmentation=None if on_device else layer,
+            batch_size=8 // replicas,
+            batches_per_epoch=3 * replicas,
+        )
+
+    batches = iter(strategy.distribute_datasets_from_function(dataset))
+    saved, results = [], []
+    controls = loop.EpochControls(steps_per_loop=per_call, save_every=2, save=saved.append)
+    for _ in range(epochs):
+        result = loop.run_epoch(steps, batches, 3, controls)
+        results.append((result.loss, result.accuracy, result.images))
+    return model.get_weights(), results, [progress.step for progress in saved]
+
+
+def one_device():
+    return tf.distribute.OneDeviceStrategy("/cpu:0")
+
+
+@pytest.mark.parametrize("strategy", ["one_device", "mirrored"])
+def test_several_steps_per_call_train_the_same_weights_bit_for_bit(hands, layer, strategy):
+    """3 steps an epoch, in calls of 2 cut at the save every 2 steps: the weights, the
+    epochs' figures and the saves are those of one step a call, to the last bit."""
+    make = (
+        one_device if strategy == "one_device" else lambda: distribution.make_strategy("mirrored")
+    )
+    one = trained_on(hands, layer, make(), per_call=1)
+    two = trained_on(hands, layer, make(), per_call=2)
+    for a, b in zip(one[0], two[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert one[1] == two[1] and one[2] == two[2] == [2, 2]
+    assert [images for _, _, images in one[1]] == [24, 24]
+
+
+def test_host_and_device_augmentation_train_the_same_weights(hands, layer):
+    """Uint8 crosses to the step, which rescales after augmenting, as the host does: the
+    placements run the same arithmetic (they differed in rounding when the pipeline
+    rescaled before the device augmented)."""
+    host = trained_on(hands, layer, one_device(), on_device=False, epochs=1)
+    device = trained_on(hands, layer, one_device(), on_device=True, epochs=1)
+    for a, b in zip(host[0], device[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert host[1] == device[1]
+
+
+def test_device_augmentation_compiles_inside_an_xla_step(hands, layer):
+    """The augmentation's gather warp inside an XLA-compiled step: it trains, to within
+    float rounding of the uncompiled step."""
+    compiled = trained_on(hands, layer, one_device(), on_device=True, jit_compile=True, epochs=1)
+    plain = trained_on(hands, layer, one_device(), on_device=True, epochs=1)
+    for a, b in zip(compiled[0], plain[0], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    assert np.isfinite(compiled[1][0][0]) and compiled[1][0][2] == 24
+
+
+def test_profile_steps_map_global_steps_to_an_epochs_window():
+    window = loop.profile_window  # steps 5..9 of epochs of 4 steps: the second epoch's 1..4
+    assert window((5, 9), 0, 4, "f") is None
+    assert window((5, 9), 1, 4, "f") == loop.ProfileWindow(1, 4, "f")
+    assert window((5, 9), 2, 4, "f") is None  # a trace ends with the epoch it started in
+    assert window((2, 3), 0, 4, "f") == loop.ProfileWindow(2, 3, "f")
+
+
+def test_a_profile_window_writes_one_trace(hands, tmp_path):
+    from rps_tfdata.core import input_pipeline
+
+    steps = image_steps_for(16)
+    batches = iter(input_pipeline.training_batches(hands, seed=1))
+    controls = loop.EpochControls(profile=loop.ProfileWindow(2, 3, str(tmp_path)))
+    assert loop.run_epoch(steps, batches, 3, controls).images == 24
+    traces = list((tmp_path / "plugins" / "profile").glob("*/*.xplane.pb"))
+    assert len(traces) == 1 and traces[0].stat().st_size > 1000

@@ -3,9 +3,8 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from rps_tfdata.core import model
+from rps_tfdata.core import model, plan
 
 
 def test_seed_architecture_at_150():
@@ -58,15 +57,17 @@ def test_mixed_precision_computes_low_and_outputs_float32(precision):
     assert cnn(np.zeros((1, 48, 48, 3), np.float32)).dtype == "float32"
 
 
-@pytest.mark.parametrize("value, expected", [("auto", "auto"), ("true", True), ("false", False)])
-def test_jit_modes_follow_keras(value, expected):
-    assert model.resolve_jit(value) == expected
+@pytest.mark.parametrize("accelerators", [0, 1])
+def test_jit_compile_auto_compiles_where_an_accelerator_is_visible(accelerators):
+    machine = plan.Machine(gpus=accelerators, accelerators=accelerators)
+    assert plan.step_uses_xla("auto", machine) is bool(accelerators)
+    assert plan.step_uses_xla("true", machine) and not plan.step_uses_xla("false", machine)
+
+
+def test_jit_compile_auto_decides_as_keras_does_on_this_machine():
     cnn = model.build_model((48, 48), 3)
-    cnn.compile(optimizer="adam", loss="categorical_crossentropy", jit_compile=expected)
-    # What Keras decides for "auto" is what our step does ("auto": XLA when a GPU is visible).
-    assert cnn.jit_compile is model.step_uses_xla(value)
-    accelerated = any(d.device_type != "CPU" for d in tf.config.list_physical_devices())
-    assert model.step_uses_xla("auto") is accelerated
+    cnn.compile(optimizer="adam", loss="categorical_crossentropy", jit_compile="auto")
+    assert cnn.jit_compile is plan.step_uses_xla("auto", plan.this_machine())
 
 
 def test_unknown_precision_is_rejected():

@@ -9,7 +9,7 @@ from PIL import Image
 from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
 from rps_tfdata.bench import seed_reference
-from rps_tfdata.core import augment, epochs, images, index, reading
+from rps_tfdata.core import augment, decode, input_pipeline, listing
 
 from .helpers import RPS28, write_png
 
@@ -28,7 +28,7 @@ def noise(shape, seed=0):
 def test_pil_nearest_resize_equals_pil(source_size):
     image = noise((*source_size, 3))
     expected = np.asarray(Image.fromarray(image).resize((150, 150), Image.NEAREST))
-    ours = images.resize(tf.constant(image), (150, 150), "pil_nearest").numpy()
+    ours = decode.resize(tf.constant(image), (150, 150), "pil_nearest").numpy()
     np.testing.assert_array_equal(ours, expected)
 
 
@@ -36,17 +36,17 @@ def test_beyond_the_table_indices_are_within_one_pixel_of_pil():
     size_in = 4500
     row = np.arange(size_in, dtype=np.int32)[None].repeat(2, axis=0)
     expected = np.asarray(Image.fromarray(row, "I").resize((150, 2), Image.NEAREST))[0]
-    ours = images.pil_nearest_indices(tf.constant(size_in), 150).numpy()
+    ours = decode.pil_nearest_indices(tf.constant(size_in), 150).numpy()
     assert np.abs(ours - expected).max() <= 1 and (ours == expected).mean() > 0.9
 
 
 def test_pil_nearest_inside_dataset_map_equals_eager():
     image = noise((123, 77, 3))
     dataset = tf.data.Dataset.from_tensors(image).map(
-        lambda x: images.resize(x, (50, 60), "pil_nearest")
+        lambda x: decode.resize(x, (50, 60), "pil_nearest")
     )
     np.testing.assert_array_equal(
-        next(iter(dataset)).numpy(), images.resize(image, (50, 60), "pil_nearest").numpy()
+        next(iter(dataset)).numpy(), decode.resize(image, (50, 60), "pil_nearest").numpy()
     )
 
 
@@ -65,14 +65,14 @@ def _png_variants(tmp_path):
 
 def test_load_image_equals_idg_loader_for_png_jpeg_bmp(tmp_path):
     for name, path in _png_variants(tmp_path).items():
-        ours = images.load_image(tf.constant(path), (150, 150), "pil_nearest").numpy()
+        ours = decode.load_image(tf.constant(path), (150, 150), "pil_nearest").numpy()
         np.testing.assert_array_equal(ours.astype(np.float32), idg_load(path), err_msg=name)
 
 
 def test_16_bit_rgb_png_equals_idg_loader(tmp_path):
     rgb16 = np.random.default_rng(4).integers(0, 65536, (70, 90, 3), dtype=np.uint16)
     path = write_png(str(tmp_path / "rgb16.png"), rgb16)
-    ours = images.load_image(tf.constant(path), (150, 150), "pil_nearest").numpy()
+    ours = decode.load_image(tf.constant(path), (150, 150), "pil_nearest").numpy()
     np.testing.assert_array_equal(ours.astype(np.float32), idg_load(path))
 
 
@@ -81,44 +81,44 @@ def test_16_bit_grey_png_is_scaled_where_idg_saturates(tmp_path):
     image); TensorFlow scales it to 8 bits, as it (and PIL) do for 16-bit RGB."""
     grey16 = np.full((20, 20, 1), 32768, np.uint16)
     path = write_png(str(tmp_path / "grey16.png"), grey16)
-    ours = images.load_image(tf.constant(path), (20, 20), "pil_nearest").numpy()
+    ours = decode.load_image(tf.constant(path), (20, 20), "pil_nearest").numpy()
     assert np.all(idg_load(path, (20, 20)) == 255)
     assert np.all(ours == 128)
 
 
 @pytest.mark.parametrize("method", ["bilinear", "area"])
 def test_other_resize_methods_give_uint8_of_the_right_size(method):
-    out = images.resize(tf.constant(noise((90, 70, 3))), (48, 52), method)
+    out = decode.resize(tf.constant(noise((90, 70, 3))), (48, 52), method)
     assert out.dtype == tf.uint8 and out.shape == (48, 52, 3)
 
 
 def test_unknown_resize_method_is_rejected():
     with pytest.raises(ValueError, match="Received: 'cubic'"):
-        images.resize(tf.constant(noise((9, 9, 3))), (4, 4), "cubic")
+        decode.resize(tf.constant(noise((9, 9, 3))), (4, 4), "cubic")
 
 
 def _rps28_split(subset="validation"):
-    return index.list_split(RPS28, 0.2, subset)
+    return listing.list_split(RPS28, 0.2, subset)
 
 
 @pytest.mark.parametrize("subset", ["training", "validation"])
 def test_unaugmented_batches_equal_idg_batches_after_rescale(subset):
     """Nothing between the files and the model differs: same images, order, labels, scale."""
-    split = index.list_split(RPS28, 0.2, subset)
+    split = listing.list_split(RPS28, 0.2, subset)
     iterators = seed_reference.seed_iterators(
         RPS28, image_size=64, batch_size=16, augment=False, shuffle=False
     )
     idg = iterators.train if subset == "training" else iterators.validation
-    options = reading.PipelineOptions(image_size=(64, 64), batch_size=16)
-    prepared = reading.prepare(split.paths, split.labels, 3, options)
-    ours = list(epochs.evaluation_batches(prepared))
+    options = input_pipeline.PipelineOptions(image_size=(64, 64), batch_size=16)
+    prepared = input_pipeline.prepare(split.paths, split.labels, 3, options)
+    ours = list(input_pipeline.evaluation_batches(prepared))
     assert len(ours) == len(idg) >= 1
     for batch, (batch_images, labels) in enumerate(ours):
         expected_images, expected_labels = idg[batch]
         assert batch_images.dtype == tf.uint8  # a quarter of float32's bytes to the device
         held = len(expected_labels)  # IDG's last batch is partial; ours is padded
         assert len(labels) == 16 and not labels.numpy()[held:].any()
-        rescaled = images.rescale(batch_images[:held]).numpy()
+        rescaled = decode.rescale(batch_images[:held]).numpy()
         np.testing.assert_array_equal(rescaled, expected_images)
         np.testing.assert_array_equal(labels.numpy()[:held], expected_labels)
 
@@ -147,20 +147,20 @@ def epoch_values(batches, steps):
     return np.concatenate(values), sizes
 
 
-@pytest.mark.parametrize("cache", reading.CACHE_MODES)
+@pytest.mark.parametrize("cache", input_pipeline.CACHE_MODES)
 def test_every_epoch_is_a_new_full_permutation_and_a_function_of_seed_and_epoch(tmp_path, cache):
     paths, labels = numbered_pngs(tmp_path, 20)
-    options = reading.PipelineOptions(
+    options = input_pipeline.PipelineOptions(
         image_size=(8, 8), batch_size=6, cache=cache, cache_path=str(tmp_path / "cache")
     )
-    prepared = reading.prepare(paths, labels, 3, options)
-    batches = iter(epochs.training_batches(prepared, seed=1, end_epoch=3))
+    prepared = input_pipeline.prepare(paths, labels, 3, options)
+    batches = iter(input_pipeline.training_batches(prepared, seed=1, end_epoch=3))
     seen = [epoch_values(batches, 4) for _ in range(3)]
     assert all(sizes == [6, 6, 6, 2] for _, sizes in seen)  # partial last batch kept, padded
     assert all(sorted(values) == list(range(20)) for values, _ in seen)
     assert not np.array_equal(seen[0][0], seen[1][0])
     # A pipeline started at epoch 2 (a resumed run) yields epoch 2 exactly.
-    resumed = iter(epochs.training_batches(prepared, seed=1, start_epoch=2, end_epoch=3))
+    resumed = iter(input_pipeline.training_batches(prepared, seed=1, start_epoch=2, end_epoch=3))
     np.testing.assert_array_equal(epoch_values(resumed, 4)[0], seen[2][0])
 
 
@@ -169,9 +169,9 @@ def test_augmentation_depends_on_seed_epoch_and_image_not_on_batch():
     layer = augment.IDGAugmentation()
 
     def images_by_id(batch_size, seed=3, epoch=0):
-        options = reading.PipelineOptions(image_size=(48, 48), batch_size=batch_size)
-        prepared = reading.prepare(split.paths[:12], split.labels[:12], 3, options)
-        batches = epochs.training_batches(
+        options = input_pipeline.PipelineOptions(image_size=(48, 48), batch_size=batch_size)
+        prepared = input_pipeline.prepare(split.paths[:12], split.labels[:12], 3, options)
+        batches = input_pipeline.training_batches(
             prepared, seed=seed, start_epoch=epoch, end_epoch=epoch + 1, augmentation=layer
         )
         found = {}
@@ -181,7 +181,10 @@ def test_augmentation_depends_on_seed_epoch_and_image_not_on_batch():
         return found
 
     by_4, by_5 = images_by_id(4), images_by_id(5)
-    assert epochs.pixel_dtype(layer) == tf.float32 and epochs.pixel_dtype(None) == tf.uint8
+    assert (
+        input_pipeline.pixel_dtype(layer) == tf.float32
+        and input_pipeline.pixel_dtype(None) == tf.uint8
+    )
     assert sorted(by_4) == list(range(12))
     for image_id in by_4:  # same image, same epoch: same augmentation in any batch
         np.testing.assert_allclose(by_4[image_id], by_5[image_id], atol=1e-6)
@@ -192,9 +195,9 @@ def test_augmentation_depends_on_seed_epoch_and_image_not_on_batch():
 
 def test_evaluation_batches_keep_order():
     split = _rps28_split()
-    options = reading.PipelineOptions(image_size=(48, 48), batch_size=5)
-    prepared = reading.prepare(split.paths[:7], split.labels[:7], 3, options)
-    batches = list(epochs.evaluation_batches(prepared))
+    options = input_pipeline.PipelineOptions(image_size=(48, 48), batch_size=5)
+    prepared = input_pipeline.prepare(split.paths[:7], split.labels[:7], 3, options)
+    batches = list(input_pipeline.evaluation_batches(prepared))
     assert [len(x) for x, _ in batches] == [5, 5]  # the last padded with 3 blanks
     assert [int(y.numpy().sum()) for _, y in batches] == [5, 2]
     expected = idg_load(split.paths[6], (48, 48))
@@ -203,25 +206,29 @@ def test_evaluation_batches_keep_order():
 
 def test_a_split_without_readable_images_is_an_error(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"")
-    prepared = reading.prepare([str(tmp_path / "bad.png")], [0], 3, reading.PipelineOptions())
+    prepared = input_pipeline.prepare(
+        [str(tmp_path / "bad.png")], [0], 3, input_pipeline.PipelineOptions()
+    )
     with pytest.raises(ValueError, match="no readable image"):
-        epochs.evaluation_batches(prepared)
+        input_pipeline.evaluation_batches(prepared)
 
 
 def test_the_disk_cache_is_keyed_by_what_it_holds(tmp_path):
     paths, labels = numbered_pngs(tmp_path / "data", 6)
-    options = reading.PipelineOptions(
+    options = input_pipeline.PipelineOptions(
         image_size=(8, 8), batch_size=6, cache="disk", cache_path=str(tmp_path / "cache")
     )
-    first = reading.prepare(paths, labels, 3, options, name="train")
+    first = input_pipeline.prepare(paths, labels, 3, options, name="train")
     assert os.listdir(tmp_path / "cache") == [os.path.basename(first.cache_folder)]
     write_png(paths[0], np.full((8, 8, 3), 200, np.uint8))  # other pixels, same path
-    second = reading.prepare(paths, labels, 3, options, name="train")
+    second = input_pipeline.prepare(paths, labels, 3, options, name="train")
     assert second.cache_folder != first.cache_folder
     assert os.listdir(tmp_path / "cache") == [os.path.basename(second.cache_folder)]
-    ((images, _),) = epochs.evaluation_batches(second)
+    ((images, _),) = input_pipeline.evaluation_batches(second)
     assert int(images[0, 0, 0, 0]) == 200  # the new file, not the old pixels
-    resized = reading.prepare(paths, labels, 3, options._replace(image_size=(4, 4)), name="train")
+    resized = input_pipeline.prepare(
+        paths, labels, 3, options._replace(image_size=(4, 4)), name="train"
+    )
     assert resized.cache_folder != second.cache_folder
 
 
@@ -229,17 +236,19 @@ def test_a_resumed_epoch_starts_at_its_first_unfinished_batch(tmp_path):
     """Skipped batches are the epoch's first ones, so the rest is what an uninterrupted
     run would have fed; with padding, the epoch still has its full number of steps."""
     paths, labels = numbered_pngs(tmp_path, 20)
-    options = reading.PipelineOptions(image_size=(8, 8), batch_size=6)
-    prepared = reading.prepare(paths, labels, 3, options)
-    whole = list(epochs.training_batches(prepared, seed=1, start_epoch=1, end_epoch=3))
+    options = input_pipeline.PipelineOptions(image_size=(8, 8), batch_size=6)
+    prepared = input_pipeline.prepare(paths, labels, 3, options)
+    whole = list(input_pipeline.training_batches(prepared, seed=1, start_epoch=1, end_epoch=3))
     resumed = list(
-        epochs.training_batches(prepared, seed=1, start_epoch=1, end_epoch=3, skip_batches=2)
+        input_pipeline.training_batches(
+            prepared, seed=1, start_epoch=1, end_epoch=3, skip_batches=2
+        )
     )
     assert len(resumed) == len(whole) - 2
     for ours, theirs in zip(resumed, whole[2:], strict=True):
         for a, b in zip(ours, theirs, strict=True):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
-    padded = epochs.training_batches(
+    padded = input_pipeline.training_batches(
         prepared, seed=1, start_epoch=1, end_epoch=2, batches_per_epoch=6, skip_batches=5
     )
     # 4 batches of images, 2 of blanks: the one left is blank, of the same shape.

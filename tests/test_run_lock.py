@@ -3,15 +3,13 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
-from rps_tfdata.core import artifacts, run_lock, synthetic
+from rps_tfdata.core import artifacts, run_lock, synthetic_hands
 from rps_tfdata.core.errors import FolderInUseError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .helpers import launch, module, small_run_flags, stopped_at_exit
 
 HOLD = """
 import sys, time
@@ -36,15 +34,12 @@ def test_a_held_folder_is_refused_naming_it_and_the_holder(tmp_path):
 
 @pytest.mark.slow
 def test_a_killed_holder_leaves_nothing_that_blocks(tmp_path):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=ROOT
-    )
-    try:
+    holder = launch(["-c", HOLD, str(tmp_path)])
+    with stopped_at_exit(holder):
         assert holder.stdout.readline().strip() == "holding"
         with pytest.raises(FolderInUseError, match=f"pid {holder.pid} on "):
             with run_lock.hold(str(tmp_path)):
                 pass
-    finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     with run_lock.hold(str(tmp_path)):  # the kernel dropped the dead process's lock
@@ -54,28 +49,18 @@ def test_a_killed_holder_leaves_nothing_that_blocks(tmp_path):
 @pytest.mark.slow
 def test_two_runs_started_at_once_on_one_folder_never_both_train(tmp_path):
     data = str(tmp_path / "data")
-    synthetic.write_dataset(data, 10, size=64, seed=5)
+    synthetic_hands.write_dataset(data, 10, size=64, seed=5)
     model_dir = str(tmp_path / "run")
     runs = {
-        seed: subprocess.Popen(
-            [sys.executable, "-m", "rps_tfdata.train", f"--data_dir={data}"]
-            + [f"--model_dir={model_dir}", "--epochs=3", "--image_size=48", f"--seed={seed}"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        seed: launch(
+            module("train", *small_run_flags(data, model_dir, "--epochs=3", f"--seed={seed}"))
         )
         for seed in (1, 2)
     }
-    try:
+    with stopped_at_exit(*runs.values()):
         outcomes = {
             seed: (run.wait(timeout=600), run.communicate()[1]) for seed, run in runs.items()
         }
-    finally:  # stopped by their process, whatever happened
-        for run in runs.values():
-            run.kill()
-            run.wait()
     winners = [seed for seed, (code, _) in outcomes.items() if code == 0]
     assert len(winners) == 1, outcomes
     (loser,) = set(runs) - set(winners)

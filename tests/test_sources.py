@@ -6,16 +6,16 @@ import hashlib
 import http.server
 import io
 import os
-import subprocess
-import sys
 import threading
 import time
 import zipfile
 
 import pytest
 
-from rps_tfdata.core import download, index
+from rps_tfdata.core import download, listing
 from rps_tfdata.core.errors import UserError
+
+from .helpers import launch, run_python, stopped_at_exit
 
 
 def make_zip(folder, files):
@@ -72,7 +72,7 @@ def test_fetch_downloads_verifies_extracts_then_works_offline(tmp_path, mirror):
     url, train, test, _ = mirror
     cache = str(tmp_path / "cache")
     dirs = download.fetch_rps(cache, url, progress=False, train=train, test=test)
-    assert index.list_all(dirs.train_dir).class_names == ["paper", "rock"]
+    assert listing.list_all(dirs.train_dir).class_names == ["paper", "rock"]
     assert os.path.isfile(os.path.join(dirs.test_dir, "rock", "t.png"))
     offline = download.fetch_rps(cache, "http://127.0.0.1:9/unreachable", train=train, test=test)
     assert offline == dirs
@@ -211,17 +211,15 @@ def test_two_runs_fetching_at_once_on_an_empty_cache_both_succeed(tmp_path):
     cache = str(tmp_path / "cache")
     args = [cache, url, remote.name, str(remote.size), remote.sha256]
     try:
-        runs = [
-            subprocess.Popen([sys.executable, "-c", FETCH, *args], stdout=subprocess.PIPE)
-            for _ in range(2)
-        ]
-        outputs = [run.communicate(timeout=120)[0] for run in runs]
+        runs = [launch(["-c", FETCH, *args]) for _ in range(2)]
+        with stopped_at_exit(*runs):
+            outputs = [run.communicate(timeout=120)[0] for run in runs]
     finally:
         server.shutdown()
         server.server_close()
     assert [run.returncode for run in runs] == [0, 0]
     folder = os.path.join(cache, "rps")
-    assert all(out.decode().strip() == folder for out in outputs)
+    assert all(out.strip() == folder for out in outputs)
     for relative, content in files.items():
         with open(os.path.join(folder, relative), "rb") as f:
             assert f.read() == content
@@ -239,9 +237,7 @@ def test_a_full_disk_is_reported_as_local_not_as_the_network(tmp_path, mirror):
     )
     script = limited + FETCH
     args = [str(tmp_path / "cache"), url, train.name, str(train.size), train.sha256]
-    result = subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120
-    )
+    result = run_python(["-c", script, *args], timeout=120)
     assert result.returncode != 0
     assert "This is a local problem (disk full? permissions?), not the network's" in result.stderr
     assert "Check the network" not in result.stderr

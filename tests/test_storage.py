@@ -7,7 +7,7 @@ import json
 import pytest
 import tensorflow as tf
 
-from rps_tfdata.core import artifacts, evaluation, files, storage, synthetic, training
+from rps_tfdata.core import artifacts, atomic, evaluation, fs, synthetic_hands, training
 from rps_tfdata.core.errors import UserError
 
 from .helpers import small_run
@@ -15,18 +15,18 @@ from .helpers import small_run
 
 def test_a_whole_run_lives_in_a_bucket():
     data, run_dir = "ram://bucket/data", "ram://bucket/run"
-    synthetic.write_dataset(data, 8, size=40, seed=1)
-    config = small_run(data, run_dir, epochs=2, checkpoint_every=1, image_cache="disk")
+    synthetic_hands.write_dataset(data, 8, size=40, seed=1)
+    config = small_run(data, run_dir, checkpoint_every=1, image_cache="disk")
     metrics = training.train_and_evaluate(config)
-    assert metrics["finished"] and metrics["epochs_run"] == 2
-    with storage.open_file(f"{run_dir}/{artifacts.METRICS}") as f:
+    assert metrics["finished"] and metrics["epochs_run"] == 1
+    with fs.open_file(f"{run_dir}/{artifacts.METRICS}") as f:
         assert json.load(f)["final_weights_sha256"] == metrics["final_weights_sha256"]
     for name in artifacts.RUN_FILES:
         if name != artifacts.FLAGS:  # written by the command line, not the library
-            assert storage.exists(f"{run_dir}/{name}"), name
-    assert files.is_complete(f"{run_dir}/export/1")
+            assert fs.exists(f"{run_dir}/{name}"), name
+    assert atomic.is_complete(f"{run_dir}/export/1")
     cache = f"{run_dir}/tf_data_cache"
-    assert all(files.is_complete(f"{cache}/{name}") for name in storage.listdir(cache))
+    assert all(atomic.is_complete(f"{cache}/{name}") for name in fs.listdir(cache))
     # Read back from the bucket, and a rerun reports instead of training again.
     result = evaluation.evaluate_folder(artifacts.load_run(run_dir), data)
     assert result["num_images"] == 24
@@ -41,22 +41,22 @@ def test_a_folder_on_an_object_store_is_complete_only_once_marked_last():
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        files.build_folder(folder, killed)
-    assert storage.exists(folder) and not files.is_complete(folder)  # never read as done
-    files.build_folder(folder, lambda staging: tf.io.write_file(f"{staging}/whole", b"!"))
-    assert files.is_complete(folder)  # the killed build was redone, not refused
-    assert sorted(storage.listdir(folder)) == [".rps_tfdata_complete", "whole"]
-    storage.makedirs("ram://bucket/theirs")
+        atomic.build_folder(folder, killed)
+    assert fs.exists(folder) and not atomic.is_complete(folder)  # never read as done
+    atomic.build_folder(folder, lambda staging: tf.io.write_file(f"{staging}/whole", b"!"))
+    assert atomic.is_complete(folder)  # the killed build was redone, not refused
+    assert sorted(fs.listdir(folder)) == [".rps_tfdata_complete", "whole"]
+    fs.makedirs("ram://bucket/theirs")
     tf.io.write_file("ram://bucket/theirs/data", b"not ours")
     with pytest.raises(UserError, match="was not written by rps_tfdata"):
-        files.build_folder("ram://bucket/theirs", lambda staging: None)
+        atomic.build_folder("ram://bucket/theirs", lambda staging: None)
 
 
 def test_a_file_written_to_a_bucket_leaves_no_temporary_behind():
-    files.write_json("ram://bucket/notes/a.json", {"x": 1})
-    assert storage.listdir("ram://bucket/notes") == ["a.json"]
+    atomic.write_json("ram://bucket/notes/a.json", {"x": 1})
+    assert fs.listdir("ram://bucket/notes") == ["a.json"]
     with pytest.raises(FileNotFoundError):
-        storage.stat("ram://bucket/notes/missing.json")
+        fs.stat("ram://bucket/notes/missing.json")
 
 
 def test_calls_for_many_remote_files_overlap_and_local_ones_do_not():
@@ -77,8 +77,8 @@ def test_calls_for_many_remote_files_overlap_and_local_ones_do_not():
         return path.upper()
 
     remote = [f"ram://bucket/{i}.png" for i in range(64)]
-    assert storage.for_each(call, remote) == [p.upper() for p in remote]  # in order
+    assert fs.for_each(call, remote) == [p.upper() for p in remote]  # in order
     assert most[0] > 1
     most[0] = 0
     local = [f"/data/{i}.png" for i in range(8)]
-    assert storage.for_each(call, local) == [p.upper() for p in local] and most[0] == 1
+    assert fs.for_each(call, local) == [p.upper() for p in local] and most[0] == 1

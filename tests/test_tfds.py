@@ -4,12 +4,14 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from rps_tfdata.core import config, distribution, reading, training
+from rps_tfdata.core import config, distribution, input_pipeline, training
 from rps_tfdata.core.datasets import tfds as tfds_source
 from rps_tfdata.core.download import CLASS_NAMES
 from rps_tfdata.core.errors import ConfigError, DatasetLayoutError
 
-OPTIONS = reading.PipelineOptions(image_size=(48, 48), batch_size=8)
+from .helpers import small_run
+
+OPTIONS = input_pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
 
 
 @pytest.fixture()
@@ -29,7 +31,7 @@ def test_splits_follow_tfds_labels_and_take_the_first_fifth_of_each_class(mock_r
         int(e["label"])
         for e in tfds.load("rock_paper_scissors", split="train", shuffle_files=False)
     ]
-    run = config.TrainConfig(dataset="tfds", validation_split=0.2)
+    run = small_run("", "", dataset="tfds", validation_split=0.2)
     data = tfds_source.TfdsSource(run, OPTIONS).load(distribution.Worker())
     train, validation, test, listed = data.train, data.validation, data.test, data.listed_train
     ours = np.array(["rock", "paper", "scissors"])[raw]  # TFDS's names of each example
@@ -47,9 +49,7 @@ def test_splits_follow_tfds_labels_and_take_the_first_fifth_of_each_class(mock_r
 
 
 def test_training_from_tfds(mock_rps, tmp_path):
-    run = config.TrainConfig(
-        model_dir=str(tmp_path), dataset="tfds", epochs=1, image_size=48, batch_size=8
-    )
+    run = small_run("", tmp_path, dataset="tfds")
     metrics = training.train_and_evaluate(run)
     assert metrics["class_names"] == ["paper", "rock", "scissors"]
     assert metrics["num_train_images"] + metrics["num_validation_images"] == 20

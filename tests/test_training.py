@@ -7,11 +7,22 @@ import os
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
-from rps_tfdata.core import artifacts, evaluation, files, plan, prediction, synthetic, training
+from rps_tfdata.core import (
+    artifacts,
+    atomic,
+    datasets,
+    evaluation,
+    plan,
+    prediction,
+    run_lock,
+    run_state,
+    synthetic_hands,
+    training,
+)
 from rps_tfdata.core import config as config_lib
+from rps_tfdata.core.augment import IDGAugmentation
 from rps_tfdata.core.errors import (
     ConfigError,
     DatasetLayoutError,
@@ -19,33 +30,9 @@ from rps_tfdata.core.errors import (
     TrainingStoppedError,
 )
 
-EPOCHS = 2
+from .helpers import FINISHED_EPOCHS, finished_config, small_run
 
-
-@pytest.fixture(scope="module")
-def held_out_dir(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("test_set"))
-    synthetic.write_dataset(out, 3, size=64, seed=2)
-    return out
-
-
-def config_for(train_dir, model_dir, **changes):
-    return config_lib.TrainConfig(
-        data_dir=train_dir,
-        model_dir=str(model_dir),
-        image_size=48,
-        batch_size=8,
-        **{"epochs": EPOCHS, **changes},
-    )
-
-
-@pytest.fixture(scope="module")
-def finished_run(synthetic_dir, held_out_dir, tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("run")
-    metrics = training.train_and_evaluate(
-        config_for(synthetic_dir, model_dir, test_dir=held_out_dir)
-    )
-    return str(model_dir), metrics
+EPOCHS = FINISHED_EPOCHS
 
 
 def test_run_writes_every_artifact(finished_run):
@@ -62,7 +49,9 @@ def test_run_writes_every_artifact(finished_run):
         assert os.path.isfile(os.path.join(model_dir, name)), name
     assert os.listdir(os.path.join(model_dir, artifacts.CHECKPOINTS))
     assert os.listdir(os.path.join(model_dir, artifacts.LOGS))  # TensorBoard event files
-    assert artifacts.read_json(model_dir, artifacts.CLASS_NAMES) == list(synthetic.CLASS_NAMES)
+    assert artifacts.read_json(model_dir, artifacts.CLASS_NAMES) == list(
+        synthetic_hands.CLASS_NAMES
+    )
 
 
 def test_history_has_one_row_per_epoch_with_throughput(finished_run):
@@ -94,16 +83,17 @@ def test_metrics_come_from_the_best_weights(finished_run):
     assert metrics["peak_rss_mb"] > 100
 
 
-def test_a_rerun_of_a_finished_run_reports_it_without_training(finished_run, synthetic_dir):
+def test_a_rerun_of_a_finished_run_reports_it_without_training(
+    finished_run, synthetic_dir, held_out_dir
+):
     model_dir, metrics = finished_run
     modified = os.path.getmtime(os.path.join(model_dir, artifacts.FINAL_MODEL))
-    held_out_dir = artifacts.read_json(model_dir, artifacts.RUN_CONFIG)["test_dir"]
-    again = training.train_and_evaluate(config_for(synthetic_dir, model_dir, test_dir=held_out_dir))
+    again = training.train_and_evaluate(finished_config(synthetic_dir, held_out_dir, model_dir))
     assert again == metrics
     assert os.path.getmtime(os.path.join(model_dir, artifacts.FINAL_MODEL)) == modified
     with pytest.raises(ConfigError, match=f"--epochs=1 is fewer than the {EPOCHS} epochs"):
         training.train_and_evaluate(
-            config_for(synthetic_dir, model_dir, test_dir=held_out_dir, epochs=1)
+            finished_config(synthetic_dir, held_out_dir, model_dir, epochs=1)
         )
 
 
@@ -158,133 +148,106 @@ def test_test_set_with_other_classes_is_rejected(synthetic_dir, tmp_path):
     other = tmp_path / "other"
     (other / "cats").mkdir(parents=True)
     with pytest.raises(DatasetLayoutError, match="cats"):
-        training.train_and_evaluate(config_for(synthetic_dir, tmp_path / "m", test_dir=str(other)))
+        training.train_and_evaluate(small_run(synthetic_dir, tmp_path / "m", test_dir=str(other)))
 
 
 def test_too_few_images_for_validation_is_explained(tmp_path):
-    synthetic.write_dataset(str(tmp_path / "tiny"), 2, size=48)
+    synthetic_hands.write_dataset(str(tmp_path / "tiny"), 2, size=48)
     with pytest.raises(DatasetLayoutError, match="validation subset .* is empty.* at least 5 "):
-        training.train_and_evaluate(config_for(str(tmp_path / "tiny"), tmp_path / "m"))
+        training.train_and_evaluate(small_run(str(tmp_path / "tiny"), tmp_path / "m"))
     # 0.3 * 3 is 0.8999...: IDG's truncation needs 4 images, not round(1 / 0.3) = 3.
     with pytest.raises(DatasetLayoutError, match="at least 4 images for validation_split=0.3"):
         training.train_and_evaluate(
-            config_for(str(tmp_path / "tiny"), tmp_path / "m", validation_split=0.3)
+            small_run(str(tmp_path / "tiny"), tmp_path / "m", validation_split=0.3)
         )
 
 
-def test_make_augmentation_follows_the_mode(tmp_path):
-    assert plan.make_augmentation(config_for("d", tmp_path, augment="none")) is None
-    layer = plan.make_augmentation(config_for("d", tmp_path, seed=5))
-    assert layer.get_config()["rotation_range"] == 40 and layer.seed == 5
+def test_a_run_with_augmentation_on_the_device_keeps_no_augmentation_in_its_model(tmp_path):
+    """The augmentation lives in the train step: the model the run saves and serves is
+    the seed's CNN alone."""
+    config = small_run("d", tmp_path, augment_on="device")
+    built = training.build(config, plan.make_plan(config), 3)
+    assert built.steps.train is not None
+    assert not any(isinstance(layer, IDGAugmentation) for layer in built.model.layers)
 
 
-def test_device_augmentation_trains_inside_the_step_and_saves_a_plain_model(
-    synthetic_dir, tmp_path
-):
-    config = config_for(synthetic_dir, tmp_path, augment_on="device", jit_compile="true", epochs=1)
-    metrics = training.train_and_evaluate(config)
-    assert np.isfinite(metrics["val_loss"])
-    run = artifacts.load_run(str(tmp_path))
-    # No training-only layer travels with the model: augmentation lived in the step.
-    assert not any(type(layer).__name__ == "IDGAugmentation" for layer in run.model.layers)
-
-
-def test_host_and_device_augmentation_train_the_same_weights(synthetic_dir, tmp_path):
-    """Uint8 crosses to the step, which rescales after augmenting, as the host does: the
-    placements run the same arithmetic (they differed in rounding when the pipeline
-    rescaled before the device augmented)."""
-    weights = {}
-    for place in ("host", "device"):
-        model_dir = tmp_path / place
-        config = config_for(synthetic_dir, model_dir, augment_on=place, jit_compile="false")
-        training.train_and_evaluate(config._replace(epochs=1))
-        weights[place] = artifacts.load_run(str(model_dir)).model.get_weights()
-    for host, device in zip(weights["host"], weights["device"], strict=True):
-        np.testing.assert_array_equal(host, device)
-
-
-def test_augment_on_auto_follows_the_machine():
-    has_gpu = bool(tf.config.list_physical_devices("GPU"))
-    assert plan.resolve_augment_on("auto") == ("device" if has_gpu else "host")
-    assert plan.resolve_augment_on("device") == "device"
-    assert plan.resolve_augment_on("host") == "host"
-
-
-def test_validation_augmentation_on_device_is_refused(synthetic_dir, tmp_path):
-    config = config_for(synthetic_dir, tmp_path, augment_on="device", augment_validation=True)
+def test_validation_augmentation_on_device_is_refused_before_any_read(tmp_path):
+    config = small_run("/nonexistent", tmp_path, augment_on="device", augment_validation=True)
     with pytest.raises(ConfigError, match="--augment_validation needs --augment_on=host"):
         training.train_and_evaluate(config)
-
-
-def test_uncompiled_augmentation_inside_an_xla_step_is_refused(tmp_path):
-    config = config_for("d", tmp_path, augment_on="device", jit_augment=False, jit_compile="true")
-    with pytest.raises(ConfigError, match="--nojit_augment cannot run inside an XLA"):
-        plan.make_plan(config)
-    for allowed in (
-        config._replace(jit_compile="false"),
-        config._replace(augment_on="host"),
-        config._replace(jit_augment=True),
-    ):
-        plan.make_plan(allowed)
 
 
 @pytest.fixture()
 def own_data(tmp_path):
     """A private copy of tiny data, for tests that change files."""
     out = str(tmp_path / "data")
-    synthetic.write_dataset(out, 5, size=48, seed=6)
+    synthetic_hands.write_dataset(out, 5, size=48, seed=6)
     return out
 
 
 def test_a_diverging_run_stops_with_a_clear_message(own_data, tmp_path):
-    config = config_for(own_data, tmp_path / "run", learning_rate=1e38, epochs=3)
+    config = small_run(own_data, tmp_path / "run", learning_rate=1e38)
     with pytest.raises(TrainingStoppedError, match="training diverged: the loss is not finite"):
         training.train_and_evaluate(config)
     assert not os.path.exists(tmp_path / "run" / artifacts.METRICS)
 
 
 def test_a_failing_final_evaluation_keeps_the_model_and_training_metrics(
-    own_data, tmp_path, monkeypatch
+    copy_of_finished_run, synthetic_dir, held_out_dir, monkeypatch
 ):
-    config = config_for(own_data, tmp_path / "run", epochs=1)
+    """The finished run's copy as a run killed after its last epoch (no metrics yet): its
+    end is written again, and the evaluation, last, fails."""
+    run_dir = copy_of_finished_run
+    os.remove(os.path.join(run_dir, artifacts.METRICS))
+    os.remove(os.path.join(run_dir, artifacts.FINAL_MODEL))
+    config = finished_config(synthetic_dir, held_out_dir, run_dir)
     with monkeypatch.context() as patch:
         patch.setattr(evaluation, "evaluate_prepared", _raise_disk_error)
         with pytest.raises(OSError, match="the final evaluation failed"):
             training.train_and_evaluate(config)
-    partial = artifacts.read_json(str(tmp_path / "run"), artifacts.METRICS)
-    assert partial["finished"] is False and partial["epochs_run"] == 1
-    assert os.path.isfile(tmp_path / "run" / artifacts.FINAL_MODEL)
-    # The rerun only evaluates: the trained epoch is not trained again.
+    partial = artifacts.read_json(run_dir, artifacts.METRICS)
+    assert partial["finished"] is False and partial["epochs_run"] == EPOCHS
+    assert os.path.isfile(os.path.join(run_dir, artifacts.FINAL_MODEL))
+    # The rerun only evaluates: no epoch is trained again.
     metrics = training.train_and_evaluate(config)
     assert metrics["finished"] and "val_accuracy" in metrics
-    with open(tmp_path / "run" / artifacts.HISTORY) as f:
-        assert len(list(csv.DictReader(f))) == 1
+    with open(os.path.join(run_dir, artifacts.HISTORY)) as f:
+        assert len(list(csv.DictReader(f))) == EPOCHS
 
 
 def _raise_disk_error(*args, **kwargs):
     raise OSError("the final evaluation failed")
 
 
-def test_other_settings_are_refused_unless_overwrite(own_data, tmp_path):
+def recorded_run(config, model_dir):
+    """`model_dir` as a run of `config` leaves it, without training: its recorded
+    settings (with the images' fingerprint) and an artifact."""
+    source = datasets.open_source(config, plan.input_options(config))
+    settings = {**config_lib.settings_of(config), "data_files": source.fingerprint()}
+    run_state.write_settings(str(model_dir), settings)
+    atomic.write_text(os.path.join(model_dir, artifacts.HISTORY), "epoch\n")
+
+
+def test_other_settings_are_refused_and_overwrite_removes_only_the_runs_files(own_data, tmp_path):
     run_dir = tmp_path / "run"
-    (run_dir / "keep.txt").parent.mkdir()
+    run_dir.mkdir()
     (run_dir / "keep.txt").write_text("not ours")
-    training.train_and_evaluate(config_for(own_data, run_dir, epochs=1, seed=1))
-    other = config_for(own_data, run_dir, epochs=1, seed=2, learning_rate=0.01)
+    recorded_run(small_run(own_data, run_dir, seed=1), run_dir)
+    other = small_run(own_data, run_dir, seed=2, learning_rate=0.01)
     with pytest.raises(
         ConfigError, match=r"--learning_rate=0.001 \(now 0.01\), --seed=1 \(now 2\)"
     ):
         training.train_and_evaluate(other)
-    training.train_and_evaluate(other, overwrite=True)
-    assert artifacts.read_json(str(run_dir), artifacts.RUN_CONFIG)["seed"] == 2
-    assert (run_dir / "keep.txt").read_text() == "not ours"  # only the run's files went
+    settings = config_lib.settings_of(other)
+    assert run_state.claim(str(run_dir), settings, 1, overwrite=True) is None
+    # Only the run's files went (the lock file stays: it is never deleted).
+    assert sorted(os.listdir(run_dir)) == sorted(["keep.txt", run_lock.LOCK_FILE])
 
 
 def test_changed_image_files_are_refused_in_the_same_folder(own_data, tmp_path):
-    config = config_for(own_data, tmp_path / "run", epochs=1)
-    training.train_and_evaluate(config)
-    changed = os.path.join(own_data, "rock", "rock01-000.png")
-    os.utime(changed, ns=(0, 0))
+    config = small_run(own_data, tmp_path / "run")
+    recorded_run(config, tmp_path / "run")
+    os.utime(os.path.join(own_data, "rock", "rock01-000.png"), ns=(0, 0))
     with pytest.raises(ConfigError, match="image files under --data_dir=.* changed since"):
         training.train_and_evaluate(config._replace(epochs=2))
 
@@ -292,14 +255,14 @@ def test_changed_image_files_are_refused_in_the_same_folder(own_data, tmp_path):
 def test_a_model_dir_that_cannot_be_written_is_named_before_any_work(own_data, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    config = config_for(own_data, blocker / "run")
+    config = small_run(own_data, blocker / "run")
     with pytest.raises(ConfigError, match=r"--model_dir=.*file/run cannot be written"):
         training.train_and_evaluate(config)
 
 
 def test_every_artifact_of_a_run_honours_the_umask(finished_run):
     model_dir, _ = finished_run
-    mask = files.umask()
+    mask = atomic.umask()
     for folder, _, found in os.walk(model_dir):
         if folder != model_dir:  # made by the test; what the run makes inside it counts
             assert os.stat(folder).st_mode & 0o777 == 0o777 & ~mask, folder
@@ -311,65 +274,9 @@ def test_every_artifact_of_a_run_honours_the_umask(finished_run):
 def test_written_files_and_folders_take_the_mode_the_umask_asks_for(tmp_path):
     previous = os.umask(0o027)
     try:
-        written = files.write_json(str(tmp_path / "a.json"), {"x": 1})
-        built = files.build_folder(str(tmp_path / "built"), lambda staging: None)
+        written = atomic.write_json(str(tmp_path / "a.json"), {"x": 1})
+        built = atomic.build_folder(str(tmp_path / "built"), lambda staging: None)
     finally:
         os.umask(previous)
     assert os.stat(written).st_mode & 0o777 == 0o640
     assert os.stat(built).st_mode & 0o777 == 0o750
-
-
-@pytest.mark.parametrize("strategy, cpu_devices", [("one_device", 1), ("mirrored", 2)])
-def test_several_steps_per_call_train_the_same_weights_bit_for_bit(
-    synthetic_dir, tmp_path, strategy, cpu_devices
-):
-    """24 training images in batches of 8 (or 2 replicas of 4): 3 steps an epoch, cut
-    into calls of 2 (and at --checkpoint_every's steps)."""
-    runs = {}
-    for per_call in (1, 2):
-        model_dir = tmp_path / f"loop{per_call}"
-        config = config_for(
-            synthetic_dir,
-            model_dir,
-            steps_per_loop=per_call,
-            checkpoint_every=2,
-            strategy=strategy,
-            cpu_devices=cpu_devices,
-        )
-        training.train_and_evaluate(config)
-        with open(model_dir / artifacts.HISTORY) as f:
-            history = [
-                {k: v for k, v in row.items() if "sec" not in k and "rss" not in k}
-                for row in csv.DictReader(f)
-            ]
-        runs[per_call] = artifacts.load_run(str(model_dir)).model.get_weights(), history
-    for one, two in zip(runs[1][0], runs[2][0], strict=True):
-        np.testing.assert_array_equal(one, two)
-    assert runs[1][1] == runs[2][1]  # loss and accuracy too, to the last digit
-
-
-def test_steps_per_loop_is_refused_with_the_data_service(tmp_path):
-    config = config_for("d", tmp_path, steps_per_loop=4, data_service="grpc://127.0.0.1:1")
-    with pytest.raises(ConfigError, match="--steps_per_loop runs several steps"):
-        config_lib.check_config(config)
-    with pytest.raises(ConfigError, match="--profile_steps='5' is not two step numbers"):
-        config_lib.check_config(config_for("d", tmp_path, profile_steps="5"))
-    assert config_lib.profile_range("3, 7") == (3, 7) and config_lib.profile_range("") is None
-
-
-def test_profile_steps_write_a_trace_into_the_run_logs(synthetic_dir, tmp_path):
-    config = config_for(synthetic_dir, tmp_path, epochs=1, profile_steps="2,3")
-    training.train_and_evaluate(config)
-    traces = list((tmp_path / artifacts.LOGS / "plugins" / "profile").glob("*/*.xplane.pb"))
-    assert len(traces) == 1 and traces[0].stat().st_size > 1000
-
-
-def test_xla_over_several_logical_cpus_is_refused_in_one_line(tmp_path):
-    """TensorFlow's XLA fails such a step with a traceback about variables on another
-    device; the plan refuses it first."""
-    config = config_for("d", tmp_path, strategy="mirrored", cpu_devices=2, jit_compile="true")
-    if tf.config.list_logical_devices("GPU"):
-        plan.make_plan(config)  # GPUs: the mirrored step compiles
-        return
-    with pytest.raises(ConfigError, match="cannot compile a step for several logical CPU"):
-        plan.make_plan(config)

@@ -3,287 +3,150 @@
 A command calls `define(...)` with the names of the flags it reads, at import, and so
 accepts those and no others (`evaluate --epochs=3` is an unknown flag). Defining a name
 twice returns the same holder, so entry points imported together (the tests) share them.
-A training flag's default is its `TrainConfig` field's (one default, in
-`rps_tfdata.core.config`). Rules within one flag live in its definition; rules across
-flags live in `rps_tfdata.core.config.check_config` and `rps_tfdata.core.plan`, where the
-library enforces them too.
+A training setting's flag is built from `rps_tfdata.core.config`: its type and default
+from `TrainConfig`, its choices from `CHOICES`, and a validator that asks
+`config.setting_problem`, so a bad value stops the command at parse time with the same
+words the library's `check_config` uses. Only the help text is written here. No
+TensorFlow is imported: commands start it quietly once the flags are parsed.
 """
 
 import functools
 import types
-from typing import Callable
+from typing import Callable, Optional
 
 from absl import flags
 
 from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import distribution, download, images, index, model
-from rps_tfdata.core.datasets.base import POLICIES
+from rps_tfdata.core import download
 
-_DEFAULT = config_lib.TrainConfig._field_defaults
+# The help of each training setting (`python -m rps_tfdata.train --helpfull`).
+SETTING_HELP = {
+    "data_dir": "Folder with one subfolder of images per class (the flow_from_directory "
+    "layout). Training without it downloads the official rps.zip.",
+    "test_dir": "Optional held-out folder (same classes) evaluated at the end. Without "
+    "--data_dir, the official rps-test-set.zip is used.",
+    "model_dir": "Folder of the run: training writes its artifacts here; evaluate and "
+    "predict load the model from here.",
+    "dataset": "folder: --data_dir (or the downloaded rps.zip); tfds: TensorFlow Datasets' "
+    "prepared rock_paper_scissors (its train split for training and validation, its test "
+    "split for the test set).",
+    "download_dir": "Where downloaded zips, their extracted folders and generated synthetic "
+    "sets are kept and reused (not the decoded-image cache: see --image_cache).",
+    "base_url": "Mirror of the dataset zips (default "
+    f"${download.BASE_URL_ENV}, else the official bucket).",
+    "tfds_data_dir": "Where TFDS keeps prepared datasets (default: TFDS's own).",
+    "epochs": "Passes over the training subset.",
+    "batch_size": "Images per batch (the global batch, split among replicas).",
+    "image_size": "Images are resized to this square side (large enough for the CNN's four "
+    "conv/pool stages).",
+    "validation_split": "Fraction of each class (its first files, as IDG) held out for "
+    "validation, in (0, 1).",
+    "learning_rate": "Adam's learning rate, > 0.",
+    "seed": "Random seed of everything random in the command; the same seed repeats the result.",
+    "augment": "idg: the seed's ImageDataGenerator augmentation, fused into one warp; none.",
+    "augment_validation": "Augment the validation images too, as the seed script does by "
+    "accident (makes val_loss, and so the best checkpoint, noisy). Needs --augment_on=host.",
+    "augment_on": "host: augment in the tf.data pipeline; device: inside the train step "
+    "(XLA-compiled warp); auto: device when a GPU is visible, else host.",
+    "jit_augment": "Compile each batch's augmentation with XLA (gather warp); off: the stock "
+    "projective-transform op, uncompiled (not allowed inside an XLA train step).",
+    "mixed_precision": "Compute dtype policy of the CNN (the softmax stays float32). "
+    "mixed_float16 adds loss scaling; mixed_bfloat16 suits recent GPUs, TPUs and CPUs with "
+    "AMX.",
+    "jit_compile": "XLA for the model's train step: auto (Keras: on when a GPU is visible, "
+    "off on CPUs, where it measured slower), true, false.",
+    "resize_method": "pil_nearest matches IDG (PIL NEAREST) exactly up to 4,096-pixel sides; "
+    "bilinear and area are smoother.",
+    "deterministic": "Keep tf.data's element order deterministic (repeatable runs); unset: "
+    "yes, except with --data_service, whose workers deliver as they finish.",
+    "on_bad_image": "An image file that cannot be read (empty, truncated, not an image, "
+    "TIFF/PPM, over PIL's pixel limit, corrupt): skip it, naming it and the reason, or fail "
+    "before any training step, listing every such file.",
+    "checkpoint_every": "Also save the run every this many steps inside an epoch (0: only at "
+    "its end), so that a killed run loses at most that many steps; a rerun continues at the "
+    "saved step, with the same final weights as a run never stopped.",
+    "steps_per_loop": "Train steps run in one compiled call (Keras' steps_per_execution): the "
+    "host reads the loss, the stop requests and the progress once per call, not once per "
+    "step. The final weights are those of 1, bit for bit; a stop (SIGTERM) takes effect at "
+    "the end of the call. Not with --data_service.",
+    "profile_steps": "A,B: write a TensorBoard profiler trace of global train steps A to B "
+    "(from 1) into MODEL_DIR/logs (open with `tensorboard --logdir MODEL_DIR/logs`, Profile "
+    "tab); empty: no trace.",
+    "image_cache": "Where decoded, resized uint8 images are kept after the first epoch: "
+    "memory (about 170 MB at 150x150), disk (files under MODEL_DIR/tf_data_cache), or none "
+    "(decode every epoch); auto: memory, or none with --data_service.",
+    "parallel_calls": "Parallelism of the decode and augment maps; -1: tf.data AUTOTUNE.",
+    "threadpool_size": "Threads of a private tf.data pool; 0: TensorFlow's shared pool.",
+    "prefetch": "Batches prefetched ahead of the model; -1: tf.data AUTOTUNE.",
+    "strategy": "one_device; mirrored (every local GPU, else every logical CPU); "
+    "multi_worker (MultiWorkerMirroredStrategy over the cluster in $TF_CONFIG); auto: "
+    "mirrored when several GPUs are visible, else one_device. --batch_size stays the global "
+    "batch, split evenly among the replicas.",
+    "cpu_devices": "Split the CPU into this many logical devices, so that "
+    "--strategy=mirrored can be tried on a machine without GPUs.",
+    "peer_timeout": "--strategy=multi_worker: seconds a step waits for the other workers "
+    "before it fails; a lost or hung worker then stops every worker with one line, the "
+    "finished work saved.",
+    "data_service": "grpc://HOST:PORT of a tf.data service dispatcher: its workers read, "
+    "decode and augment the training images (the image cache is then none or disk, and the "
+    "order nondeterministic).",
+    "data_service_timeout": "Seconds a trainer (--data_service) or a service worker goes on "
+    "without an answer from the dispatcher before it stops with one line; the finished "
+    "epochs are saved, and the same command continues the run. Covers a dispatcher restart "
+    "(--work_dir).",
+    "data_service_compression": "How batches cross from the tf.data service's workers to the "
+    "trainer: auto (TensorFlow's default, snappy today), snappy (forced), none (for a fast "
+    "network: saves the workers' and the trainer's CPU).",
+}
+# The benchmark's modes (`rps_tfdata.bench.measurements` measures each).
+BENCHMARK_MODES = ("pipeline", "step", "e2e", "all", "parity", "memory", "service", "serving")
 
 
-def _bench_modes() -> tuple[str, ...]:
-    from rps_tfdata.bench import benchmarks  # only commands that measure define --mode
+def _define_setting(name: str) -> flags.FlagHolder:
+    """The flag of a `TrainConfig` field: its type, default and choices from there, and
+    a validator that asks `config.setting_problem` (one home for the rule)."""
+    default = config_lib.TrainConfig._field_defaults[name]
+    kind = config_lib.TrainConfig.__annotations__[name]
+    help_text = SETTING_HELP[name]
+    if name == "data_dir":
+        default = None  # TrainConfig's "" (the official set); None lets evaluate require it
+    if name in config_lib.CHOICES:
+        holder = flags.DEFINE_enum(name, default, config_lib.CHOICES[name], help_text)
+    elif kind in (bool, Optional[bool]):
+        holder = flags.DEFINE_bool(name, default, help_text)
+    elif kind is int:
+        holder = flags.DEFINE_integer(name, default, help_text)
+    elif kind is float:
+        holder = flags.DEFINE_float(name, default, help_text)
+    else:
+        holder = flags.DEFINE_string(name, default, help_text)
 
-    return benchmarks.MODES
-
-
-def _validation_split() -> flags.FlagHolder:
-    holder = flags.DEFINE_float(
-        "validation_split",
-        _DEFAULT["validation_split"],
-        "Fraction of each class (its first files, as IDG) held out for validation, in (0, 1).",
-    )
-
-    def check(value: float) -> bool:
-        try:
-            index.check_validation_split(value)
-        except ValueError as e:
-            raise flags.ValidationError(str(e)) from e
+    def valid(value) -> bool:
+        problem = None if value is None else config_lib.setting_problem(name, value)
+        if problem:
+            raise flags.ValidationError(problem)
         return True
 
-    flags.register_validator("validation_split", check)
+    flags.register_validator(name, valid)
     return holder
 
 
-def _learning_rate() -> flags.FlagHolder:
-    holder = flags.DEFINE_float(
-        "learning_rate", _DEFAULT["learning_rate"], "Adam's learning rate, > 0."
-    )
-    flags.register_validator("learning_rate", lambda v: v > 0, "--learning_rate must be > 0")
-    return holder
-
-
-_DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
-    # Where things are.
-    "model_dir": lambda: flags.DEFINE_string(
-        "model_dir",
-        _DEFAULT["model_dir"],
-        "Folder of the run: training writes its artifacts here; "
-        "evaluate and predict load the model from here.",
-    ),
-    "data_dir": lambda: flags.DEFINE_string(
-        "data_dir",
-        None,  # TrainConfig's "" (the official set); None lets evaluate require it
-        "Folder with one subfolder of images per class (the flow_from_directory layout). "
-        "Training without it downloads the official rps.zip.",
-    ),
-    "test_dir": lambda: flags.DEFINE_string(
-        "test_dir",
-        _DEFAULT["test_dir"],
-        "Optional held-out folder (same classes) evaluated at the end. "
-        "Without --data_dir, the official rps-test-set.zip is used.",
-    ),
-    "download_dir": lambda: flags.DEFINE_string(
-        "download_dir",
-        _DEFAULT["download_dir"],
-        "Where downloaded zips, their extracted folders and generated synthetic sets are "
-        "kept and reused (not the decoded-image cache: see --image_cache).",
-    ),
-    "base_url": lambda: flags.DEFINE_string(
-        "base_url",
-        _DEFAULT["base_url"],
-        f"Mirror of the dataset zips (default ${download.BASE_URL_ENV}, else the official bucket).",
-    ),
+_OTHERS: dict[str, Callable[[], flags.FlagHolder]] = {
     "out": lambda: flags.DEFINE_string("out", None, "Where to write (required)."),
     "json": lambda: flags.DEFINE_string(
         "json", None, "Also write the results as JSON to this file."
-    ),
-    # What a run does.
-    "epochs": lambda: flags.DEFINE_integer(
-        "epochs", _DEFAULT["epochs"], "Passes over the training subset.", lower_bound=1
-    ),
-    "batch_size": lambda: flags.DEFINE_integer(
-        "batch_size", _DEFAULT["batch_size"], "Images per batch.", lower_bound=1
-    ),
-    "image_size": lambda: flags.DEFINE_integer(
-        "image_size",
-        _DEFAULT["image_size"],
-        f"Images are resized to this square side (at least {model.min_image_size()} for the CNN).",
-        lower_bound=model.min_image_size(),
-    ),
-    "seed": lambda: flags.DEFINE_integer(
-        "seed",
-        _DEFAULT["seed"],
-        "Random seed of everything random in the command; the same seed repeats the result.",
-    ),
-    "validation_split": _validation_split,
-    "learning_rate": _learning_rate,
-    "augment": lambda: flags.DEFINE_enum(
-        "augment",
-        _DEFAULT["augment"],
-        config_lib.AUGMENT_MODES,
-        "idg: the seed's ImageDataGenerator augmentation, fused into one warp; none.",
-    ),
-    "augment_validation": lambda: flags.DEFINE_bool(
-        "augment_validation",
-        _DEFAULT["augment_validation"],
-        "Augment the validation images too, as the seed script does by accident (makes "
-        "val_loss, and so the best checkpoint, noisy). Needs --augment_on=host.",
-    ),
-    "augment_on": lambda: flags.DEFINE_enum(
-        "augment_on",
-        _DEFAULT["augment_on"],
-        config_lib.AUGMENT_PLACES,
-        "host: augment in the tf.data pipeline; device: inside the train step (XLA-compiled "
-        "warp); auto: device when a GPU is visible, else host.",
-    ),
-    "mixed_precision": lambda: flags.DEFINE_enum(
-        "mixed_precision",
-        _DEFAULT["mixed_precision"],
-        model.PRECISIONS,
-        "Compute dtype policy of the CNN (the softmax stays float32). mixed_float16 adds "
-        "loss scaling; mixed_bfloat16 suits recent GPUs, TPUs and CPUs with AMX.",
-    ),
-    "jit_compile": lambda: flags.DEFINE_enum(
-        "jit_compile",
-        _DEFAULT["jit_compile"],
-        model.JIT_MODES,
-        "XLA for the model's train step: auto (Keras: on when a GPU is visible, off on "
-        "CPUs, where it measured slower), true, false.",
-    ),
-    "jit_augment": lambda: flags.DEFINE_bool(
-        "jit_augment",
-        _DEFAULT["jit_augment"],
-        "Compile each batch's augmentation with XLA (gather warp); off: the stock "
-        "projective-transform op, uncompiled (not allowed inside an XLA train step).",
-    ),
-    "resize_method": lambda: flags.DEFINE_enum(
-        "resize_method",
-        _DEFAULT["resize_method"],
-        images.RESIZE_METHODS,
-        "pil_nearest matches IDG (PIL NEAREST) exactly up to 4,096-pixel sides; bilinear "
-        "and area are smoother.",
-    ),
-    "image_cache": lambda: flags.DEFINE_enum(
-        "image_cache",
-        _DEFAULT["image_cache"],
-        config_lib.IMAGE_CACHES,
-        "Where decoded, resized uint8 images are kept after the first epoch: memory "
-        "(about 170 MB at 150x150), disk (files under MODEL_DIR/tf_data_cache), or none "
-        "(decode every epoch); auto: memory, or none with --data_service.",
-    ),
-    "parallel_calls": lambda: flags.DEFINE_integer(
-        "parallel_calls",
-        _DEFAULT["parallel_calls"],
-        "Parallelism of the decode and augment maps; -1: tf.data AUTOTUNE.",
-        lower_bound=-1,
-    ),
-    "threadpool_size": lambda: flags.DEFINE_integer(
-        "threadpool_size",
-        _DEFAULT["threadpool_size"],
-        "Threads of a private tf.data pool; 0: TensorFlow's shared pool.",
-        lower_bound=0,
-    ),
-    "prefetch": lambda: flags.DEFINE_integer(
-        "prefetch",
-        _DEFAULT["prefetch"],
-        "Batches prefetched ahead of the model; -1: tf.data AUTOTUNE.",
-        lower_bound=-1,
-    ),
-    "deterministic": lambda: flags.DEFINE_bool(
-        "deterministic",
-        _DEFAULT["deterministic"],
-        "Keep tf.data's element order deterministic (repeatable runs); unset: yes, except "
-        "with --data_service, whose workers deliver as they finish.",
-    ),
-    "checkpoint_every": lambda: flags.DEFINE_integer(
-        "checkpoint_every",
-        _DEFAULT["checkpoint_every"],
-        "Also save the run every this many steps inside an epoch (0: only at its end), so "
-        "that a killed run loses at most that many steps; a rerun continues at the saved "
-        "step, with the same final weights as a run never stopped.",
-        lower_bound=0,
-    ),
-    "steps_per_loop": lambda: flags.DEFINE_integer(
-        "steps_per_loop",
-        _DEFAULT["steps_per_loop"],
-        "Train steps run in one compiled call (Keras' steps_per_execution): the host "
-        "reads the loss, the stop requests and the progress once per call, not once per "
-        "step. The final weights are those of 1, bit for bit; a stop (SIGTERM) takes "
-        "effect at the end of the call. Not with --data_service.",
-        lower_bound=1,
-    ),
-    "profile_steps": lambda: flags.DEFINE_string(
-        "profile_steps",
-        _DEFAULT["profile_steps"],
-        "A,B: write a TensorBoard profiler trace of global train steps A to B (from 1) "
-        "into MODEL_DIR/logs (open with `tensorboard --logdir MODEL_DIR/logs`, Profile "
-        "tab); empty: no trace.",
-    ),
-    "on_bad_image": lambda: flags.DEFINE_enum(
-        "on_bad_image",
-        _DEFAULT["on_bad_image"],
-        POLICIES,
-        "An image file that cannot be read (empty, truncated, not an image, TIFF/PPM, over "
-        "PIL's pixel limit, corrupt): skip it, naming it and the reason, or fail before "
-        "any training step, listing every such file.",
-    ),
-    "strategy": lambda: flags.DEFINE_enum(
-        "strategy",
-        _DEFAULT["strategy"],
-        distribution.STRATEGIES,
-        "one_device; mirrored (every local GPU, else every logical CPU); multi_worker "
-        "(MultiWorkerMirroredStrategy over the cluster in $TF_CONFIG); auto: mirrored "
-        "when several GPUs are visible, else one_device. --batch_size stays the global "
-        "batch, split evenly among the replicas.",
-    ),
-    "data_service": lambda: flags.DEFINE_string(
-        "data_service",
-        _DEFAULT["data_service"],
-        "grpc://HOST:PORT of a tf.data service dispatcher: its workers read, decode and "
-        "augment the training images (the image cache is then none or disk, and the order "
-        "nondeterministic).",
-    ),
-    "data_service_timeout": lambda: flags.DEFINE_float(
-        "data_service_timeout",
-        _DEFAULT["data_service_timeout"],
-        "Seconds a trainer (--data_service) or a service worker goes on without an answer "
-        "from the dispatcher before it stops with one line; the finished epochs are saved, "
-        "and the same command continues the run. Covers a dispatcher restart (--work_dir).",
-        lower_bound=1.0,
-    ),
-    "data_service_compression": lambda: flags.DEFINE_enum(
-        "data_service_compression",
-        _DEFAULT["data_service_compression"],
-        config_lib.SERVICE_COMPRESSIONS,
-        "How batches cross from the tf.data service's workers to the trainer: auto "
-        "(TensorFlow's default, snappy today), snappy (forced), none (for a fast network: "
-        "saves the workers' and the trainer's CPU).",
-    ),
-    "dataset": lambda: flags.DEFINE_enum(
-        "dataset",
-        _DEFAULT["dataset"],
-        config_lib.DATASETS,
-        "folder: --data_dir (or the downloaded rps.zip); tfds: TensorFlow Datasets' "
-        "prepared rock_paper_scissors (its train split for training and validation, its "
-        "test split for the test set).",
-    ),
-    "tfds_data_dir": lambda: flags.DEFINE_string(
-        "tfds_data_dir",
-        _DEFAULT["tfds_data_dir"],
-        "Where TFDS keeps prepared datasets (default: TFDS's own).",
-    ),
-    "peer_timeout": lambda: flags.DEFINE_float(
-        "peer_timeout",
-        _DEFAULT["peer_timeout"],
-        "--strategy=multi_worker: seconds a step waits for the other workers before it "
-        "fails; a lost or hung worker then stops every worker with one line, the finished "
-        "work saved.",
-        lower_bound=1.0,
-    ),
-    "cpu_devices": lambda: flags.DEFINE_integer(
-        "cpu_devices",
-        _DEFAULT["cpu_devices"],
-        "Split the CPU into this many logical devices, so that --strategy=mirrored can be "
-        "tried on a machine without GPUs.",
-        lower_bound=1,
     ),
     "saved_model": lambda: flags.DEFINE_string(
         "saved_model",
         None,
         "predict: classify with this exported SavedModel (MODEL_DIR/export/1) instead of "
         "the run in --model_dir.",
+    ),
+    "overwrite": lambda: flags.DEFINE_bool(
+        "overwrite",
+        False,
+        "Replace a run of other settings in --model_dir (its artifacts only) instead of "
+        "refusing; without it a rerun continues or reports the run already there.",
     ),
     # The tf.data service's own processes.
     "dispatcher": lambda: flags.DEFINE_bool("dispatcher", False, "Run a dispatcher."),
@@ -304,12 +167,6 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
         "at most about this long for a worker that died).",
         lower_bound=0.1,
     ),
-    "overwrite": lambda: flags.DEFINE_bool(
-        "overwrite",
-        False,
-        "Replace a run of other settings in --model_dir (its artifacts only) instead of "
-        "refusing; without it a rerun continues or reports the run already there.",
-    ),
     # The synthetic set.
     "per_class": lambda: flags.DEFINE_integer(
         "per_class", 840, "Synthetic images per class (the real set has 840).", lower_bound=1
@@ -319,7 +176,7 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
     ),
     # The measuring tools.
     "mode": lambda: flags.DEFINE_enum(
-        "mode", "all", _bench_modes(), "benchmark: what to measure (see its module doc)."
+        "mode", "all", BENCHMARK_MODES, "benchmark: what to measure (see its module doc)."
     ),
     "baseline": lambda: flags.DEFINE_enum(
         "baseline", "idg", ["none", "idg"], "Also measure the seed's ImageDataGenerator pipeline."
@@ -350,6 +207,8 @@ _DEFINITIONS: dict[str, Callable[[], flags.FlagHolder]] = {
     ),
 }
 
+# Every flag name any command can define.
+NAMES = (*config_lib.TrainConfig._fields, *_OTHERS)
 # The flags of what a run computes and how fast: every `TrainConfig` field but where the
 # data and the run are and what it runs on (`train` defines those too).
 TRAINING = tuple(
@@ -361,7 +220,9 @@ TRAINING = tuple(
 
 @functools.cache
 def _holder(name: str) -> flags.FlagHolder:
-    return _DEFINITIONS[name]()
+    if name in config_lib.TrainConfig._fields:
+        return _define_setting(name)
+    return _OTHERS[name]()
 
 
 def define(*names: str) -> types.SimpleNamespace:
@@ -370,5 +231,5 @@ def define(*names: str) -> types.SimpleNamespace:
 
 
 def holders(namespace: types.SimpleNamespace) -> list[flags.FlagHolder]:
-    """The holders of a `define` result, for `app.serialize_flags`."""
+    """The holders of a `define` result, for `command.serialize_flags`."""
     return list(vars(namespace).values())

@@ -10,9 +10,9 @@ from typing import Any, NamedTuple, Optional
 
 import keras
 
-from rps_tfdata.core import files, storage
+from rps_tfdata.core import atomic, fs
 from rps_tfdata.core.errors import RunNotFoundError
-from rps_tfdata.core.reading import PipelineOptions
+from rps_tfdata.core.input_pipeline import PipelineOptions
 
 BEST_WEIGHTS = "best.weights.h5"
 FINAL_MODEL = "model.keras"
@@ -51,23 +51,23 @@ class Run(NamedTuple):
 
 def holds_run(model_dir: str) -> bool:
     """Whether `model_dir` holds any training artifact."""
-    return any(storage.exists(os.path.join(model_dir, name)) for name in RUN_FILES)
+    return any(fs.exists(os.path.join(model_dir, name)) for name in RUN_FILES)
 
 
 def remove_run(model_dir: str) -> None:
     """Deletes the run's artifacts from `model_dir`, and nothing else there."""
     for name in RUN_FILES:
         path = os.path.join(model_dir, name)
-        if storage.isdir(path):
-            storage.rmtree(path)
-        elif storage.exists(path):
-            storage.remove(path)
+        if fs.isdir(path):
+            fs.rmtree(path)
+        elif fs.exists(path):
+            fs.remove(path)
 
 
 def finished_metrics(model_dir: str) -> Optional[dict[str, Any]]:
     """The metrics of a finished run in `model_dir`, or None."""
     path = os.path.join(model_dir, METRICS)
-    if not storage.exists(path):
+    if not fs.exists(path):
         return None
     metrics = read_json(model_dir, METRICS)
     return metrics if metrics.get("finished") else None
@@ -76,13 +76,13 @@ def finished_metrics(model_dir: str) -> Optional[dict[str, Any]]:
 def read_json(model_dir: str, name: str) -> Any:
     """The JSON artifact `name` of the run in `model_dir`."""
     path = os.path.join(model_dir, name)
-    with storage.open_file(path) as f:
+    with fs.open_file(path) as f:
         return json.load(f)
 
 
 def write_preprocessing(model_dir: str, options: PipelineOptions) -> str:
     """Records how images were sized, so inference reads them the same way."""
-    return files.write_json(
+    return atomic.write_json(
         os.path.join(model_dir, PREPROCESSING),
         {"image_size": list(options.image_size), "resize_method": options.resize_method},
     )
@@ -95,7 +95,7 @@ def load_run(model_dir: str, *, batch_size: int = 32) -> Run:
       RunNotFoundError: `model_dir` does not hold a finished run; names the missing file.
     """
     for name in (FINAL_MODEL, CLASS_NAMES, PREPROCESSING):
-        if not storage.exists(os.path.join(model_dir, name)):
+        if not fs.exists(os.path.join(model_dir, name)):
             raise RunNotFoundError(
                 f"{os.path.join(model_dir, name)} not found: --model_dir must be the folder of a "
                 "finished `python -m rps_tfdata.train` run"

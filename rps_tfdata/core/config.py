@@ -1,26 +1,24 @@
-"""A training run's settings: one field per flag of `python -m rps_tfdata.train`, what a
-run records of them, and the combinations refused before anything is read.
+"""A training run's settings, each defined once: its name, default, choices or bounds, and
+whether a rerun may change it; and every rule that does not depend on the machine.
 
-`TrainConfig`'s field names are the flags' names and its defaults the flags' defaults
-(`rps_tfdata.cli.flag_defs` reads them from here), so a setting is named once. A run
-records every field but its own folder in `run_config.json` (`settings_of`); a rerun in
-that folder must keep them, except the ones in `MAY_CHANGE`, which change how fast a run
-goes or where it fetches from, never what it computes. Values that depend on the machine
-or on other settings (`auto`) are resolved once, in `rps_tfdata.core.plan`.
+`TrainConfig`'s field names are the flags of `python -m rps_tfdata.train` and its defaults
+the flags' defaults; `CHOICES` and `LOWER_BOUNDS` are what the flags accept
+(`rps_tfdata.cli.flag_defs` builds each flag from here, and its validator calls
+`setting_problem`, so a value is refused at parse time with the words `check_config` uses).
+`check_config` is the one place that checks what does not depend on the machine: each
+field's value, then the combinations that cannot work anywhere. What depends on the
+machine (`auto` values, devices) is resolved and checked once, in `rps_tfdata.core.plan`,
+which calls `check_config` first. No TensorFlow here: the command line reads this module
+before TensorFlow starts.
 """
 
 import os
 from typing import Any, NamedTuple, Optional
 
-from rps_tfdata.core import index
 from rps_tfdata.core.download import DEFAULT_DOWNLOAD_DIR
 from rps_tfdata.core.errors import ConfigError
 
-AUGMENT_MODES = ("idg", "none")
-AUGMENT_PLACES = ("auto", "host", "device")
-DATASETS = ("folder", "tfds")
-IMAGE_CACHES = ("auto", "memory", "disk", "none")
-SERVICE_COMPRESSIONS = ("auto", "snappy", "none")
+AUTOTUNE = -1  # tf.data.AUTOTUNE, for the tf.data levers
 
 
 class TrainConfig(NamedTuple):
@@ -55,9 +53,9 @@ class TrainConfig(NamedTuple):
     profile_steps: str = ""  # "A,B": a profiler trace of global steps A..B into logs/
     # How fast, and on what.
     image_cache: str = "auto"  # auto: memory, or none when the tf.data service feeds the run
-    parallel_calls: int = -1  # tf.data AUTOTUNE
+    parallel_calls: int = AUTOTUNE
     threadpool_size: int = 0
-    prefetch: int = -1  # tf.data AUTOTUNE
+    prefetch: int = AUTOTUNE
     strategy: str = "auto"
     cpu_devices: int = 1
     peer_timeout: float = 600.0  # seconds a collective waits for the other workers
@@ -65,6 +63,34 @@ class TrainConfig(NamedTuple):
     data_service_timeout: float = 60.0
     data_service_compression: str = "auto"
 
+
+# The values a setting of a fixed set takes (the first of "auto" settings is resolved by
+# the plan).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "dataset": ("folder", "tfds"),
+    "augment": ("idg", "none"),
+    "augment_on": ("auto", "host", "device"),
+    "mixed_precision": ("float32", "mixed_float16", "mixed_bfloat16"),
+    "jit_compile": ("auto", "true", "false"),
+    "resize_method": ("pil_nearest", "bilinear", "area"),
+    "image_cache": ("auto", "memory", "disk", "none"),
+    "on_bad_image": ("skip", "fail"),
+    "strategy": ("auto", "one_device", "mirrored", "multi_worker"),
+    "data_service_compression": ("auto", "snappy", "none"),
+}
+# The smallest value of a numeric setting.
+LOWER_BOUNDS: dict[str, float] = {
+    "epochs": 1,
+    "batch_size": 1,
+    "parallel_calls": AUTOTUNE,
+    "threadpool_size": 0,
+    "prefetch": AUTOTUNE,
+    "checkpoint_every": 0,
+    "steps_per_loop": 1,
+    "cpu_devices": 1,
+    "peer_timeout": 1.0,
+    "data_service_timeout": 1.0,
+}
 
 # Fields that say where the images and the run are, and what the run runs on; the other
 # fields (what it computes, how fast) are the flags that `benchmark` shares with `train`.
@@ -116,56 +142,87 @@ def settings_of(config: TrainConfig) -> dict[str, Any]:
     return settings
 
 
+def min_image_size() -> int:
+    """The smallest square side the seed's CNN takes (its four conv/pool stages)."""
+    from rps_tfdata.core import model  # here: the command line reads this module first
+
+    return model.min_image_size()
+
+
+def _special_problem(name: str, value: Any) -> Optional[str]:
+    """The rules of the settings whose range is not a list or a lower bound."""
+    if name == "validation_split" and not 0 < value < 1:
+        return (
+            "the fraction of each class held out for validation must be in (0, 1): training "
+            "keeps the weights with the best validation loss"
+        )
+    if name == "learning_rate" and not value > 0:
+        return "Adam's learning rate must be > 0"
+    if name == "image_size" and value < min_image_size():
+        return (
+            f"images must be at least {min_image_size()} pixels on a side for the CNN's four "
+            "conv/pool stages"
+        )
+    if name == "profile_steps" and value and profile_range(value) is None:
+        return "not two step numbers A,B with 1 <= A <= B (for example --profile_steps=10,15)"
+    return None
+
+
+def setting_problem(name: str, value: Any) -> Optional[str]:
+    """What is wrong with `value` for the setting `name` on its own, or None."""
+    if name in CHOICES and value not in CHOICES[name]:
+        return f"value should be one of <{'|'.join(CHOICES[name])}>"  # absl enum flags' words
+    if name in LOWER_BOUNDS and value < LOWER_BOUNDS[name]:
+        return f"must be at least {LOWER_BOUNDS[name]:g}"
+    return _special_problem(name, value)
+
+
 def check_config(config: TrainConfig) -> None:
-    """Raises ConfigError (naming the flags at fault) for settings that cannot work
-    together whatever the machine; `plan.make_plan` checks the rest once it has resolved
-    the `auto` values."""
-    if config.data_service:
-        if config.image_cache == "memory":
-            raise ConfigError(
-                "--data_service runs the pipeline on its workers, which read the image files: "
-                "use --image_cache=none or --image_cache=disk (a folder the workers can read)"
-            )
-        if config.deterministic:
-            raise ConfigError(
-                "--data_service gives up the order of images (workers deliver as they finish; "
-                "each image's augmentation stays the same): drop --deterministic"
-            )
-    if config.data_service and config.checkpoint_every:
-        raise ConfigError(
+    """Raises ConfigError, naming the flags at fault, for a value out of its range or
+    settings that cannot work together whatever the machine."""
+    for name, value in config._asdict().items():
+        problem = setting_problem(name, value)
+        if problem:
+            raise ConfigError(f"--{name}={value}: {problem}")
+    for problem in _combination_problems(config):
+        raise ConfigError(problem)
+
+
+def _combination_problems(config: TrainConfig):
+    """Yields what cannot work together in `config` (the first one is reported)."""
+    service, tfds = bool(config.data_service), config.dataset == "tfds"
+    if service and config.image_cache == "memory":
+        yield (
+            "--data_service runs the pipeline on its workers, which read the image files: "
+            "use --image_cache=none or --image_cache=disk (a folder the workers can read)"
+        )
+    if service and config.deterministic:
+        yield (
+            "--data_service gives up the order of images (workers deliver as they finish; "
+            "each image's augmentation stays the same): drop --deterministic"
+        )
+    if service and config.checkpoint_every:
+        yield (
             "--checkpoint_every needs the local pipeline: with --data_service an epoch is one "
             "service job, and a cut one is trained again from its start; drop one of the two"
         )
-    if config.data_service and config.steps_per_loop > 1:
-        raise ConfigError(
+    if service and config.steps_per_loop > 1:
+        yield (
             "--steps_per_loop runs several steps of a known epoch in one call: with "
             "--data_service an epoch ends when the service's job does; drop one of the two"
         )
-    profile_range(config.profile_steps)
-    if config.dataset == "tfds":
-        if config.image_cache not in ("auto", "memory"):
-            raise ConfigError(
-                "--dataset=tfds holds TFDS's decoded images in memory: drop --image_cache"
-            )
-        if config.data_service:
-            raise ConfigError("--data_service reads image files: it cannot serve --dataset=tfds")
-        if config.data_dir or config.test_dir:
-            raise ConfigError("--dataset=tfds reads TFDS: drop --data_dir and --test_dir")
-    try:
-        index.check_validation_split(config.validation_split)
-    except ValueError as e:
-        raise ConfigError(f"--{e}") from e
+    if tfds and config.image_cache not in ("auto", "memory"):
+        yield "--dataset=tfds holds TFDS's decoded images in memory: drop --image_cache"
+    if tfds and service:
+        yield "--data_service reads image files: it cannot serve --dataset=tfds"
+    if tfds and (config.data_dir or config.test_dir):
+        yield "--dataset=tfds reads TFDS: drop --data_dir and --test_dir"
 
 
 def profile_range(profile_steps: str) -> Optional[tuple[int, int]]:
     """`--profile_steps` "A,B" as (A, B), the first and last global step (from 1) traced;
-    None for ""; raises ConfigError naming the flag otherwise."""
-    if not profile_steps:
-        return None
+    None for "" or a value that is not such a range (`setting_problem` says so)."""
     first, _, last = profile_steps.partition(",")
     if not (first.strip().isdigit() and last.strip().isdigit()) or not 0 < int(first) <= int(last):
-        raise ConfigError(
-            f"--profile_steps={profile_steps!r} is not two step numbers A,B with 1 <= A <= B "
-            "(for example --profile_steps=10,15)"
-        )
+        return None
     return int(first), int(last)

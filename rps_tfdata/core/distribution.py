@@ -14,8 +14,6 @@ import tensorflow as tf
 
 from rps_tfdata.core.errors import ConfigError
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
-
 
 class Worker(NamedTuple):
     """This process's place in the cluster: its index, the number of workers, and
@@ -26,26 +24,16 @@ class Worker(NamedTuple):
     is_chief: bool = True
 
 
-def resolve(name: str) -> str:
-    """ "auto": mirrored when several GPUs are visible, else one device."""
-    if name not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}. Received: {name!r}")
-    if name == "auto":
-        return "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "one_device"
-    return name
-
-
 def make_strategy(
     name: str, *, cpu_devices: int = 1, peer_timeout: float = 600.0
 ) -> tf.distribute.Strategy:
-    """The `tf.distribute` strategy for a `--strategy` value.
+    """The `tf.distribute` strategy of a resolved `--strategy` value (`plan.strategy_name`).
 
     mirrored: every local GPU, else every logical CPU device; `cpu_devices` > 1 splits
     the CPU into that many (to try `mirrored` without GPUs); multi_worker: the cluster in
     TF_CONFIG, each collective bounded by `peer_timeout` seconds (a peer that hangs then
     fails the step instead of holding every worker forever).
     """
-    name = resolve(name)
     if cpu_devices > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         logical = [tf.config.LogicalDeviceConfiguration()] * cpu_devices

@@ -19,7 +19,7 @@ from typing import NamedTuple, Optional, TextIO
 
 from absl import logging
 
-from rps_tfdata.core import files
+from rps_tfdata.core import atomic
 from rps_tfdata.core.errors import DownloadError
 
 DEFAULT_BASE_URL = "https://storage.googleapis.com/download.tensorflow.org/data/"
@@ -107,7 +107,7 @@ def download(url: str, dest: str, remote: RemoteZip, *, progress: bool = True) -
         problem), or the file could not be written here (a local one); the message says
         which.
     """
-    with files.atomic_path(dest) as partial:
+    with atomic.writing(dest) as partial:
         try:
             response = urllib.request.urlopen(url, timeout=60)
         except (urllib.error.URLError, OSError) as e:
@@ -201,9 +201,9 @@ def fetch(
     interrupted one is redone. A cached zip is re-verified before use and replaced if bad.
     """
     folder = os.path.join(download_dir, remote.folder)
-    if files.is_complete(folder):
+    if atomic.is_complete(folder):
         return folder
-    files.check_writable(download_dir, "--download_dir")
+    atomic.check_writable(download_dir, "--download_dir")
     zip_path = os.path.join(download_dir, remote.name)
     url = resolve_base_url(base_url) + remote.name
     if os.path.exists(zip_path):
@@ -214,7 +214,7 @@ def fetch(
     if not os.path.exists(zip_path):
         logging.info("downloading %s to %s", url, zip_path)
         download(url, zip_path, remote, progress=progress)
-    return files.build_folder(folder, lambda staging: _extract_folder(zip_path, remote, staging))
+    return atomic.build_folder(folder, lambda staging: _extract_folder(zip_path, remote, staging))
 
 
 def _extract_folder(zip_path: str, remote: RemoteZip, staging: str) -> None:

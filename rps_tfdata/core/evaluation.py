@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from rps_tfdata.core import artifacts, epochs, index, loop, reading, scan
+from rps_tfdata.core import artifacts, headers, input_pipeline, listing, loop
 from rps_tfdata.core.datasets.base import check_policy
 from rps_tfdata.core.errors import DatasetLayoutError
 
@@ -42,7 +42,7 @@ def summarize(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -
 
 
 def evaluate_prepared(
-    predict: Predict, prepared: reading.Prepared, class_names: list[str]
+    predict: Predict, prepared: input_pipeline.Prepared, class_names: list[str]
 ) -> dict[str, Any]:
     """Evaluates on every readable image of a prepared split, in order, not augmented.
 
@@ -50,10 +50,10 @@ def evaluate_prepared(
       `accuracy`, `loss`, `num_images`, `class_names`, `confusion_matrix` (row = true
       class, column = predicted, in `class_names` order) and `skipped_images`.
     """
-    probabilities, labels = predict_all(predict, epochs.evaluation_batches(prepared))
+    probabilities, labels = predict_all(predict, input_pipeline.evaluation_batches(prepared))
     result = summarize(probabilities, labels, len(class_names))
     result["class_names"] = list(class_names)
-    result["skipped_images"] = scan.as_records(prepared.bad)
+    result["skipped_images"] = headers.as_records(prepared.bad)
     return result
 
 
@@ -61,9 +61,11 @@ def evaluate_folder(
     run: artifacts.Run, data_dir: str, *, on_bad_image: str = "skip"
 ) -> dict[str, Any]:
     """Evaluates a finished run on every readable image of `data_dir` (the run's classes)."""
-    split = index.list_all(data_dir)
-    index.check_same_classes(run.class_names, split.class_names, data_dir)
-    prepared = reading.prepare(split.paths, split.labels, len(split.class_names), run.options)
+    split = listing.list_all(data_dir)
+    listing.check_same_classes(run.class_names, split.class_names, data_dir)
+    prepared = input_pipeline.prepare(
+        split.paths, split.labels, len(split.class_names), run.options
+    )
     check_policy(prepared.bad, len(split.paths), on_bad_image)
     if not prepared.paths:
         raise DatasetLayoutError(f"data folder {data_dir!r} holds no readable image files")

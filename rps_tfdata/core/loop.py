@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from rps_tfdata.core.augment import IDGAugmentation
-from rps_tfdata.core.images import rescale
+from rps_tfdata.core.decode import rescale
 
 # Keras clips probabilities so into its categorical cross-entropy; so do we (and the
 # evaluation's loss, in NumPy).
@@ -174,57 +174,95 @@ def make_predict(model: keras.Model) -> tf.types.experimental.PolymorphicFunctio
     return tf.function(lambda images: tf.cast(model(rescale(images), training=False), tf.float32))
 
 
+class ProfileWindow(NamedTuple):
+    """A profiler trace of an epoch's steps `first`..`last` (from 1) into `folder`."""
+
+    first: int
+    last: int
+    folder: str
+
+
+def profile_window(
+    span: tuple[int, int], epoch: int, steps_in_epoch: int, folder: str
+) -> Optional[ProfileWindow]:
+    """The global steps `span` (first, last; from 1) as epoch `epoch`'s window: the part
+    in the epoch that holds the first step (a trace ends with its epoch, before
+    validation); None when the first step is not in this epoch."""
+    first, last = (step - epoch * steps_in_epoch for step in span)
+    if not 1 <= first <= steps_in_epoch:
+        return None
+    return ProfileWindow(first, min(last, steps_in_epoch), folder)
+
+
+class EpochControls(NamedTuple):
+    """How an epoch's steps are run, besides the batches themselves.
+
+    Attributes:
+      steps_per_loop: steps per call of the compiled loop (`Steps.train_loop`).
+      save_every: a checkpoint every this many steps (but the last); 0: none inside.
+      save: records the epoch's progress (the checkpoint inside the epoch).
+      should_stop: the name of a signal that asks this worker to stop, or "".
+      profile: the steps to trace, if any.
+      progress: a live bar, if any.
+    """
+
+    steps_per_loop: int = 1
+    save_every: int = 0
+    save: Optional[Callable[[EpochProgress], None]] = None
+    should_stop: Callable[[], str] = lambda: ""
+    profile: Optional[ProfileWindow] = None
+    progress: Optional[keras.utils.Progbar] = None
+
+
+DEFAULT_CONTROLS = EpochControls()
+
+
 def run_epoch(
     steps: Steps,
     batches: Iterator,
     num_steps: Optional[int],
-    *,
-    steps_per_loop: int = 1,
-    progress: Optional[keras.utils.Progbar] = None,
-    should_stop: Callable[[], str] = lambda: "",
+    controls: EpochControls = DEFAULT_CONTROLS,
     start: EpochProgress = EPOCH_START,
-    save_every: int = 0,
-    save: Optional[Callable[[EpochProgress], None]] = None,
-    profile: Optional[tuple[int, int, str]] = None,
 ) -> Optional[EpochResult]:
     """Trains the epoch's steps `start.step + 1 .. num_steps` from `batches` (num_steps
     None: until they run out, one step a call), adding to `start`'s totals, in calls of
-    `steps_per_loop` steps (`Steps.train_loop`). Every `save_every` steps (but the last)
-    `save(progress)` records the totals. Returns None when `should_stop()` turned true
-    here or on another worker: every worker learns of it in the same step (`make_steps`),
-    saves that step (`save`) and stops there. `profile` (first, last, folder): a profiler
-    trace of the epoch's steps first..last into folder.
+    `controls.steps_per_loop` steps. Every `save_every` steps (but the last) `save`
+    records the totals. Returns None when `should_stop()` turned true here or on another
+    worker: every worker learns of it in the same step (`make_steps`), saves that step
+    and stops there.
 
     The sums stay on the device; the host reads the stop requests (and a progress bar
     the loss) once per call: a wait for the call's last step, not for each step.
     """
     begin = time.perf_counter()
     totals = StepSums(*(tf.constant(value, tf.float32) for value in (*start[1:4], 0.0, 0.0)))
-    marks = _marks(save_every, profile)
+    marks = _marks(controls.save_every, controls.profile)
     step = start.step
     while num_steps is None or step < num_steps:
-        requested = tf.constant(1.0 if should_stop() else 0.0)
+        requested = tf.constant(1.0 if controls.should_stop() else 0.0)
         before = totals
-        _profile_edge(profile, step, starting=True)
-        if steps_per_loop == 1:
+        _profile_edge(controls.profile, step, starting=True)
+        if controls.steps_per_loop == 1:
             batch = next(batches, None)
             if batch is None:
                 break
             totals = added(totals, steps.train(batch, requested))
             step += 1
         else:
-            size = _call_size(step, num_steps, steps_per_loop, marks)
+            size = _call_size(step, num_steps, controls.steps_per_loop, marks)
             totals, taken = steps.train_loop(batches, tf.constant(size), requested, totals)
             step += int(taken)  # the call's one wait
-        _profile_edge(profile, step, starting=False)
-        if progress is not None:
+        _profile_edge(controls.profile, step, starting=False)
+        if controls.progress is not None:
             images = max(float(totals.images - before.images), 1.0)
-            progress.update(step, [("loss", float(totals.loss_sum - before.loss_sum) / images)])
+            loss = float(totals.loss_sum - before.loss_sum) / images
+            controls.progress.update(step, [("loss", loss)])
         stopping = float(totals.stops) > 0
-        due = save_every and step % save_every == 0 and step != num_steps
-        if save is not None and (stopping or due):
+        every = controls.save_every
+        due = every and step % every == 0 and step != num_steps
+        if controls.save is not None and (stopping or due):
             seconds = start.seconds + time.perf_counter() - begin
-            save(EpochProgress(step, *(float(value) for value in totals[:3]), seconds))
+            controls.save(EpochProgress(step, *(float(value) for value in totals[:3]), seconds))
         if stopping:
             return None
     images = int(totals.images)
@@ -234,10 +272,10 @@ def run_epoch(
     return EpochResult(loss, accuracy, images, seconds, int(totals.unreadable))
 
 
-def _marks(save_every: int, profile: Optional[tuple[int, int, str]]) -> Callable[[int], int]:
+def _marks(save_every: int, profile: Optional[ProfileWindow]) -> Callable[[int], int]:
     """The first step after `step` at which a call must end: a checkpoint's step, or
     just before or at the end of the profiled steps."""
-    edges = () if profile is None else (profile[0] - 1, profile[1])
+    edges = () if profile is None else (profile.first - 1, profile.last)
 
     def next_mark(step: int) -> int:
         candidates = [edge for edge in edges if edge > step]
@@ -254,15 +292,14 @@ def _call_size(step: int, num_steps: int, steps_per_loop: int, next_mark) -> int
     return min(steps_per_loop, num_steps - step, next_mark(step) - step)
 
 
-def _profile_edge(profile: Optional[tuple[int, int, str]], step: int, *, starting: bool) -> None:
+def _profile_edge(profile: Optional[ProfileWindow], step: int, *, starting: bool) -> None:
     """Starts the profiler before the call after `step` when that call begins the
     profiled steps; stops it once `step` is their last."""
     if profile is None:
         return
-    first, last, folder = profile
-    if starting and step == first - 1:
-        tf.profiler.experimental.start(folder)
-    elif not starting and step == last:
+    if starting and step == profile.first - 1:
+        tf.profiler.experimental.start(profile.folder)
+    elif not starting and step == profile.last:
         tf.profiler.experimental.stop()
 
 

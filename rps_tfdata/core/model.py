@@ -4,14 +4,11 @@ A GPU-minded option leaves the architecture alone: a mixed-precision dtype polic
 (computations in float16/bfloat16, variables and the final softmax in float32).
 """
 
-from typing import Union
-
 import keras
-import tensorflow as tf
+
+from rps_tfdata.core.config import CHOICES
 
 CONV_FILTERS = (64, 64, 128, 128)
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-JIT_MODES = ("auto", "true", "false")
 
 
 def feature_map_size(image_size: int) -> int:
@@ -39,7 +36,7 @@ def build_model(
     """Builds the seed's CNN for `image_size` (height, width) inputs in [0, 1].
 
     Args:
-      precision: a PRECISIONS policy for the CNN's layers; the softmax stays float32
+      precision: a `--mixed_precision` policy for the CNN's layers; the softmax stays float32
         so that probabilities and the loss keep full precision.
 
     Raises:
@@ -51,8 +48,9 @@ def build_model(
             f"image size {image_size} is too small for the CNN's four conv/pool stages: "
             f"each side must be at least {smallest}"
         )
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}. Received: {precision!r}")
+    if precision not in CHOICES["mixed_precision"]:
+        precisions = CHOICES["mixed_precision"]
+        raise ValueError(f"precision must be one of {precisions}. Received: {precision!r}")
     layers = [keras.Input(shape=(*image_size, 3), name="image")]
     for filters in CONV_FILTERS:
         layers += [
@@ -68,22 +66,6 @@ def build_model(
         ),
     ]
     return keras.Sequential(layers, name="rps_cnn")
-
-
-def resolve_jit(jit_compile: str) -> Union[str, bool]:
-    """ "auto" lets Keras decide (XLA on GPUs and TPUs, not on CPUs); "true"/"false" force it."""
-    if jit_compile not in JIT_MODES:
-        raise ValueError(f"jit_compile must be one of {JIT_MODES}. Received: {jit_compile!r}")
-    return {"auto": "auto", "true": True, "false": False}[jit_compile]
-
-
-def step_uses_xla(jit_compile: str) -> bool:
-    """Whether the train step will be XLA-compiled: "auto" follows Keras, which compiles
-    when any non-CPU device is visible."""
-    resolved = resolve_jit(jit_compile)
-    if resolved == "auto":
-        return any(d.device_type != "CPU" for d in tf.config.list_physical_devices())
-    return resolved
 
 
 def make_optimizer(*, learning_rate: float = 1e-3, precision: str = "float32"):

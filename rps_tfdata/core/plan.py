@@ -1,11 +1,13 @@
-"""A run's plan: every `auto` of its settings resolved once, against this machine.
+"""A run's plan: its settings checked, and every `auto` resolved once, against this machine.
 
-`make_plan` creates the `tf.distribute` strategy (first: a multi-worker strategy must
-exist before TensorFlow runs any op), then decides once where and how augmentation runs,
-whether the train step is XLA-compiled, each replica's share of the batch and how images
-are read; it refuses what cannot work on this machine and logs the result in one line.
-The training loop, the pipeline, the benchmarks and the logs read the plan; nothing
-resolves a setting twice, and the augmentation layer is built once.
+`make_plan` checks the settings (`config.check_config`: what cannot work anywhere),
+creates the `tf.distribute` strategy (first: a multi-worker strategy must exist before
+TensorFlow runs any op), then decides once where and how augmentation runs, whether the
+train step is XLA-compiled, each replica's share of the batch and how images are read;
+it refuses what cannot work on this machine and logs the result in one line. Training,
+the benchmarks, the GPU report and the parity run read the plan; nothing resolves a
+setting twice, and the augmentation layer is built once. The rules take the machine's
+facts (`Machine`) as an argument, so each is tested for a machine with GPUs too.
 """
 
 import os
@@ -14,13 +16,29 @@ from typing import NamedTuple, Optional
 import tensorflow as tf
 from absl import logging
 
-from rps_tfdata.core import distribution, reading
-from rps_tfdata.core import model as model_lib
+from rps_tfdata.core import distribution
 from rps_tfdata.core.augment import IDGAugmentation
-from rps_tfdata.core.config import AUGMENT_PLACES, TrainConfig
+from rps_tfdata.core.config import TrainConfig, check_config
 from rps_tfdata.core.errors import ConfigError
+from rps_tfdata.core.input_pipeline import PipelineOptions
 
 DISK_CACHE_FOLDER = "tf_data_cache"  # --image_cache=disk's folder, inside the run's
+
+
+class Machine(NamedTuple):
+    """What the `auto` settings depend on: the accelerators TensorFlow sees."""
+
+    gpus: int = 0  # physical GPUs
+    accelerators: int = 0  # physical devices that are not CPUs (GPUs, TPUs)
+
+
+def this_machine() -> Machine:
+    """This machine's facts (listing physical devices starts no runtime)."""
+    devices = tf.config.list_physical_devices()
+    return Machine(
+        gpus=sum(d.device_type == "GPU" for d in devices),
+        accelerators=sum(d.device_type != "CPU" for d in devices),
+    )
 
 
 class Plan(NamedTuple):
@@ -43,7 +61,7 @@ class Plan(NamedTuple):
     augmentation: Optional[IDGAugmentation]
     augment_on_device: bool
     xla: bool
-    input: reading.PipelineOptions
+    input: PipelineOptions
 
     @property
     def host_augmentation(self) -> Optional[IDGAugmentation]:
@@ -56,24 +74,33 @@ class Plan(NamedTuple):
         return self.augmentation if self.augment_on_device else None
 
 
-def resolve_augment_on(augment_on: str) -> str:
+def augments_on_device(augment_on: str, machine: Machine) -> bool:
     """ "auto": on the device when a GPU is visible (the host would starve it), else on
     the host (a CPU "device" is the host anyway, and the tf.data threads overlap it)."""
-    if augment_on not in AUGMENT_PLACES:
-        raise ValueError(f"augment_on must be one of {AUGMENT_PLACES}. Received: {augment_on!r}")
-    if augment_on == "auto":
-        return "device" if tf.config.list_physical_devices("GPU") else "host"
-    return augment_on
+    return augment_on == "device" or (augment_on == "auto" and machine.gpus > 0)
 
 
-def input_options(config: TrainConfig) -> reading.PipelineOptions:
+def step_uses_xla(jit_compile: str, machine: Machine) -> bool:
+    """Whether the train step is XLA-compiled: "auto" does what Keras' `jit_compile="auto"`
+    does, compiling when any accelerator is visible (slower on CPUs, as measured)."""
+    return jit_compile == "true" or (jit_compile == "auto" and machine.accelerators > 0)
+
+
+def strategy_name(strategy: str, machine: Machine) -> str:
+    """ "auto": mirrored when several GPUs are visible, else one device."""
+    if strategy == "auto":
+        return "mirrored" if machine.gpus > 1 else "one_device"
+    return strategy
+
+
+def input_options(config: TrainConfig) -> PipelineOptions:
     """How a run reads images: the image cache and determinism resolved (the tf.data
     service's workers read files and deliver as they finish; other runs cache in memory
     and keep the order), and the disk cache inside the run's folder."""
     service = bool(config.data_service)
     cache = config.image_cache if config.image_cache != "auto" else "none" if service else "memory"
     deterministic = config.deterministic if config.deterministic is not None else not service
-    return reading.PipelineOptions(
+    return PipelineOptions(
         image_size=(config.image_size, config.image_size),
         batch_size=config.batch_size,
         resize_method=config.resize_method,
@@ -93,48 +120,62 @@ def make_augmentation(config: TrainConfig) -> Optional[IDGAugmentation]:
     return IDGAugmentation(seed=config.seed, jit_compile=config.jit_augment)
 
 
-def _check(config: TrainConfig, strategy: tf.distribute.Strategy, on_device: bool, xla: bool):
-    if config.data_service and distribution.resolve(config.strategy) != "one_device":
-        raise ConfigError("--data_service feeds one trainer: use it with --strategy=one_device")
+def machine_problem(
+    config: TrainConfig, machine: Machine, *, replicas: int, on_device: bool, xla: bool
+) -> Optional[str]:
+    """What cannot work on this machine once the `auto` values are resolved, or None."""
+    if config.data_service and strategy_name(config.strategy, machine) != "one_device":
+        return "--data_service feeds one trainer: use it with --strategy=one_device"
     if config.augment_validation and on_device:
-        raise ConfigError(
+        return (
             "--augment_validation needs --augment_on=host: augmentation on the device runs "
             "inside the train step only, never on validation"
         )
-    on_cpus = not tf.config.list_logical_devices("GPU")
-    if xla and on_cpus and strategy.num_replicas_in_sync > 1:
-        raise ConfigError(
-            "--jit_compile=true cannot compile a step for several logical CPU devices "
-            "(XLA refuses variables placed on another device): drop --jit_compile=true, or "
-            "train on one device (--strategy=one_device)"
+    if xla and not machine.gpus and replicas > 1:
+        return (
+            "--jit_compile=true cannot compile a step for several logical CPU devices (XLA "
+            "refuses variables placed on another device): drop --jit_compile=true, or train "
+            "on one device (--strategy=one_device)"
         )
     if on_device and not config.jit_augment and xla:
-        raise ConfigError(
+        return (
             "--nojit_augment cannot run inside an XLA-compiled train step (its projective-"
             "transform op has no XLA kernel): drop --nojit_augment, or use --augment_on=host "
             "or --jit_compile=false"
         )
+    return None
 
 
-def make_plan(config: TrainConfig) -> Plan:
-    """Resolves the run's `auto` settings on this machine, once, and logs them.
+def make_plan(config: TrainConfig, *, strategy_override: Optional[str] = None) -> Plan:
+    """Checks the run's settings and resolves its `auto` values on this machine, once,
+    and logs them. `strategy_override`: the strategy the measuring tools use (they
+    measure one device), in place of `--strategy`.
 
     Raises:
-      ConfigError: settings that cannot work here (named), e.g. a batch that does not
+      ConfigError: settings that cannot work (named), e.g. a batch that does not
         divide among the replicas.
     """
+    if strategy_override:
+        config = config._replace(strategy=strategy_override)
+    check_config(config)
+    machine = this_machine()
     strategy = distribution.make_strategy(
-        config.strategy, cpu_devices=config.cpu_devices, peer_timeout=config.peer_timeout
+        strategy_name(config.strategy, machine),
+        cpu_devices=config.cpu_devices,
+        peer_timeout=config.peer_timeout,
     )
     worker = distribution.worker_of(strategy)
-    on_device = resolve_augment_on(config.augment_on) == "device"
-    xla = model_lib.step_uses_xla(config.jit_compile)
-    _check(config, strategy, on_device, xla)
+    on_device = augments_on_device(config.augment_on, machine)
+    xla = step_uses_xla(config.jit_compile, machine)
+    replicas = strategy.num_replicas_in_sync
+    problem = machine_problem(config, machine, replicas=replicas, on_device=on_device, xla=xla)
+    if problem:
+        raise ConfigError(problem)
     plan = Plan(
         strategy=strategy,
         worker=worker,
         replica_batch=distribution.replica_batch_size(config.batch_size, strategy),
-        local_replicas=strategy.num_replicas_in_sync // worker.count,
+        local_replicas=replicas // worker.count,
         augmentation=make_augmentation(config),
         augment_on_device=on_device,
         xla=xla,

@@ -5,12 +5,12 @@ from typing import Iterable, NamedTuple, Sequence
 
 import tensorflow as tf
 
-from rps_tfdata.core import artifacts, epochs, evaluation, index, loop, reading, scan, storage
+from rps_tfdata.core import artifacts, evaluation, fs, headers, input_pipeline, listing, loop
 from rps_tfdata.core.errors import InputNotFoundError
 
 REFUSED_BY_EXPORT = (
     f"refused by the exported model (not a PNG, JPEG, GIF or BMP within "
-    f"{scan.MAX_IMAGE_PIXELS:,} pixels)"
+    f"{headers.MAX_IMAGE_PIXELS:,} pixels)"
 )
 
 
@@ -18,7 +18,7 @@ class Predictions(NamedTuple):
     """(path, predicted class name, its probability) per readable file, and the others."""
 
     rows: list[tuple[str, str, float]]
-    bad: list[scan.BadImage]
+    bad: list[headers.BadImage]
 
 
 def expand_paths(paths: Iterable[str]) -> list[str]:
@@ -30,9 +30,9 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
     paths = list(paths)
     found = []
     for path in paths:
-        if storage.isdir(path):
-            found.extend(index.iter_image_files(path))
-        elif storage.lexists(path):  # a file, a link, a FIFO: the screen says what it is
+        if fs.isdir(path):
+            found.extend(listing.iter_image_files(path))
+        elif fs.lexists(path):  # a file, a link, a FIFO: the screen says what it is
             found.append(path)
         else:
             raise InputNotFoundError(f"{path} does not exist; pass image files or folders")
@@ -44,10 +44,10 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
 def classify(run: artifacts.Run, paths: Sequence[str]) -> Predictions:
     """Classifies every readable file, in order; unreadable ones are returned apart."""
     num_classes = len(run.class_names)
-    prepared = reading.prepare(paths, [0] * len(paths), num_classes, run.options)
+    prepared = input_pipeline.prepare(paths, [0] * len(paths), num_classes, run.options)
     if not prepared.paths:
         return Predictions([], prepared.bad)
-    batches = epochs.evaluation_batches(prepared)
+    batches = input_pipeline.evaluation_batches(prepared)
     probabilities, _ = evaluation.predict_all(loop.make_predict(run.model), batches)
     best = probabilities.argmax(axis=1)
     rows = [
@@ -60,12 +60,12 @@ def classify(run: artifacts.Run, paths: Sequence[str]) -> Predictions:
 def classify_exported(
     export_dir: str, paths: Sequence[str], *, batch_size: int = 32
 ) -> Predictions:
-    """Classifies files with an exported SavedModel (`rps_tfdata.core.export`): the file
+    """Classifies files with an exported SavedModel (`rps_tfdata.core.saved_model`): the file
     bytes go in as they are. Files whose header shows they cannot be read are returned
     apart without being sent; a batch the model fails on (corrupt data behind a good
     header) is sent again file by file, so that only the corrupt files are left out."""
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
-    positions, bad = scan.screen(paths)
+    positions, bad = headers.screen(paths)
     readable = [paths[i] for i in positions]
     rows = []
     for start in range(0, len(readable), batch_size):
@@ -77,7 +77,7 @@ def classify_exported(
                 try:
                     _serve_chunk(serve, [path], rows, bad)
                 except tf.errors.InvalidArgumentError:
-                    bad.append(scan.BadImage(path, scan.CORRUPT))
+                    bad.append(headers.BadImage(path, headers.CORRUPT))
     return Predictions(rows, bad)
 
 
@@ -95,4 +95,4 @@ def _serve_chunk(serve, chunk: Sequence[str], rows: list, bad: list) -> None:
         if valid:
             rows.append((path, name.decode(), float(probabilities.max())))
         else:
-            bad.append(scan.BadImage(path, REFUSED_BY_EXPORT))
+            bad.append(headers.BadImage(path, REFUSED_BY_EXPORT))

@@ -24,7 +24,7 @@ from typing import Iterator
 
 from absl import logging
 
-from rps_tfdata.core import storage
+from rps_tfdata.core import fs
 from rps_tfdata.core.errors import FolderInUseError
 
 LOCK_FILE = ".rps_tfdata.lock"
@@ -44,14 +44,14 @@ def hold(model_dir: str) -> Iterator[None]:
     Raises:
       FolderInUseError: another live process holds the folder.
     """
-    if storage.is_remote(model_dir):
+    if fs.is_remote(model_dir):
         logging.warning(
             "%s is on a file system without locks: nothing stops a second run in this folder",
             model_dir,
         )
         yield
         return
-    model_dir = storage.local(model_dir)
+    model_dir = fs.local(model_dir)
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, LOCK_FILE)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)

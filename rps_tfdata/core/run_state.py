@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from rps_tfdata.core import artifacts, files, storage
+from rps_tfdata.core import artifacts, atomic, fs
 from rps_tfdata.core.config import MAY_CHANGE
 from rps_tfdata.core.errors import CheckpointError, ConfigError
 from rps_tfdata.core.loop import EpochProgress
@@ -146,7 +146,7 @@ class RunState:
         improved = row["val_loss"] < float(self.best_val_loss.numpy())
         if improved:
             best = os.path.join(self.folder, artifacts.BEST_WEIGHTS)
-            with files.atomic_path(best) as path:
+            with atomic.writing(best) as path:
                 model.save_weights(path)
             self.best_val_loss.assign(row["val_loss"])
             self.best_epoch.assign(row["epoch"])
@@ -171,7 +171,7 @@ def write_history(folder: str, history: list[dict[str, float]]) -> None:
     writer = csv.DictWriter(text, HISTORY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(history)
-    files.write_text(os.path.join(folder, artifacts.HISTORY), text.getvalue())
+    atomic.write_text(os.path.join(folder, artifacts.HISTORY), text.getvalue())
 
 
 def _seed_generators(model: keras.Model) -> list:
@@ -199,14 +199,14 @@ def saved_checkpoints(folder: str) -> list[str]:
 def read_settings(model_dir: str) -> Optional[dict[str, Any]]:
     """The settings a run in `model_dir` was started with, or None for a new folder."""
     path = os.path.join(model_dir, artifacts.RUN_CONFIG)
-    if not storage.exists(path):
+    if not fs.exists(path):
         return None
-    with storage.open_file(path) as f:
+    with fs.open_file(path) as f:
         return json.load(f)
 
 
 def write_settings(model_dir: str, settings: dict[str, Any]) -> None:
-    files.write_json(os.path.join(model_dir, artifacts.RUN_CONFIG), settings)
+    atomic.write_json(os.path.join(model_dir, artifacts.RUN_CONFIG), settings)
 
 
 def differing(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -21,26 +21,33 @@ from absl import logging
 
 from rps_tfdata.core import (
     artifacts,
-    data_service,
+    atomic,
     datasets,
     distribution,
-    epochs,
     evaluation,
-    export,
-    files,
+    headers,
+    input_pipeline,
     loop,
-    reading,
     run_lock,
     run_state,
-    scan,
+    saved_model,
     stopping,
+    tf_data_service,
 )
 from rps_tfdata.core import model as model_lib
-from rps_tfdata.core.config import TrainConfig, check_config, profile_range, settings_of
+from rps_tfdata.core.config import TrainConfig, profile_range, settings_of
 from rps_tfdata.core.datasets import Data
 from rps_tfdata.core.errors import DatasetLayoutError, TrainingStoppedError
 from rps_tfdata.core.plan import Plan, make_plan
 from rps_tfdata.core.resources import peak_rss_mb
+
+
+class Built(NamedTuple):
+    """The seed's CNN, its optimizer and its compiled steps (`build`)."""
+
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    steps: loop.Steps
 
 
 class _Training(NamedTuple):
@@ -49,10 +56,9 @@ class _Training(NamedTuple):
     config: TrainConfig
     plan: Plan
     data: Data
-    model: keras.Model
-    steps: loop.Steps
-    state: run_state.RunState
+    built: Built
     stop_signal: Callable[[], str]  # the name of a signal that asks to stop, or ""
+    state: Optional[run_state.RunState] = None  # where the run is saved (None: not yet)
 
 
 def train_and_evaluate(
@@ -68,9 +74,8 @@ def train_and_evaluate(
     Returns:
       The metrics also written to `metrics.json` (a non-chief worker: what it trained).
     """
-    check_config(config)
     plan = make_plan(config)
-    files.check_writable(config.model_dir, "--model_dir")
+    atomic.check_writable(config.model_dir, "--model_dir")
     source = datasets.open_source(config, plan.input)
     settings = {**settings_of(config), "data_files": source.fingerprint()}
     chief = plan.worker.is_chief
@@ -85,27 +90,28 @@ def train_and_evaluate(
         with stopping.stop_requests() as stop_signal:
             keras.utils.set_random_seed(config.seed)
             data = source.load(plan.worker)
-            model, optimizer, steps = build(config, plan, len(data.class_names))
+            built = build(config, plan, len(data.class_names))
+            run = _Training(config, plan, data, built, stop_signal)
             if not chief:
-                return _train_as_worker(config, plan, data, model, optimizer, steps, stop_signal)
+                return _train_as_worker(run)
             # The folder becomes this run's only now that its data is known to be usable.
             run_state.write_settings(config.model_dir, settings)
             if flags_text is not None:
-                files.write_text(os.path.join(config.model_dir, artifacts.FLAGS), flags_text)
-            state = run_state.RunState(config.model_dir, model, optimizer)
+                atomic.write_text(os.path.join(config.model_dir, artifacts.FLAGS), flags_text)
+            state = run_state.RunState(config.model_dir, built.model, built.optimizer)
             if state.restore():
                 logging.info(
                     "continuing the run in %s after %s", config.model_dir, state.saved_up_to()
                 )
-            run = _Training(config, plan, data, model, steps, state, stop_signal)
+            run = run._replace(state=state)
             _train_epochs(run)
             return _finish(run)
 
 
-def build(config: TrainConfig, plan: Plan, num_classes: int):
-    """(model, optimizer, steps): the seed's CNN and Adam, built in the plan's strategy
-    scope, and the compiled steps, with the augmentation inside the train step when the
-    plan puts it on the device."""
+def build(config: TrainConfig, plan: Plan, num_classes: int) -> Built:
+    """The seed's CNN and Adam, built in the plan's strategy scope, and the compiled
+    steps, with the augmentation inside the train step when the plan puts it on the
+    device."""
     with plan.strategy.scope():
         model = model_lib.build_model(
             (config.image_size, config.image_size), num_classes, precision=config.mixed_precision
@@ -121,7 +127,7 @@ def build(config: TrainConfig, plan: Plan, num_classes: int):
         augmentation=plan.device_augmentation,
         jit_compile=plan.xla,
     )
-    return model, optimizer, steps
+    return Built(model, optimizer, steps)
 
 
 def _epoch_feeds(config: TrainConfig, plan: Plan, data: Data, start: int, skip_steps: int):
@@ -132,14 +138,14 @@ def _epoch_feeds(config: TrainConfig, plan: Plan, data: Data, start: int, skip_s
         batches, steps = _distributed_batches(config, plan, data, start, skip_steps)
         while True:
             yield batches, steps
-    prefix = data_service.job_prefix()
+    prefix = tf_data_service.job_prefix()
     for epoch in range(start, config.epochs):
-        dataset = epochs.epoch_batches(
+        dataset = input_pipeline.epoch_batches(
             data.train, epoch, seed=config.seed, augmentation=plan.host_augmentation
         )
         job = f"{prefix}-{epoch}"
         compression = config.data_service_compression
-        yield iter(data_service.distribute(dataset, config.data_service, job, compression)), None
+        yield iter(tf_data_service.distribute(dataset, config.data_service, job, compression)), None
 
 
 def _distributed_batches(config: TrainConfig, plan: Plan, data: Data, start: int, skip_steps: int):
@@ -151,7 +157,7 @@ def _distributed_batches(config: TrainConfig, plan: Plan, data: Data, start: int
     steps = math.ceil(math.ceil(shard / plan.replica_batch) / plan.local_replicas)
 
     def dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        return epochs.training_batches(
+        return input_pipeline.training_batches(
             data.train,
             seed=config.seed,
             start_epoch=start,
@@ -174,7 +180,7 @@ def _train_epochs(run: _Training) -> None:
         for epoch in range(start, config.epochs):
             begin = resumed if epoch == start else loop.EPOCH_START
             if not begin.step:  # inside an epoch, dropout's state came with the checkpoint
-                run_state.reset_dropout(run.model, config.seed, epoch)
+                run_state.reset_dropout(run.built.model, config.seed, epoch)
             batches, num_steps = next(feeds)
             if watch is not None:
                 batches = watch.feed(batches)
@@ -190,12 +196,12 @@ def _train_epochs(run: _Training) -> None:
                     "to continue"
                 ) from e
             with watch.guard if watch is not None else contextlib.nullcontext():
-                improved = state.record_epoch(row, run.model)
+                improved = state.record_epoch(row, run.built.model)
             _log_epoch(row, config.epochs, improved)
 
 
 def _service_watch(config: TrainConfig, state: run_state.RunState):
-    """With the tf.data service, a bound on every wait on it (`data_service.ServiceWatch`);
+    """With the tf.data service, a bound on every wait on it (`tf_data_service.ServiceWatch`);
     else nothing to watch (None)."""
     if not config.data_service:
         return contextlib.nullcontext(None)
@@ -206,7 +212,7 @@ def _service_watch(config: TrainConfig, state: run_state.RunState):
             "once the service has a dispatcher and workers again"
         )
 
-    return data_service.watch_service(config.data_service, config.data_service_timeout, then)
+    return tf_data_service.watch_service(config.data_service, config.data_service_timeout, then)
 
 
 def _unreadable_in_epoch(trained: loop.EpochResult, epoch: int, service: str) -> None:
@@ -228,17 +234,13 @@ def _unreadable_in_epoch(trained: loop.EpochResult, epoch: int, service: str) ->
     )
 
 
-def _profile_in(run: _Training, epoch: int, steps_in_epoch: int):
-    """`--profile_steps` as `loop.run_epoch`'s `profile` for this epoch: the part of the
-    global steps A..B in the epoch that holds step A (a trace ends with its epoch, before
-    validation), written by the chief into MODEL_DIR/logs; else None."""
+def _profile_in(run: _Training, epoch: int, steps_in_epoch: int) -> Optional[loop.ProfileWindow]:
+    """`--profile_steps` in this epoch, written by the chief into MODEL_DIR/logs."""
     span = profile_range(run.config.profile_steps)
     if span is None or not run.plan.worker.is_chief:
         return None
-    first, last = (step - epoch * steps_in_epoch for step in span)
-    if not 1 <= first <= steps_in_epoch:
-        return None
-    return first, min(last, steps_in_epoch), os.path.join(run.config.model_dir, artifacts.LOGS)
+    folder = os.path.join(run.config.model_dir, artifacts.LOGS)
+    return loop.profile_window(span, epoch, steps_in_epoch, folder)
 
 
 def _train_epoch(
@@ -252,20 +254,16 @@ def _train_epoch(
     """
     config, data = run.config, run.data
     logging.info("epoch %d/%d started", epoch + 1, config.epochs)
-    progress = loop.progress_bar(num_steps) if num_steps else None
-    trained = loop.run_epoch(
-        run.steps,
-        batches,
-        num_steps,
+    controls = loop.EpochControls(
         steps_per_loop=config.steps_per_loop,
-        progress=progress,
-        should_stop=run.stop_signal,
-        start=begin,
         save_every=config.checkpoint_every,
         # A service epoch cannot start inside itself: a stop there keeps the last epoch.
         save=None if config.data_service else run.state.save_progress,
-        profile=_profile_in(run, epoch, num_steps or epochs.steps_per_epoch(data.train)),
+        should_stop=run.stop_signal,
+        profile=_profile_in(run, epoch, num_steps or input_pipeline.steps_per_epoch(data.train)),
+        progress=loop.progress_bar(num_steps) if num_steps else None,
     )
+    trained = loop.run_epoch(run.built.steps, batches, num_steps, controls, begin)
     if trained is None:
         who = run.stop_signal() or "a stop request on another worker"
         raise TrainingStoppedError(
@@ -300,13 +298,13 @@ def _train_epoch(
 def _validate(run: _Training, epoch: int) -> dict[str, Any]:
     """This epoch's validation (augmented with this epoch's seeds when the seed's defect is on)."""
     config = run.config
-    batches = epochs.evaluation_batches(
+    batches = input_pipeline.evaluation_batches(
         run.data.validation,
         augmentation=run.plan.host_augmentation if config.augment_validation else None,
         seed=config.seed,
         epoch=epoch,
     )
-    probabilities, labels = evaluation.predict_all(run.steps.predict, batches)
+    probabilities, labels = evaluation.predict_all(run.built.steps.predict, batches)
     return evaluation.summarize(probabilities, labels, len(run.data.class_names))
 
 
@@ -348,48 +346,48 @@ def summarize(history: list[dict[str, float]], data: Data) -> dict[str, Any]:
         "num_train_images": len(data.train.paths),
         "num_validation_images": len(data.validation.paths),
         "num_test_images": len(data.test.paths) if data.test else 0,
-        "skipped_images": scan.as_records(data.skipped()),
+        "skipped_images": headers.as_records(data.skipped()),
     }
 
 
-def _undecodable(run: _Training) -> list[scan.BadImage]:
+def _undecodable(run: _Training) -> list[headers.BadImage]:
     """The training files the epochs could not decode, named for metrics.json by one
     decode pass over this worker's shard, run only when an epoch met such a file."""
     if run.data.train.decoded or not any(row.get("unreadable_images") for row in run.state.history):
         return []
     logging.info("naming the training files that failed to decode (one decode pass)")
-    return reading.undecodable(run.data.train)
+    return input_pipeline.undecodable(run.data.train)
 
 
 def _finish(run: _Training) -> dict[str, Any]:
     """Writes the model with the best weights and the training metrics first, then adds
     the final evaluation, so a failure there loses nothing already trained."""
-    model_dir, model, data, options = run.config.model_dir, run.model, run.data, run.plan.input
+    model_dir, model, data, options = (
+        run.config.model_dir,
+        run.built.model,
+        run.data,
+        run.plan.input,
+    )
     final_digest = weights_digest(model)
     model.load_weights(os.path.join(model_dir, artifacts.BEST_WEIGHTS))
-    with files.atomic_path(os.path.join(model_dir, artifacts.FINAL_MODEL)) as temporary:
+    with atomic.writing(os.path.join(model_dir, artifacts.FINAL_MODEL)) as temporary:
         model.save(temporary)
-    files.write_json(os.path.join(model_dir, artifacts.CLASS_NAMES), data.class_names)
+    atomic.write_json(os.path.join(model_dir, artifacts.CLASS_NAMES), data.class_names)
     artifacts.write_preprocessing(model_dir, options)
-    export.export(
-        model,
-        data.class_names,
-        options.image_size,
-        options.resize_method,
-        export.default_dir(model_dir),
-    )
+    finished = artifacts.Run(model, data.class_names, options)
+    saved_model.write(finished, saved_model.default_dir(model_dir))
     metrics = summarize(run.state.history, data)
-    metrics["skipped_images"] += scan.as_records(_undecodable(run))
+    metrics["skipped_images"] += headers.as_records(_undecodable(run))
     metrics["final_weights_sha256"] = final_digest
     metrics_path = os.path.join(model_dir, artifacts.METRICS)
-    files.write_json(metrics_path, {**metrics, "finished": False})
+    atomic.write_json(metrics_path, {**metrics, "finished": False})
     for name, split in (("val", data.validation), ("test", data.test)):
         if split:
-            result = evaluation.evaluate_prepared(run.steps.predict, split, data.class_names)
+            result = evaluation.evaluate_prepared(run.built.steps.predict, split, data.class_names)
             metrics[f"{name}_accuracy"] = result["accuracy"]
             metrics[f"{name}_loss"] = result["loss"]
     metrics["finished"] = True
-    files.write_json(metrics_path, metrics)
+    atomic.write_json(metrics_path, metrics)
     logging.info(
         "best epoch %d of %d; metrics in %s",
         metrics["best_epoch"],
@@ -399,15 +397,17 @@ def _finish(run: _Training) -> dict[str, Any]:
     return metrics
 
 
-def _train_as_worker(config, plan, data, model, optimizer, steps, stop_signal):
+def _train_as_worker(run: _Training) -> dict[str, Any]:
     """A non-chief worker: the same steps as the chief (collectives need every worker),
     restored from the chief's checkpoint, but its state recorded in a temporary folder
     that is removed at the end. Returns what it trained: epochs and the weights' digest."""
-    scratch = tempfile.mkdtemp(prefix=f"rps_tfdata_worker{plan.worker.index}_")
+    model, optimizer = run.built.model, run.built.optimizer
+    scratch = tempfile.mkdtemp(prefix=f"rps_tfdata_worker{run.plan.worker.index}_")
     try:
-        state = run_state.RunState(scratch, model, optimizer, restore_from=config.model_dir)
+        restore_from = run.config.model_dir
+        state = run_state.RunState(scratch, model, optimizer, restore_from=restore_from)
         state.restore()
-        _train_epochs(_Training(config, plan, data, model, steps, state, stop_signal))
+        _train_epochs(run._replace(state=state))
         return {"epochs_run": len(state.history), "final_weights_sha256": weights_digest(model)}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -12,7 +12,7 @@ from rps_tfdata.core.datasets.base import Data, Source, check_policy
 from rps_tfdata.core.datasets.folder import FolderSource
 from rps_tfdata.core.datasets.official import OfficialSource
 from rps_tfdata.core.datasets.tfds import TfdsSource
-from rps_tfdata.core.reading import PipelineOptions
+from rps_tfdata.core.input_pipeline import PipelineOptions
 
 SOURCES: dict[str, Callable[[TrainConfig, PipelineOptions], Source]] = {
     "folder": FolderSource,  # --data_dir (and --test_dir)

@@ -1,6 +1,6 @@
 """What every data source gives a run, and the checks every source's data passes.
 
-A source (`Source`) names its classes, reads its splits once (`rps_tfdata.core.reading`)
+A source (`Source`) names its classes, reads its splits once (`rps_tfdata.core.input_pipeline`)
 and gives a fingerprint that changes when its images do. Unreadable files leave whichever
 subset holds them after the split, so the readable files keep the source's split; they
 are reported, or stop the run under `on_bad_image="fail"` (`check_policy`).
@@ -10,13 +10,12 @@ from typing import Callable, NamedTuple, Optional, Protocol
 
 from absl import logging
 
-from rps_tfdata.core import scan
+from rps_tfdata.core import headers
 from rps_tfdata.core.distribution import Worker
 from rps_tfdata.core.errors import BadImagesError, DatasetLayoutError
-from rps_tfdata.core.files import readable
-from rps_tfdata.core.reading import Prepared
-
-POLICIES = ("skip", "fail")
+from rps_tfdata.core.fs import printable
+from rps_tfdata.core.input_pipeline import Prepared
+from rps_tfdata.core.listing import Split
 
 
 class Data(NamedTuple):
@@ -29,7 +28,7 @@ class Data(NamedTuple):
     test: Optional[Prepared]
     listed_train: int = 0
 
-    def skipped(self) -> list[scan.BadImage]:
+    def skipped(self) -> list[headers.BadImage]:
         """Every unreadable file of every split."""
         return [b for split in (self.train, self.validation, self.test) if split for b in split.bad]
 
@@ -43,16 +42,18 @@ class Source(Protocol):
     def load(self, worker: Worker) -> Data:
         """The splits, read once and checked; `worker`'s shard of the training split."""
 
+    def splits(self) -> tuple[Split, Split, Optional[Split]]:
+        """The training, validation and test files before any read (the measuring tools
+        time the read); ConfigError for a source that has no files."""
 
-def check_policy(bad: list[scan.BadImage], total: int, on_bad_image: str) -> None:
+
+def check_policy(bad: list[headers.BadImage], total: int, on_bad_image: str) -> None:
     """Raises BadImagesError under the "fail" policy when any file was unreadable."""
-    if on_bad_image not in POLICIES:
-        raise ValueError(f"on_bad_image must be one of {POLICIES}. Received: {on_bad_image!r}")
     if bad and on_bad_image == "fail":
-        listing = "; ".join(f"{readable(b.path)}: {b.reason}" for b in bad)
+        named = "; ".join(f"{printable(b.path)}: {b.reason}" for b in bad)
         raise BadImagesError(
             f"{len(bad)} of {total} image files cannot be read (--on_bad_image=fail): "
-            f"{listing}. Fix or remove them, or pass --on_bad_image=skip"
+            f"{named}. Fix or remove them, or pass --on_bad_image=skip"
         )
 
 

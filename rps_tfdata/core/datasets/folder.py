@@ -1,16 +1,18 @@
 """A class-per-folder data set (`--data_dir`, optional `--test_dir`), split as IDG splits.
 
-The training folder is listed and split exactly as `flow_from_directory` does
-(`rps_tfdata.core.index`), unreadable files included, then every file is read once;
-unreadable ones leave whichever subset holds them, so the readable files keep IDG's split.
+Each folder is listed once per start (`listing.list_folder`; a bucket pays for each page
+of the listing once); the fingerprint and the IDG split, unreadable files included, are
+taken from that listing; then every file is read once, and unreadable ones leave
+whichever subset holds them, so the readable files keep IDG's split.
 """
 
+import functools
 import os
 from typing import Optional
 
 from absl import logging
 
-from rps_tfdata.core import files, index, reading
+from rps_tfdata.core import input_pipeline, listing
 from rps_tfdata.core.config import TrainConfig
 from rps_tfdata.core.datasets.base import Data, check_and_log
 from rps_tfdata.core.distribution import Worker
@@ -20,7 +22,7 @@ from rps_tfdata.core.errors import DatasetLayoutError
 def _fewest_images_for_validation(validation_split: float) -> int:
     """The smallest class that gets a validation image, with IDG's truncation."""
     count = 1
-    while index.validation_count(count, validation_split) < 1:
+    while listing.validation_count(count, validation_split) < 1:
         count += 1
     return count
 
@@ -28,29 +30,38 @@ def _fewest_images_for_validation(validation_split: float) -> int:
 class FolderSource:
     """`config.data_dir` (and `config.test_dir`), read with `options`."""
 
-    def __init__(self, config: TrainConfig, options: reading.PipelineOptions):
+    def __init__(self, config: TrainConfig, options: input_pipeline.PipelineOptions):
         self._config = config
         self._options = options
 
+    @functools.cached_property
+    def _listings(self) -> tuple[listing.Listing, Optional[listing.Listing]]:
+        """The training folder's listing and the test folder's (None without one)."""
+        config = self._config
+        test = listing.list_folder(config.test_dir) if config.test_dir else None
+        return listing.list_folder(config.data_dir), test
+
     def fingerprint(self) -> str:
         """A digest of the listed image files (paths, sizes, modification times)."""
-        listed = index.list_all(self._config.data_dir).paths
-        if self._config.test_dir:
-            listed += index.list_all(self._config.test_dir).paths
-        return files.fingerprint(listed)
+        train, test = self._listings
+        return listing.fingerprint(train.paths + (test.paths if test else []))
 
-    def _splits(self) -> tuple[index.Split, index.Split, Optional[index.Split]]:
-        """The IDG split of the listing (bad files included, as IDG splits), checked."""
+    def splits(self) -> tuple[listing.Split, listing.Split, Optional[listing.Split]]:
+        """The training, validation and test files: IDG's split of the listing (bad
+        files included, as IDG splits), checked."""
         config = self._config
-        train = index.list_split(config.data_dir, config.validation_split, "training")
-        validation = index.list_split(config.data_dir, config.validation_split, "validation")
-        for junk in index.junk_folders(config.data_dir):
-            path = os.path.join(config.data_dir, junk)
-            logging.info("left out %s: an archiver's folder, not a class", path)
-        if len(train.class_names) < 2:
+        listed, listed_test = self._listings
+        train = listing.subset(listed, config.validation_split, "training")
+        validation = listing.subset(listed, config.validation_split, "validation")
+        for junk in listed.junk:
+            logging.info(
+                "left out %s: an archiver's folder, not a class",
+                os.path.join(listed.directory, junk),
+            )
+        if len(listed.class_names) < 2:
             raise DatasetLayoutError(
-                f"data folder {config.data_dir!r} has {len(train.class_names)} class folder(s) "
-                f"{train.class_names}; a classifier needs at least two"
+                f"data folder {config.data_dir!r} has {len(listed.class_names)} class folder(s) "
+                f"{listed.class_names}; a classifier needs at least two"
             )
         for subset, split in (("training", train), ("validation", validation)):
             if not split.paths:
@@ -60,9 +71,9 @@ class FolderSource:
                     f"for validation_split={config.validation_split}"
                 )
         test = None
-        if config.test_dir:
-            test = index.list_all(config.test_dir)
-            index.check_same_classes(train.class_names, test.class_names, config.test_dir)
+        if listed_test is not None:
+            test = listing.whole(listed_test)
+            listing.check_same_classes(train.class_names, test.class_names, config.test_dir)
         return train, validation, test
 
     def load(self, worker: Worker) -> Data:
@@ -71,13 +82,13 @@ class FolderSource:
         decode) and validation whole; only the chief reads the test set, which is scanned
         now and decoded again at the end (no cache held through training)."""
         config, options = self._config, self._options
-        train, validation, test = self._splits()
+        train, validation, test = self.splits()
         shard = slice(worker.index, None, worker.count)
         test = test if worker.is_chief else None
         classes = len(train.class_names)
         data = Data(
             train.class_names,
-            reading.prepare(
+            input_pipeline.prepare(
                 train.paths[shard],
                 train.labels[shard],
                 classes,
@@ -88,10 +99,10 @@ class FolderSource:
                 # epochs decode anyway and a failure may be skipped as they meet it.
                 decode=config.on_bad_image == "fail",
             ),
-            reading.prepare(
+            input_pipeline.prepare(
                 validation.paths, validation.labels, classes, options, name="validation"
             ),
-            reading.prepare(test.paths, test.labels, classes, options._replace(cache="none"))
+            input_pipeline.prepare(test.paths, test.labels, classes, options._replace(cache="none"))
             if test
             else None,
             listed_train=len(train.paths),

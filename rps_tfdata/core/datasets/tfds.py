@@ -14,12 +14,12 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from rps_tfdata.core import images, index, reading
+from rps_tfdata.core import decode, input_pipeline, listing
 from rps_tfdata.core.config import TrainConfig
 from rps_tfdata.core.datasets.base import Data, check_and_log
 from rps_tfdata.core.distribution import Worker
 from rps_tfdata.core.download import CLASS_NAMES
-from rps_tfdata.core.errors import DatasetLayoutError
+from rps_tfdata.core.errors import ConfigError, DatasetLayoutError
 
 NAME = "rock_paper_scissors"
 
@@ -32,7 +32,7 @@ def label_map(tfds_names: list[str]) -> np.ndarray:
 
 
 def read_split(
-    split: str, options: reading.PipelineOptions, data_dir: Optional[str] = None
+    split: str, options: input_pipeline.PipelineOptions, data_dir: Optional[str] = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images resized as training resizes files, our labels) of a TFDS split."""
     import tensorflow_datasets as tfds  # here: only TFDS runs pay for its import
@@ -54,7 +54,7 @@ def read_split(
     mapping = label_map(info.features["label"].names)
     dataset = dataset.map(
         lambda example: (
-            images.resize(example["image"], options.image_size, options.resize_method),
+            decode.resize(example["image"], options.image_size, options.resize_method),
             example["label"],
         )
     )
@@ -65,9 +65,11 @@ def read_split(
     return np.concatenate(pixels), np.concatenate(labels)
 
 
-def _prepared(name: str, pixels: np.ndarray, labels: np.ndarray, ids, options) -> reading.Prepared:
+def _prepared(
+    name: str, pixels: np.ndarray, labels: np.ndarray, ids, options
+) -> input_pipeline.Prepared:
     ids = list(ids)
-    return reading.Prepared(
+    return input_pipeline.Prepared(
         paths=[f"tfds:{NAME}/{name}/{i}" for i in ids],
         labels=[int(label) for label in labels],
         ids=ids,
@@ -81,12 +83,15 @@ def _prepared(name: str, pixels: np.ndarray, labels: np.ndarray, ids, options) -
 class TfdsSource:
     """TFDS's prepared `rock_paper_scissors` in `config.tfds_data_dir` (or TFDS's folder)."""
 
-    def __init__(self, config: TrainConfig, options: reading.PipelineOptions):
+    def __init__(self, config: TrainConfig, options: input_pipeline.PipelineOptions):
         self._config = config
         self._options = options._replace(cache="memory")  # TFDS gives decoded images
 
     def fingerprint(self) -> str:
         return f"tfds:{NAME}"
+
+    def splits(self):
+        raise ConfigError(f"TFDS {NAME} holds decoded images, not files: pass --data_dir")
 
     def load(self, worker: Worker) -> Data:
         """Training (this worker's shard of it), validation whole, the test split on the
@@ -97,7 +102,7 @@ class TfdsSource:
         for label in range(len(CLASS_NAMES)):
             members = np.flatnonzero(labels == label)
             split = self._config.validation_split
-            validation[members[: index.validation_count(len(members), split)]] = True
+            validation[members[: listing.validation_count(len(members), split)]] = True
         all_train_ids = np.flatnonzero(~validation)
         train_ids = all_train_ids[worker.index :: worker.count]
         val_ids = np.flatnonzero(validation)

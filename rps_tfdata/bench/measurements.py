@@ -41,22 +41,33 @@ from absl import logging
 from rps_tfdata.bench import seed_reference, throughput
 from rps_tfdata.core import (
     artifacts,
-    data_service,
     datasets,
-    epochs,
-    export,
-    index,
+    input_pipeline,
     loop,
     prediction,
-    reading,
     resources,
+    saved_model,
+    tf_data_service,
     training,
 )
 from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import model as model_lib
 from rps_tfdata.core import plan as plan_lib
 
-MODES = ("pipeline", "step", "e2e", "all", "parity", "memory", "service", "serving")
+
+class Subject(NamedTuple):
+    """What is measured: the run's settings, its plan on one device (the benchmarks
+    measure one device), and its data source (the one door for data)."""
+
+    config: config_lib.TrainConfig
+    plan: plan_lib.Plan
+    source: datasets.Source
+
+
+def subject_of(config: config_lib.TrainConfig) -> Subject:
+    """`config` planned on one device, with its source opened."""
+    plan = plan_lib.make_plan(config, strategy_override="one_device")
+    return Subject(config, plan, datasets.open_source(config, plan.input))
 
 
 class Settings(NamedTuple):
@@ -81,40 +92,49 @@ def idg_train_iterator(config: config_lib.TrainConfig, *, rescale: bool = True):
     ).train
 
 
-def one_device_plan(config: config_lib.TrainConfig) -> plan_lib.Plan:
-    """The run's plan on one device: the benchmarks measure one device."""
-    return plan_lib.make_plan(config._replace(strategy="one_device"))
+class Bench(NamedTuple):
+    """One benchmark run's subject, its data read once and its steps built once (the
+    model's weights do not change the speed; warm-up is left out of every figure)."""
+
+    subject: Subject
+    data: datasets.Data
+    steps: loop.Steps
+    settings: Settings
+
+    @property
+    def config(self) -> config_lib.TrainConfig:
+        return self.subject.config
+
+    @property
+    def plan(self) -> plan_lib.Plan:
+        return self.subject.plan
 
 
-def bench_pipeline(
-    config: config_lib.TrainConfig,
-    plan: plan_lib.Plan,
-    data: datasets.Data,
-    baseline: bool,
-    settings: Settings,
-) -> dict:
+def bench_pipeline(bench: Bench, baseline: bool) -> dict:
     """Input pipeline images/s: cold (reading every file once: the unreadable-file scan,
     decode, resize, cache fill), steady (epochs from the cache), the augmentation kernel,
     and the seed's pipeline."""
+    config, plan, settings = bench.config, bench.plan, bench.settings
     batch_size, repeats = config.batch_size, settings.repeats
-    paths, labels = data.train.paths, data.train.labels
+    paths, labels = bench.data.train.paths, bench.data.train.labels
+    classes = len(bench.data.class_names)
     # One layer for every repeat: its XLA compilation is warm-up, not pipeline time.
     layer = plan.host_augmentation
-    warm = reading.prepare(paths[:batch_size], labels[:batch_size], 3, plan.input)
-    next(iter(epochs.training_batches(warm, seed=config.seed, augmentation=layer)))
+    warm = input_pipeline.prepare(paths[:batch_size], labels[:batch_size], classes, plan.input)
+    next(iter(input_pipeline.training_batches(warm, seed=config.seed, augmentation=layer)))
     cold, steady = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        prepared = reading.prepare(paths, labels, len(data.class_names), plan.input)
+        prepared = input_pipeline.prepare(paths, labels, classes, plan.input)
         cold.append(len(paths) / (time.perf_counter() - start))
         batches = iter(
-            epochs.training_batches(
+            input_pipeline.training_batches(
                 prepared, seed=config.seed, end_epoch=settings.steady_epochs, augmentation=layer
             )
         )
         for _ in range(settings.steady_epochs):
             start = time.perf_counter()
-            for _ in range(epochs.steps_per_epoch(prepared)):
+            for _ in range(input_pipeline.steps_per_epoch(prepared)):
                 next(batches)
             steady.append(len(paths) / (time.perf_counter() - start))
     results = {
@@ -138,19 +158,17 @@ def bench_pipeline(
     return results
 
 
-def bench_step(
-    config: config_lib.TrainConfig, plan: plan_lib.Plan, num_classes: int, settings: Settings
-) -> dict:
+def bench_step(bench: Bench) -> dict:
     """The train step alone, on one in-memory batch (no input cost): the model's ceiling."""
-    _, _, steps = training.build(config, plan, num_classes)
+    settings, num_classes = bench.settings, len(bench.data.class_names)
     rng = np.random.default_rng(0)
-    batch_size = config.batch_size
-    shape = (batch_size, *plan.input.image_size, 3)
+    batch_size = bench.config.batch_size
+    shape = (batch_size, *bench.plan.input.image_size, 3)
     images = tf.constant(rng.integers(0, 256, shape, np.uint8))  # as the pipeline feeds it
     labels = tf.one_hot(rng.integers(num_classes, size=batch_size), num_classes)
     seeds = tf.zeros((batch_size, 2), tf.int64)
     rate = throughput.time_training(
-        steps.train,
+        bench.steps.train,
         itertools.repeat((images, labels, seeds)),
         epochs=settings.repeats + 1,
         steps_per_epoch=settings.steps,
@@ -166,81 +184,68 @@ def _with_seeds(iterator):
         yield images, labels, np.zeros((len(images), 2), np.int64)
 
 
-def bench_e2e(
-    config: config_lib.TrainConfig,
-    plan: plan_lib.Plan,
-    data: datasets.Data,
-    baseline: bool,
-    settings: Settings,
-) -> dict:
+def bench_e2e(bench: Bench, baseline: bool) -> dict:
     """The training loop on the real pipeline (and on the seed's), after a warm-up epoch."""
-    num_classes = len(data.class_names)
+    config, settings, train = bench.config, bench.settings, bench.data.train
     timing = dict(
         epochs=settings.e2e_epochs,
-        steps_per_epoch=epochs.steps_per_epoch(data.train),
+        steps_per_epoch=input_pipeline.steps_per_epoch(train),
         batch_size=config.batch_size,
         window=settings.window,
     )
-    ours = epochs.training_batches(
-        data.train,
+    ours = input_pipeline.training_batches(
+        train,
         seed=config.seed,
         end_epoch=settings.e2e_epochs,
-        augmentation=plan.host_augmentation,
+        augmentation=bench.plan.host_augmentation,
     )
-    results = {
-        "e2e": throughput.time_training(
-            training.build(config, plan, num_classes)[2].train, iter(ours), **timing
-        )
-    }
+    results = {"e2e": throughput.time_training(bench.steps.train, iter(ours), **timing)}
     if baseline:
-        results["idg_e2e"] = throughput.time_training(
-            training.build(config, plan, num_classes)[2].train,
-            _with_seeds(idg_train_iterator(config, rescale=False)),
-            **timing,
-        )
+        theirs = _with_seeds(idg_train_iterator(config, rescale=False))
+        results["idg_e2e"] = throughput.time_training(bench.steps.train, theirs, **timing)
     return results
 
 
-def bench_loop(
-    config: config_lib.TrainConfig, plan: plan_lib.Plan, data: datasets.Data, settings: Settings
-) -> dict:
+def bench_loop(bench: Bench) -> dict:
     """The training loop as `train` runs it (`loop.run_epoch`: --steps_per_loop steps a
     call, the host reading once per call): images/s of whole epochs after a warm-up one."""
-    _, _, steps = training.build(config, plan, len(data.class_names))
-    count = settings.repeats + 1
+    config, train = bench.config, bench.data.train
+    count = bench.settings.repeats + 1
     batches = iter(
-        epochs.training_batches(
-            data.train, seed=config.seed, end_epoch=count, augmentation=plan.host_augmentation
+        input_pipeline.training_batches(
+            train, seed=config.seed, end_epoch=count, augmentation=bench.plan.host_augmentation
         )
     )
     samples = []
+    controls = loop.EpochControls(steps_per_loop=config.steps_per_loop)
+    steps_per_epoch = input_pipeline.steps_per_epoch(train)
     for epoch in range(count):
-        result = loop.run_epoch(
-            steps, batches, epochs.steps_per_epoch(data.train), steps_per_loop=config.steps_per_loop
-        )
+        result = loop.run_epoch(bench.steps, batches, steps_per_epoch, controls)
         if epoch:
             samples.append(result.images / result.seconds)
     return {"e2e_loop": throughput.rate_of(samples)}
 
 
-def measure_memory(config: config_lib.TrainConfig, num_epochs: int) -> dict[str, Any]:
+def measure_memory(subject: Subject, num_epochs: int) -> dict[str, Any]:
     """How much resident memory the training split's cache and `epochs` epochs add.
 
     Everything is warmed up first on a few files, so the growth is the data's: with
     `image_cache="memory"` it grows with the set (the pixels), with "disk" it should not.
     """
-    split = index.list_split(config.data_dir, config.validation_split, "training")
-    plan = one_device_plan(config)
+    config, plan = subject.config, subject.plan
+    split, _, _ = subject.source.splits()
     options, layer = plan.input, plan.host_augmentation
-    few = reading.prepare(split.paths[:8], split.labels[:8], 3, options._replace(cache="none"))
-    for _ in epochs.training_batches(few, seed=config.seed, augmentation=layer):
+    few = input_pipeline.prepare(
+        split.paths[:8], split.labels[:8], 3, options._replace(cache="none")
+    )
+    for _ in input_pipeline.training_batches(few, seed=config.seed, augmentation=layer):
         pass
     before = resources.current_rss_mb()
-    prepared = reading.prepare(
+    prepared = input_pipeline.prepare(
         split.paths, split.labels, len(split.class_names), options, name="train"
     )
     after_prepare = resources.current_rss_mb()
-    for _ in epochs.training_batches(
+    for _ in input_pipeline.training_batches(
         prepared, seed=config.seed, end_epoch=num_epochs, augmentation=layer
     ):
         pass
@@ -280,7 +285,7 @@ def local_service(workers: int) -> Iterator[str]:
 
 
 def measure_service(
-    config: config_lib.TrainConfig, max_workers: int, settings: Settings
+    subject: Subject, max_workers: int, settings: Settings
 ) -> tuple[dict[str, throughput.Rate], dict[str, Any]]:
     """Images/s of `settings.steady_epochs` epochs per repeat, read here and through the
     service: through 1..max_workers workers started here, or, when `config.data_service`
@@ -288,11 +293,11 @@ def measure_service(
     decoded every epoch in each case. Also returns the bytes per image that crossed the
     loopback interface for each service target (local workers only: an external
     dispatcher's workers may send over another interface)."""
-    split = index.list_split(config.data_dir, config.validation_split, "training")
-    plan = one_device_plan(config)
+    config, plan = subject.config, subject.plan
+    split, _, _ = subject.source.splits()
     options = plan.input._replace(cache="none", deterministic=False)
     classes = len(split.class_names)  # headers screened; the epochs decode, as in training
-    prepared = reading.prepare(split.paths, split.labels, classes, options, decode=False)
+    prepared = input_pipeline.prepare(split.paths, split.labels, classes, options, decode=False)
     targets = [("service_0_workers", contextlib.nullcontext(""))]
     if config.data_service:
         targets.append(("service_external", contextlib.nullcontext(config.data_service)))
@@ -307,7 +312,7 @@ def measure_service(
         if address and before is not None and name != "service_external":
             traffic[f"{name}_bytes_per_image"] = round((after - before) / images)
         logging.info("%s: %s", name, rates[name])
-    element = np.dtype(epochs.pixel_dtype(plan.host_augmentation).as_numpy_dtype).itemsize
+    element = np.dtype(input_pipeline.pixel_dtype(plan.host_augmentation).as_numpy_dtype).itemsize
     traffic["pixel_bytes_per_image"] = element * 3 * config.image_size**2
     traffic["compression"] = config.data_service_compression
     return rates, traffic
@@ -319,34 +324,33 @@ def _epochs_through(prepared, config: config_lib.TrainConfig, plan, address: str
     start) and is not counted in the rate."""
     samples, total = [], 0
     for epoch in range(settings.steady_epochs * settings.repeats + 1):
-        dataset = epochs.epoch_batches(
+        dataset = input_pipeline.epoch_batches(
             prepared, epoch, seed=config.seed, augmentation=plan.host_augmentation
         )
         if address:
-            job = f"{data_service.job_prefix()}-{epoch}"
+            job = f"{tf_data_service.job_prefix()}-{epoch}"
             compression = config.data_service_compression
-            dataset = data_service.distribute(dataset, address, job, compression)
+            dataset = tf_data_service.distribute(dataset, address, job, compression)
         start = time.perf_counter()
         # Images, not rows: each worker pads its last batch with blanks (seeds NO_IMAGE).
-        count = sum(int(np.sum(seeds[:, 1] != epochs.NO_IMAGE)) for _, _, seeds in dataset)
+        count = sum(int(np.sum(seeds[:, 1] != input_pipeline.NO_IMAGE)) for _, _, seeds in dataset)
         total += count
         if epoch:
             samples.append(count / (time.perf_counter() - start))
     return throughput.rate_of(samples), total
 
 
-def measure_serving(config: config_lib.TrainConfig, settings: Settings) -> dict:
+def measure_serving(subject: Subject, settings: Settings) -> dict:
     """The export's signature on 32 encoded files vs the predict path on the same files
     (an untrained CNN: the weights do not change the speed)."""
-    split = index.list_all(config.data_dir)
+    split, _, _ = subject.source.splits()
     paths = split.paths[:32]
-    options = plan_lib.input_options(config)._replace(cache="memory")
+    options = subject.plan.input._replace(cache="memory")
     model = model_lib.build_model(options.image_size, len(split.class_names))
-    out = os.path.join(config.model_dir, artifacts.EXPORT)
-    export.export(model, split.class_names, options.image_size, options.resize_method, out)
-    serve = tf.saved_model.load(out).signatures["serving_default"]
-    encoded = tf.constant([tf.io.read_file(p).numpy() for p in paths])
     run = artifacts.Run(model, split.class_names, options)
+    out = os.path.join(subject.config.model_dir, artifacts.EXPORT)
+    serve = tf.saved_model.load(saved_model.write(run, out)).signatures["serving_default"]
+    encoded = tf.constant([tf.io.read_file(p).numpy() for p in paths])
     return {
         "serving_signature": throughput.time_batches(
             lambda: serve(images=encoded)["probabilities"].numpy(),
@@ -382,18 +386,20 @@ def flatten(results: dict[str, throughput.Rate]) -> dict[str, Any]:
     return flat
 
 
-def header(config: config_lib.TrainConfig, mode: str) -> dict[str, Any]:
-    """What a report states before its figures: versions, devices, settings, memory."""
+def header(subject: Subject, mode: str) -> dict[str, Any]:
+    """What a report states before its figures: versions, devices, settings as the plan
+    resolved them, memory."""
+    config, plan = subject.config, subject.plan
     return {
         **throughput.environment(),
         "data_dir": config.data_dir,
         "mode": mode,
         "image_size": config.image_size,
         "batch_size": config.batch_size,
-        "augment_on": plan_lib.resolve_augment_on(config.augment_on),
+        "augment_on": "device" if plan.augment_on_device else "host",
         "mixed_precision": config.mixed_precision,
-        "jit_compile": config.jit_compile,
-        "image_cache": plan_lib.input_options(config).cache,
+        "jit_compile": plan.xla,
+        "image_cache": plan.input.cache,
         "peak_rss_mb": round(resources.peak_rss_mb(), 1),
     }
 
@@ -407,22 +413,17 @@ def report(results: dict[str, throughput.Rate], head: dict[str, Any]) -> str:
 
 
 def run_benchmarks(
-    mode: str, config: config_lib.TrainConfig, *, baseline: bool, settings: Settings
+    mode: str, subject: Subject, *, baseline: bool, settings: Settings
 ) -> dict[str, throughput.Rate]:
     """Runs the measurements `mode` asks for, logging each figure as it is done."""
-    config_lib.check_config(config)
-    plan = one_device_plan(config)
-    data = datasets.open_source(config, plan.input).load(plan.worker)
+    config, plan = subject.config, subject.plan
+    data = subject.source.load(plan.worker)
+    steps = training.build(config, plan, len(data.class_names)).steps
+    bench = Bench(subject, data, steps, settings)
     stages: list[tuple[str, Callable[[], dict]]] = [
-        ("pipeline", lambda: bench_pipeline(config, plan, data, baseline, settings)),
-        ("step", lambda: bench_step(config, plan, len(data.class_names), settings)),
-        (
-            "e2e",
-            lambda: {
-                **bench_e2e(config, plan, data, baseline, settings),
-                **bench_loop(config, plan, data, settings),
-            },
-        ),
+        ("pipeline", lambda: bench_pipeline(bench, baseline)),
+        ("step", lambda: bench_step(bench)),
+        ("e2e", lambda: {**bench_e2e(bench, baseline), **bench_loop(bench)}),
     ]
     results: dict[str, throughput.Rate] = {}
     for name, measure in stages:
@@ -432,3 +433,22 @@ def run_benchmarks(
                 logging.info("%s: %s", key, rate)
                 results[key] = rate
     return results
+
+
+def measure(
+    mode: str, subject: Subject, settings: Settings, *, baseline: bool, service_workers: int
+) -> tuple[dict[str, Any], dict[str, throughput.Rate]]:
+    """Runs one mode of the benchmark (any but "parity", which trains its own runs):
+    returns the report's header (with the mode's own figures: memory, traffic) and its
+    rates."""
+    extra: dict[str, Any] = {}
+    rates: dict[str, throughput.Rate] = {}
+    if mode == "memory":
+        extra = measure_memory(subject, settings.e2e_epochs)
+    elif mode == "service":
+        rates, extra = measure_service(subject, service_workers, settings)
+    elif mode == "serving":
+        rates = measure_serving(subject, settings)
+    else:
+        rates = run_benchmarks(mode, subject, baseline=baseline, settings=settings)
+    return {**header(subject, mode), **extra}, rates

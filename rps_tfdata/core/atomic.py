@@ -10,15 +10,14 @@ as it can read anything else the user writes.
 """
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 import uuid
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
-from rps_tfdata.core import storage
+from rps_tfdata.core import fs
 from rps_tfdata.core.errors import ConfigError, UserError
 
 _MARKER = ".rps_tfdata_complete"
@@ -26,17 +25,17 @@ _BUILDING = ".rps_tfdata_building"  # on object stores: a folder being written i
 
 
 @contextlib.contextmanager
-def atomic_path(path: str) -> Iterator[str]:
+def writing(path: str) -> Iterator[str]:
     """Yields a temporary path beside `path`; renames it to `path` if the block succeeds.
 
     The temporary name ends with `path`'s own name, so writers that insist on an
     extension (Keras: `.keras`, `.weights.h5`) accept it. On an object store the rename
     is a copy of a finished object, so a reader still sees the old file or the new one.
     """
-    if storage.is_remote(path):
-        yield from _remote_atomic_path(path)
+    if fs.is_remote(path):
+        yield from _remote_writing(path)
         return
-    path = storage.local(path)
+    path = fs.local(path)
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=".", suffix=f".{os.path.basename(path)}", dir=folder)
@@ -50,16 +49,16 @@ def atomic_path(path: str) -> Iterator[str]:
             os.remove(temporary)
 
 
-def _remote_atomic_path(path: str) -> Iterator[str]:
+def _remote_writing(path: str) -> Iterator[str]:
     folder, name = os.path.split(path)
-    storage.makedirs(folder)
-    temporary = storage.join(folder, f".{uuid.uuid4().hex[:12]}.{name}")
+    fs.makedirs(folder)
+    temporary = fs.join(folder, f".{uuid.uuid4().hex[:12]}.{name}")
     try:
         yield temporary
-        storage.rename(temporary, path)
+        fs.rename(temporary, path)
     finally:
-        if storage.exists(temporary):
-            storage.remove(temporary)
+        if fs.exists(temporary):
+            fs.remove(temporary)
 
 
 def umask() -> int:
@@ -84,11 +83,11 @@ def check_writable(folder: str, flag: str) -> None:
       ConfigError: naming `flag` and the reason, before any work is spent.
     """
     try:
-        storage.makedirs(folder)
-        probe = storage.join(folder, f".write-test-{uuid.uuid4().hex[:12]}")
-        with storage.open_file(probe, "w") as f:
+        fs.makedirs(folder)
+        probe = fs.join(folder, f".write-test-{uuid.uuid4().hex[:12]}")
+        with fs.open_file(probe, "w") as f:
             f.write("")
-        storage.remove(probe)
+        fs.remove(probe)
     except OSError as e:
         raise ConfigError(
             f"{flag}={folder} cannot be written ({e.strerror or e}); choose a folder you can "
@@ -98,7 +97,7 @@ def check_writable(folder: str, flag: str) -> None:
 
 def write_text(path: str, text: str) -> str:
     """Writes `text` to `path` through a temporary file; returns the path."""
-    with atomic_path(path) as temporary, storage.open_file(temporary, "w") as f:
+    with writing(path) as temporary, fs.open_file(temporary, "w") as f:
         f.write(text)
     return path
 
@@ -108,33 +107,9 @@ def write_json(path: str, value: Any) -> str:
     return write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
-def _identity(path: str) -> tuple[str, Any, Any]:
-    """(path, size, modification time), or the reason it cannot be read in place of both:
-    a dangling or looping link is an unreadable image, named later, not a crash."""
-    try:
-        status = storage.stat(path)
-    except OSError as e:
-        return path, None, e.strerror or str(e)
-    return path, status.size, status.mtime_ns
-
-
-def fingerprint(paths: Sequence[str], *extra: Any) -> str:
-    """A short digest of files (path, size, modification time) and `extra` values: it
-    changes when any file is added, removed, replaced or rewritten."""
-    key = json.dumps([storage.for_each(_identity, paths), *extra])
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def readable(path: str) -> str:
-    """`path` as one printable line: bytes that are not UTF-8 as \\xNN, and control
-    characters (a newline in a name) escaped, so that messages and listings stay one line."""
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-
-
 def is_complete(folder: str) -> bool:
     """Whether `folder` was finished by `build_folder`."""
-    return storage.exists(storage.join(folder, _MARKER))
+    return fs.exists(fs.join(folder, _MARKER))
 
 
 def build_folder(folder: str, build: Callable[[str], None], *, replace: bool = False) -> str:
@@ -151,15 +126,15 @@ def build_folder(folder: str, build: Callable[[str], None], *, replace: bool = F
     """
     if is_complete(folder) and not replace:
         return folder
-    building = storage.exists(storage.join(folder, _BUILDING))
-    if storage.exists(folder) and not is_complete(folder) and not building:
+    building = fs.exists(fs.join(folder, _BUILDING))
+    if fs.exists(folder) and not is_complete(folder) and not building:
         raise UserError(
             f"{folder} exists but was not written by rps_tfdata (no {_MARKER} in it); "
             "move it away or choose another folder"
         )
-    if storage.is_remote(folder):
+    if fs.is_remote(folder):
         return _build_in_place(folder, build)
-    folder = storage.local(folder)
+    folder = fs.local(folder)
     parent = os.path.dirname(os.path.abspath(folder))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.", dir=parent)
@@ -186,10 +161,10 @@ def _build_in_place(folder: str, build: Callable[[str], None]) -> str:
     emptied and built where it is, between a "building" marker written first and the
     completion marker written last. Readers wait for the completion marker; a killed
     build leaves the "building" marker, so the next build redoes it."""
-    storage.rmtree(folder)
-    storage.makedirs(folder)
-    write_text(storage.join(folder, _BUILDING), "")
+    fs.rmtree(folder)
+    fs.makedirs(folder)
+    write_text(fs.join(folder, _BUILDING), "")
     build(folder)
-    write_text(storage.join(folder, _MARKER), "")
-    storage.remove(storage.join(folder, _BUILDING))
+    write_text(fs.join(folder, _MARKER), "")
+    fs.remove(fs.join(folder, _BUILDING))
     return folder

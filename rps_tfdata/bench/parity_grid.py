@@ -11,9 +11,9 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from rps_tfdata.bench import seed_reference
-from rps_tfdata.core import augment, index
+from rps_tfdata.core import augment, listing
+from rps_tfdata.core.decode import load_image
 from rps_tfdata.core.errors import DatasetLayoutError
-from rps_tfdata.core.images import load_image
 
 ROW_LABELS = ("original", "rps_tfdata", "IDG", "|diff| x50")
 DIFF_GAIN = 50
@@ -23,7 +23,7 @@ _GAP = 4
 
 def pick_files(data_dir: str, count: int) -> list[str]:
     """`count` files spread evenly over the whole folder, so every class shows up."""
-    paths = index.list_all(data_dir).paths
+    paths = listing.list_all(data_dir).paths
     if not paths:
         raise DatasetLayoutError(f"data folder {data_dir!r} holds no image files")
     step = max(len(paths) // count, 1)

@@ -16,10 +16,9 @@ from typing import Any, Optional
 import numpy as np
 import tensorflow as tf
 
-from rps_tfdata.bench import benchmarks
+from rps_tfdata.bench import measurements
 from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import datasets, epochs, training
-from rps_tfdata.core import plan as plan_lib
+from rps_tfdata.core import datasets, input_pipeline, training
 
 # One H100 at 150 px, device augmentation (the projection in 2026-11-throughput.md):
 # the step at 10-20% of bf16 peak; the host slicing cached uint8 at about 17,700 images/s
@@ -30,7 +29,7 @@ PREDICTED = {
     "e2e": "38,000-75,000, less per-step waits",
     "e2e_loop": "38,000-75,000",
 }
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = config_lib.CHOICES["mixed_precision"]
 # The tests' bound on host vs device augmentation (0..255 scale).
 AGREEMENT = 0.02
 
@@ -43,14 +42,19 @@ def gpu_name() -> Optional[str]:
     return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
 
 
-def augmentation_agreement(config: config_lib.TrainConfig, data: datasets.Data) -> float:
+def devices() -> str:
+    """The devices TensorFlow sees, for the line that says no GPU is among them."""
+    return ", ".join(d.name for d in tf.config.list_physical_devices())
+
+
+def augmentation_agreement(subject: measurements.Subject, data: datasets.Data) -> float:
     """The largest difference (0..255) between one batch of real images augmented by the
     tf.data pipeline (on the host) and the same images and seeds augmented in an
-    XLA-compiled function on the first device."""
-    layer = plan_lib.make_augmentation(config)
+    XLA-compiled function on the first device, by the plan's one layer."""
+    layer, seed = subject.plan.augmentation, subject.config.seed
 
     def first_batch(augmentation):
-        batches = epochs.training_batches(data.train, seed=config.seed, augmentation=augmentation)
+        batches = input_pipeline.training_batches(data.train, seed=seed, augmentation=augmentation)
         return next(iter(batches))
 
     on_host, _, seeds = first_batch(layer)
@@ -60,7 +64,7 @@ def augmentation_agreement(config: config_lib.TrainConfig, data: datasets.Data) 
             lambda images, seeds: layer(tf.cast(images, tf.float32), training=True, seed=seeds),
             jit_compile=True,
         )(plain, seeds)
-    held = seeds.numpy()[:, 1] != epochs.NO_IMAGE
+    held = seeds.numpy()[:, 1] != input_pipeline.NO_IMAGE
     return float(np.abs(on_host.numpy() - on_device.numpy())[held].max())
 
 
@@ -79,20 +83,20 @@ def short_trainings(config: config_lib.TrainConfig, folder: str) -> dict[str, di
 
 
 def check(
-    config: config_lib.TrainConfig, folder: str, settings: benchmarks.Settings
+    subject: measurements.Subject, folder: str, settings: measurements.Settings
 ) -> dict[str, Any]:
-    """Every check of the module doc on `config`'s data; the report as one dict."""
-    plan = benchmarks.one_device_plan(config)
-    data = datasets.open_source(config, plan.input).load(plan.worker)
+    """Every check of the module doc on the subject's data; the report as one dict."""
+    config = subject.config
+    data = subject.source.load(subject.plan.worker)
     report: dict[str, Any] = {"gpu": gpu_name(), "image_size": config.image_size}
-    agreement = augmentation_agreement(config, data)
+    agreement = augmentation_agreement(subject, data)
     report["augmentation_max_difference"] = round(agreement, 5)
     report["augmentation_agrees"] = agreement < AGREEMENT
     report["trainings"] = short_trainings(config, folder)
     # Windows of full batches inside an epoch (its first and partial last left out).
-    window = max(1, min(settings.window, epochs.steps_per_epoch(data.train) - 2))
-    rates = benchmarks.run_benchmarks(
-        "all", config, baseline=False, settings=settings._replace(window=window)
+    window = max(1, min(settings.window, input_pipeline.steps_per_epoch(data.train) - 2))
+    rates = measurements.run_benchmarks(
+        "all", subject, baseline=False, settings=settings._replace(window=window)
     )
     report["images_per_sec"] = {name: round(rate.median, 1) for name, rate in rates.items()}
     report["steps_per_loop"] = config.steps_per_loop

@@ -15,7 +15,7 @@ import os
 import numpy as np
 from absl import logging
 
-from rps_tfdata.core import files
+from rps_tfdata.core import atomic
 from rps_tfdata.core.download import CLASS_NAMES
 
 _SKIN_TONES = np.array(
@@ -113,11 +113,11 @@ def write_dataset(out: str, per_class: int, *, size: int = 300, seed: int = 0) -
 
 def ensure_dataset(folder: str, per_class: int, *, size: int = 300, seed: int = 0) -> str:
     """`folder` holding the synthetic set, written once (staged, then renamed into place)."""
-    if not files.is_complete(folder):
+    if not atomic.is_complete(folder):
         logging.info(
             "writing %d synthetic %dx%d PNGs to %s (once)", 3 * per_class, size, size, folder
         )
-    return files.build_folder(
+    return atomic.build_folder(
         folder, lambda staging: write_dataset(staging, per_class, size=size, seed=seed)
     )
 

@@ -13,8 +13,8 @@ epochs read them; a file the decoder rejects is "corrupt image data".
 import struct
 from typing import NamedTuple, Optional, Sequence
 
-from rps_tfdata.core import storage
-from rps_tfdata.core.files import readable
+from rps_tfdata.core import fs
+from rps_tfdata.core.fs import printable
 
 # PIL's Image.MAX_IMAGE_PIXELS: int(1024 * 1024 * 1024 // 4 // 3). IDG reads through PIL.
 MAX_IMAGE_PIXELS = 89_478_485
@@ -152,11 +152,11 @@ def too_many_pixels(count: int) -> str:
 def inspect_header(path: str) -> Optional[str]:
     """The reason `path` cannot be an image we decode, or None if it looks decodable."""
     try:
-        status = storage.stat(path)
+        status = fs.stat(path)
         if not status.is_regular:  # opening a FIFO would wait for a writer
             return "not a regular file (a folder, FIFO, socket or device)"
         size = status.size
-        with storage.open_file(path, "rb") as f:
+        with fs.open_file(path, "rb") as f:
             head = f.read(_HEAD)
             if head.startswith(_JPEG) and _jpeg_size(head) is None:
                 head += f.read(_JPEG_HEAD - _HEAD)
@@ -182,7 +182,7 @@ def screen(paths: Sequence[str]) -> tuple[list[int], list[BadImage]]:
     """Positions of the files whose header looks decodable, and the files that do not;
     on a remote file system many headers are read at once."""
     candidates, bad = [], []
-    reasons = storage.for_each(inspect_header, paths)
+    reasons = fs.for_each(inspect_header, paths)
     for i, (path, reason) in enumerate(zip(paths, reasons, strict=True)):
         if reason is None:
             candidates.append(i)
@@ -193,4 +193,4 @@ def screen(paths: Sequence[str]) -> tuple[list[int], list[BadImage]]:
 
 def as_records(bad: list[BadImage]) -> list[dict[str, str]]:
     """The `skipped_images` entries of metrics.json."""
-    return [{"path": readable(b.path), "reason": b.reason} for b in bad]
+    return [{"path": printable(b.path), "reason": b.reason} for b in bad]

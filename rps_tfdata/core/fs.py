@@ -178,3 +178,10 @@ def rmtree(path: str) -> None:
     elif _gfile().exists(path):
         with _as_oserror(path):
             _gfile().rmtree(path)
+
+
+def printable(path: str) -> str:
+    """`path` as one printable line: bytes that are not UTF-8 as \\xNN, and control
+    characters (a newline in a name) escaped, so that messages and listings stay one line."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

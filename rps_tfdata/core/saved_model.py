@@ -5,12 +5,12 @@ package.
 Signature `serving_default`:
   input   `images`: tf.string [N], encoded PNG, JPEG, BMP or GIF (first frame), any size,
           grey, RGB, RGBA or 16-bit, decoded and resized exactly as training read them
-          (`rps_tfdata.core.images`), then rescaled to [0, 1];
+          (`rps_tfdata.core.decode`), then rescaled to [0, 1];
   outputs `probabilities` float32 [N, classes] in the order of `class_names.json`;
           `classes` tf.string [N], the most probable class name;
           `valid` bool [N]: False for an element that is not an image of those formats
           (empty, text, TIFF, ...) or whose headers promise more pixels than
-          `images.decoded_pixels` allows (a decompression bomb): it is never decoded, its
+          `decode.decoded_pixels` allows (a decompression bomb): it is never decoded, its
           probabilities are 0 and its class "". An element whose signature is right but
           whose data is corrupt fails the whole call with the decoder's error (it cannot
           be told from its headers).
@@ -21,7 +21,7 @@ import os
 import keras
 import tensorflow as tf
 
-from rps_tfdata.core import artifacts, files, images
+from rps_tfdata.core import artifacts, atomic, decode
 
 EXPORT_VERSION = "1"  # TF Serving reads MODEL/<version>/saved_model.pb
 
@@ -42,14 +42,14 @@ def make_serving_fn(
         contents, valid = element
 
         def decoded():
-            image = images.resize(images.decode_image(contents), image_size, resize_method)
-            return images.rescale(image)
+            image = decode.resize(decode.decode_image(contents), image_size, resize_method)
+            return decode.rescale(image)
 
         blank = lambda: tf.zeros((height, width, 3), tf.float32)  # noqa: E731
         return tf.cond(valid, decoded, blank)
 
     def serve(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
-        valid = tf.map_fn(images.can_decode, encoded, fn_output_signature=tf.bool)
+        valid = tf.map_fn(decode.can_decode, encoded, fn_output_signature=tf.bool)
         pixels = tf.map_fn(
             read,
             (encoded, valid),
@@ -67,21 +67,16 @@ def make_serving_fn(
     return serve
 
 
-def export(
-    model: keras.Model,
-    class_names: list[str],
-    image_size: tuple[int, int],
-    resize_method: str,
-    out: str,
-) -> str:
-    """Writes the SavedModel to `out` (staged, then renamed over an earlier export)."""
+def write(run: artifacts.Run, out: str) -> str:
+    """Writes the SavedModel of a finished run (its model, class names and image
+    settings) to `out`, staged, then renamed over an earlier export."""
+    options = run.options
+    serve = make_serving_fn(run.model, run.class_names, options.image_size, options.resize_method)
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive.track(run.model)
     archive.add_endpoint(
-        "serving_default",
-        make_serving_fn(model, class_names, image_size, resize_method),
-        input_signature=[tf.TensorSpec([None], tf.string, name="images")],
+        "serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="images")]
     )
-    return files.build_folder(
+    return atomic.build_folder(
         out, lambda staging: archive.write_out(staging, verbose=False), replace=True
     )

@@ -9,10 +9,8 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from rps_tfdata.core.scan import MAX_IMAGE_PIXELS, SIGNATURES
-
-RESIZE_METHODS = ("pil_nearest", "bilinear", "area")
-
+from rps_tfdata.core.config import CHOICES
+from rps_tfdata.core.headers import MAX_IMAGE_PIXELS, SIGNATURES
 
 # Source sides up to this read PIL's exact indices from a table; larger ones (rare)
 # use the product formula, which can pick the neighbouring pixel where PIL's float
@@ -60,8 +58,9 @@ def resize(image: tf.Tensor, image_size: tuple[int, int], method: str) -> tf.Ten
         rows = pil_nearest_indices(shape[0], height)
         cols = pil_nearest_indices(shape[1], width)
         return tf.gather(tf.gather(image, rows, axis=0), cols, axis=1)
-    if method not in RESIZE_METHODS:
-        raise ValueError(f"resize method must be one of {RESIZE_METHODS}. Received: {method!r}")
+    if method not in CHOICES["resize_method"]:
+        methods = CHOICES["resize_method"]
+        raise ValueError(f"resize method must be one of {methods}. Received: {method!r}")
     resized = tf.image.resize(image, image_size, method=method)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 

@@ -1,0 +1,65 @@
+"""`--image_cache=disk`: a split's decoded pixels as one raw file per image, in a folder
+named by a fingerprint of the files (paths, sizes, mtimes), the image size, the resize
+method and the split.
+
+Other data or settings never read it (their name differs, and an older folder of the
+same split is removed); a killed fill leaves no folder (it is built in staging and
+marked complete, `atomic.build_folder`); an epoch reads one image at a time, so memory
+stays bounded by the batches in flight, whatever the size of the set.
+"""
+
+import json
+import os
+from typing import Callable, Sequence
+
+import tensorflow as tf
+
+from rps_tfdata.core import atomic, fs, headers, listing
+
+_BAD_LIST = "unreadable.json"
+# The caller's decode of every readable file: hands `store(first_id, images)` each batch
+# of them and returns the files left out.
+DecodeAll = Callable[[Sequence[str], Callable[[int, tf.Tensor], None]], list[headers.BadImage]]
+
+
+def raw_path(folder: str, image_id: int) -> str:
+    """The raw uint8 pixels of the `image_id`-th readable file."""
+    return os.path.join(folder, f"{image_id:07d}.u8")
+
+
+def _fill(staging: str, paths: Sequence[str], decode_all: DecodeAll) -> None:
+    """One raw file of uint8 pixels per image id, and the list of unreadable files."""
+
+    def store(first_id: int, images: tf.Tensor) -> None:
+        for offset, pixels in enumerate(images.numpy()):
+            with fs.open_file(raw_path(staging, first_id + offset), "wb") as f:
+                f.write(pixels.tobytes())
+
+    bad = decode_all(paths, store)
+    atomic.write_json(os.path.join(staging, _BAD_LIST), headers.as_records(bad))
+
+
+def open_or_fill(
+    cache_path: str, paths: Sequence[str], key: Sequence, name: str, decode_all: DecodeAll
+) -> tuple[str, list[headers.BadImage]]:
+    """The split's folder under `cache_path` (filled once, with `decode_all`), and its
+    unreadable files. `key`: the image settings that change the pixels."""
+    fs.makedirs(cache_path)
+    folder = os.path.join(cache_path, f"{name}-{listing.fingerprint(paths, name, *key)}")
+    for stale in fs.listdir(cache_path):  # other data or settings: never again
+        path = os.path.join(cache_path, stale)
+        if stale.startswith(f"{name}-") and path != folder and atomic.is_complete(path):
+            fs.rmtree(path)
+    atomic.build_folder(folder, lambda staging: _fill(staging, paths, decode_all))
+    with fs.open_file(os.path.join(folder, _BAD_LIST)) as f:
+        bad = [headers.BadImage(**record) for record in json.load(f)]
+    return folder, bad
+
+
+def reader(folder: str, count: int, image_size: tuple[int, int]) -> Callable:
+    """A graph function: image id -> its uint8 (h, w, 3) pixels, read from `folder`."""
+    height, width = image_size
+    raw = tf.constant([raw_path(folder, i) for i in range(count)])
+    return lambda i: tf.reshape(
+        tf.io.decode_raw(tf.io.read_file(tf.gather(raw, i)), tf.uint8), [height, width, 3]
+    )

@@ -1,0 +1,460 @@
+"""The input pipeline, top to bottom: how a split's image files become the batches a step
+trains on. Two calls, each a chain of steps in the order written here:
+
+`prepare`, once per split, before training (the first read):
+  screen headers    every file's header in Python (`headers.screen`): what can never
+                    decode (empty, truncated, TIFF, a decompression bomb) is named, and
+                    never handed to a decoder
+  decode, resize    in parallel, as IDG reads (`decode.load_image`); a file the decoder
+                    rejects is named
+  cache             the readable files' uint8 pixels: one tensor in memory, one raw file
+                    per image on disk (`disk_cache`), or nothing (every epoch decodes
+                    again; then the decode can wait for the epochs, `decode=False`)
+`training_batches`, the epochs, as ONE tf.data pipeline:
+  order             each epoch a full permutation of (seed, epoch) (`index_shuffle`): no
+                    shuffle buffer to fill, and a resumed epoch is the same epoch
+  pixels            from the cache, or decoded again, a failure caught per image (its
+                    place kept as a blank with no label)
+  batch             IDG's batch size, the last batch partial ...
+  pad               ... filled with blank rows: one static shape, one trace, one XLA
+                    compilation; a blank has no label and weighs nothing
+  seeds             per image, (seed, epoch, image id): an image's augmentation does not
+                    depend on its batch, replica or worker
+  augment           on the host when the plan puts it here (float32 out: the bilinear
+                    warp makes fractions); else uint8 crosses and the step augments
+  even out          blank batches, so that every worker takes the same steps
+  prefetch          across epoch boundaries (all epochs are one `flat_map`)
+"""
+
+import os
+import sys
+from typing import Callable, NamedTuple, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from rps_tfdata.core import disk_cache, fs, headers
+from rps_tfdata.core.augment import IDGAugmentation
+from rps_tfdata.core.config import AUTOTUNE
+from rps_tfdata.core.decode import load_image
+
+CACHE_MODES = ("memory", "disk", "none")
+# The seeds of a row that holds no image (a batch's padding): every real image's are >= 0.
+NO_IMAGE = -1
+
+
+class PipelineOptions(NamedTuple):
+    """How images are read and fed; see the flags of `rps_tfdata.train` for meanings."""
+
+    image_size: tuple[int, int] = (150, 150)
+    batch_size: int = 32
+    resize_method: str = "pil_nearest"
+    cache: str = "memory"
+    cache_path: str = ""  # folder of the cache="disk" folders
+    deterministic: bool = True
+    parallel_calls: int = AUTOTUNE  # of the decode and augment maps
+    threadpool_size: int = 0  # 0: TensorFlow's shared pool; N: a private pool of N threads
+    prefetch: int = AUTOTUNE  # batches
+
+
+class Prepared(NamedTuple):
+    """One split after `prepare`: its readable files and where their pixels are.
+
+    Attributes:
+      paths, labels: the readable files, in the split's order, and their labels.
+      ids: each readable file's position in the whole split's listing: its identity for
+        augmentation, the same whichever worker or shard reads it.
+      bad: the files left out, with the reason.
+      num_classes: length of the one-hot labels.
+      options: how the pixels were read.
+      images: the (n, h, w, 3) uint8 pixels with cache="memory", else None.
+      cache_folder: the raw files' folder with cache="disk", else None.
+      decoded: every file in `paths` was decoded once (False: headers screened only).
+    """
+
+    paths: list[str]
+    labels: list[int]
+    ids: list[int]
+    bad: list[headers.BadImage]
+    num_classes: int
+    options: PipelineOptions
+    images: Optional[tf.Tensor] = None
+    cache_folder: Optional[str] = None
+    decoded: bool = True
+
+
+def with_options(dataset: tf.data.Dataset, options: PipelineOptions) -> tf.data.Dataset:
+    tf_options = tf.data.Options()
+    # Determinism makes runs repeatable and measured free here (BUILD.md: no change in
+    # pipeline throughput); --nodeterministic lets parallel maps return out of order.
+    tf_options.deterministic = options.deterministic
+    tf_options.autotune.enabled = True
+    if options.threadpool_size:
+        tf_options.threading.private_threadpool_size = options.threadpool_size
+    return dataset.with_options(tf_options)
+
+
+# ---- prepare: the first read -------------------------------------------------------------
+
+
+def prepare(
+    paths: Sequence[str],
+    labels: Sequence[int],
+    num_classes: int,
+    options: PipelineOptions,
+    *,
+    name: str = "data",
+    ids: Optional[Sequence[int]] = None,
+    decode: bool = True,
+) -> Prepared:
+    """Reads a split once: screens every file, keeps the readable ones' pixels where
+    `options.cache` says, and names each unreadable file with its reason.
+
+    `name` tells the splits' disk caches apart (one folder per split); `ids` are the
+    files' positions in the whole split when `paths` is one worker's shard of it;
+    `decode=False` with cache="none" screens headers only (decode failures are then
+    caught by the epochs that read them).
+    """
+    ids = list(range(len(paths))) if ids is None else list(ids)
+    decoded = decode or options.cache != "none"
+    images = folder = None
+    if options.cache == "disk":
+        key = (list(options.image_size), options.resize_method)
+        decode_all = lambda some, store: _decode_all(some, options, store)  # noqa: E731
+        folder, bad = disk_cache.open_or_fill(options.cache_path, paths, key, name, decode_all)
+    elif options.cache == "memory":
+        images, bad = _memory_cache(paths, options)
+    elif decoded:  # checked by a real decode, then dropped: the epochs decode again
+        bad = _decode_all(paths, options, lambda first_id, batch: None)
+    else:
+        bad = headers.screen(paths)[1]
+    failed = {b.path for b in bad}
+    good = [i for i, p in enumerate(paths) if p not in failed]
+    for item in bad:
+        logging.warning("unreadable image %s: %s", fs.printable(item.path), item.reason)
+    return Prepared(
+        paths=[paths[i] for i in good],
+        labels=[int(labels[i]) for i in good],
+        ids=[ids[i] for i in good],
+        bad=sorted(bad),
+        num_classes=num_classes,
+        options=options,
+        images=images,
+        cache_folder=folder,
+        decoded=decoded,
+    )
+
+
+@tf.autograph.experimental.do_not_convert  # plain Python, also when a dataset builds it
+def path_tensor(paths: Sequence[str]) -> tf.Tensor:
+    """File names as a string tensor of their bytes: a name that is not UTF-8 (Python
+    holds it with surrogate escapes) reaches the file system as it was listed."""
+    return tf.constant([os.fsencode(p) for p in paths], tf.string, shape=[len(paths)])
+
+
+def _decoded(paths: Sequence[str], options: PipelineOptions) -> tf.data.Dataset:
+    """(position, uint8 image) for every file that decodes; the others are dropped.
+
+    `ignore_errors` is what lets one pass decode in parallel and still tell which files
+    failed: their positions are the ones missing from the output.
+    """
+    dataset = tf.data.Dataset.from_tensor_slices(path_tensor(paths)).enumerate()
+    dataset = dataset.map(
+        lambda i, path: (i, load_image(path, options.image_size, options.resize_method)),
+        num_parallel_calls=options.parallel_calls,
+        deterministic=True,
+    )
+    return with_options(dataset.ignore_errors().prefetch(AUTOTUNE), options)
+
+
+def _decode_all(
+    paths: Sequence[str], options: PipelineOptions, store: Callable[[int, tf.Tensor], None]
+) -> list[headers.BadImage]:
+    """Screens every file, then decodes the ones that pass, handing `store(first_id,
+    images)` each batch of them (an image's id is its position among the readable
+    files); returns the unreadable files. Batches keep Python's share of the work small
+    and memory bounded."""
+    candidates, bad = headers.screen(paths)
+    decoded = set()
+    first_id = 0
+    # Output order is input order (deterministic), so ids count up as files decode.
+    for positions, images in _decoded([paths[i] for i in candidates], options).batch(64):
+        decoded.update(candidates[p] for p in positions.numpy())
+        store(first_id, images)
+        first_id += len(positions)
+    corrupt = [i for i in candidates if i not in decoded]
+    return bad + [headers.BadImage(paths[i], headers.CORRUPT) for i in corrupt]
+
+
+def _memory_cache(paths: Sequence[str], options: PipelineOptions):
+    """(one uint8 tensor of the readable files' pixels, the unreadable files)."""
+    pixels = np.empty((len(paths), *options.image_size, 3), np.uint8)
+
+    def store(first_id: int, batch: tf.Tensor) -> None:
+        pixels[first_id : first_id + len(batch)] = batch.numpy()
+
+    bad = _decode_all(paths, options, store)
+    return tf.constant(pixels[: len(paths) - len(bad)]), bad
+
+
+def undecodable(prepared: Prepared) -> list[headers.BadImage]:
+    """The files of a split prepared without its decode that the decoder rejects: one
+    parallel decode pass, run only to name the files an epoch could not decode."""
+    kept = {int(i) for i, _ in _decoded(prepared.paths, prepared.options)}
+    missing = [path for i, path in enumerate(prepared.paths) if i not in kept]
+    return [headers.BadImage(path, headers.CORRUPT) for path in missing]
+
+
+# ---- the epochs ---------------------------------------------------------------------------
+
+
+def training_batches(
+    prepared: Prepared,
+    *,
+    seed: int,
+    start_epoch: int = 0,
+    end_epoch: int = 1,
+    augmentation: Optional[IDGAugmentation] = None,
+    batch_size: Optional[int] = None,
+    batches_per_epoch: Optional[int] = None,
+    skip_batches: int = 0,
+) -> tf.data.Dataset:
+    """The shuffled (and augmented, when given) batches of epochs [start_epoch, end_epoch),
+    one after another, prefetched across epoch boundaries.
+
+    `batch_size`: per batch (one replica's share); default the options' batch size.
+    `batches_per_epoch`: even out each epoch with blank batches to this many, so that
+    every worker of a distributed run takes the same number of steps.
+    `skip_batches`: batches of `start_epoch` already trained (a run resumed inside it);
+    their images are never read.
+    """
+    _require_images(prepared)
+    batch_size = batch_size or prepared.options.batch_size
+
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        skipped = tf.where(epoch == start_epoch, tf.constant(skip_batches, tf.int64), 0)
+        dataset = _batches(
+            prepared,
+            epoch,
+            seed=seed,
+            shuffle=True,
+            augmentation=augmentation,
+            batch_size=batch_size,
+            skip_images=skipped * batch_size,
+        )
+        if batches_per_epoch is not None:  # even out: the collectives need equal steps
+            blanks = _blank_batches(prepared, pixel_dtype(augmentation), batch_size)
+            dataset = dataset.concatenate(blanks).take(batches_per_epoch - skipped)
+        return dataset
+
+    dataset = tf.data.Dataset.range(start_epoch, end_epoch).flat_map(one_epoch)
+    return with_options(dataset.prefetch(prepared.options.prefetch), prepared.options)
+
+
+def _batches(
+    prepared: Prepared,
+    epoch: tf.Tensor,
+    *,
+    seed: int,
+    shuffle: bool,
+    augmentation: Optional[IDGAugmentation],
+    batch_size: int,
+    skip_images=0,
+) -> tf.data.Dataset:
+    """One epoch's chain (the module doc's order): (images, one-hot labels, per-image
+    seeds) batches; the epoch's first `skip_images` places (a resumed epoch's finished
+    steps) are left out before any pixel is read."""
+    options, count = prepared.options, len(prepared.paths)
+    first = tf.minimum(tf.cast(skip_images, tf.int64), count)
+    order_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+
+    def position_of(places: tf.Tensor) -> tf.Tensor:  # order
+        if not shuffle:
+            return places
+        return tf.random.experimental.index_shuffle(places, order_seed, count - 1)
+
+    labels = tf.one_hot(tf.constant(prepared.labels, tf.int32), prepared.num_classes)
+    ids = tf.constant(prepared.ids, tf.int64)
+
+    def labelled(i: tf.Tensor, pixels: tf.Tensor, readable: tf.Tensor):
+        # An unreadable image keeps its place with no label: the step does not learn from it.
+        label = tf.gather(labels, i) * tf.cast(readable, tf.float32)
+        return pixels, label, tf.gather(ids, i)
+
+    dataset = _read_places(prepared, first, position_of).map(labelled)  # pixels
+    # IDG yields a partial last batch; keep its images, so every image is seen every epoch.
+    dataset = dataset.batch(batch_size, drop_remainder=False)
+
+    def finish(images: tf.Tensor, labels: tf.Tensor, batch_ids: tf.Tensor):
+        images, labels, batch_ids = _padded(images, labels, batch_ids, batch_size)
+        seeds = tf.where(
+            batch_ids[:, None] >= 0, augmentation_seeds(seed, epoch, batch_ids), NO_IMAGE
+        )
+        if augmentation is not None:
+            images = augmentation(tf.cast(images, tf.float32), training=True, seed=seeds)
+        return images, labels, seeds
+
+    return dataset.map(finish, num_parallel_calls=options.parallel_calls)
+
+
+def _read_places(
+    prepared: Prepared, first: tf.Tensor, position_of: Callable[[tf.Tensor], tf.Tensor]
+) -> tf.data.Dataset:
+    """(position, uint8 pixels, readable) for the epoch's places `first`..n-1, where
+    `position_of(places)` maps places (a vector) to positions in `prepared.paths`; in
+    order, read in parallel. Only a split prepared without its decode can hold a file
+    that fails to decode: its place gets a blank, `readable` False, named on stderr."""
+    options, count = prepared.options, len(prepared.paths)
+    places = tf.data.Dataset.range(first, count)
+    if not prepared.decoded:
+        return _read_catching(prepared, places, position_of)
+    pixels_of = _pixel_reader(prepared)
+
+    def read(place: tf.Tensor):
+        position = position_of(place[None])[0]
+        return position, pixels_of(position), tf.constant(True)
+
+    return places.map(read, num_parallel_calls=options.parallel_calls)
+
+
+def _pixel_reader(prepared: Prepared) -> Callable[[tf.Tensor], tf.Tensor]:
+    """A graph function: image id -> uint8 (h, w, 3) pixels, from wherever they are kept."""
+    options = prepared.options
+    if prepared.images is not None:
+        images = prepared.images
+        return lambda i: tf.gather(images, i)
+    if prepared.cache_folder is not None:
+        return disk_cache.reader(prepared.cache_folder, len(prepared.paths), options.image_size)
+    paths = path_tensor(prepared.paths)
+    return lambda i: load_image(tf.gather(paths, i), options.image_size, options.resize_method)
+
+
+_LEFT_OUT = f" ({headers.CORRUPT}): left out of its step"
+
+
+def _read_catching(prepared: Prepared, places, position_of) -> tf.data.Dataset:
+    """`_read_places`' failure catching, one image at a time: a dataset of the decoded
+    image, or of none when the decoder fails, then the blank; the first of the two is the
+    place's element (the blank is built only when needed). Each place stands alone, so
+    the tf.data service may hand its workers any places. 0.60-0.93 of the plain parallel
+    decode's rate on 2 cores (BUILD.md)."""
+    options = prepared.options
+    paths = path_tensor(prepared.paths)
+    blank = tf.zeros((*options.image_size, 3), tf.uint8)
+
+    def read(position: tf.Tensor):
+        path = tf.gather(paths, position)
+        return position, load_image(path, options.image_size, options.resize_method), True
+
+    def left_out(position: tf.Tensor):
+        line = tf.strings.join(
+            ["rps_tfdata: unreadable image ", tf.gather(paths, position), _LEFT_OUT]
+        )
+        tf.print(line, output_stream=sys.stderr)
+        return position, blank, tf.constant(False)
+
+    def read_or_blank(place: tf.Tensor) -> tf.data.Dataset:
+        one = tf.data.Dataset.from_tensors(position_of(place[None])[0])
+        return one.map(read).ignore_errors().concatenate(one.map(left_out)).take(1)
+
+    return places.interleave(
+        read_or_blank,
+        cycle_length=options.parallel_calls if options.parallel_calls > 0 else None,
+        num_parallel_calls=options.parallel_calls,
+    )
+
+
+def augmentation_seeds(seed: int, epoch: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
+    """(batch, 2) augmentation seeds: a function of (seed, epoch, image id) alone."""
+    epoch = tf.cast(epoch, tf.int64)
+    low = epoch * (1 << 32) + tf.cast(ids, tf.int64)
+    return tf.stack([tf.fill(tf.shape(low), tf.constant(seed, tf.int64)), low], axis=1)
+
+
+def _padded(images: tf.Tensor, labels: tf.Tensor, ids: tf.Tensor, batch_size: int):
+    """A batch filled to `batch_size` rows with blanks that hold no image: no label, id -1
+    (seeds NO_IMAGE). Every batch then has one static shape, so the steps trace and
+    compile once: a partial last batch would be a second shape (a second XLA
+    compilation); the step learns from labelled rows only."""
+    missing = batch_size - tf.shape(ids)[0]
+    images = tf.pad(images, [[0, missing], [0, 0], [0, 0], [0, 0]])
+    labels = tf.pad(labels, [[0, missing], [0, 0]])
+    ids = tf.pad(ids, [[0, missing]], constant_values=-1)
+    images.set_shape([batch_size, *images.shape[1:]])
+    labels.set_shape([batch_size, labels.shape[1]])
+    ids.set_shape([batch_size])
+    return images, labels, ids
+
+
+def _blank_batches(prepared: Prepared, dtype: tf.DType, batch_size: int) -> tf.data.Dataset:
+    """Batches of blanks only, which even out a worker's epoch to the steps every worker
+    takes."""
+    height, width = prepared.options.image_size
+    return tf.data.Dataset.from_tensors(
+        (
+            tf.zeros((batch_size, height, width, 3), dtype),
+            tf.zeros((batch_size, prepared.num_classes), tf.float32),
+            tf.fill((batch_size, 2), tf.constant(NO_IMAGE, tf.int64)),
+        )
+    ).repeat()
+
+
+def pixel_dtype(augmentation: Optional[IDGAugmentation]) -> tf.DType:
+    """The dtype of the batches' images: uint8, or float32 when the pipeline augments."""
+    return tf.uint8 if augmentation is None else tf.float32
+
+
+def epoch_batches(
+    prepared: Prepared, epoch: int, *, seed: int, augmentation: Optional[IDGAugmentation] = None
+) -> tf.data.Dataset:
+    """One shuffled epoch on its own, from a splittable source (the places 0..n-1), as
+    the tf.data service's dynamic sharding needs; pixels are read from files (or the disk
+    cache) by whoever runs it."""
+    if prepared.images is not None:
+        raise ValueError("a pipeline for the tf.data service cannot hold the memory cache")
+    return _one_epoch(prepared, epoch, seed=seed, shuffle=True, augmentation=augmentation)
+
+
+def evaluation_batches(
+    prepared: Prepared,
+    *,
+    augmentation: Optional[IDGAugmentation] = None,
+    seed: int = 0,
+    epoch: int = 0,
+) -> tf.data.Dataset:
+    """The split's (images, labels) batches in order, uint8; augmented (the seed's
+    validation, float32 on the 0..255 scale) only when given."""
+    dataset = _one_epoch(prepared, epoch, seed=seed, shuffle=False, augmentation=augmentation)
+    return dataset.map(lambda images, labels, seeds: (images, labels))
+
+
+def _one_epoch(
+    prepared: Prepared,
+    epoch: int,
+    *,
+    seed: int,
+    shuffle: bool,
+    augmentation: Optional[IDGAugmentation],
+) -> tf.data.Dataset:
+    """`_batches` of one epoch at the options' batch size, prefetched."""
+    _require_images(prepared)
+    dataset = _batches(
+        prepared,
+        tf.constant(epoch, tf.int64),
+        seed=seed,
+        shuffle=shuffle,
+        augmentation=augmentation,
+        batch_size=prepared.options.batch_size,
+    )
+    return with_options(dataset.prefetch(prepared.options.prefetch), prepared.options)
+
+
+def _require_images(prepared: Prepared) -> None:
+    if not prepared.paths:
+        raise ValueError("the subset holds no readable image file")
+
+
+def steps_per_epoch(prepared: Prepared) -> int:
+    """Batches in one epoch (the last one may be partial)."""
+    return -(-len(prepared.paths) // prepared.options.batch_size)

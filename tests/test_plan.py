@@ -1,0 +1,92 @@
+"""The plan: each `auto` resolved for a machine with and without GPUs, the rules that
+depend on the machine, and the one line that says what became of each setting."""
+
+import pytest
+
+from rps_tfdata.core import plan
+from rps_tfdata.core.errors import ConfigError
+
+from .helpers import small_run
+
+CPU_ONLY = plan.Machine(gpus=0, accelerators=0)
+ONE_GPU = plan.Machine(gpus=1, accelerators=1)
+TWO_GPUS = plan.Machine(gpus=2, accelerators=2)
+
+
+def test_augmentation_goes_to_the_device_only_where_a_gpu_would_starve():
+    assert not plan.augments_on_device("auto", CPU_ONLY)
+    assert plan.augments_on_device("auto", ONE_GPU)
+    assert plan.augments_on_device("device", CPU_ONLY)  # asked for: a CPU "device" is the host
+    assert not plan.augments_on_device("host", ONE_GPU)
+
+
+def test_the_strategy_mirrors_only_over_several_gpus():
+    assert plan.strategy_name("auto", CPU_ONLY) == "one_device"
+    assert plan.strategy_name("auto", ONE_GPU) == "one_device"
+    assert plan.strategy_name("auto", TWO_GPUS) == "mirrored"
+    assert plan.strategy_name("multi_worker", TWO_GPUS) == "multi_worker"
+
+
+def problem(machine, replicas=1, *, on_device=False, xla=False, **changes):
+    config = small_run("d", "m", **changes)
+    return plan.machine_problem(config, machine, replicas=replicas, on_device=on_device, xla=xla)
+
+
+def test_xla_over_several_logical_cpus_is_refused_but_not_over_gpus():
+    """TensorFlow's XLA fails such a step with a traceback about variables on another
+    device; the plan refuses it first, in one line."""
+    assert "cannot compile a step for several logical CPU" in problem(CPU_ONLY, 2, xla=True)
+    assert problem(TWO_GPUS, 2, xla=True) is None
+    assert problem(CPU_ONLY, 1, xla=True) is None
+
+
+def test_the_data_service_feeds_one_trainer_whatever_auto_becomes():
+    service = {"data_service": "grpc://h:1"}
+    assert problem(CPU_ONLY, **service) is None
+    assert "--data_service feeds one trainer" in problem(TWO_GPUS, **service)  # auto: mirrored
+    assert "--data_service feeds one trainer" in problem(CPU_ONLY, strategy="mirrored", **service)
+
+
+def test_validation_augmentation_needs_the_host():
+    refused = problem(ONE_GPU, on_device=True, augment_validation=True)
+    assert refused.startswith("--augment_validation needs --augment_on=host")
+    assert problem(ONE_GPU, on_device=False, augment_validation=True) is None
+
+
+def test_the_stock_warp_cannot_run_inside_an_xla_step():
+    refused = problem(ONE_GPU, on_device=True, xla=True, jit_augment=False)
+    assert refused.startswith("--nojit_augment cannot run inside an XLA")
+    for allowed in ({"on_device": False, "xla": True}, {"on_device": True, "xla": False}):
+        assert problem(ONE_GPU, jit_augment=False, **allowed) is None
+    assert problem(ONE_GPU, on_device=True, xla=True, jit_augment=True) is None
+
+
+def test_make_plan_refuses_what_this_machine_cannot_do_in_one_line():
+    with pytest.raises(ConfigError, match="--nojit_augment cannot run inside an XLA"):
+        plan.make_plan(
+            small_run("d", "m", augment_on="device", jit_augment=False, jit_compile="true")
+        )
+    with pytest.raises(ConfigError, match="--batch_size=7 does not divide among the 2"):
+        plan.make_plan(small_run("d", "m", strategy="mirrored", cpu_devices=2, batch_size=7))
+
+
+def test_make_plan_checks_the_settings_first():
+    with pytest.raises(ConfigError, match="--epochs=0: must be at least 1"):
+        plan.make_plan(small_run("d", "m", epochs=0))
+
+
+def test_the_augmentation_follows_the_mode_and_the_seed():
+    assert plan.make_augmentation(small_run("d", "m", augment="none")) is None
+    layer = plan.make_augmentation(small_run("d", "m", seed=5))
+    assert layer.get_config()["rotation_range"] == 40 and layer.seed == 5
+
+
+def test_the_service_takes_the_defaults_it_needs_and_the_line_says_so():
+    config = small_run("d", "m", data_service="grpc://127.0.0.1:1")
+    run_plan = plan.make_plan(config)  # no --image_cache=none or --nodeterministic needed
+    assert (run_plan.input.cache, run_plan.input.deterministic) == ("none", False)
+    logged = plan.describe(run_plan, config)
+    assert "image cache none (--image_cache=auto); nondeterministic order" in logged
+    local = plan.make_plan(small_run("d", "m"))
+    assert (local.input.cache, local.input.deterministic) == ("memory", True)
+    assert "OneDeviceStrategy with 1 replica(s) of batch 8" in plan.describe(local, config)

@@ -110,14 +110,13 @@ def test_predict_on_the_export_prints_what_predict_on_the_run_prints(run_dir, in
     )
 
 
-def test_export_replaces_its_own_folder_and_refuses_another(run_dir, tmp_path):
-    finished = artifacts.load_run(run_dir)
-    out = str(tmp_path / "serving" / "1")
+def test_export_replaces_its_own_folder_and_refuses_another(copy_of_finished_run, tmp_path):
+    finished = artifacts.load_run(copy_of_finished_run)
+    out = saved_model.default_dir(copy_of_finished_run)  # the run's own export
+    first = os.stat(os.path.join(out, "saved_model.pb")).st_ino
     saved_model.write(finished, out)
-    first = os.path.getmtime(os.path.join(out, "saved_model.pb"))
-    saved_model.write(finished, out)
-    assert os.path.getmtime(os.path.join(out, "saved_model.pb")) >= first
-    assert sorted(os.listdir(tmp_path / "serving")) == ["1"]  # no staging left
+    assert os.stat(os.path.join(out, "saved_model.pb")).st_ino != first  # a new one
+    assert os.listdir(os.path.dirname(out)) == ["1"]  # no staging left
     foreign = tmp_path / "mine"
     foreign.mkdir()
     with pytest.raises(UserError, match="was not written by rps_tfdata"):

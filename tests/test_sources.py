@@ -41,7 +41,8 @@ def serve(directory):
     """An HTTP server for `directory` on 127.0.0.1 at a free port; yields its base URL."""
     handler = functools.partial(_Quiet, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for the loop's next look (0.5 s by default).
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/mirror"
@@ -206,7 +207,7 @@ def test_two_runs_fetching_at_once_on_an_empty_cache_both_succeed(tmp_path):
     remote = pinned("rps.zip", "rps", data)
     handler = functools.partial(_Slow, directory=str(tmp_path / "www"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/mirror/"
     cache = str(tmp_path / "cache")
     args = [cache, url, remote.name, str(remote.size), remote.sha256]

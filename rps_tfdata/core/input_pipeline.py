@@ -40,6 +40,9 @@ from rps_tfdata.core.config import AUTOTUNE
 from rps_tfdata.core.decode import load_image
 
 CACHE_MODES = ("memory", "disk", "none")
+# The pipeline's functions hold no Python control flow on tensors: tf.data traces them as
+# written, without autograph's conversion (which costs start-up time, never speed).
+_as_written = tf.autograph.experimental.do_not_convert
 # The seeds of a row that holds no image (a batch's padding): every real image's are >= 0.
 NO_IMAGE = -1
 
@@ -161,7 +164,9 @@ def _decoded(paths: Sequence[str], options: PipelineOptions) -> tf.data.Dataset:
     """
     dataset = tf.data.Dataset.from_tensor_slices(path_tensor(paths)).enumerate()
     dataset = dataset.map(
-        lambda i, path: (i, load_image(path, options.image_size, options.resize_method)),
+        _as_written(
+            lambda i, path: (i, load_image(path, options.image_size, options.resize_method))
+        ),
         num_parallel_calls=options.parallel_calls,
         deterministic=True,
     )
@@ -232,6 +237,7 @@ def training_batches(
     _require_images(prepared)
     batch_size = batch_size or prepared.options.batch_size
 
+    @_as_written
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         skipped = tf.where(epoch == start_epoch, tf.constant(skip_batches, tf.int64), 0)
         dataset = _batches(
@@ -277,6 +283,7 @@ def _batches(
     labels = tf.one_hot(tf.constant(prepared.labels, tf.int32), prepared.num_classes)
     ids = tf.constant(prepared.ids, tf.int64)
 
+    @_as_written
     def labelled(i: tf.Tensor, pixels: tf.Tensor, readable: tf.Tensor):
         # An unreadable image keeps its place with no label: the step does not learn from it.
         label = tf.gather(labels, i) * tf.cast(readable, tf.float32)
@@ -286,6 +293,7 @@ def _batches(
     # IDG yields a partial last batch; keep its images, so every image is seen every epoch.
     dataset = dataset.batch(batch_size, drop_remainder=False)
 
+    @_as_written
     def finish(images: tf.Tensor, labels: tf.Tensor, batch_ids: tf.Tensor):
         images, labels, batch_ids = _padded(images, labels, batch_ids, batch_size)
         seeds = tf.where(
@@ -311,6 +319,7 @@ def _read_places(
         return _read_catching(prepared, places, position_of)
     pixels_of = _pixel_reader(prepared)
 
+    @_as_written
     def read(place: tf.Tensor):
         position = position_of(place[None])[0]
         return position, pixels_of(position), tf.constant(True)
@@ -343,10 +352,12 @@ def _read_catching(prepared: Prepared, places, position_of) -> tf.data.Dataset:
     paths = path_tensor(prepared.paths)
     blank = tf.zeros((*options.image_size, 3), tf.uint8)
 
+    @_as_written
     def read(position: tf.Tensor):
         path = tf.gather(paths, position)
         return position, load_image(path, options.image_size, options.resize_method), True
 
+    @_as_written
     def left_out(position: tf.Tensor):
         line = tf.strings.join(
             ["rps_tfdata: unreadable image ", tf.gather(paths, position), _LEFT_OUT]
@@ -354,6 +365,7 @@ def _read_catching(prepared: Prepared, places, position_of) -> tf.data.Dataset:
         tf.print(line, output_stream=sys.stderr)
         return position, blank, tf.constant(False)
 
+    @_as_written
     def read_or_blank(place: tf.Tensor) -> tf.data.Dataset:
         one = tf.data.Dataset.from_tensors(position_of(place[None])[0])
         return one.map(read).ignore_errors().concatenate(one.map(left_out)).take(1)
@@ -426,7 +438,7 @@ def evaluation_batches(
     """The split's (images, labels) batches in order, uint8; augmented (the seed's
     validation, float32 on the 0..255 scale) only when given."""
     dataset = _one_epoch(prepared, epoch, seed=seed, shuffle=False, augmentation=augmentation)
-    return dataset.map(lambda images, labels, seeds: (images, labels))
+    return dataset.map(_as_written(lambda images, labels, seeds: (images, labels)))
 
 
 def _one_epoch(

@@ -7,6 +7,7 @@ epoch (`rps_tfdata.core.run_state`). The same loop serves every `tf.distribute`
 strategy (Keras 3's `fit` fails under `MultiWorkerMirroredStrategy`; see BUILD.md).
 """
 
+import functools
 import sys
 import time
 from typing import Callable, Iterator, NamedTuple, Optional
@@ -93,8 +94,10 @@ def make_steps(
     were built in `strategy.scope()`. `augmentation`: augment inside the train step (on
     the device) with each image's seed from the pipeline; None when the pipeline
     augmented already. `jit_compile`: XLA-compile each replica's step."""
+    # No Python control flow on tensors in the steps but the several-step loop's: they
+    # trace without autograph's conversion (the first step of a run starts sooner).
     replica_step = tf.function(
-        _replica_step(model, optimizer, augmentation), jit_compile=jit_compile
+        _replica_step(model, optimizer, augmentation), jit_compile=jit_compile, autograph=False
     )
 
     def step(batch, stop: tf.Tensor) -> StepSums:
@@ -106,7 +109,7 @@ def make_steps(
             stops=local.stops / strategy.num_replicas_in_sync,
         )
 
-    @tf.function
+    @functools.partial(tf.function, autograph=False)
     def train(batch, stop=None) -> StepSums:
         return step(batch, tf.constant(0.0) if stop is None else stop)
 
@@ -171,7 +174,9 @@ def _replica_step(
 def make_predict(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
     """images (0..255, as batches carry them) -> float32 probabilities, compiled once
     (every batch has one shape: `epochs` pads the last)."""
-    return tf.function(lambda images: tf.cast(model(rescale(images), training=False), tf.float32))
+    return tf.function(
+        lambda images: tf.cast(model(rescale(images), training=False), tf.float32), autograph=False
+    )
 
 
 class ProfileWindow(NamedTuple):

@@ -4,7 +4,8 @@
 #   ./run.sh test  [PYTEST ARGS] lint, then the whole test suite (what CI runs)
 #   ./run.sh test --fast [ARGS]  lint, then the tests that start no process (the edit loop)
 # and the other entry points: ./run.sh evaluate|predict|synthetic|benchmark|preview [FLAGS...],
-#   ./run.sh gpu-check [FLAGS...]  the GPU path's checks and figures (on a CPU: a smaller run)
+#   ./run.sh gpu-check [FLAGS...]  the GPU path's checks and figures: flags/gpu_check.flags,
+#                                  or flags/gpu_check_cpu.flags (smaller) where no GPU is listed
 # The first call creates .venv/ in the checkout (Python 3.11+, about 2.5 GB, 2-3 minutes)
 # and installs the package with its test extras; later calls reuse it, and reinstall
 # only when setup.cfg or pyproject.toml change. RPS_VENV=DIR puts the venv elsewhere.
@@ -41,7 +42,12 @@ case "$command" in
     ;;
   gpu-check)
     ensure_venv
-    exec "$VENV/bin/python" -m rps_tfdata.gpu_check "$@"
+    # Its settings are a flagfile: the GPU's where nvidia-smi lists one, else the CPU's.
+    flagfile=flags/gpu_check_cpu.flags
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q GPU; then
+      flagfile=flags/gpu_check.flags
+    fi
+    exec "$VENV/bin/python" -m rps_tfdata.gpu_check --flagfile="$flagfile" "$@"
     ;;
   test)
     ensure_venv

@@ -223,7 +223,10 @@ def final_weights_of(model_dir: str) -> list[np.ndarray]:
     epoch)."""
     import tensorflow as tf
 
-    reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints"))
+    from rps_tfdata.core import run_state
+
+    newest = run_state.saved_checkpoints(os.path.join(model_dir, "checkpoints"))[0]
+    reader = tf.train.load_checkpoint(newest)
     names = sorted(n for n in reader.get_variable_to_shape_map() if n.startswith("model/"))
     return [reader.get_tensor(n) for n in names]
 

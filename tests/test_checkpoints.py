@@ -58,24 +58,39 @@ def test_when_no_checkpoint_restores_the_rerun_stops_naming_the_folder(
     assert "\n" not in message
 
 
-def test_only_the_newest_checkpoints_are_kept(tmp_path):
+def tiny_state(folder):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
     optimizer = keras.optimizers.Adam()
     optimizer.build(model.trainable_variables)
-    state = run_state.RunState(str(tmp_path), model, optimizer)
+    return run_state.RunState(str(folder), model, optimizer), model
+
+
+def record(state, model, epoch):
+    row = {"epoch": epoch, "loss": 1.0, "accuracy": 0.5, "val_loss": 1 / epoch}
+    state.record_epoch({**row, "val_accuracy": 0.5}, model)
+
+
+def test_a_save_cut_short_is_no_checkpoint_and_the_next_save_clears_it(tmp_path):
+    """A checkpoint's index is renamed into place last: the files a killed save leaves
+    behind (under its temporary prefix) are never taken for a checkpoint."""
+    state, model = tiny_state(tmp_path)
+    record(state, model, 1)
+    folder = os.path.join(tmp_path, artifacts.CHECKPOINTS)
+    for suffix in (".index", ".data-00000-of-00001"):  # what a kill mid-save leaves
+        with open(os.path.join(folder, f".ckpt-2{suffix}"), "wb") as f:
+            f.write(b"half")
+    assert run_state.saved_checkpoints(folder) == [f"{folder}/ckpt-1"]
+    record(state, model, 2)
+    assert run_state.saved_checkpoints(folder) == [f"{folder}/ckpt-2", f"{folder}/ckpt-1"]
+    assert not [name for name in os.listdir(folder) if name.startswith(".")]
+
+
+def test_only_the_newest_checkpoints_are_kept(tmp_path):
+    state, model = tiny_state(tmp_path)
     for epoch in range(1, run_state.KEEP + 2):
-        state.record_epoch(
-            {
-                "epoch": epoch,
-                "loss": 1.0,
-                "accuracy": 0.5,
-                "val_loss": 1.0 / epoch,
-                "val_accuracy": 0.5,
-            },
-            model,
-        )
+        record(state, model, epoch)
     folder = os.path.join(tmp_path, artifacts.CHECKPOINTS)
     numbers = range(run_state.KEEP + 1, 1, -1)
     assert run_state.saved_checkpoints(folder) == [f"{folder}/ckpt-{n}" for n in numbers]
-    restored = run_state.RunState(str(tmp_path), model, optimizer)
+    restored, _ = tiny_state(tmp_path)
     assert restored.restore() and int(restored.epoch.numpy()) == run_state.KEEP + 1

@@ -250,3 +250,42 @@ def test_a_download_folder_that_cannot_exist_is_named(tmp_path, mirror):
     blocker.write_text("x")
     with pytest.raises(UserError, match=r"--download_dir=.*a_file/cache cannot be written"):
         download.fetch(train, str(blocker / "cache"), url, progress=False)
+
+
+def test_a_folder_source_lists_each_folder_once_per_start(
+    synthetic_dir, held_out_dir, tmp_path, monkeypatch
+):
+    """The fingerprint and the split come from one listing: on a bucket each page of a
+    listing is a request, paid once per start."""
+    from collections import Counter
+
+    from rps_tfdata.core import datasets, fs, plan
+    from rps_tfdata.core.distribution import Worker
+
+    from .helpers import small_run
+
+    folders = [
+        os.path.join(d, c)
+        for d in (synthetic_dir, held_out_dir)
+        for c in ("paper", "rock", "scissors")
+    ]
+    calls = Counter()
+    real_walk, real_listdir = fs.walk, fs.listdir
+
+    def walk(path):
+        calls["walk", path] += 1
+        yield from real_walk(path)
+
+    def listdir(path):
+        calls["listdir", path] += 1
+        return real_listdir(path)
+
+    monkeypatch.setattr(fs, "walk", walk)
+    monkeypatch.setattr(fs, "listdir", listdir)
+    config = small_run(synthetic_dir, tmp_path / "run", test_dir=held_out_dir)
+    source = datasets.open_source(config, plan.input_options(config))
+    source.fingerprint()
+    source.load(Worker())
+    once = {("walk", f): 1 for f in folders}
+    once.update({("listdir", synthetic_dir): 1, ("listdir", held_out_dir): 1})
+    assert dict(calls) == once

@@ -12,6 +12,7 @@ atomic say what they do instead (`files.build_folder` marks a folder complete la
 
 import contextlib
 import errno
+import glob as globbing
 import os
 import shutil
 from concurrent import futures
@@ -104,6 +105,16 @@ def walk(path: str) -> Iterator[tuple[str, list[str], list[str]]]:
     start = local(path)
     for folder, subfolders, names in os.walk(start):
         yield path + folder[len(start) :], subfolders, names
+
+
+def glob(pattern: str) -> list[str]:
+    """The paths matching `pattern` (`*` within a name), sorted."""
+    if not is_remote(pattern):
+        found = globbing.glob(local(pattern))
+        prefix = pattern[: len(pattern) - len(local(pattern))]  # file:// kept
+        return sorted(prefix + path for path in found)
+    with _as_oserror(pattern):
+        return sorted(_gfile().glob(pattern))
 
 
 def makedirs(path: str) -> None:

@@ -12,13 +12,14 @@ running totals and dropout's generator states. `RunState.record_epoch` writes a 
 epoch in a fixed order: best weights (if it is the best), TensorBoard, the checkpoint,
 then `history.csv` from the checkpointed history; a kill anywhere replays what followed
 the last checkpoint (the epoch, or its steps since the last save inside it), which
-computes the same values again. `CheckpointManager` writes a checkpoint's files before
-it points its index at them; the last `KEEP` checkpoints are kept, and a restore tries
-them newest first, found by their own files rather than by the index, so a damaged
-checkpoint (a full disk, a truncated copy) costs what was trained since the one before
-it. Every random thing in an epoch (order, augmentation, and dropout, reset by
-`reset_dropout` at the epoch's start) is a function of (seed, epoch), so a replayed
-epoch is the same epoch.
+computes the same values again. A checkpoint is written under a temporary prefix and
+its files renamed into place, its index last (TensorFlow writes the index where it is
+told, so a kill while it is written would leave half an index under the final name): a
+save cut short leaves no `ckpt-N.index`, and is no checkpoint. The newest `KEEP` are
+kept, and a restore tries them newest first, so a checkpoint damaged later (a full
+disk, a truncated copy) costs what was trained since the one before it. Every random
+thing in an epoch (order, augmentation, and dropout, reset by `reset_dropout` at the
+epoch's start) is a function of (seed, epoch), so a replayed epoch is the same epoch.
 """
 
 import csv
@@ -86,9 +87,8 @@ class RunState:
             best_epoch=self.best_epoch,
             history=self._history,
         )
-        self._manager = tf.train.CheckpointManager(
-            checkpoint, os.path.join(folder, artifacts.CHECKPOINTS), max_to_keep=KEEP
-        )
+        self._checkpoint = checkpoint
+        self._save_dir = os.path.join(folder, artifacts.CHECKPOINTS)
         self._restore_dir = os.path.join(restore_from or folder, artifacts.CHECKPOINTS)
         logs = os.path.join(folder, artifacts.LOGS)
         self._writers = {
@@ -110,7 +110,7 @@ class RunState:
         """A checkpoint inside the unfinished epoch, after `progress.step` steps."""
         self.step.assign(progress.step)
         self._totals.assign(list(progress[1:]))
-        self._manager.save()
+        self._save()
         logging.info("saved the run at %s", self.saved_up_to())
 
     @property
@@ -128,7 +128,7 @@ class RunState:
         candidates = saved_checkpoints(self._restore_dir)
         for prefix in candidates:
             try:
-                self._manager.checkpoint.read(prefix).assert_existing_objects_matched()
+                self._checkpoint.read(prefix).assert_existing_objects_matched()
                 return True
             except Exception as e:  # a damaged file fails in many ways (DataLoss, Index...)
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -160,9 +160,27 @@ class RunState:
         self.epoch.assign_add(1)
         self.step.assign(0)
         self._totals.assign([0.0] * 4)
-        self._manager.save()
+        self._save()
         write_history(self.folder, self.history)
         return improved
+
+    def _save(self) -> None:
+        """Writes the state as the next checkpoint (see the module doc), then removes
+        the oldest beyond `KEEP` and any temporary files of a save cut short."""
+        folder = self._save_dir
+        fs.makedirs(folder)
+        saved = saved_checkpoints(folder)
+        number = 1 + max((_number(prefix) for prefix in saved), default=0)
+        for stale in fs.glob(os.path.join(folder, ".ckpt-*")):  # a save cut short
+            fs.remove(stale)
+        partial = self._checkpoint.write(os.path.join(folder, f".ckpt-{number}"))
+        final = os.path.join(folder, f"ckpt-{number}")
+        for path in fs.glob(partial + ".data-*"):
+            fs.rename(path, final + path[len(partial) :])
+        fs.rename(partial + ".index", final + ".index")  # last: now it is a checkpoint
+        for old in [final, *saved][KEEP:]:
+            for path in [old + ".index", *fs.glob(old + ".data-*")]:
+                fs.remove(path)
 
 
 def write_history(folder: str, history: list[dict[str, float]]) -> None:
@@ -185,11 +203,15 @@ def reset_dropout(model: keras.Model, seed: int, epoch: int) -> None:
         generator.state.assign(tf.constant([state, 0], generator.state.dtype))
 
 
+def _number(prefix: str) -> int:
+    return int(os.path.basename(prefix)[len("ckpt-") :])
+
+
 def saved_checkpoints(folder: str) -> list[str]:
-    """The checkpoint prefixes in `folder` whose index file was written, newest first
-    (the index is written last, so a save cut short leaves none)."""
+    """The checkpoint prefixes in `folder` whose index is in place, newest first (the
+    index is renamed into place last, so a save cut short leaves none)."""
     numbers = []
-    for name in tf.io.gfile.listdir(folder) if tf.io.gfile.isdir(folder) else []:
+    for name in fs.listdir(folder) if fs.isdir(folder) else []:
         stem = name.removesuffix(".index")
         if stem != name and stem.startswith("ckpt-") and stem[5:].isdigit():
             numbers.append(int(stem[5:]))

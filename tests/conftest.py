@@ -41,24 +41,25 @@ def pytest_collection_modifyitems(items):
         item.add_marker(pytest.mark.xdist_group(group))
 
 
+def hands(tmp_path_factory, name: str, per_class: int, *, size: int, seed: int) -> str:
+    """A new folder of synthetic hands in the RPS layout."""
+    from rps_tfdata.core import synthetic_hands
+
+    out = str(tmp_path_factory.mktemp(name))
+    synthetic_hands.write_dataset(out, per_class, size=size, seed=seed)
+    return out
+
+
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory) -> str:
     """A tiny RPS-format folder: 10 synthetic 64x64 hands per class (24 train, 6 validation)."""
-    from rps_tfdata.core import synthetic_hands
-
-    out = str(tmp_path_factory.mktemp("synthetic"))
-    synthetic_hands.write_dataset(out, 10, size=64, seed=1)
-    return out
+    return hands(tmp_path_factory, "synthetic", 10, size=64, seed=1)
 
 
 @pytest.fixture(scope="session")
 def held_out_dir(tmp_path_factory) -> str:
     """A tiny test set of the same classes: 3 hands per class."""
-    from rps_tfdata.core import synthetic_hands
-
-    out = str(tmp_path_factory.mktemp("test_set"))
-    synthetic_hands.write_dataset(out, 3, size=64, seed=2)
-    return out
+    return hands(tmp_path_factory, "test_set", 3, size=64, seed=2)
 
 
 @pytest.fixture(scope="session")
@@ -83,11 +84,7 @@ def copy_of_finished_run(finished_run, tmp_path) -> str:
 @pytest.fixture(scope="session")
 def resume_data(tmp_path_factory) -> str:
     """The resume tests' data: 20 synthetic hands per class at 150 px (48 training images)."""
-    from rps_tfdata.core import synthetic_hands
-
-    out = str(tmp_path_factory.mktemp("resume_data"))
-    synthetic_hands.write_dataset(out, 20, size=150, seed=3)
-    return out
+    return hands(tmp_path_factory, "resume_data", 20, size=150, seed=3)
 
 
 @pytest.fixture(scope="session")

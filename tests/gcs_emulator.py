@@ -13,7 +13,8 @@ namespace. What the adapter adds, each a few lines around the emulator:
   chunked      TensorFlow's uploads are chunked AND carry a `Content-Length`: read as
                chunked (read by the length, the object kept the chunk framing);
   threads      one thread per connection (the client makes many requests at once), the
-               emulator's handlers run one at a time under a lock;
+               emulator's handlers run one at a time under a lock; HTTP/1.1 keeps the
+               connections (and their TLS) open, and Nagle's delay is off;
   the log      one line per request (`METHOD PATH`) appended to a file, read by the
                test to count what a start of training costs in requests.
 
@@ -68,6 +69,10 @@ class _Request(emulator.Request):
 class _Handler(emulator.RequestHandler):
     lock = threading.Lock()
     log_path = ""
+    # Connections kept open and small writes sent at once (otherwise each request waits
+    # out a TLS handshake and a delayed ACK: about 50 ms).
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def _route(self, method):
         with open(self.log_path, "a") as log:

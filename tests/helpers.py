@@ -109,17 +109,19 @@ def launch(
     env: Optional[dict] = None,
     log: Optional[str] = None,
     merge: bool = False,
+    prefix: Sequence[str] = (),
 ) -> subprocess.Popen:
     """`python ARGUMENTS` (`module(...)`, or "-c", SCRIPT, ...) started from the
     repository, TensorFlow's C++ lines off: output appended to the file `log`, else to
-    text pipes (stderr into stdout with `merge`)."""
+    text pipes (stderr into stdout with `merge`). `prefix`: a command that runs it
+    (in a network namespace, a cgroup: `tests/sandbox.py`)."""
     if log is not None:
         out = open(log, "a")
         err = subprocess.STDOUT
     else:
         out, err = subprocess.PIPE, subprocess.STDOUT if merge else subprocess.PIPE
     process = subprocess.Popen(
-        [sys.executable, *arguments],
+        [*prefix, sys.executable, *arguments],
         stdout=out,
         stderr=err,
         text=True,
@@ -137,11 +139,12 @@ def run_python(
     env: Optional[dict] = None,
     timeout: float = 600,
     quiet: bool = True,
+    prefix: Sequence[str] = (),
 ) -> subprocess.CompletedProcess:
-    """`python ARGUMENTS` from the repository, to its end; output captured (`quiet`: as
-    for `launch`)."""
+    """`python ARGUMENTS` from the repository, to its end; output captured (`quiet` and
+    `prefix`: as for `launch`)."""
     return subprocess.run(
-        [sys.executable, *arguments],
+        [*prefix, sys.executable, *arguments],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple, Optional
 
 import keras
 
-from rps_tfdata.core import atomic, fs
+from rps_tfdata.core import atomic, file_facts, fs
 from rps_tfdata.core.errors import RunNotFoundError
 from rps_tfdata.core.input_pipeline import PipelineOptions
 
@@ -38,6 +38,7 @@ RUN_FILES = (
     RUN_CONFIG,
     CHECKPOINTS,
     EXPORT,
+    file_facts.INDEX,  # the data's file facts (on remote file systems)
 )
 
 

@@ -10,16 +10,16 @@ stays bounded by the batches in flight, whatever the size of the set.
 
 import json
 import os
-from typing import Callable, Sequence
+from typing import Callable
 
 import tensorflow as tf
 
-from rps_tfdata.core import atomic, fs, headers, listing
+from rps_tfdata.core import atomic, fs, headers
 
 _BAD_LIST = "unreadable.json"
 # The caller's decode of every readable file: hands `store(first_id, images)` each batch
 # of them and returns the files left out.
-DecodeAll = Callable[[Sequence[str], Callable[[int, tf.Tensor], None]], list[headers.BadImage]]
+Fill = Callable[[Callable[[int, tf.Tensor], None]], list[headers.BadImage]]
 
 
 def raw_path(folder: str, image_id: int) -> str:
@@ -27,7 +27,7 @@ def raw_path(folder: str, image_id: int) -> str:
     return os.path.join(folder, f"{image_id:07d}.u8")
 
 
-def _fill(staging: str, paths: Sequence[str], decode_all: DecodeAll) -> None:
+def _fill(staging: str, fill: Fill) -> None:
     """One raw file of uint8 pixels per image id, and the list of unreadable files."""
 
     def store(first_id: int, images: tf.Tensor) -> None:
@@ -35,22 +35,22 @@ def _fill(staging: str, paths: Sequence[str], decode_all: DecodeAll) -> None:
             with fs.open_file(raw_path(staging, first_id + offset), "wb") as f:
                 f.write(pixels.tobytes())
 
-    bad = decode_all(paths, store)
+    bad = fill(store)
     atomic.write_json(os.path.join(staging, _BAD_LIST), headers.as_records(bad))
 
 
-def open_or_fill(
-    cache_path: str, paths: Sequence[str], key: Sequence, name: str, decode_all: DecodeAll
-) -> tuple[str, list[headers.BadImage]]:
-    """The split's folder under `cache_path` (filled once, with `decode_all`), and its
-    unreadable files. `key`: the image settings that change the pixels."""
+def open_or_fill(cache_path: str, name: str, fill: Fill) -> tuple[str, list[headers.BadImage]]:
+    """The folder `name` under `cache_path` (SPLIT-DIGEST: the split and a fingerprint of
+    its files and of the image settings), filled once by `fill`, and its unreadable
+    files; the split's folders of other data or settings are removed."""
     fs.makedirs(cache_path)
-    folder = os.path.join(cache_path, f"{name}-{listing.fingerprint(paths, name, *key)}")
+    folder = os.path.join(cache_path, name)
+    split = name.rsplit("-", 1)[0]
     for stale in fs.listdir(cache_path):  # other data or settings: never again
         path = os.path.join(cache_path, stale)
-        if stale.startswith(f"{name}-") and path != folder and atomic.is_complete(path):
+        if stale.startswith(f"{split}-") and path != folder and atomic.is_complete(path):
             fs.rmtree(path)
-    atomic.build_folder(folder, lambda staging: _fill(staging, paths, decode_all))
+    atomic.build_folder(folder, lambda staging: _fill(staging, fill))
     with fs.open_file(os.path.join(folder, _BAD_LIST)) as f:
         bad = [headers.BadImage(**record) for record in json.load(f)]
     return folder, bad

@@ -149,10 +149,11 @@ def too_many_pixels(count: int) -> str:
     )
 
 
-def inspect_header(path: str) -> Optional[str]:
-    """The reason `path` cannot be an image we decode, or None if it looks decodable."""
+def inspect_header(path: str, status: Optional[fs.Stat] = None) -> Optional[str]:
+    """The reason `path` cannot be an image we decode, or None if it looks decodable.
+    `status`: its stat, when the caller has it (one request less on a bucket)."""
     try:
-        status = fs.stat(path)
+        status = status or fs.stat(path)
         if not status.is_regular:  # opening a FIFO would wait for a writer
             return "not a regular file (a folder, FIFO, socket or device)"
         size = status.size
@@ -178,11 +179,15 @@ def inspect_header(path: str) -> Optional[str]:
     return problem or None
 
 
-def screen(paths: Sequence[str]) -> tuple[list[int], list[BadImage]]:
+def screen(
+    paths: Sequence[str], reasons: Optional[Sequence[Optional[str]]] = None
+) -> tuple[list[int], list[BadImage]]:
     """Positions of the files whose header looks decodable, and the files that do not;
-    on a remote file system many headers are read at once."""
+    on a remote file system many headers are read at once. `reasons`: each file's
+    `inspect_header` result when it is known already (`file_facts`)."""
     candidates, bad = [], []
-    reasons = fs.for_each(inspect_header, paths)
+    if reasons is None:
+        reasons = fs.for_each(inspect_header, paths)
     for i, (path, reason) in enumerate(zip(paths, reasons, strict=True)):
         if reason is None:
             candidates.append(i)

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from rps_tfdata.core import disk_cache, fs, headers
+from rps_tfdata.core import disk_cache, file_facts, fs, headers
 from rps_tfdata.core.augment import IDGAugmentation
 from rps_tfdata.core.config import AUTOTUNE
 from rps_tfdata.core.decode import load_image
@@ -110,6 +110,7 @@ def prepare(
     name: str = "data",
     ids: Optional[Sequence[int]] = None,
     decode: bool = True,
+    facts: Optional[Sequence[file_facts.Facts]] = None,
 ) -> Prepared:
     """Reads a split once: screens every file, keeps the readable ones' pixels where
     `options.cache` says, and names each unreadable file with its reason.
@@ -117,21 +118,27 @@ def prepare(
     `name` tells the splits' disk caches apart (one folder per split); `ids` are the
     files' positions in the whole split when `paths` is one worker's shard of it;
     `decode=False` with cache="none" screens headers only (decode failures are then
-    caught by the epochs that read them).
+    caught by the epochs that read them); `facts`: the files' stats and header screen
+    when the caller has them (`file_facts.gather`), else read here.
     """
     ids = list(range(len(paths))) if ids is None else list(ids)
+    if facts is None:
+        facts = fs.for_each(file_facts.read_one, paths)
+    # Headers first, in Python: what can never decode is named, and never decoded.
+    candidates, bad = headers.screen(paths, [f.problem for f in facts])
     decoded = decode or options.cache != "none"
     images = folder = None
-    if options.cache == "disk":
-        key = (list(options.image_size), options.resize_method)
-        decode_all = lambda some, store: _decode_all(some, options, store)  # noqa: E731
-        folder, bad = disk_cache.open_or_fill(options.cache_path, paths, key, name, decode_all)
-    elif options.cache == "memory":
-        images, bad = _memory_cache(paths, options)
+    if options.cache == "disk":  # one raw file per image, in a folder named by the data
+        key = file_facts.fingerprint(
+            paths, facts, name, list(options.image_size), options.resize_method
+        )
+        fill = lambda store: bad + _decode_candidates(paths, candidates, options, store)  # noqa: E731
+        folder, bad = disk_cache.open_or_fill(options.cache_path, f"{name}-{key}", fill)
+    elif options.cache == "memory":  # one uint8 tensor
+        images, corrupt = _memory_cache(paths, candidates, options)
+        bad = bad + corrupt
     elif decoded:  # checked by a real decode, then dropped: the epochs decode again
-        bad = _decode_all(paths, options, lambda first_id, batch: None)
-    else:
-        bad = headers.screen(paths)[1]
+        bad = bad + _decode_candidates(paths, candidates, options, lambda first_id, batch: None)
     failed = {b.path for b in bad}
     good = [i for i, p in enumerate(paths) if p not in failed]
     for item in bad:
@@ -173,14 +180,16 @@ def _decoded(paths: Sequence[str], options: PipelineOptions) -> tf.data.Dataset:
     return with_options(dataset.ignore_errors().prefetch(AUTOTUNE), options)
 
 
-def _decode_all(
-    paths: Sequence[str], options: PipelineOptions, store: Callable[[int, tf.Tensor], None]
+def _decode_candidates(
+    paths: Sequence[str],
+    candidates: Sequence[int],
+    options: PipelineOptions,
+    store: Callable[[int, tf.Tensor], None],
 ) -> list[headers.BadImage]:
-    """Screens every file, then decodes the ones that pass, handing `store(first_id,
-    images)` each batch of them (an image's id is its position among the readable
-    files); returns the unreadable files. Batches keep Python's share of the work small
-    and memory bounded."""
-    candidates, bad = headers.screen(paths)
+    """Decodes the files at positions `candidates` (those the screen passed), handing
+    `store(first_id, images)` each batch of them (an image's id is its position among
+    the readable files); returns the files the decoder rejects. Batches keep Python's
+    share of the work small and memory bounded."""
     decoded = set()
     first_id = 0
     # Output order is input order (deterministic), so ids count up as files decode.
@@ -189,18 +198,18 @@ def _decode_all(
         store(first_id, images)
         first_id += len(positions)
     corrupt = [i for i in candidates if i not in decoded]
-    return bad + [headers.BadImage(paths[i], headers.CORRUPT) for i in corrupt]
+    return [headers.BadImage(paths[i], headers.CORRUPT) for i in corrupt]
 
 
-def _memory_cache(paths: Sequence[str], options: PipelineOptions):
-    """(one uint8 tensor of the readable files' pixels, the unreadable files)."""
-    pixels = np.empty((len(paths), *options.image_size, 3), np.uint8)
+def _memory_cache(paths: Sequence[str], candidates: Sequence[int], options: PipelineOptions):
+    """(one uint8 tensor of the readable files' pixels, the files the decoder rejects)."""
+    pixels = np.empty((len(candidates), *options.image_size, 3), np.uint8)
 
     def store(first_id: int, batch: tf.Tensor) -> None:
         pixels[first_id : first_id + len(batch)] = batch.numpy()
 
-    bad = _decode_all(paths, options, store)
-    return tf.constant(pixels[: len(paths) - len(bad)]), bad
+    corrupt = _decode_candidates(paths, candidates, options, store)
+    return tf.constant(pixels[: len(candidates) - len(corrupt)]), corrupt
 
 
 def undecodable(prepared: Prepared) -> list[headers.BadImage]:

@@ -3,18 +3,16 @@
 The seed script splits with `ImageDataGenerator(validation_split=0.2)`: per class, files
 in `os.walk` order, the FIRST `int(split * n)` files are validation and the rest training.
 Reproducing that exactly keeps our validation set the one the seed reported on. A folder
-is listed once (`list_folder`); its subsets, the whole set and its fingerprint are all
-taken from that one listing, so a bucket is asked for each page of it once per start.
+is listed once (`list_folder`); its subsets and the whole set are taken from that one
+listing, so a bucket is asked for each page of it once per start.
 The deliberate differences from IDG: class folders whose name starts with "."
 (`.ipynb_checkpoints`, `.git`) and known junk folders (`__MACOSX`, which macOS's zip adds
 beside the real ones) are not classes here, while IDG would count them, shifting every
 label.
 """
 
-import hashlib
-import json
 import os
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 from rps_tfdata.core import fs
 from rps_tfdata.core.errors import DatasetLayoutError
@@ -152,20 +150,3 @@ def check_same_classes(expected: Sequence[str], found: Sequence[str], directory:
             f"data folder {directory!r} has classes {list(found)}, but the model was "
             f"trained on {list(expected)}; use a folder with the same class subfolders"
         )
-
-
-def _identity(path: str) -> tuple[str, Any, Any]:
-    """(path, size, modification time), or the reason it cannot be read in place of both:
-    a dangling or looping link is an unreadable image, named later, not a crash."""
-    try:
-        status = fs.stat(path)
-    except OSError as e:
-        return path, None, e.strerror or str(e)
-    return path, status.size, status.mtime_ns
-
-
-def fingerprint(paths: Sequence[str], *extra: Any) -> str:
-    """A short digest of files (path, size, modification time) and `extra` values: it
-    changes when any file is added, removed, replaced or rewritten."""
-    key = json.dumps([fs.for_each(_identity, paths), *extra])
-    return hashlib.sha256(key.encode()).hexdigest()[:16]

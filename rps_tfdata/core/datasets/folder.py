@@ -1,8 +1,10 @@
 """A class-per-folder data set (`--data_dir`, optional `--test_dir`), split as IDG splits.
 
 Each folder is listed once per start (`listing.list_folder`; a bucket pays for each page
-of the listing once); the fingerprint and the IDG split, unreadable files included, are
-taken from that listing; then every file is read once, and unreadable ones leave
+of the listing once), and every listed file's stat and headers are read once
+(`file_facts`; on a bucket, a restart of the run takes them from the run's file index
+when the listing is the same). The fingerprint and the IDG split, unreadable files
+included, come from these; then every file is read once, and unreadable ones leave
 whichever subset holds them, so the readable files keep IDG's split.
 """
 
@@ -12,7 +14,7 @@ from typing import Optional
 
 from absl import logging
 
-from rps_tfdata.core import input_pipeline, listing
+from rps_tfdata.core import file_facts, fs, input_pipeline, listing
 from rps_tfdata.core.config import TrainConfig
 from rps_tfdata.core.datasets.base import Data, check_and_log
 from rps_tfdata.core.distribution import Worker
@@ -41,10 +43,21 @@ class FolderSource:
         test = listing.list_folder(config.test_dir) if config.test_dir else None
         return listing.list_folder(config.data_dir), test
 
+    @functools.cached_property
+    def _facts(self) -> tuple[dict[str, file_facts.Facts], bool]:
+        """Every listed file's facts by path, and whether they came from the file index."""
+        facts, indexed = file_facts.gather(self._listed_paths, self._config.model_dir)
+        return dict(zip(self._listed_paths, facts, strict=True)), indexed
+
+    @property
+    def _listed_paths(self) -> list[str]:
+        train, test = self._listings
+        return train.paths + (test.paths if test else [])
+
     def fingerprint(self) -> str:
         """A digest of the listed image files (paths, sizes, modification times)."""
-        train, test = self._listings
-        return listing.fingerprint(train.paths + (test.paths if test else []))
+        facts, _ = self._facts
+        return file_facts.fingerprint(self._listed_paths, [facts[p] for p in self._listed_paths])
 
     def splits(self) -> tuple[listing.Split, listing.Split, Optional[listing.Split]]:
         """The training, validation and test files: IDG's split of the listing (bad
@@ -83,7 +96,14 @@ class FolderSource:
         now and decoded again at the end (no cache held through training)."""
         config, options = self._config, self._options
         train, validation, test = self.splits()
+        facts, indexed = self._facts
+        if worker.is_chief and not indexed and fs.is_remote(self._listed_paths[0]):
+            file_facts.keep(config.model_dir, self._listed_paths, list(facts.values()))
         shard = slice(worker.index, None, worker.count)
+
+        def known(split, part=slice(None)):
+            return [facts[p] for p in split.paths[part]]
+
         test = test if worker.is_chief else None
         classes = len(train.class_names)
         data = Data(

@@ -4,7 +4,6 @@ the test's own (`tests/sandbox.py`): nothing leaves the machine, and nothing is 
 for the client. The server counts the requests each start makes."""
 
 import json
-import os
 import signal
 
 import pytest

@@ -70,6 +70,12 @@ def in_namespace(name: str) -> list[str]:
     return ["ip", "netns", "exec", name]
 
 
+def cut_loopback(name: str, *, up: bool = False) -> None:
+    """Takes the namespace's loopback down (or back up): its servers stop answering
+    there, and a request to them times out instead of being refused."""
+    _run("ip", "-n", name, "link", "set", "lo", "up" if up else "down")
+
+
 class Link(NamedTuple):
     """One host's cable to the switch: cut with `set_link(link, up=False)`."""
 
@@ -165,9 +171,13 @@ class Gcs(NamedTuple):
     env: dict  # what a client process needs (its CA, a token, no metadata server)
     log: str  # one line per request the server has answered
 
-    def requests(self) -> int:
+    def lines(self) -> list[str]:
+        """The requests answered so far, in order."""
         with open(self.log) as f:
-            return sum(1 for _ in f)
+            return f.read().splitlines()
+
+    def requests(self) -> int:
+        return len(self.lines())
 
 
 def _certificate(folder: str) -> tuple[str, str]:

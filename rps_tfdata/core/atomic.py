@@ -57,8 +57,9 @@ def _remote_writing(path: str) -> Iterator[str]:
         yield temporary
         fs.rename(temporary, path)
     finally:
-        if fs.exists(temporary):
-            fs.remove(temporary)
+        with contextlib.suppress(OSError):  # a store that stopped answering keeps it
+            if fs.exists(temporary):
+                fs.remove(temporary)
 
 
 def umask() -> int:

@@ -122,7 +122,7 @@ _PNG, _JPEG, _GIF, _BMP = 1, 2, 3, 4  # kinds of encoded image (0: none we decod
 
 
 def _kind(contents: tf.Tensor) -> tf.Tensor:
-    """Which format the bytes' signature names (int32, in `scan.SIGNATURES`' order), with
+    """Which format the bytes' signature names (int32, in `headers.SIGNATURES`' order), with
     no branch."""
     found = [
         tf.reduce_any([tf.equal(tf.strings.substr(contents, 0, len(s)), s) for s in signatures])
@@ -148,7 +148,7 @@ def _jpeg_pixels(contents: tf.Tensor) -> tf.Tensor:
 def decoded_pixels(contents: tf.Tensor) -> tf.Tensor:
     """How many pixels decoding `contents` would allocate, read from its headers alone
     (int64); 0 when the bytes are not a PNG, JPEG, GIF or BMP. The graph twin of
-    `scan.pixels`, for the serving signature (tested to agree)."""
+    `headers.pixels`, for the serving signature (tested to agree)."""
     kind = _kind(contents)
     branches = [
         lambda: _header_pixels(contents, kind),
@@ -174,7 +174,7 @@ def decode_image(contents: tf.Tensor) -> tf.Tensor:
 
     JPEG uses the accurate integer DCT, which matches PIL; TF's default fast DCT differs
     by up to 3 levels. Alpha is dropped and grey is replicated, as PIL's convert("RGB").
-    No pixel limit here: callers screen first (`scan.screen` for files, `can_decode` in
+    No pixel limit here: callers screen first (`headers.screen` for files, `can_decode` in
     the serving graph), because a limit check in this function costs 15-30% of tf.data's
     decode throughput (BUILD.md).
     """

@@ -7,7 +7,7 @@ exactly (symlinked folders not followed, FIFOs seen as such); other URLs go thro
 `tf.io.gfile`, imported only then (so that modules which never touch a URL stay free of
 TensorFlow), and its errors become the `OSError`s that local code already handles.
 Object stores rename by copying and have no locks: callers that need a rename to be
-atomic say what they do instead (`files.build_folder` marks a folder complete last).
+atomic say what they do instead (`atomic.build_folder` marks a folder complete last).
 """
 
 import contextlib
@@ -52,6 +52,14 @@ def for_each(call: Callable[[str], _T], paths: Sequence[str]) -> list[_T]:
 def local(path: str) -> str:
     """`path` with a `file://` scheme removed (other paths unchanged)."""
     return path[len(_FILE) :] if path.startswith(_FILE) else path
+
+
+def root(path: str) -> str:
+    """The file system and bucket of a URL ("gs://bucket"); "" for a local path."""
+    if not is_remote(path):
+        return ""
+    scheme, _, rest = path.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
 def join(folder: str, *names: str) -> str:

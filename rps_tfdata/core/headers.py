@@ -6,7 +6,7 @@ are not regular files, empty files, unknown signatures, formats TensorFlow canno
 pixel limit (decompression bombs, which IDG would refuse; for a GIF every frame counts,
 as TensorFlow's reader inflates them all) are found without decoding anything; `screen`
 reads many headers at once. The files that pass are decoded for real where decoding
-happens (`rps_tfdata.core.reading`): before training when a cache is filled, else as the
+happens (`rps_tfdata.core.input_pipeline`): before training when a cache is filled, else as the
 epochs read them; a file the decoder rejects is "corrupt image data".
 """
 
@@ -23,8 +23,10 @@ CORRUPT = "corrupt image data (the decoder failed)"
 _HEAD = 4096  # PNG, GIF and BMP sizes sit in the first 30 bytes
 _JPEG_HEAD = 1 << 20  # JPEG's frame header follows EXIF and its thumbnail: read on
 _TAIL = 64
+# Files up to this size are read whole: one request instead of two on a bucket.
+_WHOLE = 1 << 20
 # The formats TensorFlow decodes, by their first bytes, in the order of
-# `images.decoded_pixels`'s kinds (which reads the same signatures in the graph).
+# `decode.decoded_pixels`'s kinds (which reads the same signatures in the graph).
 SIGNATURES = {
     "png": (b"\x89PNG\r\n\x1a\n",),
     "jpeg": (b"\xff\xd8\xff",),
@@ -83,7 +85,7 @@ def _colour_table(packed: int) -> int:
 def _gif_pixels(data: bytes) -> Optional[int]:
     """The canvas's pixels plus every frame's: what TensorFlow's GIF reader allocates
     (it inflates all frames before it returns the first). `data` is the whole file.
-    The twin of `images.decoded_pixels` for GIFs, which serving runs in its graph."""
+    The twin of `decode.decoded_pixels` for GIFs, which serving runs in its graph."""
     if len(data) < 13:
         return None
     width, height = struct.unpack("<HH", data[6:10])
@@ -158,13 +160,17 @@ def inspect_header(path: str, status: Optional[fs.Stat] = None) -> Optional[str]
             return "not a regular file (a folder, FIFO, socket or device)"
         size = status.size
         with fs.open_file(path, "rb") as f:
-            head = f.read(_HEAD)
-            if head.startswith(_JPEG) and _jpeg_size(head) is None:
-                head += f.read(_JPEG_HEAD - _HEAD)
-            elif head.startswith(_GIFS):  # its frames follow one another to the end
-                head += f.read()
-            f.seek(max(size - _TAIL, 0))
-            tail = f.read(_TAIL)
+            if size <= _WHOLE:  # one read (one request on a bucket) for a small file
+                head = f.read()
+                tail = head[-_TAIL:]
+            else:
+                head = f.read(_HEAD)
+                if head.startswith(_JPEG) and _jpeg_size(head) is None:
+                    head += f.read(_JPEG_HEAD - _HEAD)
+                elif head.startswith(_GIFS):  # its frames follow one another to the end
+                    head += f.read()
+                f.seek(max(size - _TAIL, 0))
+                tail = f.read(_TAIL)
     except OSError as e:
         return f"unreadable ({e.strerror or e})"
     if size == 0:

@@ -220,6 +220,25 @@ def undecodable(prepared: Prepared) -> list[headers.BadImage]:
     return [headers.BadImage(path, headers.CORRUPT) for path in missing]
 
 
+def decoded_now(prepared: Prepared) -> Prepared:
+    """A split prepared without its decode, decoded once now: the files the decoder
+    rejects leave it, named, as a decode before training would have left them."""
+    if prepared.decoded:
+        return prepared
+    corrupt = undecodable(prepared)
+    for item in corrupt:
+        logging.warning("unreadable image %s: %s", fs.printable(item.path), item.reason)
+    failed = {item.path for item in corrupt}
+    good = [i for i, p in enumerate(prepared.paths) if p not in failed]
+    return prepared._replace(
+        paths=[prepared.paths[i] for i in good],
+        labels=[prepared.labels[i] for i in good],
+        ids=[prepared.ids[i] for i in good],
+        bad=sorted(prepared.bad + corrupt),
+        decoded=True,
+    )
+
+
 # ---- the epochs ---------------------------------------------------------------------------
 
 

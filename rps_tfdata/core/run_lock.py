@@ -9,9 +9,16 @@ removing a locked file would let the next run lock a new file of the same name w
 old holder still runs.
 
 On NFS, Linux turns `flock` into a lock held by the server (NFSv4, or NFSv3 with lockd), so
-runs on different hosts exclude each other there too. A file system that cannot lock
-(some FUSE mounts), and any URL but `file://` (object stores have no locks), is said in
-one warning, and the run goes on unguarded.
+runs on different hosts exclude each other there too. A local file system that cannot
+lock (some FUSE mounts) is said in one warning, and the run goes on unguarded.
+
+An object store (any URL but `file://`) has no locks, and no way to write an object only
+if another is absent through `tf.io.gfile`; there the last run to start owns the folder:
+it writes an owner object (`OWNER_FILE`) with a token of its own, and before every save a
+run reads it back (`Hold.check`) and stops, saving nothing, when another run has written
+its own since. Two runs started on one bucket folder therefore never both go on saving:
+the later one continues the run (a rerun of a killed run is such a later one), the other
+stops at its next save with one line naming it.
 """
 
 import contextlib
@@ -20,14 +27,16 @@ import fcntl
 import os
 import socket
 import time
+import uuid
 from typing import Iterator
 
 from absl import logging
 
-from rps_tfdata.core import fs
+from rps_tfdata.core import atomic, fs
 from rps_tfdata.core.errors import FolderInUseError
 
 LOCK_FILE = ".rps_tfdata.lock"
+OWNER_FILE = ".rps_tfdata.owner"  # on object stores: the run that started last
 _NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
 
 
@@ -37,19 +46,54 @@ def _holder(fd: int) -> str:
     return os.read(fd, 512).decode(errors="replace").strip()
 
 
+def _who() -> str:
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    return f"pid {os.getpid()} on {socket.gethostname()}, since {started}"
+
+
+class Hold:
+    """This process's hold on a run folder: `check()` before every save."""
+
+    def __init__(self, model_dir: str, token: str = ""):
+        self._model_dir = model_dir
+        self._token = token  # on an object store: what the owner object must still say
+
+    def check(self) -> None:
+        """Raises FolderInUseError when another run has taken over the folder (object
+        stores; a local lock cannot be taken while it is held)."""
+        if not self._token:
+            return
+        with fs.open_file(os.path.join(self._model_dir, OWNER_FILE)) as f:
+            token, _, holder = f.read().partition("\n")
+        if token != self._token:
+            raise FolderInUseError(
+                f"--model_dir={self._model_dir} was taken over by a run started later "
+                f"({holder.strip()}); this run stops without saving, and that run goes on "
+                "from the last save"
+            )
+
+
+def _own(model_dir: str) -> Hold:
+    """On an object store: this run writes itself in as the folder's owner."""
+    token = uuid.uuid4().hex
+    atomic.write_text(os.path.join(model_dir, OWNER_FILE), f"{token}\n{_who()}\n")
+    logging.warning(
+        "%s is on a file system without locks: a run started later in this folder takes it "
+        "over (this one then stops at its next save)",
+        model_dir,
+    )
+    return Hold(model_dir, token)
+
+
 @contextlib.contextmanager
-def hold(model_dir: str) -> Iterator[None]:
+def hold(model_dir: str) -> Iterator[Hold]:
     """Holds `model_dir` for this process for the duration of the block.
 
     Raises:
-      FolderInUseError: another live process holds the folder.
+      FolderInUseError: another live process holds the (local) folder.
     """
     if fs.is_remote(model_dir):
-        logging.warning(
-            "%s is on a file system without locks: nothing stops a second run in this folder",
-            model_dir,
-        )
-        yield
+        yield _own(model_dir)
         return
     model_dir = fs.local(model_dir)
     os.makedirs(model_dir, exist_ok=True)
@@ -75,8 +119,7 @@ def hold(model_dir: str) -> Iterator[None]:
                 raise
         else:
             os.ftruncate(fd, 0)
-            started = time.strftime("%Y-%m-%d %H:%M:%S")
-            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode())
-        yield
+            os.write(fd, f"{_who()}\n".encode())
+        yield Hold(model_dir)
     finally:
         os.close(fd)  # closing the last descriptor releases the lock

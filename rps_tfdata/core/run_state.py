@@ -27,7 +27,7 @@ import io
 import json
 import math
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import keras
 import numpy as np
@@ -63,10 +63,13 @@ class RunState:
         optimizer: keras.optimizers.Optimizer,
         *,
         restore_from: Optional[str] = None,
+        before_save: Callable[[], None] = lambda: None,
     ):
         """Saves to `folder`; restores from `restore_from` (default the same folder: a
-        non-chief worker saves to its own scratch folder, restores from the chief's)."""
+        non-chief worker saves to its own scratch folder, restores from the chief's).
+        `before_save` runs before anything is written (`run_lock.Hold.check`)."""
         self.folder = folder
+        self._before_save = before_save
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         # Inside an epoch: its finished steps and running totals (zero at its boundaries).
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -108,6 +111,7 @@ class RunState:
 
     def save_progress(self, progress: EpochProgress) -> None:
         """A checkpoint inside the unfinished epoch, after `progress.step` steps."""
+        self._before_save()
         self.step.assign(progress.step)
         self._totals.assign(list(progress[1:]))
         self._save()
@@ -143,6 +147,7 @@ class RunState:
     def record_epoch(self, row: dict[str, float], model: keras.Model) -> bool:
         """Records a finished epoch (see the module doc for the order); returns whether
         it is the best so far, whose weights are then in `best.weights.h5`."""
+        self._before_save()
         improved = row["val_loss"] < float(self.best_val_loss.numpy())
         if improved:
             best = os.path.join(self.folder, artifacts.BEST_WEIGHTS)

@@ -10,10 +10,11 @@ import contextlib
 import hashlib
 import math
 import os
+import re
 import shutil
 import statistics
 import tempfile
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import keras
 import tensorflow as tf
@@ -25,6 +26,7 @@ from rps_tfdata.core import (
     datasets,
     distribution,
     evaluation,
+    fs,
     headers,
     input_pipeline,
     loop,
@@ -80,7 +82,8 @@ def train_and_evaluate(
     settings = {**settings_of(config), "data_files": source.fingerprint()}
     chief = plan.worker.is_chief
     # Only the chief writes the folder; the other workers share it with the chief.
-    with run_lock.hold(config.model_dir) if chief else contextlib.nullcontext():
+    others = contextlib.nullcontext(run_lock.Hold(config.model_dir))
+    with run_lock.hold(config.model_dir) if chief else others as held:
         stored = run_state.claim(
             config.model_dir, settings, config.epochs, overwrite=overwrite and chief
         )
@@ -98,14 +101,17 @@ def train_and_evaluate(
             run_state.write_settings(config.model_dir, settings)
             if flags_text is not None:
                 atomic.write_text(os.path.join(config.model_dir, artifacts.FLAGS), flags_text)
-            state = run_state.RunState(config.model_dir, built.model, built.optimizer)
+            state = run_state.RunState(
+                config.model_dir, built.model, built.optimizer, before_save=held.check
+            )
             if state.restore():
                 logging.info(
                     "continuing the run in %s after %s", config.model_dir, state.saved_up_to()
                 )
             run = run._replace(state=state)
-            _train_epochs(run)
-            return _finish(run)
+            with _bucket_answers(run):
+                _train_epochs(run)
+                return _finish(run)
 
 
 def build(config: TrainConfig, plan: Plan, num_classes: int) -> Built:
@@ -198,6 +204,36 @@ def _train_epochs(run: _Training) -> None:
             with watch.guard if watch is not None else contextlib.nullcontext():
                 improved = state.record_epoch(row, run.built.model)
             _log_epoch(row, config.epochs, improved)
+
+
+# What TensorFlow's client says of a bucket it gave up on (after its retries).
+_GAVE_UP = ("retry attempts failed", "Error executing an HTTP request")
+
+
+@contextlib.contextmanager
+def _bucket_answers(run: _Training) -> Iterator[None]:
+    """A bucket of the run's that stops answering (TensorFlow's client gives up after its
+    retries: `GCS_RETRY_CONFIG_*`) ends the run with one line naming it and what is
+    saved; a save cut short by it is no checkpoint (`run_state`), so the rerun continues
+    from the last one."""
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as e:
+        message = e.message if isinstance(e, tf.errors.OpError) else str(e)
+        config = run.config
+        roots = [fs.root(p) for p in (config.model_dir, config.data_dir, config.test_dir)]
+        roots = [root for root in roots if root and fs.is_remote(root)]
+        if not roots or not any(sign in message for sign in _GAVE_UP):
+            raise
+        bucket = next((root for root in roots if root in message), roots[0])
+        found = re.search(
+            r"All \d+ retry attempts failed.*?(?= when |$)", " ".join(message.split())
+        )
+        reason = found.group(0) if found else message.strip().splitlines()[0]
+        raise TrainingStoppedError(
+            f"{bucket} stopped answering ({reason}); the run is saved up to "
+            f"{run.state.saved_up_to()}: rerun the same command once it answers"
+        ) from e
 
 
 def _service_watch(config: TrainConfig, state: run_state.RunState):
@@ -376,6 +412,8 @@ def _finish(run: _Training) -> dict[str, Any]:
     artifacts.write_preprocessing(model_dir, options)
     finished = artifacts.Run(model, data.class_names, options)
     saved_model.write(finished, saved_model.default_dir(model_dir))
+    if data.test:  # screened at the start, decoded only now (a restart reads it no sooner)
+        data = data._replace(test=input_pipeline.decoded_now(data.test))
     metrics = summarize(run.state.history, data)
     metrics["skipped_images"] += headers.as_records(_undecodable(run))
     metrics["final_weights_sha256"] = final_digest

@@ -92,8 +92,8 @@ class FolderSource:
     def load(self, worker: Worker) -> Data:
         """Every split read once and checked. Of several workers, each reads its shard of
         the training files (every `count`-th from its index: sharded by file, before any
-        decode) and validation whole; only the chief reads the test set, which is scanned
-        now and decoded again at the end (no cache held through training)."""
+        decode) and validation whole; only the chief reads the test set, whose headers are
+        screened now and which is decoded at the end (no cache held through training)."""
         config, options = self._config, self._options
         train, validation, test = self.splits()
         facts, indexed = self._facts
@@ -118,11 +118,24 @@ class FolderSource:
                 # Decoding every file before training only to check it: not when the
                 # epochs decode anyway and a failure may be skipped as they meet it.
                 decode=config.on_bad_image == "fail",
+                facts=known(train, shard),
             ),
             input_pipeline.prepare(
-                validation.paths, validation.labels, classes, options, name="validation"
+                validation.paths,
+                validation.labels,
+                classes,
+                options,
+                name="validation",
+                facts=known(validation),
             ),
-            input_pipeline.prepare(test.paths, test.labels, classes, options._replace(cache="none"))
+            input_pipeline.prepare(
+                test.paths,
+                test.labels,
+                classes,
+                options._replace(cache="none"),
+                decode=False,
+                facts=known(test),
+            )
             if test
             else None,
             listed_train=len(train.paths),

@@ -135,6 +135,11 @@ def small_disk(folder: str, megabytes: float) -> Iterator[str]:
         subprocess.run(["umount", "-l", folder], capture_output=True)
 
 
+def resize_disk(folder: str, megabytes: float) -> None:
+    """The tmpfs of `small_disk` on `folder` made `megabytes` large, its files kept."""
+    _run("mount", "-o", f"remount,size={int(megabytes * 1024)}k", folder)
+
+
 @contextlib.contextmanager
 def memory_limit(megabytes: int) -> Iterator[str]:
     """A cgroup (v1 `memory` controller) limited to `megabytes`: a process joins it by

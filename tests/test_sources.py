@@ -15,7 +15,8 @@ import pytest
 from rps_tfdata.core import download, listing
 from rps_tfdata.core.errors import UserError
 
-from .helpers import launch, run_python, stopped_at_exit
+from . import sandbox
+from .helpers import launch, stopped_at_exit
 
 
 def make_zip(folder, files):
@@ -228,20 +229,68 @@ def test_two_runs_fetching_at_once_on_an_empty_cache_both_succeed(tmp_path):
     assert download.sha256_of(os.path.join(cache, "rps.zip")) == remote.sha256
 
 
-@pytest.mark.slow
-def test_a_full_disk_is_reported_as_local_not_as_the_network(tmp_path, mirror):
-    """The download's writes hit a file-size limit (EFBIG, as a full disk gives ENOSPC)."""
-    url, train, _, _ = mirror
-    limited = (
-        "import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100)); "
-    )
-    script = limited + FETCH
-    args = [str(tmp_path / "cache"), url, train.name, str(train.size), train.sha256]
-    result = run_python(["-c", script, *args], timeout=120)
-    assert result.returncode != 0
-    assert "This is a local problem (disk full? permissions?), not the network's" in result.stderr
-    assert "Check the network" not in result.stderr
+@pytest.fixture
+def big_mirror(tmp_path):
+    """Serves a 600 KB zip of incompressible files; yields (base_url, remote, files,
+    requests): `requests` counts the server's answers."""
+    root = tmp_path / "www" / "mirror"
+    root.mkdir(parents=True)
+    files = {f"rock/r{k}.png": os.urandom(20_000) for k in range(30)}
+    data = make_zip("rps", files)
+    (root / "rps.zip").write_bytes(data)
+    requests = []
+
+    class Counting(_Quiet):
+        def do_GET(self):
+            requests.append(self.path)
+            super().do_GET()
+
+    handler = functools.partial(Counting, directory=str(tmp_path / "www"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    try:
+        yield (
+            f"http://127.0.0.1:{server.server_address[1]}/mirror/",
+            pinned("rps.zip", "rps", data),
+            files,
+            requests,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_full_disk_under_the_download_is_reported_as_local(tmp_path, big_mirror):
+    """A real full disk (a 0.3 MB tmpfs) under a 0.6 MB download: the write fails with
+    ENOSPC, the message says it is this machine's disk, and no partial file is left."""
+    url, remote, _, _ = big_mirror
+    with sandbox.small_disk(str(tmp_path / "cache"), 0.3) as cache:
+        with pytest.raises(download.DownloadError) as raised:
+            download.fetch(remote, cache, url, progress=False)
+        assert "No space left on device" in str(raised.value)
+        assert "This is a local problem (disk full? permissions?)" in str(raised.value)
+        assert "Check the network" not in str(raised.value)
+        assert os.listdir(cache) == []
+
+
+def test_a_disk_that_fills_while_extracting_keeps_the_download(tmp_path, big_mirror):
+    """The zip fits (1 MB tmpfs) but its extraction does not: one line names the zip and
+    the folder, no half-extracted folder is left, and once there is room the verified
+    zip is extracted without downloading it again."""
+    url, remote, files, requests = big_mirror
+    with sandbox.small_disk(str(tmp_path / "cache"), 1) as cache:
+        with pytest.raises(download.DownloadError) as raised:
+            download.fetch(remote, cache, url, progress=False)
+        message = str(raised.value)
+        assert f"could not extract {cache}/rps.zip into {cache}/rps: No space" in message
+        assert "This is a local problem" in message and "\n" not in message
+        assert os.listdir(cache) == ["rps.zip"]
+        sandbox.resize_disk(cache, 4)
+        folder = download.fetch(remote, cache, url, progress=False)
+        assert len(requests) == 1
+        for relative, content in files.items():
+            with open(os.path.join(folder, relative), "rb") as f:
+                assert f.read() == content
 
 
 def test_a_download_folder_that_cannot_exist_is_named(tmp_path, mirror):

@@ -49,6 +49,20 @@ def writing(path: str) -> Iterator[str]:
             os.remove(temporary)
 
 
+@contextlib.contextmanager
+def writing_elsewhere_first(path: str) -> Iterator[str]:
+    """`writing`, for writers that crash instead of raising on a full disk (h5py, under
+    Keras' `.weights.h5` and `.keras` files, dies of SIGSEGV on ENOSPC): they write into
+    the system's temporary folder, and the finished file is copied beside `path` by
+    Python, whose write fails with an `OSError` (ENOSPC) like any other, then renamed."""
+    with tempfile.TemporaryDirectory(prefix="rps_tfdata_") as scratch:
+        local = os.path.join(scratch, os.path.basename(path))
+        yield local
+        with writing(path) as temporary, open(local, "rb") as source:
+            with fs.open_file(temporary, "wb") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
+
+
 def _remote_writing(path: str) -> Iterator[str]:
     folder, name = os.path.split(path)
     fs.makedirs(folder)

@@ -117,6 +117,13 @@ def download(url: str, dest: str, remote: RemoteZip, *, progress: bool = True) -
         _verify(partial, remote, url)
 
 
+# The end of a message about a write that failed here, not on the network's side.
+_LOCAL_PROBLEM = (
+    "This is a local problem (disk full? permissions?), not the network's: free space or "
+    "set --download_dir to another folder"
+)
+
+
 def _network_error(url: str, error: Exception) -> DownloadError:
     return DownloadError(
         f"could not download {url}: {error}. Check the network, set --base_url or "
@@ -141,8 +148,7 @@ def _copy(response, out, url: str, bar: Optional["_Progress"]) -> None:
         except OSError as e:
             raise DownloadError(
                 f"could not write the download of {url} to {out.name}: {e.strerror or e}. "
-                "This is a local problem (disk full? permissions?), not the network's: free "
-                "space or set --download_dir to another folder"
+                f"{_LOCAL_PROBLEM}"
             ) from e
         done += len(chunk)
         if bar:
@@ -214,7 +220,14 @@ def fetch(
     if not os.path.exists(zip_path):
         logging.info("downloading %s to %s", url, zip_path)
         download(url, zip_path, remote, progress=progress)
-    return atomic.build_folder(folder, lambda staging: _extract_folder(zip_path, remote, staging))
+    try:
+        return atomic.build_folder(
+            folder, lambda staging: _extract_folder(zip_path, remote, staging)
+        )
+    except OSError as e:
+        raise DownloadError(
+            f"could not extract {zip_path} into {folder}: {e.strerror or e}. {_LOCAL_PROBLEM}"
+        ) from e
 
 
 def _extract_folder(zip_path: str, remote: RemoteZip, staging: str) -> None:

@@ -22,6 +22,7 @@ thing in an epoch (order, augmentation, and dropout, reset by `reset_dropout` at
 epoch's start) is a function of (seed, epoch), so a replayed epoch is the same epoch.
 """
 
+import contextlib
 import csv
 import io
 import json
@@ -70,6 +71,8 @@ class RunState:
         `before_save` runs before anything is written (`run_lock.Hold.check`)."""
         self.folder = folder
         self._before_save = before_save
+        self._saved_variables = [*model.variables, *optimizer.variables]
+        self._saved_at = (0, 0)  # (epoch, step) of the last checkpoint written or read
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         # Inside an epoch: its finished steps and running totals (zero at its boundaries).
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -104,10 +107,25 @@ class RunState:
         loss_sum, correct, images, seconds = self._totals.numpy().tolist()
         return EpochProgress(int(self.step.numpy()), loss_sum, correct, images, seconds)
 
+    def checkpoint_bytes(self) -> int:
+        """About how many bytes one checkpoint of the run takes (its model's and its
+        optimizer's variables)."""
+        return sum(int(v.numpy().nbytes) for v in self._saved_variables)
+
     def saved_up_to(self) -> str:
-        """Where a rerun continues, in words: "epoch 3" or "step 6 of epoch 4"."""
-        epoch, step = int(self.epoch.numpy()), int(self.step.numpy())
+        """Where the last checkpoint written or restored is, in words: "epoch 3" or
+        "step 6 of epoch 4" (the run's variables may be past it: a save that failed)."""
+        epoch, step = self._saved_at
         return f"step {step} of epoch {epoch + 1}" if step else f"epoch {epoch}"
+
+    def saved(self) -> str:
+        """What a rerun continues from, as the end of a message that stops the run."""
+        if self._saved_at == (0, 0):
+            return "nothing of the run is saved yet"
+        return f"the run is saved up to {self.saved_up_to()}"
+
+    def _mark_saved(self) -> None:
+        self._saved_at = (int(self.epoch.numpy()), int(self.step.numpy()))
 
     def save_progress(self, progress: EpochProgress) -> None:
         """A checkpoint inside the unfinished epoch, after `progress.step` steps."""
@@ -133,6 +151,7 @@ class RunState:
         for prefix in candidates:
             try:
                 self._checkpoint.read(prefix).assert_existing_objects_matched()
+                self._mark_saved()
                 return True
             except Exception as e:  # a damaged file fails in many ways (DataLoss, Index...)
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -151,7 +170,7 @@ class RunState:
         improved = row["val_loss"] < float(self.best_val_loss.numpy())
         if improved:
             best = os.path.join(self.folder, artifacts.BEST_WEIGHTS)
-            with atomic.writing(best) as path:
+            with atomic.writing_elsewhere_first(best) as path:
                 model.save_weights(path)
             self.best_val_loss.assign(row["val_loss"])
             self.best_epoch.assign(row["epoch"])
@@ -176,13 +195,18 @@ class RunState:
         fs.makedirs(folder)
         saved = saved_checkpoints(folder)
         number = 1 + max((_number(prefix) for prefix in saved), default=0)
-        for stale in fs.glob(os.path.join(folder, ".ckpt-*")):  # a save cut short
-            fs.remove(stale)
-        partial = self._checkpoint.write(os.path.join(folder, f".ckpt-{number}"))
+        _remove_partial(folder)  # a save cut short before: its space is needed now
+        try:
+            partial = self._checkpoint.write(os.path.join(folder, f".ckpt-{number}"))
+        except (OSError, tf.errors.OpError):
+            with contextlib.suppress(OSError, tf.errors.OpError):
+                _remove_partial(folder)  # a full disk: leave the space to the next try
+            raise
         final = os.path.join(folder, f"ckpt-{number}")
         for path in fs.glob(partial + ".data-*"):
             fs.rename(path, final + path[len(partial) :])
         fs.rename(partial + ".index", final + ".index")  # last: now it is a checkpoint
+        self._mark_saved()
         for old in [final, *saved][KEEP:]:
             for path in [old + ".index", *fs.glob(old + ".data-*")]:
                 fs.remove(path)
@@ -206,6 +230,15 @@ def reset_dropout(model: keras.Model, seed: int, epoch: int) -> None:
     for k, generator in enumerate(_seed_generators(model)):
         state = np.random.SeedSequence([seed, epoch, k]).generate_state(1)[0] >> 1
         generator.state.assign(tf.constant([state, 0], generator.state.dtype))
+
+
+def _remove_partial(folder: str) -> None:
+    """The files (and TensorFlow's `_temp` folder) of a save that did not finish."""
+    for stale in fs.glob(os.path.join(folder, ".ckpt-*")):
+        if fs.isdir(stale):
+            fs.rmtree(stale)
+        else:
+            fs.remove(stale)
 
 
 def _number(prefix: str) -> int:

@@ -7,6 +7,7 @@ loss (as the seed meant to), and writes the run's artifacts.
 """
 
 import contextlib
+import errno
 import hashlib
 import math
 import os
@@ -90,7 +91,8 @@ def train_and_evaluate(
         if stored is not None:
             logging.info("%s already holds this finished run; nothing to train", config.model_dir)
             return stored
-        with stopping.stop_requests() as stop_signal:
+        state: Optional[run_state.RunState] = None  # set once the folder is this run's
+        with stopping.stop_requests() as stop_signal, _storage_holds(config, lambda: state):
             keras.utils.set_random_seed(config.seed)
             data = source.load(plan.worker)
             built = build(config, plan, len(data.class_names))
@@ -109,9 +111,8 @@ def train_and_evaluate(
                     "continuing the run in %s after %s", config.model_dir, state.saved_up_to()
                 )
             run = run._replace(state=state)
-            with _bucket_answers(run):
-                _train_epochs(run)
-                return _finish(run)
+            _train_epochs(run)
+            return _finish(run)
 
 
 def build(config: TrainConfig, plan: Plan, num_classes: int) -> Built:
@@ -197,8 +198,8 @@ def _train_epochs(run: _Training) -> None:
                     raise
                 raise TrainingStoppedError(
                     f"{distribution.peer_of(e)} of the cluster is gone or silent "
-                    f"({distribution.failure_of(e)}); the run is saved up to "
-                    f"{state.saved_up_to()}: start every worker again with the same commands "
+                    f"({distribution.failure_of(e)}); "
+                    f"{state.saved()}: start every worker again with the same commands "
                     "to continue"
                 ) from e
             with watch.guard if watch is not None else contextlib.nullcontext():
@@ -211,29 +212,60 @@ _GAVE_UP = ("retry attempts failed", "Error executing an HTTP request")
 
 
 @contextlib.contextmanager
-def _bucket_answers(run: _Training) -> Iterator[None]:
-    """A bucket of the run's that stops answering (TensorFlow's client gives up after its
-    retries: `GCS_RETRY_CONFIG_*`) ends the run with one line naming it and what is
-    saved; a save cut short by it is no checkpoint (`run_state`), so the rerun continues
-    from the last one."""
+def _storage_holds(
+    config: TrainConfig, saved: Callable[[], Optional[run_state.RunState]]
+) -> Iterator[None]:
+    """The run's storage failing under it (a bucket that stops answering, a disk that
+    fills) ends it with one line naming the place and what is saved (`saved()`: the
+    run's state once it has one). A save cut short is no checkpoint (`run_state`), and
+    every artifact is written under a temporary name, so what was saved before stays
+    whole and the rerun continues from it."""
     try:
         yield
     except (OSError, tf.errors.OpError) as e:
         message = e.message if isinstance(e, tf.errors.OpError) else str(e)
-        config = run.config
-        roots = [fs.root(p) for p in (config.model_dir, config.data_dir, config.test_dir)]
-        roots = [root for root in roots if root and fs.is_remote(root)]
-        if not roots or not any(sign in message for sign in _GAVE_UP):
+        state = saved()
+        where = state.saved() if state else "nothing of the run is saved yet"
+        stop = _bucket_stop(config, message, where) or _full_disk_stop(config, e, state, where)
+        if stop is None:
             raise
-        bucket = next((root for root in roots if root in message), roots[0])
-        found = re.search(
-            r"All \d+ retry attempts failed.*?(?= when |$)", " ".join(message.split())
-        )
-        reason = found.group(0) if found else message.strip().splitlines()[0]
-        raise TrainingStoppedError(
-            f"{bucket} stopped answering ({reason}); the run is saved up to "
-            f"{run.state.saved_up_to()}: rerun the same command once it answers"
-        ) from e
+        raise stop from e
+
+
+def _bucket_stop(config: TrainConfig, message: str, where: str) -> Optional[TrainingStoppedError]:
+    """A bucket of the run's that TensorFlow's client gave up on (after its retries:
+    `GCS_RETRY_CONFIG_*`), in one line; None for another failure."""
+    roots = [fs.root(p) for p in (config.model_dir, config.data_dir, config.test_dir)]
+    roots = [root for root in roots if root]
+    if not roots or not any(sign in message for sign in _GAVE_UP):
+        return None
+    bucket = next((root for root in roots if root in message), roots[0])
+    found = re.search(r"All \d+ retry attempts failed.*?(?= when |$)", " ".join(message.split()))
+    reason = found.group(0) if found else message.strip().splitlines()[0]
+    return TrainingStoppedError(
+        f"{bucket} stopped answering ({reason}); {where}: rerun the same command once it answers"
+    )
+
+
+def _full_disk_stop(
+    config: TrainConfig, error: Exception, state: Optional[run_state.RunState], where: str
+) -> Optional[TrainingStoppedError]:
+    """The run's folder's disk full, in one line with the room a save takes; None for
+    another failure."""
+    message = str(error)
+    full = getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in message
+    if not full or fs.is_remote(config.model_dir):
+        return None
+    free = shutil.disk_usage(fs.local(config.model_dir)).free / 2**20
+    needs = (
+        f"a checkpoint of this run takes about {state.checkpoint_bytes() / 2**20:.1f} MB and "
+        if state
+        else ""
+    )
+    return TrainingStoppedError(
+        f"the disk of --model_dir={config.model_dir} is full (No space left on device); "
+        f"{needs}{free:.1f} MB are free: free some space and rerun the same command; {where}"
+    )
 
 
 def _service_watch(config: TrainConfig, state: run_state.RunState):
@@ -244,7 +276,7 @@ def _service_watch(config: TrainConfig, state: run_state.RunState):
 
     def then() -> str:
         return (
-            f"the run is saved up to {state.saved_up_to()}: rerun the same command "
+            f"{state.saved()}: rerun the same command "
             "once the service has a dispatcher and workers again"
         )
 
@@ -303,8 +335,8 @@ def _train_epoch(
     if trained is None:
         who = run.stop_signal() or "a stop request on another worker"
         raise TrainingStoppedError(
-            f"stopped by {who} in epoch {epoch + 1}; the run is saved up to "
-            f"{run.state.saved_up_to()}: rerun the same command to continue from there"
+            f"stopped by {who} in epoch {epoch + 1}; "
+            f"{run.state.saved()}: rerun the same command to continue from there"
         )
     if trained.unreadable:
         _unreadable_in_epoch(trained, epoch, config.data_service)
@@ -312,7 +344,7 @@ def _train_epoch(
         raise TrainingStoppedError(
             f"the tf.data service delivered {trained.images + trained.unreadable} of the "
             f"{len(data.train.paths)} training images in epoch {epoch + 1} (did a worker "
-            f"stop?); the run is saved up to {run.state.saved_up_to()}: rerun to continue "
+            f"stop?); {run.state.saved()}: rerun to continue "
             "from there"
         )
     validation = _validate(run, epoch)
@@ -406,8 +438,8 @@ def _finish(run: _Training) -> dict[str, Any]:
     )
     final_digest = weights_digest(model)
     model.load_weights(os.path.join(model_dir, artifacts.BEST_WEIGHTS))
-    with atomic.writing(os.path.join(model_dir, artifacts.FINAL_MODEL)) as temporary:
-        model.save(temporary)
+    with atomic.writing_elsewhere_first(os.path.join(model_dir, artifacts.FINAL_MODEL)) as path:
+        model.save(path)
     atomic.write_json(os.path.join(model_dir, artifacts.CLASS_NAMES), data.class_names)
     artifacts.write_preprocessing(model_dir, options)
     finished = artifacts.Run(model, data.class_names, options)

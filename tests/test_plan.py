@@ -1,10 +1,13 @@
 """The plan: each `auto` resolved for a machine with and without GPUs, the rules that
 depend on the machine, and the one line that says what became of each setting."""
 
+import logging
+
 import pytest
 
-from rps_tfdata.core import plan
+from rps_tfdata.core import plan, resources
 from rps_tfdata.core.errors import ConfigError
+from rps_tfdata.core.resources import MemoryRoom
 
 from .helpers import small_run
 
@@ -90,3 +93,33 @@ def test_the_service_takes_the_defaults_it_needs_and_the_line_says_so():
     local = plan.make_plan(small_run("d", "m"))
     assert (local.input.cache, local.input.deterministic) == ("memory", True)
     assert "OneDeviceStrategy with 1 replica(s) of batch 8" in plan.describe(local, config)
+
+
+def test_the_memory_cache_is_kept_only_where_the_decoded_splits_fit(caplog):
+    options = plan.input_options(small_run("d", "m", image_size=150))
+    counts = [2016, 504]  # the seed's split: 2016 training, 504 validation images at 150 px
+    peak_mb = 67_500 * (2016 + 504 + 2016) / 2**20  # 67.5 KB an image, the largest copied
+    # kept where half the room is training's, and at least TRAINING_ROOM_MB of it
+    least = max(2 * peak_mb, peak_mb + plan.TRAINING_ROOM_MB)
+    assert plan.fit_image_cache(options, "auto", counts, MemoryRoom(least + 1, "")).cache == "memory"
+    tight = MemoryRoom(least - 1, "the memory limit of cgroup /x (900 MB, 10 MB in use)")
+    with caplog.at_level(logging.INFO):
+        assert plan.fit_image_cache(options, "auto", counts, tight).cache == "disk"
+    assert f"takes up to {peak_mb:.0f} MB" in caplog.text
+    assert "image cache disk, not memory (--image_cache=auto)" in caplog.text
+    assert "cgroup /x" in caplog.text
+    with pytest.raises(ConfigError, match="^--image_cache=memory: the memory cache of 2520"):
+        plan.fit_image_cache(options, "memory", counts, tight)
+    big = MemoryRoom(2 * least + 1, "MemAvailable")
+    assert plan.fit_image_cache(options, "auto", [2 * n for n in counts], big).cache == "memory"
+    small = MemoryRoom(plan.TRAINING_ROOM_MB, "MemAvailable")  # room for training alone
+    assert plan.fit_image_cache(options, "auto", [1, 1], small).cache == "disk"
+    none = options._replace(cache="none")
+    assert plan.fit_image_cache(none, "none", counts, small) is none
+
+
+def test_the_room_is_the_least_of_the_machine_and_each_memory_limit_above():
+    room = resources.memory_room()
+    available = resources._meminfo_room()
+    assert 0 < room.mb <= available.mb
+    assert room.bound == "MemAvailable" or room.bound.startswith("the memory limit of cgroup ")

@@ -52,7 +52,7 @@ class TrainConfig(NamedTuple):
     steps_per_loop: int = 1  # train steps per call of the compiled loop (one host read each)
     profile_steps: str = ""  # "A,B": a profiler trace of global steps A..B into logs/
     # How fast, and on what.
-    image_cache: str = "auto"  # auto: memory, or none when the tf.data service feeds the run
+    image_cache: str = "auto"  # auto: memory if it fits (else disk); none with the tf.data service
     parallel_calls: int = AUTOTUNE
     threadpool_size: int = 0
     prefetch: int = AUTOTUNE

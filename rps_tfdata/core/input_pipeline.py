@@ -201,6 +201,14 @@ def _decode_candidates(
     return [headers.BadImage(paths[i], headers.CORRUPT) for i in corrupt]
 
 
+def memory_cache_peak(counts: Sequence[int], image_size: tuple[int, int]) -> int:
+    """The bytes the memory cache of splits of `counts` images takes at its peak, as they
+    are built one after another: what they hold, plus the copy of the largest that
+    `tf.constant` makes of the buffer it is decoded into."""
+    per_image = image_size[0] * image_size[1] * 3
+    return per_image * (sum(counts) + max(counts, default=0))
+
+
 def _memory_cache(paths: Sequence[str], candidates: Sequence[int], options: PipelineOptions):
     """(one uint8 tensor of the readable files' pixels, the files the decoder rejects)."""
     pixels = np.empty((len(candidates), *options.image_size, 3), np.uint8)

@@ -11,16 +11,17 @@ facts (`Machine`) as an argument, so each is tested for a machine with GPUs too.
 """
 
 import os
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import tensorflow as tf
 from absl import logging
 
-from rps_tfdata.core import distribution
+from rps_tfdata.core import distribution, input_pipeline
 from rps_tfdata.core.augment import IDGAugmentation
 from rps_tfdata.core.config import TrainConfig, check_config
 from rps_tfdata.core.errors import ConfigError
 from rps_tfdata.core.input_pipeline import PipelineOptions
+from rps_tfdata.core.resources import MemoryRoom
 
 DISK_CACHE_FOLDER = "tf_data_cache"  # --image_cache=disk's folder, inside the run's
 
@@ -95,8 +96,9 @@ def strategy_name(strategy: str, machine: Machine) -> str:
 
 def input_options(config: TrainConfig) -> PipelineOptions:
     """How a run reads images: the image cache and determinism resolved (the tf.data
-    service's workers read files and deliver as they finish; other runs cache in memory
-    and keep the order), and the disk cache inside the run's folder."""
+    service's workers read files and deliver as they finish; other runs cache in memory,
+    `fit_image_cache` deciding once the images are counted, and keep the order), and the
+    disk cache inside the run's folder."""
     service = bool(config.data_service)
     cache = config.image_cache if config.image_cache != "auto" else "none" if service else "memory"
     deterministic = config.deterministic if config.deterministic is not None else not service
@@ -111,6 +113,41 @@ def input_options(config: TrainConfig) -> PipelineOptions:
         threadpool_size=config.threadpool_size,
         prefetch=config.prefetch,
     )
+
+
+# The memory a run of the seed's CNN takes beyond TensorFlow's import, at 150-192 px in
+# batches of 8-32, cache aside (measured in its cgroup: BUILD.md, "A memory limit").
+TRAINING_ROOM_MB = 1024
+
+
+def fit_image_cache(
+    options: PipelineOptions, requested: str, counts: Sequence[int], room: MemoryRoom
+) -> PipelineOptions:
+    """The memory cache only when the splits of `counts` images leave the training half
+    of the memory this process may still use, and at least `TRAINING_ROOM_MB`: else
+    `auto` caches on disk, and an explicit `--image_cache=memory` is refused before any
+    decode (past a cgroup's limit the kernel kills the process without a word).
+
+    Raises:
+      ConfigError: `--image_cache=memory` that does not fit.
+    """
+    if options.cache != "memory":
+        return options
+    peak = input_pipeline.memory_cache_peak(counts, options.image_size) / 2**20
+    height, width = options.image_size
+    need = (
+        f"the memory cache of {sum(counts)} images at {height}x{width} takes up to "
+        f"{peak:.0f} MB, and this process may use {room.mb:.0f} MB more ({room.bound})"
+    )
+    if peak <= room.mb - max(room.mb / 2, TRAINING_ROOM_MB):
+        logging.info("image cache memory (--image_cache=%s): %s", requested, need)
+        return options
+    if requested == "memory":
+        raise ConfigError(
+            f"--image_cache=memory: {need}; use --image_cache=disk, or a smaller --image_size"
+        )
+    logging.info("image cache disk, not memory (--image_cache=%s): %s", requested, need)
+    return options._replace(cache="disk")
 
 
 def make_augmentation(config: TrainConfig) -> Optional[IDGAugmentation]:
@@ -193,12 +230,13 @@ def describe(plan: Plan, config: TrainConfig) -> str:
     else:
         augmentation = "on the device" if plan.augment_on_device else "in tf.data"
     order = "deterministic" if options.deterministic else "nondeterministic"
+    fits = " if the images fit" if options.cache == "memory" else ""
     return (
         f"{type(plan.strategy).__name__} with {plan.strategy.num_replicas_in_sync} "
         f"replica(s) of batch {plan.replica_batch} (worker {plan.worker.index + 1} of "
         f"{plan.worker.count}); augmentation {augmentation} (--augment_on={config.augment_on}); "
         f"train step {'with' if plan.xla else 'without'} XLA (--jit_compile="
-        f"{config.jit_compile}); {config.mixed_precision}; image cache {options.cache} "
+        f"{config.jit_compile}); {config.mixed_precision}; image cache {options.cache}{fits} "
         f"(--image_cache={config.image_cache}); {order} order"
         + (" (the tf.data service delivers as workers finish)" if config.data_service else "")
     )

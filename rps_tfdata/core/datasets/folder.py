@@ -14,7 +14,7 @@ from typing import Optional
 
 from absl import logging
 
-from rps_tfdata.core import file_facts, fs, input_pipeline, listing
+from rps_tfdata.core import file_facts, fs, input_pipeline, listing, plan, resources
 from rps_tfdata.core.config import TrainConfig
 from rps_tfdata.core.datasets.base import Data, check_and_log
 from rps_tfdata.core.distribution import Worker
@@ -105,6 +105,8 @@ class FolderSource:
             return [facts[p] for p in split.paths[part]]
 
         test = test if worker.is_chief else None
+        counts = [len(train.paths[shard]), len(validation.paths)]
+        options = plan.fit_image_cache(options, config.image_cache, counts, resources.memory_room())
         classes = len(train.class_names)
         data = Data(
             train.class_names,

@@ -2,12 +2,14 @@
 
     python -m rps_tfdata.data_service --dispatcher --port=P [--work_dir=D]
     python -m rps_tfdata.data_service --worker --dispatcher_address=HOST:P [--port=Q]
+        [--worker_host=NAME]
 
 Then `python -m rps_tfdata.train --data_service=grpc://HOST:P ...` trains on batches the
 workers decode and augment. Each process prints one line with its address when it is
-ready. A dispatcher with `--work_dir` journals its state and survives a restart on the
-same port; a worker whose dispatcher has not answered for `--data_service_timeout`
-seconds stops with one line (exit 1).
+ready. A worker on another machine than its trainers says with `--worker_host` the name
+or address they reach it at. A dispatcher with `--work_dir` journals its state and
+survives a restart on the same port; a worker whose dispatcher has not answered for
+`--data_service_timeout` seconds stops with one line (exit 1).
 """
 
 from typing import Sequence
@@ -22,6 +24,7 @@ _F = flag_defs.define(
     "port",
     "work_dir",
     "dispatcher_address",
+    "worker_host",
     "worker_timeout",
     "data_service_timeout",
 )
@@ -45,7 +48,7 @@ def main(argv: Sequence[str]) -> None:
     if not _F.dispatcher_address.value:
         raise app.UsageError("--worker needs --dispatcher_address=HOST:PORT")
     address = tf_data_service.address_of(_F.dispatcher_address.value)
-    server = tf_data_service.start_worker(address, _F.port.value)
+    server = tf_data_service.start_worker(address, _F.port.value, host=_F.worker_host.value)
     print(f"worker ready, serving {address}'s jobs", flush=True)
     then = lambda: "this worker stops: start it again with the dispatcher"  # noqa: E731
     with tf_data_service.watch_service(address, _F.data_service_timeout.value, then):

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import signal
 import time
 
@@ -20,6 +21,7 @@ from rps_tfdata.core import (
 )
 from rps_tfdata.core.errors import ConfigError
 
+from . import sandbox
 from .helpers import (
     corrupt_png,
     free_ports,
@@ -31,11 +33,16 @@ from .helpers import (
 )
 
 
-def serve(*args):
+def serve(*args, prefix=()):
     """A data-service process, ready when it has printed its line."""
-    process = launch(module("data_service", *args))
+    process = launch(module("data_service", *args), prefix=prefix)
     assert "ready" in process.stdout.readline()
     return process
+
+
+def serve_on(host, *args):
+    """`serve` on a host of `sandbox.network`."""
+    return serve(*args, prefix=sandbox.in_namespace(host.host))
 
 
 @contextlib.contextmanager
@@ -121,10 +128,11 @@ def test_the_only_worker_killed_mid_epoch_stops_the_run_naming_what_was_lost(tmp
     assert "are its workers gone?; the run is saved up to epoch 1: rerun the same command" in output
 
 
-def train_through(data, model_dir, address, *extra):
+def train_through(data, model_dir, address, *extra, prefix=()):
     """`python -m rps_tfdata.train` through the service: 4 epochs of 48 images at 150x150."""
     flags = [f"--data_dir={data}", f"--model_dir={model_dir}", f"--data_service={address}"]
-    return launch(module("train", *flags, "--epochs=4", "--batch_size=4", *extra), merge=True)
+    arguments = module("train", *flags, "--epochs=4", "--batch_size=4", *extra)
+    return launch(arguments, merge=True, prefix=prefix)
 
 
 @pytest.mark.slow
@@ -248,3 +256,74 @@ def test_workers_read_file_urls_and_a_disk_cache_under_a_url_run_folder(data_dir
     cache = tmp_path / "run" / plan.DISK_CACHE_FOLDER
     filled = [name for name in os.listdir(cache) if name.startswith("train-")]
     assert len(filled) == 1 and len(os.listdir(cache / filled[0])) > 24  # raw files + list
+
+
+def workers_on(hosts, dispatcher):
+    """A tf.data service worker on each of `hosts`, reached at its host's address."""
+    return [
+        serve_on(host, "--worker", f"--dispatcher_address={dispatcher}", "--port=5051",
+                 f"--worker_host={host.address}", "--data_service_timeout=10")
+        for host in hosts
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_hosts_of_their_own_a_worker_cut_off_then_the_dispatcher_and_never_a_hang(tmp_path):
+    """A dispatcher, two workers and a trainer, each on a host of its own (a network
+    namespace with its own address on a switch). Worker 1's cable cut as epoch 2 starts
+    (packets dropped, nothing reset): the epoch completes from worker 2, or the run stops
+    saying what was lost. Then the dispatcher's cable cut: the trainer stops with the
+    --data_service_timeout line. Never a hang; once the cables are back, the same command
+    with new workers ends the run."""
+    data = str(tmp_path / "data")
+    synthetic_hands.write_dataset(data, 20, size=150, seed=1)
+    with sandbox.network(4) as (switchboard, *hosts, trainer_host):
+        address = f"{switchboard.address}:5050"
+        dispatcher = serve_on(switchboard, "--dispatcher", "--port=5050", "--worker_timeout=2")
+
+        def train():
+            return train_through(
+                data, tmp_path / "run", f"grpc://{address}", "--data_service_timeout=10",
+                prefix=sandbox.in_namespace(trainer_host.host),
+            )  # fmt: skip
+
+        with stopped_at_exit(dispatcher):
+            workers = workers_on(hosts, address)
+            stops = []
+            with stopped_at_exit(*workers):
+                for cut in (hosts[0], switchboard):
+                    trainer = train()
+                    with stopped_at_exit(trainer):
+                        read_until(trainer, "epoch 2/4 started")
+                        sandbox.set_link(cut, up=False)
+                        at = time.monotonic()
+                        try:
+                            output = trainer.communicate(timeout=180)[0]
+                        finally:
+                            sandbox.set_link(cut, up=True)
+                    stops.append((trainer.returncode, output, time.monotonic() - at))
+                # each worker lost the dispatcher for longer than its timeout: stopped
+                assert [worker.wait(timeout=60) for worker in workers] == [1, 1]
+            workers = workers_on(hosts, address)
+            with stopped_at_exit(*workers):
+                last = train()
+                with stopped_at_exit(last):
+                    ended = last.communicate(timeout=300)[0]
+    (worker_status, worker_output, worker_time), (status, output, took) = stops
+    assert "Traceback" not in worker_output + output
+    if worker_status == 1:  # stopped, saying what the cut worker took with it
+        assert re.search(
+            r"error: the tf\.data service (delivered \d+ of the 48 training images in epoch 2|"
+            r"at \S+ sent no batch for 10 s)",
+            worker_output,
+        ), worker_output[-3000:]
+    else:
+        assert worker_status == 0 and "epoch 4/4:" in worker_output, worker_output[-3000:]
+    assert status == 1, output[-3000:]
+    assert f"error: the tf.data service dispatcher at {address} is gone" in output
+    assert worker_time < 90 and took < 90, (worker_time, took)
+    assert last.returncode == 0 and "epoch 4/4:" in ended, ended[-3000:]
+    print(
+        f"stops after the cuts: worker {worker_time:.1f} s (exit {worker_status}), "
+        f"dispatcher {took:.1f} s"
+    )

@@ -11,6 +11,7 @@ import pytest
 
 from rps_tfdata.core import artifacts, input_pipeline, synthetic_hands
 
+from . import sandbox
 from .helpers import (
     free_ports,
     launch,
@@ -202,18 +203,21 @@ def test_a_mirrored_run_killed_after_an_epoch_resumes_to_the_same_weights(
     assert resumed["final_weights_sha256"] == mirrored_run["final_weights_sha256"]
 
 
-def cli_worker(data_dir, model_dir, cluster, index):
-    """`python -m rps_tfdata.train` as worker `index`, with the settings of TRAIN."""
+def cli_worker(data_dir, model_dir, cluster, index, hosts=None):
+    """`python -m rps_tfdata.train` as worker `index`, with the settings of TRAIN; with
+    `hosts` (`sandbox.network`), on host `index`."""
     tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
     flags = small_run_flags(
         data_dir, model_dir, "--strategy=multi_worker", "--epochs=2", "--seed=5"
     )
-    return launch(module("train", *flags), env={"TF_CONFIG": tf_config}, merge=True)
+    prefix = sandbox.in_namespace(hosts[index].host) if hosts else ()
+    env = {"TF_CONFIG": tf_config}
+    return launch(module("train", *flags), env=env, merge=True, prefix=prefix)
 
 
-def restarted_ends_as(two_workers, data_dir, model_dir, cluster):
+def restarted_ends_as(two_workers, data_dir, model_dir, cluster, hosts=None):
     """The same commands, started again, continue and end as the uninterrupted run."""
-    again = [cli_worker(data_dir, model_dir, cluster, k) for k in range(2)]
+    again = [cli_worker(data_dir, model_dir, cluster, k, hosts) for k in range(2)]
     with stopped_at_exit(*again):
         for process in again:
             assert process.wait(timeout=300) == 0, process.stdout.read()[-3000:]
@@ -270,3 +274,35 @@ def test_a_preemption_notice_to_one_worker_stops_both_at_one_saved_step(
     assert "stopped by a stop request on another worker" in lines[0][0]
     assert "stopped by SIGTERM" in lines[1][0]
     restarted_ends_as(two_workers, data_dir, model_dir, cluster)
+
+
+@pytest.mark.slow
+def test_a_cut_link_between_two_hosts_stops_both_with_one_line_and_the_rerun_ends_alike(
+    data_dir, two_workers, tmp_path
+):
+    """Each worker on a host of its own (a network namespace with its own address on a
+    switch); worker 1's cable cut as epoch 2 starts, so packets are dropped and nothing
+    resets a connection (the case a SIGKILL does not cover); back once both stopped."""
+    with sandbox.network(2) as hosts:
+        cluster = {"worker": [f"{host.address}:12345" for host in hosts]}
+        model_dir = tmp_path / "run"
+        chief, worker = (cli_worker(data_dir, model_dir, cluster, k, hosts) for k in range(2))
+        with stopped_at_exit(chief, worker):
+            output = read_until(chief, "epoch 2/2 started")
+            sandbox.set_link(hosts[1], up=False)
+            cut = time.monotonic()
+            try:
+                outputs = [output + chief.communicate(timeout=240)[0]]
+                outputs.append(worker.communicate(timeout=240)[0])
+                stopped = time.monotonic() - cut
+            finally:
+                sandbox.set_link(hosts[1], up=True)
+        assert (chief.returncode, worker.returncode) == (1, 1), outputs[0][-3000:]
+        assert all("Traceback" not in out for out in outputs)
+        lines = [[ln for ln in out.splitlines() if ln.startswith("error: ")] for out in outputs]
+        assert [len(errors) for errors in lines] == [1, 1], lines
+        assert lines[0][0].startswith(f"error: worker 1 at {cluster['worker'][1]} of the cluster")
+        assert all("the run is saved up to epoch 1" in errors[0] for errors in lines), lines
+        assert stopped < 120, stopped
+        print(f"both workers stopped {stopped:.1f} s after the cut")
+        restarted_ends_as(two_workers, data_dir, model_dir, cluster, hosts)

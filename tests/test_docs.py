@@ -171,7 +171,7 @@ def quoted(pattern: str) -> list[str]:
     [
         (r"([\d,]+) requests at a time", f"{fs.REMOTE_REQUESTS}"),
         (r"newest (\d+) saves", f"{run_state.KEEP}"),
-        (r"limit of ([\d,]+)", f"{headers.MAX_IMAGE_PIXELS:,}"),
+        (r"PIL's limit of\s+([\d,]+)", f"{headers.MAX_IMAGE_PIXELS:,}"),
         (r"more\s+than ([\d,]+) pixels", f"{headers.MAX_IMAGE_PIXELS:,}"),
         (r"exits with status \*\*(\d+)\*\*", f"{predict.SKIPPED_EXIT}"),
     ],

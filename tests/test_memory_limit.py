@@ -60,9 +60,7 @@ def test_auto_caches_on_disk_where_the_memory_cache_would_not_fit(many_small_ima
     assert os.listdir(tmp_path / "run" / "tf_data_cache")
 
 
-def test_a_memory_cache_that_cannot_fit_is_refused_before_any_decode(
-    many_small_images, tmp_path
-):
+def test_a_memory_cache_that_cannot_fit_is_refused_before_any_decode(many_small_images, tmp_path):
     with sandbox.memory_limit(LIMIT_MB) as cgroup:
         status, output = _train_limited(
             cgroup, many_small_images, str(tmp_path / "run"), "--image_cache=memory"

@@ -101,9 +101,11 @@ def test_the_memory_cache_is_kept_only_where_the_decoded_splits_fit(caplog):
     peak_mb = 67_500 * (2016 + 504 + 2016) / 2**20  # 67.5 KB an image, the largest copied
     # kept where half the room is training's, and at least TRAINING_ROOM_MB of it
     least = max(2 * peak_mb, peak_mb + plan.TRAINING_ROOM_MB)
-    assert plan.fit_image_cache(options, "auto", counts, MemoryRoom(least + 1, "")).cache == "memory"
+    assert (
+        plan.fit_image_cache(options, "auto", counts, MemoryRoom(least + 1, "")).cache == "memory"
+    )
     tight = MemoryRoom(least - 1, "the memory limit of cgroup /x (900 MB, 10 MB in use)")
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         assert plan.fit_image_cache(options, "auto", counts, tight).cache == "disk"
     assert f"takes up to {peak_mb:.0f} MB" in caplog.text
     assert "image cache disk, not memory (--image_cache=auto)" in caplog.text

@@ -74,7 +74,8 @@ SETTING_HELP = {
     "tab); empty: no trace.",
     "image_cache": "Where decoded, resized uint8 images are kept after the first epoch: "
     "memory (about 170 MB at 150x150), disk (files under MODEL_DIR/tf_data_cache), or none "
-    "(decode every epoch); auto: memory, or none with --data_service.",
+    "(decode every epoch); auto: memory if the decoded images fit beside training (else "
+    "disk), or none with --data_service.",
     "parallel_calls": "Parallelism of the decode and augment maps; -1: tf.data AUTOTUNE.",
     "threadpool_size": "Threads of a private tf.data pool; 0: TensorFlow's shared pool.",
     "prefetch": "Batches prefetched ahead of the model; -1: tf.data AUTOTUNE.",
@@ -159,6 +160,12 @@ _OTHERS: dict[str, Callable[[], flags.FlagHolder]] = {
     ),
     "dispatcher_address": lambda: flags.DEFINE_string(
         "dispatcher_address", None, "worker: the dispatcher's HOST:PORT."
+    ),
+    "worker_host": lambda: flags.DEFINE_string(
+        "worker_host",
+        "localhost",
+        "worker: the name or address trainers reach this worker at (the default serves "
+        "trainers on this machine only); its port is --port's, or the one picked.",
     ),
     "worker_timeout": lambda: flags.DEFINE_float(
         "worker_timeout",

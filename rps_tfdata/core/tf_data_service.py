@@ -41,11 +41,16 @@ def start_dispatcher(
 
 
 def start_worker(
-    dispatcher_address: str, port: int = 0
+    dispatcher_address: str, port: int = 0, *, host: str = "localhost"
 ) -> tf.data.experimental.service.WorkerServer:
-    """A running worker registered with the dispatcher at HOST:PORT."""
+    """A running worker registered with the dispatcher at HOST:PORT, which tells
+    trainers to reach it at `host` (TensorFlow's default, localhost, serves only
+    trainers on the worker's own machine)."""
     config = tf.data.experimental.service.WorkerConfig(
-        dispatcher_address=dispatcher_address, port=port, protocol=PROTOCOL
+        dispatcher_address=dispatcher_address,
+        worker_address=f"{host}:%port%",  # TensorFlow puts the port it serves on there
+        port=port,
+        protocol=PROTOCOL,
     )
     return tf.data.experimental.service.WorkerServer(config)
 

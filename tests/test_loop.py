@@ -24,24 +24,31 @@ def tiny_model() -> keras.Model:
     return model
 
 
-def steps_on(strategy):
+def steps_on(strategy, loss=None):
     """The model, and the steps with plain SGD at rate 1: one step moves each weight by
-    minus its gradient."""
+    minus its gradient. `loss`: the recipe's `loop.TrainingLoss`."""
     with strategy.scope():
         model = tiny_model()
         optimizer = keras.optimizers.SGD(learning_rate=1.0)
         optimizer.build(model.trainable_variables)
-    return model, loop.make_steps(model, optimizer, strategy=strategy)
+    return model, loop.make_steps(model, optimizer, strategy=strategy, loss=loss)
 
 
-def mean_loss_gradient(images, labels):
-    """d(mean cross-entropy)/d(kernel, bias) of the softmax layer, by hand in NumPy, on
-    the images rescaled to [0, 1] as the step rescales them."""
+def probabilities_of(images):
     x = images.reshape(len(images), -1).astype(np.float64) / 255
     logits = x @ KERNEL
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    dlogits = (p - labels) / len(images)
+    return x, p / p.sum(axis=1, keepdims=True)
+
+
+def mean_loss_gradient(images, labels, weights=None, smoothing=0.0):
+    """d(mean weighted cross-entropy against smoothed labels)/d(kernel, bias) of the
+    softmax layer, by hand in NumPy, on the images rescaled to [0, 1] as the step
+    rescales them: each image's logits move by its weight times (p - target)."""
+    x, p = probabilities_of(images)
+    targets = labels * (1 - smoothing) + smoothing / labels.shape[1]
+    weight = labels @ np.asarray(weights) if weights is not None else np.ones(len(images))
+    dlogits = weight[:, None] * (p - targets) / len(images)
     return x.T @ dlogits, dlogits.sum(axis=0)
 
 
@@ -78,6 +85,29 @@ def test_two_replicas_take_the_same_step_as_one_device():
     np.testing.assert_allclose(bias, -bias_gradient, atol=1e-6)
     assert int(sums.images) == 5
     assert float(sums.stops) == 2  # the request reaches the all-reduce from both replicas
+
+
+def test_class_weights_and_label_smoothing_weigh_each_image_as_numpy_does():
+    """Two images of class 0, one of class 2 and two of class 1, weighed 0.5, 3 and 1,
+    each label smoothed by 0.1: the step's loss sum and its gradient are NumPy's."""
+    weights, smoothing = [0.5, 1.0, 3.0], 0.1
+    model, steps = steps_on(
+        tf.distribute.OneDeviceStrategy("/cpu:0"), loop.TrainingLoss(smoothing, weights)
+    )
+    images, labels = (
+        np.concatenate([IMAGES, IMAGES[:1] * 0]),
+        np.concatenate([LABELS, LABELS[:1] * 0]),
+    )
+    sums = steps.train(batch_of(images, labels))  # the last row a blank: it weighs nothing
+    _, p = probabilities_of(IMAGES)
+    targets = LABELS * (1 - smoothing) + smoothing / CLASSES
+    losses = -(targets * np.log(np.clip(p, 1e-7, 1 - 1e-7))).sum(axis=1)
+    np.testing.assert_allclose(float(sums.loss_sum), (LABELS @ weights * losses).sum(), rtol=1e-5)
+    kernel_gradient, bias_gradient = mean_loss_gradient(IMAGES, LABELS, weights, smoothing)
+    kernel, bias = model.get_weights()
+    np.testing.assert_allclose(kernel, KERNEL - kernel_gradient, atol=1e-6)
+    np.testing.assert_allclose(bias, -bias_gradient, atol=1e-6)
+    assert int(sums.images) == 5
 
 
 def test_a_padding_batch_of_no_image_changes_nothing():

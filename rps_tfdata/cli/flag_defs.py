@@ -41,7 +41,20 @@ SETTING_HELP = {
     "conv/pool stages).",
     "validation_split": "Fraction of each class (its first files, as IDG) held out for "
     "validation, in (0, 1).",
-    "learning_rate": "Adam's learning rate, > 0.",
+    "learning_rate": "Adam's learning rate, > 0 (the peak of --lr_schedule).",
+    "lr_schedule": "The learning rate over the run's steps: constant (the seed's), or cosine "
+    "(after any warmup, down to 0 at the last step of --epochs; such a run cannot be "
+    "continued to another --epochs).",
+    "warmup_epochs": "Epochs over which the learning rate rises linearly from 0 to "
+    "--learning_rate, step by step; 0: none.",
+    "label_smoothing": "Share of each training label spread evenly over the classes, in "
+    "[0, 1); the validation and test losses stay unsmoothed.",
+    "class_weight": "none, or balanced: each class's images weigh n / (classes * the "
+    "class's count) in the training loss (counts of the training split's listing).",
+    "early_stopping_patience": "End the run after this many epochs without a val_loss lower "
+    "than the best by more than --early_stopping_min_delta; 0: train every epoch.",
+    "early_stopping_min_delta": "How much lower than the best val_loss counts as better for "
+    "--early_stopping_patience.",
     "seed": "Random seed of everything random in the command; the same seed repeats the result.",
     "augment": "idg: the seed's ImageDataGenerator augmentation, fused into one warp; none.",
     "augment_validation": "Augment the validation images too, as the seed script does by "

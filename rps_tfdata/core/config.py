@@ -38,6 +38,13 @@ class TrainConfig(NamedTuple):
     image_size: int = 150
     validation_split: float = 0.2
     learning_rate: float = 1e-3
+    # The recipe beyond the seed's (each off by default: the seed's run, bit for bit).
+    lr_schedule: str = "constant"  # the rate over the global step: constant, or cosine to 0
+    warmup_epochs: int = 0  # epochs of linear warmup from 0 to --learning_rate
+    label_smoothing: float = 0.0
+    class_weight: str = "none"  # balanced: each class weighs n / (classes * its count)
+    early_stopping_patience: int = 0  # epochs without a better val_loss before the end
+    early_stopping_min_delta: float = 0.0  # what counts as better: lower by more than this
     seed: int = 42
     augment: str = "idg"
     augment_validation: bool = False
@@ -68,6 +75,8 @@ class TrainConfig(NamedTuple):
 # the plan).
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("folder", "tfds"),
+    "lr_schedule": ("constant", "cosine"),
+    "class_weight": ("none", "balanced"),
     "augment": ("idg", "none"),
     "augment_on": ("auto", "host", "device"),
     "mixed_precision": ("float32", "mixed_float16", "mixed_bfloat16"),
@@ -82,6 +91,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 LOWER_BOUNDS: dict[str, float] = {
     "epochs": 1,
     "batch_size": 1,
+    "warmup_epochs": 0,
+    "early_stopping_patience": 0,
+    "early_stopping_min_delta": 0.0,
     "parallel_calls": AUTOTUNE,
     "threadpool_size": 0,
     "prefetch": AUTOTUNE,
@@ -158,6 +170,8 @@ def _special_problem(name: str, value: Any) -> Optional[str]:
         )
     if name == "learning_rate" and not value > 0:
         return "Adam's learning rate must be > 0"
+    if name == "label_smoothing" and not 0 <= value < 1:
+        return "the share of each label spread over the classes must be in [0, 1)"
     if name == "image_size" and value < min_image_size():
         return (
             f"images must be at least {min_image_size()} pixels on a side for the CNN's four "
@@ -211,6 +225,13 @@ def _combination_problems(config: TrainConfig):
             "--steps_per_loop runs several steps of a known epoch in one call: with "
             "--data_service an epoch ends when the service's job does; drop one of the two"
         )
+    if config.warmup_epochs >= config.epochs and config.lr_schedule == "cosine":
+        yield (
+            f"--warmup_epochs={config.warmup_epochs} leaves no epoch of the cosine decay in "
+            f"--epochs={config.epochs}: warm up for fewer epochs"
+        )
+    if config.warmup_epochs > config.epochs:
+        yield f"--warmup_epochs={config.warmup_epochs} is more than --epochs={config.epochs}"
     if tfds and config.image_cache not in ("auto", "memory"):
         yield "--dataset=tfds holds TFDS's decoded images in memory: drop --image_cache"
     if tfds and service:

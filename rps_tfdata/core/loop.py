@@ -10,11 +10,12 @@ strategy (Keras 3's `fit` fails under `MultiWorkerMirroredStrategy`; see BUILD.m
 import functools
 import sys
 import time
-from typing import Callable, Iterator, NamedTuple, Optional
+from typing import Callable, Iterator, NamedTuple, Optional, Sequence
 
 import keras
 import tensorflow as tf
 
+from rps_tfdata.core import recipe
 from rps_tfdata.core.augment import IDGAugmentation
 from rps_tfdata.core.decode import rescale
 
@@ -82,6 +83,21 @@ def cross_entropy(labels: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
     return -tf.reduce_sum(labels * tf.math.log(clipped), axis=-1)
 
 
+class TrainingLoss(NamedTuple):
+    """What the training loss adds to the seed's cross-entropy (`rps_tfdata.core.recipe`)."""
+
+    label_smoothing: float = 0.0
+    class_weights: Optional[Sequence[float]] = None  # per class; None: every image weighs 1
+
+
+def training_losses(labels: tf.Tensor, probabilities: tf.Tensor, loss: TrainingLoss) -> tf.Tensor:
+    """Each row's training loss: the cross-entropy against its smoothed label, times
+    its class's weight (0 for a blank row)."""
+    losses = cross_entropy(recipe.training_targets(labels, loss.label_smoothing), probabilities)
+    weights = recipe.image_weights(labels, loss.class_weights)
+    return losses if weights is None else losses * weights
+
+
 def make_steps(
     model: keras.Model,
     optimizer: keras.optimizers.Optimizer,
@@ -89,15 +105,19 @@ def make_steps(
     strategy: tf.distribute.Strategy,
     augmentation: Optional[IDGAugmentation] = None,
     jit_compile: bool = False,
+    loss: Optional[TrainingLoss] = None,
 ) -> Steps:
     """Builds the train, several-step and predict functions; `model` and `optimizer`
     were built in `strategy.scope()`. `augmentation`: augment inside the train step (on
     the device) with each image's seed from the pipeline; None when the pipeline
-    augmented already. `jit_compile`: XLA-compile each replica's step."""
+    augmented already. `jit_compile`: XLA-compile each replica's step. `loss`: label
+    smoothing and class weights of the training loss (default: neither)."""
     # No Python control flow on tensors in the steps but the several-step loop's: they
     # trace without autograph's conversion (the first step of a run starts sooner).
     replica_step = tf.function(
-        _replica_step(model, optimizer, augmentation), jit_compile=jit_compile, autograph=False
+        _replica_step(model, optimizer, augmentation, loss or TrainingLoss()),
+        jit_compile=jit_compile,
+        autograph=False,
     )
 
     def step(batch, stop: tf.Tensor) -> StepSums:
@@ -131,6 +151,7 @@ def _replica_step(
     model: keras.Model,
     optimizer: keras.optimizers.Optimizer,
     augmentation: Optional[IDGAugmentation],
+    loss: TrainingLoss,
 ) -> Callable[..., StepSums]:
     """One replica's step. It divides its loss sum by the number of images in the whole
     step (all replicas, all workers), so the summed gradients are those of the step's
@@ -155,7 +176,7 @@ def _replica_step(
                 pixels = augmentation(pixels, training=True, seed=seeds)
             with tf.GradientTape() as tape:
                 probabilities = model(rescale(pixels), training=True)
-                losses = cross_entropy(labels, probabilities)
+                losses = training_losses(labels, probabilities, loss)
                 scaled = optimizer.scale_loss(tf.reduce_sum(losses) / tf.maximum(total, 1.0))
             right = tf.argmax(probabilities, axis=-1) == tf.argmax(labels, axis=-1)
             sums = [tf.reduce_sum(losses), tf.reduce_sum(tf.cast(right, tf.float32) * labelled)]

@@ -4,6 +4,8 @@ A GPU-minded option leaves the architecture alone: a mixed-precision dtype polic
 (computations in float16/bfloat16, variables and the final softmax in float32).
 """
 
+from typing import Union
+
 import keras
 
 from rps_tfdata.core.config import CHOICES
@@ -68,7 +70,11 @@ def build_model(
     return keras.Sequential(layers, name="rps_cnn")
 
 
-def make_optimizer(*, learning_rate: float = 1e-3, precision: str = "float32"):
+def make_optimizer(
+    *,
+    learning_rate: Union[float, keras.optimizers.schedules.LearningRateSchedule] = 1e-3,
+    precision: str = "float32",
+):
     """Adam, as the seed trains; float16 adds dynamic loss scaling (its gradients would
     underflow without it); bfloat16 has float32's range and needs none."""
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate)

@@ -36,7 +36,7 @@ import tensorflow as tf
 from absl import logging
 
 from rps_tfdata.core import artifacts, atomic, fs
-from rps_tfdata.core.config import MAY_CHANGE
+from rps_tfdata.core.config import MAY_CHANGE, TrainConfig
 from rps_tfdata.core.errors import CheckpointError, ConfigError
 from rps_tfdata.core.loop import EpochProgress
 
@@ -51,6 +51,7 @@ HISTORY_COLUMNS = (
     "epoch_seconds",
     "peak_rss_mb",
     "unreadable_images",  # training files the epoch could not decode (since the last start)
+    "learning_rate",  # the rate of the epoch's last step (--lr_schedule, --warmup_epochs)
 )
 
 
@@ -179,6 +180,8 @@ class RunState:
             with writer.as_default(step=row["epoch"] - 1):
                 tf.summary.scalar("epoch_loss", row[f"{prefix}loss"])
                 tf.summary.scalar("epoch_accuracy", row[f"{prefix}accuracy"])
+                if name == "train" and "learning_rate" in row:
+                    tf.summary.scalar("epoch_learning_rate", row["learning_rate"])
             writer.flush()
         self._history.assign(json.dumps(self.history + [row]))
         self.epoch.assign_add(1)
@@ -270,9 +273,11 @@ def write_settings(model_dir: str, settings: dict[str, Any]) -> None:
 
 
 def differing(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Names of the settings (flag names) that differ, except those that may change."""
+    """Names of the settings (flag names) that differ, except those that may change. A
+    setting a run recorded before it existed counts as its default, which that run used."""
+    defaults = TrainConfig._field_defaults
     names = sorted((set(recorded) | set(current)) - set(MAY_CHANGE))
-    return [n for n in names if recorded.get(n) != current.get(n)]
+    return [n for n in names if recorded.get(n, defaults.get(n)) != current.get(n)]
 
 
 def claim(
@@ -312,7 +317,20 @@ def claim(
             "with its settings to continue it, pass --overwrite to replace it, or use "
             "another --model_dir"
         )
+    if recorded.get("lr_schedule") == "cosine" and recorded["epochs"] != epochs:
+        raise ConfigError(
+            f"--epochs={epochs}: the run in {model_dir} follows a cosine learning rate down "
+            f"to 0 at the end of its --epochs={recorded['epochs']}, so it cannot be continued "
+            "to another count; rerun with its --epochs, or train a new --model_dir"
+        )
     done = artifacts.finished_metrics(model_dir)
+    if done and done.get("ended", "").startswith("early stopping") and epochs >= done["epochs_run"]:
+        if epochs != recorded["epochs"]:
+            logging.warning(
+                "--epochs=%d does not continue the run in %s: it ended by %s", epochs, model_dir,
+                done["ended"],
+            )  # fmt: skip
+        return done
     if done and epochs < done["epochs_run"]:
         raise ConfigError(
             f"--epochs={epochs} is fewer than the {done['epochs_run']} epochs the run in "

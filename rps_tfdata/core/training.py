@@ -15,7 +15,7 @@ import re
 import shutil
 import statistics
 import tempfile
-from typing import Any, Callable, Iterator, NamedTuple, Optional
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Union
 
 import keras
 import tensorflow as tf
@@ -31,6 +31,7 @@ from rps_tfdata.core import (
     headers,
     input_pipeline,
     loop,
+    recipe,
     run_lock,
     run_state,
     saved_model,
@@ -46,11 +47,15 @@ from rps_tfdata.core.resources import peak_rss_mb
 
 
 class Built(NamedTuple):
-    """The seed's CNN, its optimizer and its compiled steps (`build`)."""
+    """The seed's CNN, its optimizer and its compiled steps (`build`), with the recipe
+    they follow."""
 
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
     steps: loop.Steps
+    rate: Union[float, recipe.LearningRate] = 0.0  # the optimizer's learning rate
+    class_weights: Optional[list[float]] = None
+    steps_per_epoch: int = 1
 
 
 class _Training(NamedTuple):
@@ -95,7 +100,7 @@ def train_and_evaluate(
         with stopping.stop_requests() as stop_signal, _storage_holds(config, lambda: state):
             keras.utils.set_random_seed(config.seed)
             data = source.load(plan.worker)
-            built = build(config, plan, len(data.class_names))
+            built = build(config, plan, len(data.class_names), data)
             run = _Training(config, plan, data, built, stop_signal)
             if not chief:
                 return _train_as_worker(run)
@@ -115,17 +120,25 @@ def train_and_evaluate(
             return _finish(run)
 
 
-def build(config: TrainConfig, plan: Plan, num_classes: int) -> Built:
+def build(config: TrainConfig, plan: Plan, num_classes: int, data: Optional[Data] = None) -> Built:
     """The seed's CNN and Adam, built in the plan's strategy scope, and the compiled
     steps, with the augmentation inside the train step when the plan puts it on the
-    device."""
+    device. The recipe's schedule and class weights need the run's `data` (without it:
+    the constant rate, no weights)."""
+    steps_per_epoch = _steps_per_epoch(plan, data) if data else 1
+    rate = recipe.learning_rate(
+        config.learning_rate, config.lr_schedule, config.warmup_epochs, config.epochs,
+        steps_per_epoch,
+    )  # fmt: skip
+    weights = recipe.class_weights(config.class_weight, data.listed_per_class) if data else None
+    if weights:
+        named = ", ".join(f"{n} {w:.3f}" for n, w in zip(data.class_names, weights, strict=True))
+        logging.info("class weights (--class_weight=%s): %s", config.class_weight, named)
     with plan.strategy.scope():
         model = model_lib.build_model(
             (config.image_size, config.image_size), num_classes, precision=config.mixed_precision
         )
-        optimizer = model_lib.make_optimizer(
-            learning_rate=config.learning_rate, precision=config.mixed_precision
-        )
+        optimizer = model_lib.make_optimizer(learning_rate=rate, precision=config.mixed_precision)
         optimizer.build(model.trainable_variables)
     steps = loop.make_steps(
         model,
@@ -133,8 +146,18 @@ def build(config: TrainConfig, plan: Plan, num_classes: int) -> Built:
         strategy=plan.strategy,
         augmentation=plan.device_augmentation,
         jit_compile=plan.xla,
+        loss=loop.TrainingLoss(config.label_smoothing, weights),
     )
-    return Built(model, optimizer, steps)
+    return Built(model, optimizer, steps, rate, weights, steps_per_epoch)
+
+
+def _steps_per_epoch(plan: Plan, data: Data) -> int:
+    """The steps of every epoch on every worker: the largest shard any worker can hold
+    (its own readable files when alone), in batches of every local replica. With the
+    tf.data service, the epochs' nominal length."""
+    count = plan.worker.count
+    shard = len(data.train.paths) if count == 1 else math.ceil(data.listed_train / count)
+    return math.ceil(math.ceil(shard / plan.replica_batch) / plan.local_replicas)
 
 
 def _epoch_feeds(config: TrainConfig, plan: Plan, data: Data, start: int, skip_steps: int):
@@ -158,10 +181,7 @@ def _epoch_feeds(config: TrainConfig, plan: Plan, data: Data, start: int, skip_s
 def _distributed_batches(config: TrainConfig, plan: Plan, data: Data, start: int, skip_steps: int):
     """This worker's training batches for epochs [start, epochs), one replica's share at
     a time, padded so that every worker takes the same steps; and the steps per epoch."""
-    count = plan.worker.count
-    # The largest shard any worker can hold: its own readable files when alone.
-    shard = len(data.train.paths) if count == 1 else math.ceil(data.listed_train / count)
-    steps = math.ceil(math.ceil(shard / plan.replica_batch) / plan.local_replicas)
+    steps = _steps_per_epoch(plan, data)
 
     def dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
         return input_pipeline.training_batches(
@@ -179,9 +199,13 @@ def _distributed_batches(config: TrainConfig, plan: Plan, data: Data, start: int
 
 
 def _train_epochs(run: _Training) -> None:
-    """Trains from the state's epoch to `epochs`, recording each in the state's folder."""
+    """Trains from the state's epoch to `epochs`, recording each in the state's folder,
+    unless early stopping ends the run first (decided from the history alone, so a
+    restart after the deciding epoch trains no more)."""
     config, state = run.config, run.state
     start, resumed = int(state.epoch.numpy()), state.progress
+    if _early_stop(config, state.history):
+        return
     feeds = _epoch_feeds(config, run.plan, run.data, start, resumed.step)
     with _service_watch(config, state) as watch:
         for epoch in range(start, config.epochs):
@@ -205,6 +229,21 @@ def _train_epochs(run: _Training) -> None:
             with watch.guard if watch is not None else contextlib.nullcontext():
                 improved = state.record_epoch(row, run.built.model)
             _log_epoch(row, config.epochs, improved)
+            stop = _early_stop(config, state.history)
+            if stop is not None:
+                logging.info(
+                    "early stopping after epoch %d of %d: %s",
+                    stop.epoch,
+                    config.epochs,
+                    stop.reason,
+                )
+                return
+
+
+def _early_stop(config: TrainConfig, history: list[dict[str, float]]) -> Optional[recipe.EarlyStop]:
+    return recipe.early_stop(
+        history, config.early_stopping_patience, config.early_stopping_min_delta
+    )
 
 
 # What TensorFlow's client says of a bucket it gave up on (after its retries).
@@ -360,6 +399,9 @@ def _train_epoch(
         "epoch_seconds": trained.seconds,
         "peak_rss_mb": peak_rss_mb(),
         "unreadable_images": trained.unreadable,
+        "learning_rate": recipe.rate_after(
+            run.built.rate, int(run.built.optimizer.iterations.numpy())
+        ),
     }
 
 
@@ -449,6 +491,7 @@ def _finish(run: _Training) -> dict[str, Any]:
     metrics = summarize(run.state.history, data)
     metrics["skipped_images"] += headers.as_records(_undecodable(run))
     metrics["final_weights_sha256"] = final_digest
+    metrics.update(_recipe_facts(run))
     metrics_path = os.path.join(model_dir, artifacts.METRICS)
     atomic.write_json(metrics_path, {**metrics, "finished": False})
     for name, split in (("val", data.validation), ("test", data.test)):
@@ -465,6 +508,19 @@ def _finish(run: _Training) -> dict[str, Any]:
         metrics_path,
     )
     return metrics
+
+
+def _recipe_facts(run: _Training) -> dict[str, Any]:
+    """How the run ended (its last epoch or early stopping, and why), and the class
+    weights it trained with: what metrics.json says of the recipe."""
+    stop = _early_stop(run.config, run.state.history)
+    facts: dict[str, Any] = {
+        "ended": f"early stopping: {stop.reason}" if stop else f"after --epochs={run.config.epochs}"
+    }
+    if run.built.class_weights:
+        names = run.data.class_names
+        facts["class_weights"] = dict(zip(names, run.built.class_weights, strict=True))
+    return facts
 
 
 def _train_as_worker(run: _Training) -> dict[str, Any]:

@@ -6,7 +6,7 @@ subset holds them after the split, so the readable files keep the source's split
 are reported, or stop the run under `on_bad_image="fail"` (`check_policy`).
 """
 
-from typing import Callable, NamedTuple, Optional, Protocol
+from typing import Callable, NamedTuple, Optional, Protocol, Sequence
 
 from absl import logging
 
@@ -20,13 +20,15 @@ from rps_tfdata.core.listing import Split
 
 class Data(NamedTuple):
     """The run's splits, read and checked: training (this worker's shard of it),
-    validation and optional test, and how many files the whole training split lists."""
+    validation and optional test, and how many files the whole training split lists,
+    in all and per class (the same on every worker: what class weights are made of)."""
 
     class_names: list[str]
     train: Prepared
     validation: Prepared
     test: Optional[Prepared]
     listed_train: int = 0
+    listed_per_class: tuple[int, ...] = ()
 
     def skipped(self) -> list[headers.BadImage]:
         """Every unreadable file of every split."""
@@ -45,6 +47,14 @@ class Source(Protocol):
     def splits(self) -> tuple[Split, Split, Optional[Split]]:
         """The training, validation and test files before any read (the measuring tools
         time the read); ConfigError for a source that has no files."""
+
+
+def per_class(labels: Sequence[int], classes: int) -> tuple[int, ...]:
+    """How many of `labels` each class has."""
+    counts = [0] * classes
+    for label in labels:
+        counts[label] += 1
+    return tuple(counts)
 
 
 def check_policy(bad: list[headers.BadImage], total: int, on_bad_image: str) -> None:

@@ -4,11 +4,15 @@
     python -m rps_tfdata.predict --saved_model=runs/rps/export/1 PATH [PATH ...]
 
 Folders are searched recursively for image files (the extensions the listing accepts).
-Prints one tab-separated line per readable image: path, class name, probability. Each
-unreadable file is named on stderr with the reason; the exit status is then 3
-(SKIPPED_EXIT), so a script can tell a complete answer from a partial one.
+Prints one line per readable image: with `--format=tsv` (the default) path, class name
+and probability, tab-separated (with `--top_k=K`, the K most probable classes and their
+probabilities in turn); with `--format=jsonl` one JSON object per line, `{"path",
+"classes", "probabilities"}`, and `{"path", "skipped"}` for a file that could not be
+read. Each unreadable file is also named on stderr with the reason; the exit status is
+then 3 (SKIPPED_EXIT), so a script can tell a complete answer from a partial one.
 """
 
+import json
 import sys
 from typing import Sequence
 
@@ -18,7 +22,7 @@ from rps_tfdata.cli import command, flag_defs
 from rps_tfdata.core.fs import printable
 
 SKIPPED_EXIT = 3
-_F = flag_defs.define("model_dir", "batch_size", "saved_model")
+_F = flag_defs.define("model_dir", "batch_size", "saved_model", "top_k", "format")
 
 
 def main(argv: Sequence[str]) -> None:
@@ -34,9 +38,16 @@ def main(argv: Sequence[str]) -> None:
     else:
         finished = artifacts.load_run(_F.model_dir.value, batch_size=_F.batch_size.value)
         predictions = prediction.classify(finished, paths)
-    for path, name, probability in predictions.rows:
-        print(f"{printable(path)}\t{name}\t{probability:.4f}")
+    jsonl = _F.format.value == "jsonl"
+    for path, ranked in predictions.top(_F.top_k.value):
+        if jsonl:
+            names, probabilities = [n for n, _ in ranked], [p for _, p in ranked]
+            print(json.dumps({"path": path, "classes": names, "probabilities": probabilities}))
+        else:
+            print("\t".join([printable(path), *(f"{n}\t{p:.4f}" for n, p in ranked)]))
     for bad in predictions.bad:
+        if jsonl:
+            print(json.dumps({"path": bad.path, "skipped": bad.reason}))
         print(f"skipped {printable(bad.path)}: {bad.reason}", file=sys.stderr)
     if predictions.bad:
         sys.exit(SKIPPED_EXIT)

@@ -76,6 +76,24 @@ def test_predict_prints_one_tab_separated_line_per_image(cli_run, synthetic_dir)
     path, name, probability = lines[0].split("\t")
     assert path.startswith(rock) and name in ("paper", "rock", "scissors")
     assert 0 <= float(probability) <= 1
+    empty = os.path.join(os.path.dirname(model_dir), "empty.png")
+    open(empty, "w").close()
+    exported = os.path.join(model_dir, "export", "1")
+    ranked = run_module(
+        "predict", f"--saved_model={exported}", "--top_k=3", "--format=jsonl", rock, empty
+    )
+    assert ranked.returncode == 3, ranked.stderr[-3000:]  # a file was skipped
+    *answers, skipped = [json.loads(line) for line in ranked.stdout.splitlines()]
+    assert len(answers) == len(lines) and sorted(answers[0]["classes"]) == [
+        "paper",
+        "rock",
+        "scissors",
+    ]
+    assert answers[0]["classes"][0] == name and answers[0]["probabilities"][0] == pytest.approx(
+        float(probability), abs=1e-4
+    )
+    assert answers[0]["probabilities"] == sorted(answers[0]["probabilities"], reverse=True)
+    assert skipped["path"] == empty and "skipped" in skipped
 
 
 @pytest.mark.slow
@@ -336,8 +354,12 @@ def test_every_command_takes_file_urls(tmp_path, synthetic_dir):
     assert evaluated.returncode == 0 and "accuracy:" in evaluated.stdout
     predicted = run_module("predict", f"--model_dir={run}", f"{data}/rock")
     assert predicted.returncode == 0 and len(predicted.stdout.splitlines()) == 10
-    exported = run_module("export", f"--model_dir={run}", f"--out=file://{tmp_path}/served")
+    exported = run_module(
+        "export", f"--model_dir={run}", f"--out=file://{tmp_path}/served", "--tflite"
+    )
     assert exported.returncode == 0 and os.path.isfile(tmp_path / "served" / "saved_model.pb")
+    assert os.path.isfile(tmp_path / "run" / "tflite" / "model.tflite")
+    assert "--tflite_quantize=none; input uint8 pixels [N, 150, 150, 3]" in exported.stdout
 
 
 @pytest.mark.slow

@@ -98,6 +98,32 @@ def test_the_export_serves_encoded_images_as_predict_reads_the_files(run_dir, in
     assert out["classes"][-1] == "b''" and probabilities[-1].tolist() == [0.0, 0.0, 0.0]
 
 
+# Sends decoded pixels (a .npy file) to the images_uint8 signature, without the package.
+SERVE_PIXELS = """
+import json, sys
+sys.modules["rps_tfdata"] = None
+import numpy as np
+import tensorflow as tf
+classify = tf.saved_model.load(sys.argv[1]).signatures["images_uint8"]
+out = classify(pixels=tf.constant(np.load(sys.argv[2])))
+print(json.dumps({key: value.numpy().tolist() for key, value in out.items()}, default=str))
+"""
+
+
+@pytest.mark.slow
+def test_the_export_classifies_decoded_pixels_as_predict_does(run_dir, inputs, tmp_path):
+    run = artifacts.load_run(run_dir)
+    prepared = input_pipeline.prepare(inputs, [0] * len(inputs), 3, run.options)
+    batches = input_pipeline.evaluation_batches(prepared)
+    pixels = np.concatenate([np.asarray(x) for x, _ in batches])[: len(inputs)]
+    np.save(tmp_path / "pixels.npy", pixels.astype(np.uint8))
+    out = serve(saved_model.default_dir(run_dir), [str(tmp_path / "pixels.npy")], SERVE_PIXELS)
+    expected, _ = evaluation.predict_all(loop.make_predict(run.model), batches)
+    np.testing.assert_allclose(np.array(out["probabilities"]), expected, atol=1e-5)
+    names = [run.class_names[k] for k in expected.argmax(axis=1)]
+    assert out["classes"] == [f"b'{n}'" for n in names]
+
+
 @pytest.mark.slow
 def test_predict_on_the_export_prints_what_predict_on_the_run_prints(run_dir, inputs):
     def predict(*flags):

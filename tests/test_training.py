@@ -115,9 +115,32 @@ def test_evaluate_folder_agrees_with_training_metrics(finished_run, held_out_dir
     matrix = np.array(result["confusion_matrix"])
     assert matrix.shape == (3, 3) and matrix.sum() == 9
     assert np.trace(matrix) / 9 == pytest.approx(result["accuracy"])
+    assert result["confusion_matrix"] == metrics["test_report"]["confusion_matrix"]
     report = evaluation.format_report(result)
-    assert "scissors" in report.splitlines()[-1]
+    assert report.splitlines()[2].startswith("paper") and "macro" in report
+    assert report.count("\ttrue ") == min(len(result["misclassified"]), 20)
     json.dumps(result)  # serialisable for --json
+
+
+def test_per_class_figures_and_mistakes_follow_their_definitions():
+    confusion = np.array([[5, 1, 0], [2, 2, 0], [0, 0, 0]])  # no scissors, none predicted
+    report = evaluation.per_class(confusion, ["paper", "rock", "scissors"])
+    assert report["paper"] == pytest.approx(
+        {
+            "precision": 5 / 7,
+            "recall": 5 / 6,
+            "f1": 2 * (5 / 7) * (5 / 6) / (5 / 7 + 5 / 6),
+            "support": 6,
+        }
+    )
+    assert report["rock"]["precision"] == pytest.approx(2 / 3) and report["rock"]["recall"] == 0.5
+    assert report["scissors"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert report["macro"]["recall"] == pytest.approx((5 / 6 + 0.5 + 0) / 3)
+    probabilities = np.array([[0.9, 0.1, 0.0], [0.3, 0.6, 0.1], [0.2, 0.1, 0.7], [0.4, 0.5, 0.1]])
+    wrong = evaluation.misclassified(
+        ["a", "b", "c", "d"], probabilities, np.array([0, 0, 2, 1]), ["p", "r", "s"]
+    )
+    assert wrong == [{"path": "b", "true": "p", "predicted": "r", "probability": 0.6}]
 
 
 def test_classify_gives_the_models_top_class_for_each_file(finished_run, held_out_dir):
@@ -125,16 +148,17 @@ def test_classify_gives_the_models_top_class_for_each_file(finished_run, held_ou
     paths = prediction.expand_paths([held_out_dir])
     assert len(paths) == 9
     run = artifacts.load_run(model_dir)
-    rows, bad = prediction.classify(run, paths)
-    assert [row[0] for row in rows] == paths and bad == []
+    predictions = prediction.classify(run, paths)
+    assert [row[0] for row in predictions.rows] == paths and predictions.bad == []
     # The same images read independently, by Keras' own loader (PIL), as IDG reads them.
     images = np.stack(
         [img_to_array(load_img(p, target_size=(48, 48), interpolation="nearest")) for p in paths]
     )
     expected = run.model.predict(images / 255.0, verbose=0)
-    for (_, name, probability), row in zip(rows, expected, strict=True):
-        assert name == run.class_names[int(row.argmax())]
-        assert probability == pytest.approx(float(row.max()), abs=1e-6)
+    for (_, ranked), row in zip(predictions.top(2), expected, strict=True):
+        order = np.argsort(-row)[:2]
+        assert [name for name, _ in ranked] == [run.class_names[k] for k in order]
+        assert [p for _, p in ranked] == pytest.approx(row[order].tolist(), abs=1e-6)
 
 
 def test_expand_paths_rejects_missing_files_and_empty_folders(tmp_path):

@@ -156,6 +156,29 @@ _OTHERS: dict[str, Callable[[], flags.FlagHolder]] = {
         "predict: classify with this exported SavedModel (MODEL_DIR/export/1) instead of "
         "the run in --model_dir.",
     ),
+    "tflite": lambda: flags.DEFINE_bool(
+        "tflite",
+        False,
+        "export: also write a TensorFlow Lite model (uint8 pixels at the training size in, "
+        "probabilities out) with labels.txt into MODEL_DIR/tflite/.",
+    ),
+    "tflite_quantize": lambda: flags.DEFINE_enum(
+        "tflite_quantize",
+        "none",
+        ["none", "float16", "dynamic"],
+        "export --tflite: float32 weights (none), float16 (half the size) or dynamic "
+        "(int8 weights, a quarter).",
+    ),
+    "top_k": lambda: flags.DEFINE_integer(
+        "top_k", 1, "predict: the most probable classes to print per image.", lower_bound=1
+    ),
+    "format": lambda: flags.DEFINE_enum(
+        "format",
+        "tsv",
+        ["tsv", "jsonl"],
+        "predict: tsv (path, class, probability per line) or jsonl (one JSON object per "
+        "line: path, classes, probabilities, or why the file was skipped).",
+    ),
     "overwrite": lambda: flags.DEFINE_bool(
         "overwrite",
         False,

@@ -117,6 +117,13 @@ def write_text(path: str, text: str) -> str:
     return path
 
 
+def write_bytes(path: str, data: bytes) -> str:
+    """Writes `data` to `path` through a temporary file; returns the path."""
+    with writing(path) as temporary, fs.open_file(temporary, "wb") as f:
+        f.write(data)
+    return path
+
+
 def write_json(path: str, value: Any) -> str:
     """Writes `value` as indented JSON (keys sorted, final newline); returns the path."""
     return write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")

@@ -12,6 +12,8 @@ from rps_tfdata.core.datasets.base import check_policy
 from rps_tfdata.core.errors import DatasetLayoutError
 
 Predict = Callable[[tf.Tensor], tf.Tensor]
+REPORTED_MISTAKES = 20  # misclassified files the printed report lists (--json: every one)
+REPORT = ("confusion_matrix", "per_class", "misclassified")  # what metrics.json adds per split
 
 
 def predict_all(predict: Predict, batches: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -41,6 +43,47 @@ def summarize(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -
     }
 
 
+def per_class(confusion: np.ndarray, class_names: list[str]) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support of each class from the confusion matrix (row =
+    true class), and their unweighted mean ("macro"); 0 where a ratio has no images."""
+
+    def ratio(top: float, bottom: float) -> float:
+        return float(top / bottom) if bottom else 0.0
+
+    confusion = np.asarray(confusion)
+    report = {}
+    for k, name in enumerate(class_names):
+        precision = ratio(confusion[k, k], confusion[:, k].sum())
+        recall = ratio(confusion[k, k], confusion[k].sum())
+        f1 = ratio(2 * precision * recall, precision + recall)
+        report[name] = {"precision": precision, "recall": recall, "f1": f1}
+        report[name]["support"] = int(confusion[k].sum())
+    report["macro"] = {
+        key: float(np.mean([report[n][key] for n in class_names]))
+        for key in ("precision", "recall", "f1")
+    }
+    return report
+
+
+def misclassified(
+    paths: list[str], probabilities: np.ndarray, labels: np.ndarray, class_names: list[str]
+) -> list[dict[str, Any]]:
+    """Each image the model got wrong: its path, true and predicted class, and the
+    probability given to the prediction, most confident mistakes first."""
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    rows = [
+        {
+            "path": paths[i],
+            "true": class_names[labels[i]],
+            "predicted": class_names[predicted[i]],
+            "probability": float(probabilities[i, predicted[i]]),
+        }
+        for i in wrong
+    ]
+    return sorted(rows, key=lambda row: -row["probability"])
+
+
 def evaluate_prepared(
     predict: Predict, prepared: input_pipeline.Prepared, class_names: list[str]
 ) -> dict[str, Any]:
@@ -48,11 +91,14 @@ def evaluate_prepared(
 
     Returns:
       `accuracy`, `loss`, `num_images`, `class_names`, `confusion_matrix` (row = true
-      class, column = predicted, in `class_names` order) and `skipped_images`.
+      class, column = predicted, in `class_names` order), `per_class` (precision, recall,
+      F1, support; and their macro mean), `misclassified` and `skipped_images`.
     """
     probabilities, labels = predict_all(predict, input_pipeline.evaluation_batches(prepared))
     result = summarize(probabilities, labels, len(class_names))
     result["class_names"] = list(class_names)
+    result["per_class"] = per_class(result["confusion_matrix"], list(class_names))
+    result["misclassified"] = misclassified(prepared.paths, probabilities, labels, class_names)
     result["skipped_images"] = headers.as_records(prepared.bad)
     return result
 
@@ -84,4 +130,23 @@ def format_report(result: dict[str, Any]) -> str:
     ]
     for name, row in zip(names, result["confusion_matrix"], strict=True):
         lines.append(name.ljust(width) + "".join(str(v).rjust(width) for v in row))
+    columns = ("precision", "recall", "f1", "support")
+    lines.append("".ljust(width) + "".join(c.rjust(width) for c in columns))
+    for name in [*names, "macro"]:
+        figures = result["per_class"][name]
+        cells = [
+            f"{figures[c]:.4f}" if c != "support" else str(figures[c])
+            for c in columns
+            if c in figures
+        ]
+        lines.append(name.ljust(width) + "".join(cell.rjust(width) for cell in cells))
+    wrong = result["misclassified"]
+    lines.append(f"misclassified: {len(wrong)}" + (" (most confident first)" if wrong else ""))
+    for row in wrong[:REPORTED_MISTAKES]:
+        lines.append(
+            f"  {row['path']}\ttrue {row['true']}\tpredicted {row['predicted']} "
+            f"({row['probability']:.4f})"
+        )
+    if len(wrong) > REPORTED_MISTAKES:
+        lines.append(f"  ... and {len(wrong) - REPORTED_MISTAKES} more (all of them with --json)")
     return "\n".join(lines)

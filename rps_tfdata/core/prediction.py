@@ -3,6 +3,7 @@
 import os
 from typing import Iterable, NamedTuple, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from rps_tfdata.core import artifacts, evaluation, fs, headers, input_pipeline, listing, loop
@@ -15,10 +16,20 @@ REFUSED_BY_EXPORT = (
 
 
 class Predictions(NamedTuple):
-    """(path, predicted class name, its probability) per readable file, and the others."""
+    """The probability of each class (in `class_names` order) per readable file, and
+    the files that could not be read."""
 
-    rows: list[tuple[str, str, float]]
+    class_names: list[str]
+    rows: list[tuple[str, np.ndarray]]
     bad: list[headers.BadImage]
+
+    def top(self, k: int) -> list[tuple[str, list[tuple[str, float]]]]:
+        """(path, the `k` most probable (class, probability), most probable first)."""
+        ranked = []
+        for path, probabilities in self.rows:
+            best = np.argsort(-probabilities, kind="stable")[:k]
+            ranked.append((path, [(self.class_names[i], float(probabilities[i])) for i in best]))
+        return ranked
 
 
 def expand_paths(paths: Iterable[str]) -> list[str]:
@@ -46,15 +57,11 @@ def classify(run: artifacts.Run, paths: Sequence[str]) -> Predictions:
     num_classes = len(run.class_names)
     prepared = input_pipeline.prepare(paths, [0] * len(paths), num_classes, run.options)
     if not prepared.paths:
-        return Predictions([], prepared.bad)
+        return Predictions(run.class_names, [], prepared.bad)
     batches = input_pipeline.evaluation_batches(prepared)
     probabilities, _ = evaluation.predict_all(loop.make_predict(run.model), batches)
-    best = probabilities.argmax(axis=1)
-    rows = [
-        (path, run.class_names[k], float(p[k]))
-        for path, k, p in zip(prepared.paths, best, probabilities, strict=True)
-    ]
-    return Predictions(rows, prepared.bad)
+    rows = list(zip(prepared.paths, probabilities, strict=True))
+    return Predictions(run.class_names, rows, prepared.bad)
 
 
 def classify_exported(
@@ -64,7 +71,14 @@ def classify_exported(
     bytes go in as they are. Files whose header shows they cannot be read are returned
     apart without being sent; a batch the model fails on (corrupt data behind a good
     header) is sent again file by file, so that only the corrupt files are left out."""
-    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    loaded = tf.saved_model.load(export_dir)
+    serve = loaded.signatures["serving_default"]
+    if not hasattr(loaded, "class_names"):
+        raise InputNotFoundError(
+            f"{export_dir} holds no class names (exported by an earlier version): export "
+            "the run again with `export --model_dir=...`"
+        )
+    class_names = [name.decode() for name in loaded.class_names[0].numpy()]
     positions, bad = headers.screen(paths)
     readable = [paths[i] for i in positions]
     rows = []
@@ -78,21 +92,17 @@ def classify_exported(
                     _serve_chunk(serve, [path], rows, bad)
                 except tf.errors.InvalidArgumentError:
                     bad.append(headers.BadImage(path, headers.CORRUPT))
-    return Predictions(rows, bad)
+    return Predictions(class_names, rows, bad)
 
 
 def _serve_chunk(serve, chunk: Sequence[str], rows: list, bad: list) -> None:
     """Adds the exported model's answers for the files `chunk` to `rows` and `bad`."""
     encoded = tf.constant([tf.io.read_file(os.fsencode(p)).numpy() for p in chunk])
     out = serve(images=encoded)
-    for path, name, probabilities, valid in zip(
-        chunk,
-        out["classes"].numpy(),
-        out["probabilities"].numpy(),
-        out["valid"].numpy(),
-        strict=True,
+    for path, probabilities, valid in zip(
+        chunk, out["probabilities"].numpy(), out["valid"].numpy(), strict=True
     ):
         if valid:
-            rows.append((path, name.decode(), float(probabilities.max())))
+            rows.append((path, probabilities.astype(np.float64)))
         else:
             bad.append(headers.BadImage(path, REFUSED_BY_EXPORT))

@@ -14,6 +14,10 @@ Signature `serving_default`:
           probabilities are 0 and its class "". An element whose signature is right but
           whose data is corrupt fails the whole call with the decoder's error (it cannot
           be told from its headers).
+Signature `images_uint8`, for clients that decode and resize themselves:
+  input   `pixels`: uint8 [N, H, W, 3] RGB at the training size (`preprocessing.json`);
+  outputs `probabilities` and `classes` as above.
+The loaded object's `class_names[0]` (a string variable) names the classes in that order.
 """
 
 import os
@@ -67,6 +71,22 @@ def make_serving_fn(
     return serve
 
 
+def make_pixels_fn(model: keras.Model, class_names: list[str]):
+    """The `images_uint8` signature's function: decoded pixels at the training size in,
+    probabilities and classes out (for clients that decode and resize themselves)."""
+    names = tf.constant(list(class_names))
+
+    def classify(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
+        images = decode.rescale(tf.cast(pixels, tf.float32))
+        probabilities = tf.cast(model(images, training=False), tf.float32)
+        return {
+            "probabilities": probabilities,
+            "classes": tf.gather(names, tf.argmax(probabilities, axis=1)),
+        }
+
+    return classify
+
+
 def write(run: artifacts.Run, out: str) -> str:
     """Writes the SavedModel of a finished run (its model, class names and image
     settings) to `out`, staged, then renamed over an earlier export."""
@@ -74,8 +94,16 @@ def write(run: artifacts.Run, out: str) -> str:
     serve = make_serving_fn(run.model, run.class_names, options.image_size, options.resize_method)
     archive = keras.export.ExportArchive()
     archive.track(run.model)
+    # The class names in probability order, for clients that rank more than the first.
+    archive.add_variable_collection("class_names", [tf.Variable(list(run.class_names))])
     archive.add_endpoint(
         "serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="images")]
+    )
+    height, width = options.image_size
+    archive.add_endpoint(
+        "images_uint8",
+        make_pixels_fn(run.model, run.class_names),
+        input_signature=[tf.TensorSpec([None, height, width, 3], tf.uint8, name="pixels")],
     )
     return atomic.build_folder(
         out, lambda staging: archive.write_out(staging, verbose=False), replace=True

@@ -499,6 +499,8 @@ def _finish(run: _Training) -> dict[str, Any]:
             result = evaluation.evaluate_prepared(run.built.steps.predict, split, data.class_names)
             metrics[f"{name}_accuracy"] = result["accuracy"]
             metrics[f"{name}_loss"] = result["loss"]
+            metrics[f"{name}_report"] = {key: result[key] for key in evaluation.REPORT}
+            logging.info("%s set:\n%s", name, evaluation.format_report(result))
     metrics["finished"] = True
     atomic.write_json(metrics_path, metrics)
     logging.info(

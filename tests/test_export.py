@@ -124,6 +124,31 @@ def test_the_export_classifies_decoded_pixels_as_predict_does(run_dir, inputs, t
     assert out["classes"] == [f"b'{n}'" for n in names]
 
 
+# Replays the export's TF Serving warmup file as TF Serving does, without the package.
+REPLAY_WARMUP = """
+import json, os, sys
+sys.modules["rps_tfdata"] = None
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+export = sys.argv[1]
+records = tf.data.TFRecordDataset(os.path.join(export, "assets.extra", "tf_serving_warmup_requests"))
+logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in records]
+request = logs[0].predict_log.request
+serve = tf.saved_model.load(export).signatures[request.model_spec.signature_name]
+out = serve(**{name: tf.make_ndarray(t) for name, t in request.inputs.items()})
+print(json.dumps({"records": len(logs), "valid": out["valid"].numpy().tolist()}))
+"""
+
+
+@pytest.mark.slow
+def test_the_export_carries_a_warmup_request_tf_serving_can_replay(run_dir):
+    pytest.importorskip("tensorflow_serving", reason="needs tensorflow-serving-api")
+    assert serve(saved_model.default_dir(run_dir), [], REPLAY_WARMUP) == {
+        "records": 1,
+        "valid": [True],
+    }
+
+
 @pytest.mark.slow
 def test_predict_on_the_export_prints_what_predict_on_the_run_prints(run_dir, inputs):
     def predict(*flags):

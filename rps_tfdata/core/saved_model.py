@@ -17,6 +17,8 @@ Signature `serving_default`:
 Signature `images_uint8`, for clients that decode and resize themselves:
   input   `pixels`: uint8 [N, H, W, 3] RGB at the training size (`preprocessing.json`);
   outputs `probabilities` and `classes` as above.
+With tensorflow-serving-api installed (the `serving` extra), `assets.extra/` holds TF
+Serving's warmup request (`write_warmup`).
 The loaded object's `class_names[0]` (a string variable) names the classes in that order.
 """
 
@@ -24,8 +26,9 @@ import os
 
 import keras
 import tensorflow as tf
+from absl import logging
 
-from rps_tfdata.core import artifacts, atomic, decode
+from rps_tfdata.core import artifacts, atomic, decode, fs
 
 EXPORT_VERSION = "1"  # TF Serving reads MODEL/<version>/saved_model.pb
 
@@ -105,6 +108,42 @@ def write(run: artifacts.Run, out: str) -> str:
         make_pixels_fn(run.model, run.class_names),
         input_signature=[tf.TensorSpec([None, height, width, 3], tf.uint8, name="pixels")],
     )
-    return atomic.build_folder(
-        out, lambda staging: archive.write_out(staging, verbose=False), replace=True
+
+    def build(staging: str) -> None:
+        archive.write_out(staging, verbose=False)
+        write_warmup(staging, options.image_size)
+
+    return atomic.build_folder(out, build, replace=True)
+
+
+WARMUP = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def write_warmup(export_dir: str, image_size: tuple[int, int]) -> bool:
+    """TF Serving's warmup file (`assets.extra/tf_serving_warmup_requests`): one
+    `serving_default` request of one PNG at the training size, replayed when the
+    model loads, so that the first client's request is not the one that traces the
+    graph. Its `PredictionLog` messages are defined by tensorflow-serving-api (the
+    `serving` extra): without it, no file and a log line saying so. Returns whether
+    it was written."""
+    try:
+        from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+    except ImportError:
+        logging.info(
+            "no TF Serving warmup file in %s: it needs tensorflow-serving-api "
+            "(pip install 'rps_tfdata[serving]')",
+            export_dir,
+        )
+        return False
+    png = tf.io.encode_png(tf.zeros((*image_size, 3), tf.uint8)).numpy()
+    request = predict_pb2.PredictRequest()
+    request.model_spec.signature_name = "serving_default"
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto([png], dtype=tf.string))
+    log = prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
     )
+    path = os.path.join(export_dir, WARMUP)
+    fs.makedirs(os.path.dirname(path))
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(log.SerializeToString())
+    return True

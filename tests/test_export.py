@@ -131,7 +131,8 @@ sys.modules["rps_tfdata"] = None
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 export = sys.argv[1]
-records = tf.data.TFRecordDataset(os.path.join(export, "assets.extra", "tf_serving_warmup_requests"))
+warmup = os.path.join(export, "assets.extra", "tf_serving_warmup_requests")
+records = tf.data.TFRecordDataset(warmup)
 logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in records]
 request = logs[0].predict_log.request
 serve = tf.saved_model.load(export).signatures[request.model_spec.signature_name]

@@ -25,6 +25,9 @@ FLAGS = "flags.txt"
 RUN_CONFIG = "run_config.json"
 CHECKPOINTS = "checkpoints"
 EXPORT = "export"  # the SavedModel's versions: EXPORT/1 (TF Serving's layout)
+TFLITE = "tflite"  # export --tflite's model, labels and input description
+HISTORY_PLOT = "history.png"  # the learning curves (with matplotlib, the plots extra)
+CONFUSION_PLOT = "confusion.png"  # the test set's confusion matrix (else validation's)
 # Everything a run writes, as `remove_run` deletes it (nothing else in the folder).
 RUN_FILES = (
     BEST_WEIGHTS,
@@ -38,6 +41,9 @@ RUN_FILES = (
     RUN_CONFIG,
     CHECKPOINTS,
     EXPORT,
+    TFLITE,
+    HISTORY_PLOT,
+    CONFUSION_PLOT,
     file_facts.INDEX,  # the data's file facts (on remote file systems)
 )
 

@@ -191,6 +191,14 @@ class RunState:
         write_history(self.folder, self.history)
         return improved
 
+    def add_image(self, name: str, png: bytes) -> None:
+        """A PNG in TensorBoard's validation run, at the last finished epoch."""
+        image = tf.io.decode_png(png, channels=3)[tf.newaxis]
+        writer = self._writers["validation"]
+        with writer.as_default(step=max(int(self.epoch.numpy()) - 1, 0)):
+            tf.summary.image(name, image)
+        writer.flush()
+
     def _save(self) -> None:
         """Writes the state as the next checkpoint (see the module doc), then removes
         the oldest beyond `KEEP` and any temporary files of a save cut short."""

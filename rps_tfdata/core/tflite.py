@@ -15,13 +15,13 @@ import tensorflow as tf
 
 from rps_tfdata.core import artifacts, atomic
 
-TFLITE = "tflite"  # the run's folder for it: MODEL_DIR/tflite/
 MODEL, LABELS, INPUT = "model.tflite", "labels.txt", "input.json"
 QUANTIZATIONS = ("none", "float16", "dynamic")
 
 
 def default_dir(model_dir: str) -> str:
-    return os.path.join(model_dir, TFLITE)
+    """MODEL_DIR/tflite, where `export --tflite` writes."""
+    return os.path.join(model_dir, artifacts.TFLITE)
 
 
 def convert(run: artifacts.Run, quantize: str = "none") -> bytes:

@@ -31,6 +31,7 @@ from rps_tfdata.core import (
     headers,
     input_pipeline,
     loop,
+    plots,
     recipe,
     run_lock,
     run_state,
@@ -494,6 +495,7 @@ def _finish(run: _Training) -> dict[str, Any]:
     metrics.update(_recipe_facts(run))
     metrics_path = os.path.join(model_dir, artifacts.METRICS)
     atomic.write_json(metrics_path, {**metrics, "finished": False})
+    result = None
     for name, split in (("val", data.validation), ("test", data.test)):
         if split:
             result = evaluation.evaluate_prepared(run.built.steps.predict, split, data.class_names)
@@ -501,6 +503,7 @@ def _finish(run: _Training) -> dict[str, Any]:
             metrics[f"{name}_loss"] = result["loss"]
             metrics[f"{name}_report"] = {key: result[key] for key in evaluation.REPORT}
             logging.info("%s set:\n%s", name, evaluation.format_report(result))
+    _draw(run, result, "test set" if data.test else "validation set")
     metrics["finished"] = True
     atomic.write_json(metrics_path, metrics)
     logging.info(
@@ -510,6 +513,22 @@ def _finish(run: _Training) -> dict[str, Any]:
         metrics_path,
     )
     return metrics
+
+
+def _draw(run: _Training, last: dict[str, Any], which: str) -> None:
+    """The learning curves and the confusion matrix of `last` (the `which` set's
+    evaluation) as PNGs in the run folder, the matrix in TensorBoard too; without
+    matplotlib, a line saying how to get them."""
+    model_dir = run.config.model_dir
+    if not plots.available():
+        logging.info("no plots in %s: pip install 'rps_tfdata[plots]' (matplotlib)", model_dir)
+        return
+    curves = plots.learning_curves(run.state.history)
+    atomic.write_bytes(os.path.join(model_dir, artifacts.HISTORY_PLOT), curves)
+    title = f"{which}: accuracy {last['accuracy']:.4f}"
+    matrix = plots.confusion_matrix(last["confusion_matrix"], last["class_names"], title)
+    atomic.write_bytes(os.path.join(model_dir, artifacts.CONFUSION_PLOT), matrix)
+    run.state.add_image("confusion_matrix", matrix)
 
 
 def _recipe_facts(run: _Training) -> dict[str, Any]:

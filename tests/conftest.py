@@ -17,7 +17,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 LOGICAL_CPUS = 2
 # Test files that read the session's finished run: one xdist worker takes them all, so
 # the run is trained once (`./run.sh test --fast` distributes by these groups).
-FINISHED_RUN_READERS = {"test_training.py", "test_export.py", "test_checkpoints.py"}
+FINISHED_RUN_READERS = {
+    "test_training.py",
+    "test_export.py",
+    "test_checkpoints.py",
+    "test_plots.py",
+    "test_tflite.py",
+}
 
 
 def pytest_configure(config):

@@ -53,12 +53,12 @@ case "$command" in
     ensure_venv
     "$VENV/bin/ruff" format --check rps_tfdata tests
     "$VENV/bin/ruff" check rps_tfdata tests
+    # Two workers, a test file (or a group of files, conftest.py) each (BUILD.md, "Development").
     if [[ "${1:-}" == "--fast" ]]; then
       shift
-      # Two workers, a test file (or a group of files, conftest.py) each (BUILD.md, "Development").
       exec "$VENV/bin/python" -m pytest -m "not slow" -n 2 --dist loadgroup "$@"
     fi
-    exec "$VENV/bin/python" -m pytest "$@"
+    exec "$VENV/bin/python" -m pytest -n 2 --dist loadgroup "$@"
     ;;
   *)
     echo "usage: ./run.sh train|test|evaluate|predict|synthetic|export|benchmark|preview|data_service|gpu-check [ARGS...]" >&2

@@ -96,7 +96,7 @@ def test_a_run_stops_early_says_why_and_a_rerun_trains_nothing(unbalanced_dir, t
     )  # fmt: skip
     metrics = training.train_and_evaluate(config)
     assert metrics["epochs_run"] == 2 and metrics["finished"]
-    assert metrics["ended"].startswith("early stopping: val_loss has not gone below")
+    assert metrics["ended"].startswith("early stopping after epoch 2: val_loss has not gone below")
     assert len(history_csv(config.model_dir)) == 2
     again = training.train_and_evaluate(config._replace(epochs=9))  # not undone silently
     assert again == metrics and len(history_csv(config.model_dir)) == 2

@@ -536,7 +536,9 @@ def _recipe_facts(run: _Training) -> dict[str, Any]:
     weights it trained with: what metrics.json says of the recipe."""
     stop = _early_stop(run.config, run.state.history)
     facts: dict[str, Any] = {
-        "ended": f"early stopping: {stop.reason}" if stop else f"after --epochs={run.config.epochs}"
+        "ended": f"early stopping after epoch {stop.epoch}: {stop.reason}"
+        if stop
+        else f"after --epochs={run.config.epochs}"
     }
     if run.built.class_weights:
         names = run.data.class_names

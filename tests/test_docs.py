@@ -10,7 +10,7 @@ import re
 import pytest
 from absl import flags
 
-from rps_tfdata import predict, train
+from rps_tfdata import evaluate, export, predict, train  # noqa: F401  (their flags defined)
 from rps_tfdata.cli import flag_defs
 from rps_tfdata.core import config as config_lib
 from rps_tfdata.core import fs, headers, run_state
@@ -193,3 +193,10 @@ def test_the_console_scripts_readme_names_are_setup_cfgs():
     scripts = {line.split("=")[0].strip() for line in lines}
     install = section("README.md", "## The two commands")
     assert set(re.findall(r"\b(rps-[a-z-]+)\b", install)) == scripts
+
+
+def test_readme_flag_table_of_the_other_commands_gives_their_defaults():
+    rows = flag_table_rows(section("README.md", "## Using a finished run"))
+    assert {"json", "top_k", "format", "tflite", "tflite_quantize"} <= set(rows)
+    for name, cell in rows.items():
+        assert cell == as_cell(flags.FLAGS[name].default), f"--{name}: README says {cell}"

@@ -2,14 +2,14 @@
 stopping; each for its effect, and recorded with the run like any learning setting."""
 
 import csv
-import math
 import os
 import signal
 
 import numpy as np
 import pytest
 
-from rps_tfdata.core import artifacts, atomic, recipe, training
+from rps_tfdata.core import artifacts, recipe, run_state, training
+from rps_tfdata.core import config as config_lib
 from rps_tfdata.core.errors import ConfigError
 
 from .helpers import (
@@ -121,16 +121,19 @@ def test_a_cosine_run_records_its_rates_and_refuses_another_epoch_count(unbalanc
         training.train_and_evaluate(config._replace(epochs=3))
 
 
-def test_a_run_recorded_before_the_recipe_existed_continues(unbalanced_dir, tmp_path):
-    """run_config.json without the recipe's settings: they were at their defaults."""
-    config = small_run(unbalanced_dir, tmp_path / "run", epochs=1)
-    training.train_and_evaluate(config)
-    settings = artifacts.read_json(config.model_dir, artifacts.RUN_CONFIG)
-    for name in ("lr_schedule", "label_smoothing", "class_weight", "early_stopping_patience"):
-        del settings[name]
-    atomic.write_json(os.path.join(config.model_dir, artifacts.RUN_CONFIG), settings)
-    metrics = training.train_and_evaluate(config._replace(epochs=2))
-    assert metrics["epochs_run"] == 2 and math.isfinite(metrics["val_loss"])
+def test_a_run_recorded_before_the_recipe_existed_continues():
+    """run_config.json without the recipe's settings: that run used their defaults, so
+    the same command continues it; a recipe setting changed from its default does not."""
+    current = config_lib.settings_of(small_run("data", "run", epochs=2))
+    recorded = {k: v for k, v in current.items() if k not in recipe_names()}
+    assert run_state.differing(recorded, current) == []
+    changed = {**current, "label_smoothing": 0.1}
+    assert run_state.differing(recorded, changed) == ["label_smoothing"]
+
+
+def recipe_names():
+    return ("lr_schedule", "warmup_epochs", "label_smoothing", "class_weight",
+            "early_stopping_patience", "early_stopping_min_delta")  # fmt: skip
 
 
 RECIPE = (

@@ -418,7 +418,7 @@ def run_benchmarks(
     """Runs the measurements `mode` asks for, logging each figure as it is done."""
     config, plan = subject.config, subject.plan
     data = subject.source.load(plan.worker)
-    steps = training.build(config, plan, len(data.class_names)).steps
+    steps = training.build(config, plan, len(data.class_names), data).steps
     bench = Bench(subject, data, steps, settings)
     stages: list[tuple[str, Callable[[], dict]]] = [
         ("pipeline", lambda: bench_pipeline(bench, baseline)),

@@ -242,6 +242,7 @@ def _train_epochs(run: _Training) -> None:
 
 
 def _early_stop(config: TrainConfig, history: list[dict[str, float]]) -> Optional[recipe.EarlyStop]:
+    """Where early stopping ends this run, from its history (the same on every worker)."""
     return recipe.early_stop(
         history, config.early_stopping_patience, config.early_stopping_min_delta
     )

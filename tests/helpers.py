@@ -54,6 +54,17 @@ def corrupt_png():
     return bytes(data)
 
 
+def decoded_pixels(prepared) -> np.ndarray:
+    """A prepared split's images as its evaluation batches carry them (uint8 at the
+    run's size, training's resize done), the last batch's padding left out: what a
+    client that decodes and resizes itself sends."""
+    from rps_tfdata.core import input_pipeline
+
+    batches = input_pipeline.evaluation_batches(prepared)
+    pixels = np.concatenate([np.asarray(images) for images, _ in batches])
+    return pixels[: len(prepared.paths)].astype(np.uint8)
+
+
 def small_run(data_dir: str, model_dir, **changes):
     """The `TrainConfig` of a run that trains in seconds: 48-pixel images, batches of 8,
     one epoch, unless `changes` say otherwise."""

@@ -18,7 +18,7 @@ from rps_tfdata.core import (
 from rps_tfdata.core.errors import UserError
 
 from . import fuzz_corpus
-from .helpers import RPS28, module, run_python, small_run, write_png
+from .helpers import RPS28, decoded_pixels, module, run_python, small_run, write_png
 
 # Loads the export with the package made unimportable, and prints the signature's outputs.
 SERVE = """
@@ -115,8 +115,7 @@ def test_the_export_classifies_decoded_pixels_as_predict_does(run_dir, inputs, t
     run = artifacts.load_run(run_dir)
     prepared = input_pipeline.prepare(inputs, [0] * len(inputs), 3, run.options)
     batches = input_pipeline.evaluation_batches(prepared)
-    pixels = np.concatenate([np.asarray(x) for x, _ in batches])[: len(inputs)]
-    np.save(tmp_path / "pixels.npy", pixels.astype(np.uint8))
+    np.save(tmp_path / "pixels.npy", decoded_pixels(prepared))
     out = serve(saved_model.default_dir(run_dir), [str(tmp_path / "pixels.npy")], SERVE_PIXELS)
     expected, _ = evaluation.predict_all(loop.make_predict(run.model), batches)
     np.testing.assert_allclose(np.array(out["probabilities"]), expected, atol=1e-5)

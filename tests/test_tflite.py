@@ -9,7 +9,7 @@ import pytest
 
 from rps_tfdata.core import artifacts, evaluation, input_pipeline, listing, loop, tflite
 
-from .helpers import RPS28
+from .helpers import RPS28, decoded_pixels
 
 litert = pytest.importorskip("ai_edge_litert.interpreter", reason="needs ai-edge-litert")
 
@@ -21,8 +21,7 @@ def real_pixels_and_predictions(finished_run):
     run = artifacts.load_run(finished_run[0])
     split = listing.list_all(RPS28)
     prepared = input_pipeline.prepare(split.paths, split.labels, 3, run.options)
-    pixels = np.concatenate([np.asarray(x) for x, _ in input_pipeline.evaluation_batches(prepared)])
-    pixels = pixels[: len(prepared.paths)].astype(np.uint8)  # the last batch's padding off
+    pixels = decoded_pixels(prepared)
     expected, _ = evaluation.predict_all(
         loop.make_predict(run.model), input_pipeline.evaluation_batches(prepared)
     )

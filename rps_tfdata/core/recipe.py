@@ -91,6 +91,9 @@ def image_weights(labels: tf.Tensor, weights: Optional[Sequence[float]]) -> Opti
     return tf.linalg.matvec(labels, tf.constant(weights, labels.dtype))
 
 
+EARLY_STOPPED = "early stopping"  # how metrics.json's `ended` begins for such a run
+
+
 class EarlyStop(NamedTuple):
     """Where and why a run ends before its last epoch."""
 

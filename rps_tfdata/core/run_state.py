@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from rps_tfdata.core import artifacts, atomic, fs
+from rps_tfdata.core import artifacts, atomic, fs, recipe
 from rps_tfdata.core.config import MAY_CHANGE, TrainConfig
 from rps_tfdata.core.errors import CheckpointError, ConfigError
 from rps_tfdata.core.loop import EpochProgress
@@ -332,7 +332,8 @@ def claim(
             "to another count; rerun with its --epochs, or train a new --model_dir"
         )
     done = artifacts.finished_metrics(model_dir)
-    if done and done.get("ended", "").startswith("early stopping") and epochs >= done["epochs_run"]:
+    stopped_early = done and done.get("ended", "").startswith(recipe.EARLY_STOPPED)
+    if stopped_early and epochs >= done["epochs_run"]:
         if epochs != recorded["epochs"]:
             logging.warning(
                 "--epochs=%d does not continue the run in %s: it ended by %s", epochs, model_dir,

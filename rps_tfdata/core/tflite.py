@@ -16,7 +16,6 @@ import tensorflow as tf
 from rps_tfdata.core import artifacts, atomic
 
 MODEL, LABELS, INPUT = "model.tflite", "labels.txt", "input.json"
-QUANTIZATIONS = ("none", "float16", "dynamic")
 
 
 def default_dir(model_dir: str) -> str:

@@ -56,7 +56,6 @@ class Built(NamedTuple):
     steps: loop.Steps
     rate: Union[float, recipe.LearningRate] = 0.0  # the optimizer's learning rate
     class_weights: Optional[list[float]] = None
-    steps_per_epoch: int = 1
 
 
 class _Training(NamedTuple):
@@ -126,11 +125,12 @@ def build(config: TrainConfig, plan: Plan, num_classes: int, data: Optional[Data
     steps, with the augmentation inside the train step when the plan puts it on the
     device. The recipe's schedule and class weights need the run's `data` (without it:
     the constant rate, no weights)."""
-    steps_per_epoch = _steps_per_epoch(plan, data) if data else 1
-    rate = recipe.learning_rate(
-        config.learning_rate, config.lr_schedule, config.warmup_epochs, config.epochs,
-        steps_per_epoch,
-    )  # fmt: skip
+    rate = config.learning_rate
+    if data:
+        rate = recipe.learning_rate(
+            rate, config.lr_schedule, config.warmup_epochs, config.epochs,
+            _steps_per_epoch(plan, data),
+        )  # fmt: skip
     weights = recipe.class_weights(config.class_weight, data.listed_per_class) if data else None
     if weights:
         named = ", ".join(f"{n} {w:.3f}" for n, w in zip(data.class_names, weights, strict=True))
@@ -149,7 +149,7 @@ def build(config: TrainConfig, plan: Plan, num_classes: int, data: Optional[Data
         jit_compile=plan.xla,
         loss=loop.TrainingLoss(config.label_smoothing, weights),
     )
-    return Built(model, optimizer, steps, rate, weights, steps_per_epoch)
+    return Built(model, optimizer, steps, rate, weights)
 
 
 def _steps_per_epoch(plan: Plan, data: Data) -> int:
@@ -537,7 +537,7 @@ def _recipe_facts(run: _Training) -> dict[str, Any]:
     weights it trained with: what metrics.json says of the recipe."""
     stop = _early_stop(run.config, run.state.history)
     facts: dict[str, Any] = {
-        "ended": f"early stopping after epoch {stop.epoch}: {stop.reason}"
+        "ended": f"{recipe.EARLY_STOPPED} after epoch {stop.epoch}: {stop.reason}"
         if stop
         else f"after --epochs={run.config.epochs}"
     }

@@ -49,7 +49,7 @@ class Source(Protocol):
         time the read); ConfigError for a source that has no files."""
 
 
-def per_class(labels: Sequence[int], classes: int) -> tuple[int, ...]:
+def class_counts(labels: Sequence[int], classes: int) -> tuple[int, ...]:
     """How many of `labels` each class has."""
     counts = [0] * classes
     for label in labels:

@@ -16,7 +16,7 @@ from absl import logging
 
 from rps_tfdata.core import file_facts, fs, input_pipeline, listing, plan, resources
 from rps_tfdata.core.config import TrainConfig
-from rps_tfdata.core.datasets.base import Data, check_and_log, per_class
+from rps_tfdata.core.datasets.base import Data, check_and_log, class_counts
 from rps_tfdata.core.distribution import Worker
 from rps_tfdata.core.errors import DatasetLayoutError
 
@@ -141,7 +141,7 @@ class FolderSource:
             if test
             else None,
             listed_train=len(train.paths),
-            listed_per_class=per_class(train.labels, classes),
+            listed_per_class=class_counts(train.labels, classes),
         )
         if test and not data.test.paths:
             raise DatasetLayoutError(

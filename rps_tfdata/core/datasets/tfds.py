@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from rps_tfdata.core import decode, input_pipeline, listing
 from rps_tfdata.core.config import TrainConfig
-from rps_tfdata.core.datasets.base import Data, check_and_log, per_class
+from rps_tfdata.core.datasets.base import Data, check_and_log, class_counts
 from rps_tfdata.core.distribution import Worker
 from rps_tfdata.core.download import CLASS_NAMES
 from rps_tfdata.core.errors import ConfigError, DatasetLayoutError
@@ -118,7 +118,7 @@ class TfdsSource:
             _prepared("train", pixels[val_ids], labels[val_ids], val_ids, self._options),
             test,
             listed_train=len(all_train_ids),
-            listed_per_class=per_class(labels[all_train_ids], len(CLASS_NAMES)),
+            listed_per_class=class_counts(labels[all_train_ids], len(CLASS_NAMES)),
         )
         total = len(train_ids) + len(val_ids) + (len(test.paths) if test else 0)
         return check_and_log(data, total, "skip", lambda name: f"TFDS {NAME} class {name!r}")

@@ -1,8 +1,10 @@
 """The SavedModel that takes encoded images, loaded where this package cannot be imported."""
 
 import json
+import logging
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -173,6 +175,33 @@ def test_export_replaces_its_own_folder_and_refuses_another(copy_of_finished_run
     with pytest.raises(UserError, match="was not written by rps_tfdata"):
         saved_model.write(finished, str(foreign))
     shutil.rmtree(foreign)
+
+
+def test_an_export_without_class_names_is_named_and_a_missing_warmup_package_said(
+    run_dir, inputs, tmp_path, monkeypatch, caplog
+):
+    """An export written before the class names were in it (only its serving signature),
+    and an export written where tensorflow-serving-api is not installed."""
+    import keras
+    import tensorflow as tf
+
+    from rps_tfdata.core import prediction
+    from rps_tfdata.core.errors import InputNotFoundError
+
+    run = artifacts.load_run(run_dir)
+    archive = keras.export.ExportArchive()
+    archive.track(run.model)
+    serve = saved_model.make_serving_fn(run.model, run.class_names, (48, 48), "pil_nearest")
+    archive.add_endpoint("serving_default", serve, [tf.TensorSpec([None], tf.string)])
+    archive.write_out(str(tmp_path / "old"), verbose=False)
+    with pytest.raises(InputNotFoundError, match="holds no class names .*export the run again"):
+        prediction.classify_exported(str(tmp_path / "old"), inputs[:1])
+    for name in ("tensorflow_serving", "tensorflow_serving.apis"):  # as if not installed
+        monkeypatch.setitem(sys.modules, name, None)
+    with caplog.at_level(logging.INFO, logger="absl"):
+        assert not saved_model.write_warmup(str(tmp_path / "bare"), (48, 48))
+    assert "it needs tensorflow-serving-api" in caplog.text
+    assert not os.path.exists(tmp_path / "bare" / saved_model.WARMUP)
 
 
 def test_the_serving_benchmark_times_the_signature_and_the_predict_path(tmp_path):

@@ -216,9 +216,9 @@ def hands(synthetic_dir):
 @pytest.fixture(scope="module")
 def layer():
     """One augmentation layer for every run here: its XLA compilation is paid once."""
-    from rps_tfdata.core.augment import IDGAugmentation
+    from rps_tfdata.core.augment import SEED_AUGMENTATION, IDGAugmentation
 
-    return IDGAugmentation(seed=3)
+    return IDGAugmentation(**SEED_AUGMENTATION, seed=3)
 
 
 def trained_on(hands, layer, strategy, *, per_call=1, on_device=False, jit_compile=False, epochs=2):

@@ -166,7 +166,7 @@ def test_every_epoch_is_a_new_full_permutation_and_a_function_of_seed_and_epoch(
 
 def test_augmentation_depends_on_seed_epoch_and_image_not_on_batch():
     split = _rps28_split()
-    layer = augment.IDGAugmentation()
+    layer = augment.IDGAugmentation(**augment.SEED_AUGMENTATION)
 
     def images_by_id(batch_size, seed=3, epoch=0):
         options = input_pipeline.PipelineOptions(image_size=(48, 48), batch_size=batch_size)

@@ -32,7 +32,7 @@ def pick_files(data_dir: str, count: int) -> list[str]:
 
 def augment_both(images: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Our transform and IDG's of float (n, h, w, 3) images on 0..255, same parameters."""
-    layer = augment.IDGAugmentation()
+    layer = augment.IDGAugmentation(**augment.SEED_AUGMENTATION)
     params = layer.sample_parameters(len(images), images.shape[1:3], seed=seed)
     ours = layer.transform(images, params)
     theirs = np.stack(

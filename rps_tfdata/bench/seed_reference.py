@@ -11,16 +11,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 from tensorflow.keras.preprocessing.image import DirectoryIterator, ImageDataGenerator
 
-# The seed's ImageDataGenerator arguments, verbatim.
-SEED_AUGMENTATION = dict(
-    rotation_range=40,
-    width_shift_range=0.2,
-    height_shift_range=0.2,
-    shear_range=0.2,
-    zoom_range=0.2,
-    horizontal_flip=True,
-    fill_mode="nearest",
-)
+from rps_tfdata.core.augment import SEED_AUGMENTATION
+
 SEED_RESCALE = 1.0 / 255
 SEED_VALIDATION_SPLIT = 0.2
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from rps_tfdata.core import distribution, input_pipeline
-from rps_tfdata.core.augment import IDGAugmentation
+from rps_tfdata.core.augment import SEED_AUGMENTATION, IDGAugmentation
 from rps_tfdata.core.config import TrainConfig, check_config
 from rps_tfdata.core.errors import ConfigError
 from rps_tfdata.core.input_pipeline import PipelineOptions
@@ -154,7 +154,7 @@ def make_augmentation(config: TrainConfig) -> Optional[IDGAugmentation]:
     """The seed's IDG augmentation, or None with --augment=none."""
     if config.augment == "none":
         return None
-    return IDGAugmentation(seed=config.seed, jit_compile=config.jit_augment)
+    return IDGAugmentation(**SEED_AUGMENTATION, seed=config.seed, jit_compile=config.jit_augment)
 
 
 def machine_problem(

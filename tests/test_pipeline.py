@@ -9,7 +9,7 @@ from PIL import Image
 from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
 from rps_tfdata.bench import seed_reference
-from rps_tfdata.core import augment, decode, input_pipeline, listing
+from rps_tfdata.core import augment, decode, input_pipeline, listing, pil_resize
 
 from .helpers import RPS28, write_png
 
@@ -32,12 +32,12 @@ def test_pil_nearest_resize_equals_pil(source_size):
     np.testing.assert_array_equal(ours, expected)
 
 
-def test_beyond_the_table_indices_are_within_one_pixel_of_pil():
-    size_in = 4500
+@pytest.mark.parametrize("size_in", [4500, 6001, 9999])
+def test_beyond_the_table_indices_equal_pil(size_in):
     row = np.arange(size_in, dtype=np.int32)[None].repeat(2, axis=0)
     expected = np.asarray(Image.fromarray(row, "I").resize((150, 2), Image.NEAREST))[0]
-    ours = decode.pil_nearest_indices(tf.constant(size_in), 150).numpy()
-    assert np.abs(ours - expected).max() <= 1 and (ours == expected).mean() > 0.9
+    ours = pil_resize.nearest_indices(tf.constant(size_in), 150).numpy()
+    np.testing.assert_array_equal(ours, expected)
 
 
 def test_pil_nearest_inside_dataset_map_equals_eager():

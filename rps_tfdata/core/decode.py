@@ -1,66 +1,42 @@
-"""Reading one image as ImageDataGenerator does: decode to uint8 RGB, resize like PIL.
+"""Reading one image as ImageDataGenerator does: decode to uint8 in IDG's colour mode,
+resize like PIL (`pil_resize`).
 
-The training pipeline, evaluation and prediction all read images through `load_image`,
-so a model never sees pixels prepared another way than it was trained on.
+The training pipeline, the drop-in generator, evaluation and prediction all read images
+through `load_image`, so a model never sees pixels prepared another way than it was
+trained on.
 """
 
-import functools
-
-import numpy as np
 import tensorflow as tf
 
-from rps_tfdata.core.config import CHOICES
+from rps_tfdata.core import pil_resize
 from rps_tfdata.core.headers import MAX_IMAGE_PIXELS, SIGNATURES
 
-# Source sides up to this read PIL's exact indices from a table; larger ones (rare)
-# use the product formula, which can pick the neighbouring pixel where PIL's float
-# accumulation lands just below an integer.
-_TABLE_MAX_SIDE = 4096
+# IDG's `color_mode`s and the channels each decodes to.
+COLOR_MODES = {"rgb": 3, "grayscale": 1, "rgba": 4}
+# How an image can be resized: PIL's methods as IDG's `load_img` applies them (bit for
+# bit), and TensorFlow's own bilinear and area resize.
+RESIZE_METHODS = tuple(f"pil_{name}" for name in pil_resize.METHODS) + ("bilinear", "area")
 
 
-@functools.lru_cache(maxsize=8)
-def _pil_nearest_table(size_out: int) -> np.ndarray:
-    """PIL's NEAREST source indices for every source side 0.._TABLE_MAX_SIDE: (sides, size_out).
-
-    PIL starts at `scale / 2` and adds `scale` once per output pixel in float64, then
-    truncates. Where `(k + 1/2) * scale` is an exact integer the accumulated rounding
-    decides between two pixels, so the product formula is wrong there; NumPy's cumsum
-    accumulates left to right exactly as PIL does.
-    """
-    sides = np.arange(_TABLE_MAX_SIDE + 1, dtype=np.float64)[:, None]
-    steps = np.repeat(sides / size_out, size_out, axis=1)
-    steps[:, 0] *= 0.5
-    last = np.maximum(sides.astype(np.int64) - 1, 0)
-    return np.minimum(np.cumsum(steps, axis=1).astype(np.int64), last).astype(np.int16)
-
-
-def pil_nearest_indices(size_in: tf.Tensor, size_out: int) -> tf.Tensor:
-    """Source indices of PIL's NEAREST resize from `size_in` to `size_out` pixels.
-
-    `tf.image.resize(method="nearest")` picks a neighbouring source pixel at some sizes
-    (8-10% of pixels from 160 or 180 to 150); these indices match PIL (and so IDG's
-    `load_img`) bit for bit up to 4,096 source pixels. Both candidates are computed and
-    one selected (no `tf.cond`, which cost 15% of decode throughput in a tf.data map).
-    """
-    size_in = tf.cast(size_in, tf.int32)
-    table = tf.constant(_pil_nearest_table(size_out))
-    exact = tf.cast(tf.gather(table, tf.minimum(size_in, _TABLE_MAX_SIDE)), tf.int32)
-    scale = tf.cast(size_in, tf.float64) / size_out
-    product = tf.cast((tf.range(size_out, dtype=tf.float64) + 0.5) * scale, tf.int32)
-    return tf.where(size_in <= _TABLE_MAX_SIDE, exact, tf.minimum(product, size_in - 1))
-
-
-def resize(image: tf.Tensor, image_size: tuple[int, int], method: str) -> tf.Tensor:
-    """Resizes one uint8 (h, w, 3) image to `image_size`, keeping uint8."""
-    height, width = image_size
-    if method == "pil_nearest":
-        shape = tf.shape(image)
-        rows = pil_nearest_indices(shape[0], height)
-        cols = pil_nearest_indices(shape[1], width)
-        return tf.gather(tf.gather(image, rows, axis=0), cols, axis=1)
-    if method not in CHOICES["resize_method"]:
-        methods = CHOICES["resize_method"]
-        raise ValueError(f"resize method must be one of {methods}. Received: {method!r}")
+def resize(
+    image: tf.Tensor,
+    image_size: tuple[int, int],
+    method: str,
+    *,
+    keep_aspect_ratio: bool = False,
+) -> tf.Tensor:
+    """Resizes one uint8 (h, w, C) image to `image_size` by `method` (one of
+    `RESIZE_METHODS`), keeping uint8; `keep_aspect_ratio` first crops the centred box
+    of the target's aspect ratio, as IDG's `load_img` does."""
+    if method not in RESIZE_METHODS:
+        raise ValueError(f"resize method must be one of {RESIZE_METHODS}. Received: {method!r}")
+    if method.startswith("pil_"):
+        return pil_resize.resize(image, image_size, method[4:], keep_aspect_ratio=keep_aspect_ratio)
+    if keep_aspect_ratio:
+        left, top, right, bottom = tf.unstack(
+            pil_resize.aspect_box(tf.shape(image)[0], tf.shape(image)[1], image_size)
+        )
+        image = image[top:bottom, left:right]
     resized = tf.image.resize(image, image_size, method=method)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
@@ -169,15 +145,36 @@ def _signed32(value: tf.Tensor) -> tf.Tensor:
     return tf.where(value >= 2**31, value - 2**32, value)
 
 
-def decode_image(contents: tf.Tensor) -> tf.Tensor:
-    """Decodes PNG, JPEG, BMP (and GIF's first frame) bytes to uint8 RGB.
+def decode_image(contents: tf.Tensor, color_mode: str = "rgb") -> tf.Tensor:
+    """Decodes PNG, JPEG, BMP (and GIF's first frame) bytes to uint8 in `color_mode`, as
+    PIL's `convert` gives it to IDG: "rgb" drops alpha and replicates grey; "grayscale"
+    is PIL's luma of the RGB pixels (L = (19595 R + 38470 G + 7471 B + 2^15) >> 16);
+    "rgba" keeps a PNG's alpha (other formats: opaque).
 
     JPEG uses the accurate integer DCT, which matches PIL; TF's default fast DCT differs
-    by up to 3 levels. Alpha is dropped and grey is replicated, as PIL's convert("RGB").
-    No pixel limit here: callers screen first (`headers.screen` for files, `can_decode` in
-    the serving graph), because a limit check in this function costs 15-30% of tf.data's
-    decode throughput (BUILD.md).
+    by up to 3 levels. No pixel limit here: callers screen first (`headers.screen` for
+    files, `can_decode` in the serving graph), because a limit check in this function
+    costs 15-30% of tf.data's decode throughput (BUILD.md).
     """
+    if color_mode == "rgba":
+        return tf.cond(
+            tf.io.is_jpeg(contents) | ~_is_png(contents),
+            lambda: _opaque(_decode_rgb(contents)),
+            lambda: tf.io.decode_png(contents, channels=4),
+        )
+    rgb = _decode_rgb(contents)
+    if color_mode == "grayscale":
+        weights = tf.constant([19595, 38470, 7471], tf.int32)
+        luma = tf.reduce_sum(tf.cast(rgb, tf.int32) * weights, axis=-1, keepdims=True)
+        return tf.cast(tf.bitwise.right_shift(luma + 0x8000, 16), tf.uint8)
+    if color_mode != "rgb":
+        raise ValueError(
+            f"color_mode must be one of {tuple(COLOR_MODES)}. Received: {color_mode!r}"
+        )
+    return rgb
+
+
+def _decode_rgb(contents: tf.Tensor) -> tf.Tensor:
     return tf.cond(
         tf.io.is_jpeg(contents),
         lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
@@ -185,10 +182,28 @@ def decode_image(contents: tf.Tensor) -> tf.Tensor:
     )
 
 
-def load_image(path: tf.Tensor, image_size: tuple[int, int], method: str) -> tf.Tensor:
-    """Reads, decodes and resizes one image file to uint8 (height, width, 3)."""
-    image = resize(decode_image(tf.io.read_file(path)), image_size, method)
-    image.set_shape([*image_size, 3])
+def _is_png(contents: tf.Tensor) -> tf.Tensor:
+    return tf.equal(tf.strings.substr(contents, 0, 8), SIGNATURES["png"][0])
+
+
+def _opaque(rgb: tf.Tensor) -> tf.Tensor:
+    return tf.concat(
+        [rgb, tf.fill(tf.concat([tf.shape(rgb)[:2], [1]], 0), tf.constant(255, tf.uint8))], -1
+    )
+
+
+def load_image(
+    path: tf.Tensor,
+    image_size: tuple[int, int],
+    method: str,
+    *,
+    color_mode: str = "rgb",
+    keep_aspect_ratio: bool = False,
+) -> tf.Tensor:
+    """Reads, decodes and resizes one image file to uint8 (height, width, channels)."""
+    image = decode_image(tf.io.read_file(path), color_mode)
+    image = resize(image, image_size, method, keep_aspect_ratio=keep_aspect_ratio)
+    image.set_shape([*image_size, COLOR_MODES[color_mode]])
     return image
 
 

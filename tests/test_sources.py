@@ -321,9 +321,9 @@ def test_a_folder_source_lists_each_folder_once_per_start(
     calls = Counter()
     real_walk, real_listdir = fs.walk, fs.listdir
 
-    def walk(path):
+    def walk(path, follow_links=False):
         calls["walk", path] += 1
-        yield from real_walk(path)
+        yield from real_walk(path, follow_links)
 
     def listdir(path):
         calls["listdir", path] += 1

@@ -56,10 +56,9 @@ def open_or_fill(cache_path: str, name: str, fill: Fill) -> tuple[str, list[head
     return folder, bad
 
 
-def reader(folder: str, count: int, image_size: tuple[int, int]) -> Callable:
-    """A graph function: image id -> its uint8 (h, w, 3) pixels, read from `folder`."""
-    height, width = image_size
+def reader(folder: str, count: int, pixel_shape: tuple[int, int, int]) -> Callable:
+    """A graph function: image id -> its uint8 (h, w, channels) pixels, read from `folder`."""
     raw = tf.constant([raw_path(folder, i) for i in range(count)])
     return lambda i: tf.reshape(
-        tf.io.decode_raw(tf.io.read_file(tf.gather(raw, i)), tf.uint8), [height, width, 3]
+        tf.io.decode_raw(tf.io.read_file(tf.gather(raw, i)), tf.uint8), pixel_shape
     )

@@ -107,8 +107,9 @@ def listdir(path: str) -> list[str]:
         return [name.rstrip("/") for name in _gfile().listdir(path)]
 
 
-def walk(path: str) -> Iterator[tuple[str, list[str], list[str]]]:
-    """(folder, subfolders, files) below `path`; symlinked folders not followed.
+def walk(path: str, follow_links: bool = False) -> Iterator[tuple[str, list[str], list[str]]]:
+    """(folder, subfolders, files) below `path`; symlinked folders followed only with
+    `follow_links` (local folders: an object store has no links).
 
     An object store's listing names subfolders with a trailing "/" (`MARKS_FOLDERS`),
     so one listing a folder is enough there (`tf.io.gfile.walk` asks again for every
@@ -121,7 +122,7 @@ def walk(path: str) -> Iterator[tuple[str, list[str], list[str]]]:
         yield from _gfile().walk(path)
         return
     start = local(path)
-    for folder, subfolders, names in os.walk(start):
+    for folder, subfolders, names in os.walk(start, followlinks=follow_links):
         yield path + folder[len(start) :], subfolders, names
 
 

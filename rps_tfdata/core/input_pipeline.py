@@ -37,7 +37,7 @@ from absl import logging
 from rps_tfdata.core import disk_cache, file_facts, fs, headers
 from rps_tfdata.core.augment import IDGAugmentation
 from rps_tfdata.core.config import AUTOTUNE
-from rps_tfdata.core.decode import load_image
+from rps_tfdata.core.decode import COLOR_MODES, load_image
 
 CACHE_MODES = ("memory", "disk", "none")
 # The pipeline's functions hold no Python control flow on tensors: tf.data traces them as
@@ -53,12 +53,34 @@ class PipelineOptions(NamedTuple):
     image_size: tuple[int, int] = (150, 150)
     batch_size: int = 32
     resize_method: str = "pil_nearest"
+    color_mode: str = "rgb"  # IDG's: rgb, grayscale or rgba
+    keep_aspect_ratio: bool = False  # crop the centre to the target's aspect ratio first
     cache: str = "memory"
     cache_path: str = ""  # folder of the cache="disk" folders
     deterministic: bool = True
     parallel_calls: int = AUTOTUNE  # of the decode and augment maps
     threadpool_size: int = 0  # 0: TensorFlow's shared pool; N: a private pool of N threads
     prefetch: int = AUTOTUNE  # batches
+
+    @property
+    def channels(self) -> int:
+        return COLOR_MODES[self.color_mode]
+
+    @property
+    def pixel_shape(self) -> tuple[int, int, int]:
+        """One decoded image's shape."""
+        return (*self.image_size, self.channels)
+
+
+def _load(path: tf.Tensor, options: PipelineOptions) -> tf.Tensor:
+    """One file read as `options` say: decoded, resized, uint8."""
+    return load_image(
+        path,
+        options.image_size,
+        options.resize_method,
+        color_mode=options.color_mode,
+        keep_aspect_ratio=options.keep_aspect_ratio,
+    )
 
 
 class Prepared(NamedTuple):
@@ -85,6 +107,11 @@ class Prepared(NamedTuple):
     images: Optional[tf.Tensor] = None
     cache_folder: Optional[str] = None
     decoded: bool = True
+
+    @property
+    def count(self) -> int:
+        """How many images the split holds (files, or rows of `images`)."""
+        return len(self.ids)
 
 
 def with_options(dataset: tf.data.Dataset, options: PipelineOptions) -> tf.data.Dataset:
@@ -129,9 +156,7 @@ def prepare(
     decoded = decode or options.cache != "none"
     images = folder = None
     if options.cache == "disk":  # one raw file per image, in a folder named by the data
-        key = file_facts.fingerprint(
-            paths, facts, name, list(options.image_size), options.resize_method
-        )
+        key = file_facts.fingerprint(paths, facts, name, *_reading(options))
         fill = lambda store: bad + _decode_candidates(paths, candidates, options, store)  # noqa: E731
         folder, bad = disk_cache.open_or_fill(options.cache_path, f"{name}-{key}", fill)
     elif options.cache == "memory":  # one uint8 tensor
@@ -171,9 +196,7 @@ def _decoded(paths: Sequence[str], options: PipelineOptions) -> tf.data.Dataset:
     """
     dataset = tf.data.Dataset.from_tensor_slices(path_tensor(paths)).enumerate()
     dataset = dataset.map(
-        _as_written(
-            lambda i, path: (i, load_image(path, options.image_size, options.resize_method))
-        ),
+        _as_written(lambda i, path: (i, _load(path, options))),
         num_parallel_calls=options.parallel_calls,
         deterministic=True,
     )
@@ -201,17 +224,27 @@ def _decode_candidates(
     return [headers.BadImage(paths[i], headers.CORRUPT) for i in corrupt]
 
 
-def memory_cache_peak(counts: Sequence[int], image_size: tuple[int, int]) -> int:
-    """The bytes the memory cache of splits of `counts` images takes at its peak, as they
-    are built one after another: what they hold, plus the copy of the largest that
-    `tf.constant` makes of the buffer it is decoded into."""
-    per_image = image_size[0] * image_size[1] * 3
+def _reading(options: PipelineOptions) -> list:
+    """What decides a file's cached pixels, besides the file: the disk cache's key. The
+    settings the trainer never changes join the key only when set, so the folder of a
+    trainer's cache keeps its name."""
+    reading = [list(options.image_size), options.resize_method]
+    if (options.color_mode, options.keep_aspect_ratio) != ("rgb", False):
+        reading += [options.color_mode, options.keep_aspect_ratio]
+    return reading
+
+
+def memory_cache_peak(counts: Sequence[int], pixel_shape: Sequence[int]) -> int:
+    """The bytes the memory cache of splits of `counts` images of `pixel_shape` takes at
+    its peak, as they are built one after another: what they hold, plus the copy of the
+    largest that `tf.constant` makes of the buffer it is decoded into."""
+    per_image = int(np.prod(pixel_shape))
     return per_image * (sum(counts) + max(counts, default=0))
 
 
 def _memory_cache(paths: Sequence[str], candidates: Sequence[int], options: PipelineOptions):
     """(one uint8 tensor of the readable files' pixels, the files the decoder rejects)."""
-    pixels = np.empty((len(candidates), *options.image_size, 3), np.uint8)
+    pixels = np.empty((len(candidates), *options.pixel_shape), np.uint8)
 
     def store(first_id: int, batch: tf.Tensor) -> None:
         pixels[first_id : first_id + len(batch)] = batch.numpy()
@@ -307,15 +340,6 @@ def _batches(
     """One epoch's chain (the module doc's order): (images, one-hot labels, per-image
     seeds) batches; the epoch's first `skip_images` places (a resumed epoch's finished
     steps) are left out before any pixel is read."""
-    options, count = prepared.options, len(prepared.paths)
-    first = tf.minimum(tf.cast(skip_images, tf.int64), count)
-    order_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
-
-    def position_of(places: tf.Tensor) -> tf.Tensor:  # order
-        if not shuffle:
-            return places
-        return tf.random.experimental.index_shuffle(places, order_seed, count - 1)
-
     labels = tf.one_hot(tf.constant(prepared.labels, tf.int32), prepared.num_classes)
     ids = tf.constant(prepared.ids, tf.int64)
 
@@ -325,7 +349,8 @@ def _batches(
         label = tf.gather(labels, i) * tf.cast(readable, tf.float32)
         return pixels, label, tf.gather(ids, i)
 
-    dataset = _read_places(prepared, first, position_of).map(labelled)  # pixels
+    places = ordered_pixels(prepared, epoch, seed=seed, shuffle=shuffle, skip_images=skip_images)
+    dataset = places.map(labelled)
     # IDG yields a partial last batch; keep its images, so every image is seen every epoch.
     dataset = dataset.batch(batch_size, drop_remainder=False)
 
@@ -339,7 +364,25 @@ def _batches(
             images = augmentation(tf.cast(images, tf.float32), training=True, seed=seeds)
         return images, labels, seeds
 
-    return dataset.map(finish, num_parallel_calls=options.parallel_calls)
+    return dataset.map(finish, num_parallel_calls=prepared.options.parallel_calls)
+
+
+def ordered_pixels(
+    prepared: Prepared, epoch: tf.Tensor, *, seed: int, shuffle: bool, skip_images=0
+) -> tf.data.Dataset:
+    """The order and the pixels of one epoch (or pass): (position, uint8 pixels, readable)
+    for each place, a full permutation of (seed, epoch) when `shuffle`, else the split's
+    order; the first `skip_images` places are left out before any pixel is read."""
+    count = prepared.count
+    first = tf.minimum(tf.cast(skip_images, tf.int64), count)
+    order_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+
+    def position_of(places: tf.Tensor) -> tf.Tensor:  # order
+        if not shuffle:
+            return places
+        return tf.random.experimental.index_shuffle(places, order_seed, count - 1)
+
+    return _read_places(prepared, first, position_of)
 
 
 def _read_places(
@@ -349,7 +392,7 @@ def _read_places(
     `position_of(places)` maps places (a vector) to positions in `prepared.paths`; in
     order, read in parallel. Only a split prepared without its decode can hold a file
     that fails to decode: its place gets a blank, `readable` False, named on stderr."""
-    options, count = prepared.options, len(prepared.paths)
+    options, count = prepared.options, prepared.count
     places = tf.data.Dataset.range(first, count)
     if not prepared.decoded:
         return _read_catching(prepared, places, position_of)
@@ -370,9 +413,9 @@ def _pixel_reader(prepared: Prepared) -> Callable[[tf.Tensor], tf.Tensor]:
         images = prepared.images
         return lambda i: tf.gather(images, i)
     if prepared.cache_folder is not None:
-        return disk_cache.reader(prepared.cache_folder, len(prepared.paths), options.image_size)
+        return disk_cache.reader(prepared.cache_folder, len(prepared.paths), options.pixel_shape)
     paths = path_tensor(prepared.paths)
-    return lambda i: load_image(tf.gather(paths, i), options.image_size, options.resize_method)
+    return lambda i: _load(tf.gather(paths, i), options)
 
 
 _LEFT_OUT = f" ({headers.CORRUPT}): left out of its step"
@@ -386,12 +429,12 @@ def _read_catching(prepared: Prepared, places, position_of) -> tf.data.Dataset:
     decode's rate on 2 cores (BUILD.md)."""
     options = prepared.options
     paths = path_tensor(prepared.paths)
-    blank = tf.zeros((*options.image_size, 3), tf.uint8)
+    blank = tf.zeros(options.pixel_shape, tf.uint8)
 
     @_as_written
     def read(position: tf.Tensor):
         path = tf.gather(paths, position)
-        return position, load_image(path, options.image_size, options.resize_method), True
+        return position, _load(path, options), True
 
     @_as_written
     def left_out(position: tf.Tensor):
@@ -438,10 +481,9 @@ def _padded(images: tf.Tensor, labels: tf.Tensor, ids: tf.Tensor, batch_size: in
 def _blank_batches(prepared: Prepared, dtype: tf.DType, batch_size: int) -> tf.data.Dataset:
     """Batches of blanks only, which even out a worker's epoch to the steps every worker
     takes."""
-    height, width = prepared.options.image_size
     return tf.data.Dataset.from_tensors(
         (
-            tf.zeros((batch_size, height, width, 3), dtype),
+            tf.zeros((batch_size, *prepared.options.pixel_shape), dtype),
             tf.zeros((batch_size, prepared.num_classes), tf.float32),
             tf.fill((batch_size, 2), tf.constant(NO_IMAGE, tf.int64)),
         )
@@ -499,7 +541,7 @@ def _one_epoch(
 
 
 def _require_images(prepared: Prepared) -> None:
-    if not prepared.paths:
+    if not prepared.count:
         raise ValueError("the subset holds no readable image file")
 
 

@@ -12,7 +12,7 @@ label.
 """
 
 import os
-from typing import Iterator, NamedTuple, Sequence
+from typing import Iterator, NamedTuple, Optional, Sequence
 
 from rps_tfdata.core import fs
 from rps_tfdata.core.errors import DatasetLayoutError
@@ -58,20 +58,30 @@ def is_image_file(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def iter_image_files(folder: str) -> Iterator[str]:
+def iter_image_files(folder: str, follow_links: bool = False) -> Iterator[str]:
     """Yields the image paths under `folder`, recursively, in IDG's walk order.
 
     IDG sorts the `os.walk` entries by their root path string (not depth-first by
-    name) and the file names within each root; symlinked subfolders are not followed.
+    name) and the file names within each root; symlinked subfolders are followed only
+    with `follow_links`.
     """
-    for root, _, files in sorted(fs.walk(folder), key=lambda entry: entry[0]):
+    walked = fs.walk(folder, follow_links)
+    for root, _, files in sorted(walked, key=lambda entry: entry[0]):
         for name in sorted(files):
             if is_image_file(name):
                 yield os.path.join(root, name)
 
 
-def list_folder(directory: str) -> Listing:
+def list_folder(
+    directory: str, *, classes: Optional[Sequence[str]] = None, follow_links: bool = False
+) -> Listing:
     """Lists `directory`'s classes (code-point order, as IDG) and their image files.
+
+    Args:
+      directory: a folder with one subfolder of images per class.
+      classes: the class subfolders to read, in label order (IDG's `classes`); default
+        every subfolder but hidden and archivers' ones.
+      follow_links: follow symlinked subfolders (IDG's `follow_links`).
 
     Raises:
       DatasetLayoutError: `directory` is missing or has no class folders.
@@ -81,12 +91,15 @@ def list_folder(directory: str) -> Listing:
             f"data folder {directory!r} does not exist or is not a folder; pass a folder "
             "with one subfolder of images per class"
         )
-    folders = sorted(
-        name
-        for name in fs.listdir(directory)
-        if not name.startswith(".") and fs.isdir(os.path.join(directory, name))
-    )
-    class_names = [name for name in folders if name not in JUNK_FOLDERS]
+    if classes is not None:
+        folders = class_names = list(classes)
+    else:
+        folders = sorted(
+            name
+            for name in fs.listdir(directory)
+            if not name.startswith(".") and fs.isdir(os.path.join(directory, name))
+        )
+        class_names = [name for name in folders if name not in JUNK_FOLDERS]
     if not class_names:
         raise DatasetLayoutError(
             f"data folder {directory!r} has no class subfolders; put the images of each "
@@ -95,8 +108,8 @@ def list_folder(directory: str) -> Listing:
     # One listing per class folder, many at once on a remote file system (a bucket's
     # listing pages take tens of milliseconds each).
     paths = [os.path.join(directory, name) for name in class_names]
-    files_by_class = fs.for_each(lambda folder: list(iter_image_files(folder)), paths)
-    junk = [name for name in folders if name in JUNK_FOLDERS]
+    files_by_class = fs.for_each(lambda folder: list(iter_image_files(folder, follow_links)), paths)
+    junk = [] if classes is not None else [name for name in folders if name in JUNK_FOLDERS]
     return Listing(directory, class_names, files_by_class, junk)
 
 

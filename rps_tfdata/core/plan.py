@@ -121,32 +121,40 @@ TRAINING_ROOM_MB = 1024
 
 
 def fit_image_cache(
-    options: PipelineOptions, requested: str, counts: Sequence[int], room: MemoryRoom
+    options: PipelineOptions,
+    requested: str,
+    counts: Sequence[int],
+    room: MemoryRoom,
+    *,
+    setting: str = "--image_cache",
+    size_setting: str = "--image_size",
 ) -> PipelineOptions:
     """The memory cache only when the splits of `counts` images leave the training half
     of the memory this process may still use, and at least `TRAINING_ROOM_MB`: else
     `auto` caches on disk, and an explicit `--image_cache=memory` is refused before any
     decode (past a cgroup's limit the kernel kills the process without a word).
+    `setting` and `size_setting` name the caller's settings in its messages (the flags,
+    or the drop-in's `cache` and `target_size`).
 
     Raises:
       ConfigError: `--image_cache=memory` that does not fit.
     """
     if options.cache != "memory":
         return options
-    peak = input_pipeline.memory_cache_peak(counts, options.image_size) / 2**20
+    peak = input_pipeline.memory_cache_peak(counts, options.pixel_shape) / 2**20
     height, width = options.image_size
     need = (
         f"the memory cache of {sum(counts)} images at {height}x{width} takes up to "
         f"{peak:.0f} MB, and this process may use {room.mb:.0f} MB more ({room.bound})"
     )
     if peak <= room.mb - max(room.mb / 2, TRAINING_ROOM_MB):
-        logging.info("image cache memory (--image_cache=%s): %s", requested, need)
+        logging.info("image cache memory (%s=%s): %s", setting, requested, need)
         return options
     if requested == "memory":
         raise ConfigError(
-            f"--image_cache=memory: {need}; use --image_cache=disk, or a smaller --image_size"
+            f"{setting}=memory: {need}; use {setting}=disk, or a smaller {size_setting}"
         )
-    logging.info("image cache disk, not memory (--image_cache=%s): %s", requested, need)
+    logging.info("image cache disk, not memory (%s=%s): %s", setting, requested, need)
     return options._replace(cache="disk")
 
 

@@ -9,8 +9,9 @@ from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
 from rps_tfdata.core import decode, pil_resize
 
-# Sources smaller and larger than the target, not multiples of it, of other aspect ratios.
-SIZES = [(97, 203), (300, 300), (40, 33), (180, 160), (12, 500)]
+# Sources smaller and larger than the target, not multiples of it, of other aspect ratios;
+# (260, 125) shrinks the height by more than twice the width (Pillow 13: vertical first).
+SIZES = [(97, 203), (300, 300), (40, 33), (180, 160), (12, 500), (260, 125)]
 TARGET = (150, 120)
 
 

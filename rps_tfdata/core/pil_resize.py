@@ -5,13 +5,16 @@ IDG resizes with PIL, and every one of PIL's methods has its own arithmetic that
 accumulated pixel by pixel; the filters (bilinear, bicubic, lanczos, box, hamming)
 are separable convolutions whose support grows with the scale (an antialias), with
 coefficients rounded to 22-bit integers and a clip to 8 bits after each pass
-(horizontal, then vertical). Colour with alpha is resampled premultiplied, as PIL does.
+(horizontal, then vertical; Pillow 13 runs the vertical pass first when the height
+shrinks by more than twice what the width does, and so does this when the Pillow beside
+it, IDG's, is 13 or later, or absent). Colour with alpha is resampled premultiplied, as PIL does.
 `keep_aspect_ratio` crops the centre box IDG computes, and resamples from that box.
 Read from Pillow's `Resample.c`, `Geometry.c` and `Image.resize`, and checked against
 PIL itself in the tests.
 """
 
 import functools
+import importlib.metadata
 import math
 
 import numpy as np
@@ -26,6 +29,19 @@ _PRECISION_BITS = 32 - 8 - 2  # PIL's fixed point: 8 bits of result, 2 of headro
 # Source sides up to this read PIL's exact NEAREST indices from a table; larger ones (rare)
 # accumulate in the graph.
 _TABLE_MAX_SIDE = 4096
+
+
+def _pillow_orders_passes() -> bool:
+    """Whether PIL picks the order of its two passes (Pillow 13 and later), else
+    horizontal always comes first."""
+    try:
+        major = importlib.metadata.version("pillow").split(".")[0]
+    except importlib.metadata.PackageNotFoundError:
+        return True
+    return int(major) >= 13
+
+
+_ORDERS_PASSES = _pillow_orders_passes()
 
 
 @functools.lru_cache(maxsize=8)
@@ -179,7 +195,16 @@ def resize(
         pixels = _premultiplied(pixels)
     cols, col_weights = _coefficients(width, box[0], box[2], size[1], method)
     rows, row_weights = _coefficients(height, box[1], box[3], size[0], method)
-    pixels = _pass(_pass(pixels, cols, col_weights, axis=1), rows, row_weights, axis=0)
+    shrink_height, shrink_width = height - size[0], width - size[1]
+    vertical_first = (shrink_height > 0) & (shrink_height > 2 * shrink_width)
+    if _ORDERS_PASSES:
+        pixels = tf.cond(
+            vertical_first,
+            lambda: _pass(_pass(pixels, rows, row_weights, axis=0), cols, col_weights, axis=1),
+            lambda: _pass(_pass(pixels, cols, col_weights, axis=1), rows, row_weights, axis=0),
+        )
+    else:
+        pixels = _pass(_pass(pixels, cols, col_weights, axis=1), rows, row_weights, axis=0)
     if alpha:
         pixels = _unpremultiplied(pixels)
     return tf.cast(pixels, tf.uint8)

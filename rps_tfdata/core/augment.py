@@ -383,8 +383,9 @@ class IDGAugmentation(keras.layers.Layer):
     `fill_mode` and `cval` are scipy's border rules; `interpolation_order` 1 is
     bilinear, 0 nearest; `channel_shift_range` and `brightness_range` follow the warp.
 
-    Call it on float images on the 0..255 scale; with `training=False` it is the
-    identity. `seed` makes the layer's own draws reproducible; `call(..., seed=...)`
+    Call it on float images on the 0..255 scale; it augments only when training (inside
+    `model.fit`, or called with `training=True`), and is the identity otherwise (predict,
+    evaluate, a model served after `model.export()`). `seed` makes the layer's own draws reproducible; `call(..., seed=...)`
     with a (2,) int tensor, or a (batch, 2) one with a seed per image, makes one call
     stateless (the training pipeline passes a seed per image and epoch).
     `jit_compile` (default on) compiles each batch's augmentation with XLA, in a
@@ -527,10 +528,14 @@ class IDGAugmentation(keras.layers.Layer):
             params["brightness"] = uniform("brightness", *self.brightness_range)
         return params
 
-    def transform_images(self, images: tf.Tensor, transformation: Params) -> tf.Tensor:
+    def transform_images(
+        self, images: tf.Tensor, transformation: Params, *, warp_anyway: bool = False
+    ) -> tf.Tensor:
         """Applies given parameters (see `get_random_transformation`) deterministically,
         in IDG's order: the warp (flips folded in), the channel shift, the brightness.
-        Parameters missing or None are not applied, as in IDG's `apply_transform`."""
+        Parameters missing or None are not applied, as in IDG's `apply_transform`. The
+        warp is skipped when the layer has no geometric setting (its draws are then the
+        identity), unless `warp_anyway` (parameters that come from elsewhere)."""
         images = tf.convert_to_tensor(images)
         size = (images.shape[1], images.shape[2])
         if None in size:
@@ -538,7 +543,7 @@ class IDGAugmentation(keras.layers.Layer):
                 f"IDGAugmentation needs a static image size. Received shape {images.shape}"
             )
         out = tf.cast(images, tf.float32)
-        if self.warps:
+        if self.warps or warp_anyway:
             zeros = tf.zeros(tf.shape(images)[:1], tf.float64)
             absent = {key: 1.0 if key in ("zx", "zy") else 0.0 for key in GEOMETRY_KEYS}
             geometry = {k: transformation.get(k, zeros + absent[k]) for k in GEOMETRY_KEYS}
@@ -571,8 +576,11 @@ class IDGAugmentation(keras.layers.Layer):
         return {key: value.numpy() for key, value in params.items()}
 
     def transform(self, images: Any, params: dict[str, Any]) -> np.ndarray:
-        """`transform_images` for NumPy callers: float images on 0..255 in, NumPy out."""
-        return self.transform_images(tf.convert_to_tensor(images, tf.float32), params).numpy()
+        """`transform_images` for NumPy callers: float images on 0..255 in, NumPy out; the
+        geometry given in `params` is applied whatever the layer's own settings."""
+        images = tf.convert_to_tensor(images, tf.float32)
+        geometry = any(params.get(key) is not None for key in GEOMETRY_KEYS)
+        return self.transform_images(images, params, warp_anyway=geometry).numpy()
 
     def _augment_batch(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         params = self.get_random_transformation(
@@ -580,7 +588,11 @@ class IDGAugmentation(keras.layers.Layer):
         )
         return self.transform_images(images, params)
 
-    def call(self, inputs: tf.Tensor, training: bool = True, seed: Optional[tf.Tensor] = None):
+    def call(
+        self, inputs: tf.Tensor, training: Optional[bool] = None, seed: Optional[tf.Tensor] = None
+    ):
+        # Augments only when training (`fit`, or training=True): a model exported with
+        # `model.export()`, which calls it without saying, serves unaugmented images.
         if not training:
             return inputs
         if seed is None:

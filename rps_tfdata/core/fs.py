@@ -100,6 +100,11 @@ def isdir(path: str) -> bool:
     return _gfile().isdir(path) if is_remote(path) else os.path.isdir(local(path))
 
 
+def isfile(path: str) -> bool:
+    """Whether a file (not a folder) is at `path`."""
+    return exists(path) and not isdir(path)
+
+
 def listdir(path: str) -> list[str]:
     if not is_remote(path):
         return os.listdir(local(path))

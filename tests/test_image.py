@@ -1,0 +1,489 @@
+"""`rps_tfdata.image.ImageDataGenerator` against Keras' own legacy generator, on the same
+files: every `class_mode` and `color_mode` pixel for pixel, the split, order and
+attributes, `flow` and `flow_from_dataframe`, the standardisation and `fit`, the
+augmentation's parameters, `save_to_dir`, the passes of `model.fit`, and each refusal."""
+
+import inspect
+import os
+import shutil
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from keras.src.legacy.preprocessing.image import ImageDataGenerator as KerasIDG
+from PIL import Image
+
+from rps_tfdata import image
+from rps_tfdata.image import IDGAugmentation, ImageDataGenerator
+from tests import helpers
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "rps28")
+SEED_KEYWORDS = dict(
+    rotation_range=40,
+    width_shift_range=0.2,
+    height_shift_range=0.2,
+    shear_range=0.2,
+    zoom_range=0.2,
+    horizontal_flip=True,
+    fill_mode="nearest",
+)
+
+
+def elements(batch) -> tuple:
+    return batch if isinstance(batch, (tuple, list)) else (batch,)
+
+
+def assert_same_batches(ours: tf.data.Dataset, theirs, exact: bool = True) -> None:
+    """Every batch of one pass equal to IDG's: structure, dtype, shape and values."""
+    assert len(ours) == len(theirs)
+    for i, batch in enumerate(ours):
+        mine, reference = elements(batch), elements(theirs[i])
+        assert len(mine) == len(reference)
+        for a, b in zip(mine, reference, strict=True):
+            a, b = tf.nest.flatten(a), tf.nest.flatten(list(b) if isinstance(b, list) else b)
+            for u, v in zip(a, b, strict=True):
+                v = np.asarray(v)
+                assert u.shape == v.shape and u.dtype.as_numpy_dtype == v.dtype
+                if exact:
+                    np.testing.assert_array_equal(u.numpy(), v)
+                else:
+                    np.testing.assert_allclose(u.numpy(), v, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("class_mode", ["categorical", "binary", "sparse", "input", None])
+def test_every_class_mode_and_color_mode_is_idgs_pixel_for_pixel(class_mode):
+    classes = ["paper", "rock"] if class_mode == "binary" else None
+    for color_mode in ("rgb", "grayscale", "rgba"):
+        kwargs = dict(
+            target_size=(20, 33),
+            color_mode=color_mode,
+            classes=classes,
+            class_mode=class_mode,
+            batch_size=7,
+            shuffle=False,
+            subset="validation",
+            interpolation="bicubic",
+        )
+        ours = ImageDataGenerator(rescale=1 / 255, validation_split=0.3)
+        theirs = KerasIDG(rescale=1 / 255, validation_split=0.3)
+        assert_same_batches(
+            ours.flow_from_directory(DATA, **kwargs), theirs.flow_from_directory(DATA, **kwargs)
+        )
+
+
+def test_the_split_order_and_attributes_are_idgs():
+    for subset in ("training", "validation", None):
+        kwargs = dict(target_size=(28, 28), batch_size=5, subset=subset, shuffle=False)
+        ours = ImageDataGenerator(validation_split=0.25).flow_from_directory(DATA, **kwargs)
+        theirs = KerasIDG(validation_split=0.25).flow_from_directory(DATA, **kwargs)
+        for name in (
+            "class_indices",
+            "filenames",
+            "filepaths",
+            "samples",
+            "num_classes",
+            "image_shape",
+            "batch_size",
+            "directory",
+            "n",
+        ):
+            assert getattr(ours, name) == getattr(theirs, name), name
+        np.testing.assert_array_equal(ours.classes, theirs.classes)
+        np.testing.assert_array_equal(ours.labels, theirs.labels)
+        assert len(ours) == len(theirs) == -(-theirs.samples // 5)
+
+
+def test_channels_first_float64_and_keep_aspect_ratio_are_idgs():
+    kwargs = dict(
+        target_size=(16, 24),
+        batch_size=9,
+        shuffle=False,
+        keep_aspect_ratio=True,
+        class_mode="sparse",
+    )
+    settings = dict(data_format="channels_first", dtype="float64", samplewise_center=True)
+    assert_same_batches(
+        ImageDataGenerator(**settings).flow_from_directory(DATA, **kwargs),
+        KerasIDG(**settings).flow_from_directory(DATA, **kwargs),
+        exact=False,
+    )
+
+
+def test_an_unreadable_file_is_named_once_and_left_out(tmp_path, capsys):
+    folder = tmp_path / "data"
+    shutil.copytree(DATA, folder)
+    (folder / "rock" / "broken.png").write_bytes(helpers.corrupt_png())
+    ds = ImageDataGenerator().flow_from_directory(str(folder), target_size=(28, 28))
+    assert os.path.join("rock", "broken.png") not in ds.filenames
+    assert ds.samples == len(ds.filenames) == len(ds.classes) == 60
+    assert "Found 60 images belonging to 3 classes." in capsys.readouterr().out
+    assert sum(len(y) for _, y in ds) == 60
+
+
+@pytest.mark.parametrize("cache", ["disk", "none"])
+def test_every_cache_gives_the_memory_caches_batches(tmp_path, cache):
+    kwargs = dict(target_size=(24, 24), batch_size=16, seed=4)
+    generator = ImageDataGenerator(rescale=1 / 255, **SEED_KEYWORDS)
+    reference = [
+        x.numpy() for x, _ in generator.flow_from_directory(DATA, **kwargs, cache="memory")
+    ]
+    ds = generator.flow_from_directory(DATA, **kwargs, cache=cache, cache_dir=str(tmp_path))
+    for a, (b, _) in zip(reference, ds, strict=True):
+        np.testing.assert_array_equal(a, b.numpy())
+    assert bool(os.listdir(tmp_path)) == (cache == "disk")
+
+
+def test_each_pass_draws_anew_and_the_seed_repeats_the_passes():
+    generator = ImageDataGenerator(**SEED_KEYWORDS)
+
+    def two_passes(seed):
+        ds = generator.flow_from_directory(
+            DATA, target_size=(28, 28), seed=seed, class_mode="sparse"
+        )
+        return [[(x.numpy(), y.numpy()) for x, y in ds] for _ in range(2)]
+
+    first, again, other = two_passes(7), two_passes(7), two_passes(8)
+    assert not np.array_equal(first[0][0][1], first[1][0][1])  # a new order each pass
+    assert not np.array_equal(first[0][0][0], first[1][0][0])
+    for a, b in zip(first[0] + first[1], again[0] + again[1], strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(first[0][0][0], other[0][0][0])
+    # Each image once per pass, the last batch partial, as IDG's.
+    assert sorted(np.concatenate([y for _, y in first[1]]).tolist()) == sorted(
+        generator.flow_from_directory(DATA, target_size=(28, 28)).classes.tolist()
+    )
+    assert [len(y) for _, y in first[0]] == [32, 28]
+
+
+def test_without_shuffle_the_augmented_order_is_idgs():
+    ds = ImageDataGenerator(**SEED_KEYWORDS).flow_from_directory(
+        DATA, target_size=(28, 28), shuffle=False, class_mode="sparse", batch_size=60
+    )
+    for _ in range(2):
+        ((_, y),) = list(ds)
+        np.testing.assert_array_equal(y.numpy(), ds.classes)
+
+
+def test_flow_yields_idgs_elements_with_weights_and_more_inputs():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (23, 12, 10, 3)).astype("float32")
+    y = np.arange(23) % 3
+    more = rng.normal(size=(23, 5))
+    weights = rng.uniform(size=23)
+    settings = dict(samplewise_std_normalization=True, rescale=0.5, validation_split=0.3)
+    kwargs = dict(batch_size=4, shuffle=False, sample_weight=weights)
+    with pytest.warns(UserWarning, match="overrides setting of `samplewise_center`"):
+        ours = ImageDataGenerator(**settings).flow((x, more), y, **kwargs)
+    theirs = KerasIDG(**settings).flow((x, more), y, **kwargs)
+    assert_same_batches(ours, theirs, exact=False)
+    # A subset's images keep their own weights (IDG pairs them with the first rows').
+    training = ImageDataGenerator(**settings).flow(x, y, **kwargs, subset="training")
+    cut = int(23 * 0.3)
+    np.testing.assert_allclose(np.concatenate([w for _, _, w in training]), weights[cut:])
+    np.testing.assert_array_equal(np.concatenate([t for _, t, _ in training]), y[cut:])
+    assert_same_batches(
+        ImageDataGenerator().flow(x, batch_size=5, shuffle=False),
+        KerasIDG().flow(x, batch_size=5, shuffle=False),
+    )
+
+
+@pytest.fixture(scope="module")
+def frame():
+    rows = []
+    for name in sorted(os.listdir(DATA)):
+        for i, file in enumerate(sorted(os.listdir(os.path.join(DATA, name)))):
+            rows.append(
+                dict(
+                    filename=f"{name}/{file}",
+                    kind=name,
+                    size=float(i),
+                    tags=[name, "hand"] if i % 2 else [name],
+                    weight=1.0 + i % 3,
+                )
+            )
+    rows.insert(
+        5, dict(filename="rock/missing.png", kind="rock", size=0.0, tags=["rock"], weight=1.0)
+    )
+    return pd.DataFrame(rows).sample(frac=1, random_state=0)
+
+
+@pytest.mark.parametrize(
+    "class_mode, y_col",
+    [
+        ("categorical", "kind"),
+        ("categorical", "tags"),
+        ("sparse", "kind"),
+        ("raw", "size"),
+        ("multi_output", ["size", "weight"]),
+        ("input", "kind"),
+        (None, "kind"),
+    ],
+)
+def test_flow_from_dataframe_is_idgs(frame, class_mode, y_col):
+    kwargs = dict(
+        directory=DATA,
+        y_col=y_col,
+        class_mode=class_mode,
+        target_size=(14, 14),
+        batch_size=9,
+        shuffle=False,
+        subset="validation",
+        weight_col="weight",
+    )
+    with pytest.warns(UserWarning, match="1 invalid image filename"):
+        ours = ImageDataGenerator(validation_split=0.4).flow_from_dataframe(frame, **kwargs)
+    theirs = KerasIDG(validation_split=0.4).flow_from_dataframe(frame, **kwargs)
+    assert ours.filenames == theirs.filenames and ours.filepaths == theirs.filepaths
+    if class_mode in ("categorical", "sparse"):
+        assert ours.class_indices == theirs.class_indices
+        assert list(ours.classes) == list(theirs.classes)
+    assert_same_batches(ours, theirs)
+
+
+def test_fit_and_standardize_are_idgs():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 255, (40, 6, 5, 3)).astype("float32")
+    for settings in (
+        dict(featurewise_center=True, featurewise_std_normalization=True, rescale=1 / 255),
+        dict(zca_whitening=True, zca_epsilon=1e-3),
+        dict(featurewise_std_normalization=True, data_format="channels_first"),
+    ):
+        ours, theirs = ImageDataGenerator(**settings), KerasIDG(**settings)
+        if ours.data_format == "channels_first":
+            x = np.transpose(x, (0, 3, 1, 2))
+        ours.fit(x)
+        theirs.fit(x)
+        for name in ("mean", "std", "zca_whitening_matrix"):
+            a, b = getattr(ours, name), getattr(theirs, name)
+            assert (a is None) == (b is None), name
+            if a is not None:
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            ours.standardize(x[:3]), theirs.standardize(np.copy(x[:3])), rtol=1e-4, atol=1e-4
+        )
+        assert_same_batches(ours.flow(x, shuffle=False), theirs.flow(x, shuffle=False), exact=False)
+
+
+def test_standardize_before_fit_warns_as_idg():
+    with pytest.warns(UserWarning, match="hasn't been fit on any training data"):
+        ImageDataGenerator(featurewise_center=True).standardize(np.ones((2, 3, 3, 3)))
+
+
+def test_apply_transform_is_idgs_for_the_same_parameters():
+    rng = np.random.default_rng(2)
+    picture = rng.uniform(0, 255, (3, 17, 17)).astype("float32")
+    params = dict(
+        theta=12.0,
+        tx=2.5,
+        ty=-1.0,
+        shear=7.0,
+        zx=0.9,
+        zy=1.1,
+        flip_horizontal=True,
+        flip_vertical=False,
+        channel_shift_intensity=9.0,
+        brightness=None,
+    )
+    settings = dict(data_format="channels_first", fill_mode="reflect", channel_shift_range=10.0)
+    ours = ImageDataGenerator(**settings).apply_transform(picture, params)
+    theirs = KerasIDG(**settings).apply_transform(picture, params)
+    np.testing.assert_allclose(ours, theirs, atol=2e-3)
+
+
+def test_random_parameters_are_drawn_as_idg_draws_them():
+    settings = dict(
+        rotation_range=30,
+        width_shift_range=[-3, 5],
+        height_shift_range=4,
+        zoom_range=(0.5, 1.5),
+        horizontal_flip=True,
+        brightness_range=(0.5, 1.0),
+    )
+    ours, theirs = ImageDataGenerator(**settings), KerasIDG(**settings)
+    np.random.seed(0)
+    draws = [
+        (ours.get_random_transform((20, 30, 3), seed=i), theirs.get_random_transform((20, 30, 3)))
+        for i in range(800)
+    ]
+    assert set(draws[0][0]) == set(draws[0][1])
+    for key in ("theta", "tx", "ty", "zx", "zy", "flip_horizontal", "brightness"):
+        a = np.array([float(d[0][key]) for d in draws])
+        b = np.array([float(d[1][key]) for d in draws])
+        assert set(np.unique(b)) <= set(np.unique(a)) or len(np.unique(b)) > 20, key
+        spread = max(b.std(), 1e-9)
+        assert abs(a.mean() - b.mean()) < 0.15 * spread and abs(a.std() - b.std()) < 0.1 * spread, (
+            key
+        )
+        assert a.min() >= b.min() - 0.05 * spread and a.max() <= b.max() + 0.05 * spread, key
+
+
+def test_a_graph_preprocessing_function_runs_in_the_graph_and_equals_idgs(caplog):
+    function = keras.applications.mobilenet_v2.preprocess_input
+    kwargs = dict(target_size=(28, 28), shuffle=False, batch_size=30)
+    ours = ImageDataGenerator(preprocessing_function=function).flow_from_directory(DATA, **kwargs)
+    assert "runs in Python" not in caplog.text
+    theirs = KerasIDG(preprocessing_function=function).flow_from_directory(DATA, **kwargs)
+    assert_same_batches(ours, theirs, exact=False)
+
+
+def test_a_numpy_preprocessing_function_runs_in_python_and_says_so(caplog):
+    def noisy(image):
+        return image + np.random.uniform(0, 1, image.shape)
+
+    ds = ImageDataGenerator(preprocessing_function=noisy).flow_from_directory(
+        DATA, target_size=(28, 28), shuffle=False, class_mode=None
+    )
+    assert "noisy runs in Python" in caplog.text and "NumPy" in caplog.text
+    first, second = next(iter(ds)).numpy(), next(iter(ds)).numpy()
+    assert not np.array_equal(first, second)  # drawn per call, not frozen into a graph
+    plain = next(
+        iter(
+            ImageDataGenerator().flow_from_directory(
+                DATA, target_size=(28, 28), shuffle=False, class_mode=None
+            )
+        )
+    ).numpy()
+    assert 0 <= (first - plain).min() and (first - plain).max() <= 1
+
+
+def test_save_to_dir_writes_the_images_as_idg_does(tmp_path):
+    folder = tmp_path / "seen"
+    folder.mkdir()
+    ds = ImageDataGenerator(rescale=1 / 255, samplewise_center=True).flow_from_directory(
+        DATA,
+        target_size=(28, 28),
+        batch_size=6,
+        shuffle=False,
+        save_to_dir=str(folder),
+        save_prefix="aug",
+        class_mode=None,
+    )
+    batches = np.concatenate([x.numpy() for x in ds])
+    names = sorted(os.listdir(folder), key=lambda n: int(n.split("_")[1]))
+    assert len(names) == 60 and all(n.startswith("aug_") and n.endswith(".png") for n in names)
+    for name, x in zip(names, batches, strict=True):
+        expected = keras.utils.array_to_img(x, scale=True)
+        np.testing.assert_array_equal(np.asarray(Image.open(folder / name)), np.asarray(expected))
+
+
+@pytest.mark.slow  # loads the model in a process that imports only rps_tfdata.image
+def test_the_layer_in_a_users_model_fits_saves_loads_and_exports(tmp_path):
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 3)),
+            IDGAugmentation(**SEED_KEYWORDS, brightness_range=(0.8, 1.2)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.compile("adam", "categorical_crossentropy")
+    ds = ImageDataGenerator().flow_from_directory(DATA, target_size=(28, 28), batch_size=16)
+    model.fit(ds, epochs=1, verbose=0)
+    x = next(iter(ds))[0]
+    np.testing.assert_array_equal(model.layers[0](x, training=False), x)
+    assert not np.array_equal(model.layers[0](x, training=True), x)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = helpers.run_python(
+        [
+            "-c",
+            "import sys, numpy as np, keras, rps_tfdata.image\n"
+            f"m = keras.models.load_model({path!r})\n"
+            "print(type(m.layers[0]).__name__, m.layers[0].get_config()['brightness_range'])\n"
+            "print(m.predict(np.full((1, 28, 28, 3), 100.0), verbose=0).shape)\n",
+        ]
+    ).stdout
+    assert "IDGAugmentation (0.8, 1.2)" in loaded and "(1, 3)" in loaded
+    model.export(str(tmp_path / "export"), verbose=False)
+    served = tf.saved_model.load(str(tmp_path / "export"))
+    np.testing.assert_allclose(served.serve(x), model(x, training=False), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda g: g.flow_from_directory(DATA, color_mode="cmyk"), "Invalid color mode: cmyk"),
+        (
+            lambda g: g.flow_from_directory(DATA, interpolation="area"),
+            "Invalid interpolation method 'area'",
+        ),
+        (lambda g: g.flow_from_directory(DATA, class_mode="raw"), "Invalid class_mode: 'raw'"),
+        (lambda g: g.flow_from_directory(DATA, subset="test"), "Invalid subset name: 'test'"),
+        (lambda g: g.flow_from_directory(DATA, cache="gpu"), "cache='gpu': expected one of"),
+        (
+            lambda g: g.flow_from_directory(DATA, save_to_dir=DATA, save_format="gif"),
+            "save_format='gif'",
+        ),
+        (
+            lambda g: g.flow_from_directory(DATA, save_to_dir="/nonexistent", class_mode=None),
+            "save_to_dir '/nonexistent' is not a folder; create it first",
+        ),
+        (
+            lambda g: g.flow_from_directory(
+                DATA, color_mode="rgba", save_to_dir=DATA, save_format="jpeg"
+            ),
+            "cannot hold RGBA images",
+        ),
+        (lambda g: g.flow_from_directory(DATA, classes=["lizard"]), "holds no readable image"),
+        (lambda g: g.flow(np.zeros((4, 5, 5))), "should have rank 4"),
+        (lambda g: g.flow(np.zeros((4, 5, 5, 3)), np.zeros(3)), "should have the same length"),
+        (
+            lambda g: g.flow_from_dataframe(
+                pd.DataFrame({"filename": ["a.png"], "class": ["a"]}), sort=True
+            ),
+            "Keras deprecated them",
+        ),
+        (lambda g: g.fit(np.zeros((3, 4))), "should have rank 4"),
+    ],
+)
+def test_each_refusal_names_what_to_change(call, message):
+    with pytest.raises((ValueError, TypeError), match=message.replace("(", r"\(")):
+        call(ImageDataGenerator())
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(data_format="channels_middle"), "`data_format` should be"),
+        (dict(validation_split=1.5), "strictly between 0 and 1"),
+        (dict(brightness_range=0.5), "brightness_range should be tuple or list of two floats"),
+        (dict(zoom_range=(1, 2, 3)), "zoom_range"),
+        (dict(fill_mode="mirror"), "fill_mode must be one of"),
+        (dict(interpolation_order=3), "interpolation_order must be 0"),
+    ],
+)
+def test_each_constructor_refusal_names_the_keyword(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ImageDataGenerator(**settings)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "__init__",
+        "flow",
+        "flow_from_directory",
+        "flow_from_dataframe",
+        "fit",
+        "standardize",
+        "get_random_transform",
+        "apply_transform",
+        "random_transform",
+    ],
+)
+def test_every_keyword_of_idg_is_taken_with_its_default_in_its_place(method):
+    """One import changed: Keras' parameters first, in order, with Keras' defaults; ours
+    only after them, keyword-only."""
+    theirs = list(inspect.signature(getattr(KerasIDG, method)).parameters.values())
+    ours = list(inspect.signature(getattr(image.ImageDataGenerator, method)).parameters.values())
+    assert any(p.kind == p.VAR_KEYWORD for p in ours) == (theirs[-1].kind == theirs[-1].VAR_KEYWORD)
+    theirs = [p for p in theirs if p.kind != p.VAR_KEYWORD]
+    assert [(p.name, p.default, p.kind) for p in ours[: len(theirs)]] == [
+        (p.name, p.default, p.kind) for p in theirs
+    ]
+    assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in ours[len(theirs) :])

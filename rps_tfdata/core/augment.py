@@ -386,8 +386,9 @@ class IDGAugmentation(keras.layers.Layer):
     Call it on float images on the 0..255 scale; it augments only when training (inside
     `model.fit`, or called with `training=True`), and is the identity otherwise (predict,
     evaluate, a model served after `model.export()`). `seed` makes the layer's own draws
-    reproducible; `call(..., seed=...)` with a (2,) int tensor, or a (batch, 2) one with a seed per image, makes one call
-    stateless (the training pipeline passes a seed per image and epoch).
+    reproducible; `call(..., seed=...)` with a (2,) int tensor, or a (batch, 2) one with
+    a seed per image, makes one call stateless (the training pipeline passes a seed per
+    image and epoch).
     `jit_compile` (default on) compiles each batch's augmentation with XLA, in a
     tf.data map (host) as in a train step (device).
 

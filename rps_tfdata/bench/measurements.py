@@ -20,7 +20,10 @@ Modes:
             service of 1..`--data_service_workers` local worker processes, decoding
             every epoch in all cases (no memory cache can be shipped to workers);
   serving   images/s of the exported SavedModel's signature on a batch of 32 encoded
-            files, against `predict`'s path (read, check, decode, predict) on the same.
+            files, against `predict`'s path (read, check, decode, predict) on the same;
+  fit       images/s of `model.fit` epochs of a small model through IDG, the Keras route
+            and the drop-in `rps_tfdata.image`, `--e2e_epochs` each, interleaved
+            (`rps_tfdata.bench.fit_routes`).
 A baseline adds the seed's pipeline on the same files (pipeline and e2e) and the ratios
 ours/seed.
 """
@@ -38,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from rps_tfdata.bench import seed_reference, throughput
+from rps_tfdata.bench import fit_routes, seed_reference, throughput
 from rps_tfdata.core import (
     artifacts,
     datasets,
@@ -379,6 +382,7 @@ def flatten(results: dict[str, throughput.Rate]) -> dict[str, Any]:
         "e2e_vs_idg_e2e": ("e2e", "idg_e2e"),
         "e2e_vs_step": ("e2e", "step"),
         "e2e_loop_vs_step": ("e2e_loop", "step"),
+        **fit_routes.RATIOS,
     }
     for name, (ours, theirs) in ratios.items():
         if ours in results and theirs in results:
@@ -449,6 +453,8 @@ def measure(
         rates, extra = measure_service(subject, service_workers, settings)
     elif mode == "serving":
         rates = measure_serving(subject, settings)
+    elif mode == "fit":
+        rates = fit_routes.measure(subject.config, settings.e2e_epochs)
     else:
         rates = run_benchmarks(mode, subject, baseline=baseline, settings=settings)
     return {**header(subject, mode), **extra}, rates

@@ -113,7 +113,17 @@ SETTING_HELP = {
     "network: saves the workers' and the trainer's CPU).",
 }
 # The benchmark's modes (`rps_tfdata.bench.measurements` measures each).
-BENCHMARK_MODES = ("pipeline", "step", "e2e", "all", "parity", "memory", "service", "serving")
+BENCHMARK_MODES = (
+    "pipeline",
+    "step",
+    "e2e",
+    "all",
+    "parity",
+    "memory",
+    "service",
+    "serving",
+    "fit",
+)
 
 
 def _define_setting(name: str) -> flags.FlagHolder:
@@ -231,7 +241,10 @@ _OTHERS: dict[str, Callable[[], flags.FlagHolder]] = {
         "steady_epochs", 3, "pipeline: cached epochs timed after the cold one.", lower_bound=1
     ),
     "e2e_epochs": lambda: flags.DEFINE_integer(
-        "e2e_epochs", 2, "e2e: epochs of the training loop; the first is warm-up.", lower_bound=2
+        "e2e_epochs",
+        2,
+        "e2e: epochs of the training loop, the first a warm-up; fit: epochs of each route.",
+        lower_bound=2,
     ),
     "steps": lambda: flags.DEFINE_integer(
         "steps", 12, "step: train steps per repeat.", lower_bound=4

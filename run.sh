@@ -51,8 +51,8 @@ case "$command" in
     ;;
   test)
     ensure_venv
-    "$VENV/bin/ruff" format --check rps_tfdata tests
-    "$VENV/bin/ruff" check rps_tfdata tests
+    "$VENV/bin/ruff" format --check rps_tfdata tests examples
+    "$VENV/bin/ruff" check rps_tfdata tests examples
     # Two workers, a test file (or a group of files, conftest.py) each (BUILD.md, "Development").
     if [[ "${1:-}" == "--fast" ]]; then
       shift

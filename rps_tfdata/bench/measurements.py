@@ -454,7 +454,7 @@ def measure(
     elif mode == "serving":
         rates = measure_serving(subject, settings)
     elif mode == "fit":
-        rates = fit_routes.measure(subject.config, settings.e2e_epochs)
+        rates = fit_routes.measure(subject.config, settings.e2e_epochs, settings.repeats)
     else:
         rates = run_benchmarks(mode, subject, baseline=baseline, settings=settings)
     return {**header(subject, mode), **extra}, rates

@@ -365,7 +365,11 @@ def _compiled(layer: "IDGAugmentation") -> tf.types.experimental.PolymorphicFunc
     config = {k: v for k, v in layer.get_config().items() if k != "name"}
     key = json.dumps(config, sort_keys=True, default=repr)
     if key not in _COMPILED:
-        _COMPILED[key] = tf.function(layer._augment_batch, jit_compile=layer.jit_compile)
+        # No autograph: the code holds no Python control flow on tensors, and converting
+        # it costs a few tenths of a second of every process's first read.
+        _COMPILED[key] = tf.function(
+            layer._augment_batch, jit_compile=layer.jit_compile, autograph=False
+        )
     return _COMPILED[key]
 
 

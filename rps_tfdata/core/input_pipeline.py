@@ -237,20 +237,19 @@ def _reading(options: PipelineOptions) -> list:
 def memory_cache_peak(counts: Sequence[int], pixel_shape: Sequence[int]) -> int:
     """The bytes the memory cache of splits of `counts` images of `pixel_shape` takes at
     its peak, as they are built one after another: what they hold, plus the copy of the
-    largest that `tf.constant` makes of the buffer it is decoded into."""
+    largest's batches that `tf.concat` copies into it."""
     per_image = int(np.prod(pixel_shape))
     return per_image * (sum(counts) + max(counts, default=0))
 
 
 def _memory_cache(paths: Sequence[str], candidates: Sequence[int], options: PipelineOptions):
     """(one uint8 tensor of the readable files' pixels, the files the decoder rejects)."""
-    pixels = np.empty((len(candidates), *options.pixel_shape), np.uint8)
-
-    def store(first_id: int, batch: tf.Tensor) -> None:
-        pixels[first_id : first_id + len(batch)] = batch.numpy()
-
-    corrupt = _decode_candidates(paths, candidates, options, store)
-    return tf.constant(pixels[: len(candidates) - len(corrupt)]), corrupt
+    batches: list[tf.Tensor] = []
+    corrupt = _decode_candidates(paths, candidates, options, lambda _, b: batches.append(b))
+    # One copy, batches to the cache (through NumPy it was two).
+    if not batches:
+        return tf.zeros((0, *options.pixel_shape), tf.uint8), corrupt
+    return tf.concat(batches, axis=0), corrupt
 
 
 def undecodable(prepared: Prepared) -> list[headers.BadImage]:

@@ -25,8 +25,8 @@ def truncate(prefix):
 def unfinished(model_dir):
     """`model_dir`, a finished run's copy, as a run killed after its last checkpoint: its
     final metrics gone, so a rerun restores and continues instead of reporting."""
-    os.remove(os.path.join(model_dir, artifacts.METRICS))
-    return os.path.join(model_dir, artifacts.CHECKPOINTS)
+    os.remove(os.path.join(model_dir, artifacts.METRICS_FILE))
+    return os.path.join(model_dir, artifacts.CHECKPOINTS_FOLDER)
 
 
 def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(
@@ -75,7 +75,7 @@ def test_a_save_cut_short_is_no_checkpoint_and_the_next_save_clears_it(tmp_path)
     behind (under its temporary prefix) are never taken for a checkpoint."""
     state, model = tiny_state(tmp_path)
     record(state, model, 1)
-    folder = os.path.join(tmp_path, artifacts.CHECKPOINTS)
+    folder = os.path.join(tmp_path, artifacts.CHECKPOINTS_FOLDER)
     for suffix in (".index", ".data-00000-of-00001"):  # what a kill mid-save leaves
         with open(os.path.join(folder, f".ckpt-2{suffix}"), "wb") as f:
             f.write(b"half")
@@ -89,7 +89,7 @@ def test_only_the_newest_checkpoints_are_kept(tmp_path):
     state, model = tiny_state(tmp_path)
     for epoch in range(1, run_state.KEEP + 2):
         record(state, model, epoch)
-    folder = os.path.join(tmp_path, artifacts.CHECKPOINTS)
+    folder = os.path.join(tmp_path, artifacts.CHECKPOINTS_FOLDER)
     numbers = range(run_state.KEEP + 1, 1, -1)
     assert run_state.saved_checkpoints(folder) == [f"{folder}/ckpt-{n}" for n in numbers]
     restored, _ = tiny_state(tmp_path)

@@ -110,7 +110,7 @@ def test_two_workers_train_to_identical_weights_and_only_the_chief_writes(two_wo
     model_dir, scratch, chief, worker = two_workers
     assert chief["finished"] and worker["epochs_run"] == chief["epochs_run"] == 2
     assert worker["final_weights_sha256"] == chief["final_weights_sha256"]
-    stored = artifacts.read_json(str(model_dir), artifacts.METRICS)
+    stored = artifacts.read_json(str(model_dir), artifacts.METRICS_FILE)
     assert stored["final_weights_sha256"] == chief["final_weights_sha256"]
     assert not os.listdir(scratch[1])  # the worker's scratch folder is gone
     # Each worker trained its own shard: 9 of the 18 training images each.
@@ -136,7 +136,7 @@ def test_two_workers_killed_after_an_epoch_resume_to_the_same_weights(
 ):
     scratch = [tmp_path / f"tmp{k}" for k in range(2)]
     processes = start_workers(data_dir, tmp_path / "run", scratch)
-    index = tmp_path / "run" / artifacts.CHECKPOINTS / "ckpt-1.index"
+    index = tmp_path / "run" / artifacts.CHECKPOINTS_FOLDER / "ckpt-1.index"
     while not index.exists():
         assert all(p.poll() is None for p in processes), "a worker ended before epoch 1"
         time.sleep(0.02)
@@ -193,7 +193,7 @@ def test_a_mirrored_run_killed_after_an_epoch_resumes_to_the_same_weights(
     data_dir, mirrored_run, tmp_path
 ):
     killed = start(data_dir, tmp_path / "resumed", "mirrored", devices=2)
-    index = tmp_path / "resumed" / artifacts.CHECKPOINTS / "ckpt-1.index"
+    index = tmp_path / "resumed" / artifacts.CHECKPOINTS_FOLDER / "ckpt-1.index"
     while not index.exists():
         assert killed.poll() is None, "the run ended before epoch 1 was saved"
         time.sleep(0.02)
@@ -222,7 +222,7 @@ def restarted_ends_as(two_workers, data_dir, model_dir, cluster, hosts=None):
         for process in again:
             assert process.wait(timeout=300) == 0, process.stdout.read()[-3000:]
     _, _, reference, _ = two_workers
-    stored = artifacts.read_json(str(model_dir), artifacts.METRICS)
+    stored = artifacts.read_json(str(model_dir), artifacts.METRICS_FILE)
     assert stored["final_weights_sha256"] == reference["final_weights_sha256"]
 
 

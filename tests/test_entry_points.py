@@ -40,14 +40,14 @@ def test_train_prints_progress_and_a_summary(cli_run):
     model_dir, result = cli_run
     assert "epoch 1/1: loss " in result.stdout and "images/s)" in result.stdout
     assert result.stdout.strip().splitlines()[-1].startswith("val_accuracy=")
-    assert os.path.isfile(os.path.join(model_dir, artifacts.FINAL_MODEL))
+    assert os.path.isfile(os.path.join(model_dir, artifacts.FINAL_MODEL_FILE))
 
 
 @pytest.mark.slow
 def test_saved_flags_are_a_flagfile_that_repeats_the_run(cli_run, synthetic_dir):
     model_dir, _ = cli_run
     with flagsaver.flagsaver():
-        FLAGS(["train", f"--flagfile={os.path.join(model_dir, artifacts.FLAGS)}"])
+        FLAGS(["train", f"--flagfile={os.path.join(model_dir, artifacts.FLAGS_FILE)}"])
         config = train.make_config()
     assert (config.data_dir, config.model_dir) == (synthetic_dir, model_dir)
     assert (config.epochs, config.seed, config.image_size) == (1, 7, 48)

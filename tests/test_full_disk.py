@@ -75,8 +75,8 @@ def test_a_disk_that_fills_stops_the_run_in_one_line_and_the_rerun_ends_it_exact
     die of SIGSEGV there). Grown again: the rerun only finishes, and the run is the one
     that never stopped, file for file and bit for bit."""
     checkpoint = _size(os.path.join(resume_reference, "checkpoints")) // 3
-    best = _size(resume_reference, artifacts.BEST_WEIGHTS)
-    keras_model = _size(resume_reference, artifacts.FINAL_MODEL)
+    best = _size(resume_reference, artifacts.BEST_WEIGHTS_FILE)
+    keras_model = _size(resume_reference, artifacts.FINAL_MODEL_FILE)
     with sandbox.small_disk(str(tmp_path / "run"), (1.5 * checkpoint + best + MB) / MB) as run:
         line = _stopped_full(resume_data, run)
         assert re.search(

@@ -91,7 +91,7 @@ def finished(bucket):
     """A run trained to its end in the bucket, uninterrupted: its metrics."""
     result = train(bucket, "finished")
     assert result.returncode == 0, result.stderr[-3000:]
-    return read_json(bucket, f"{BUCKET}/finished/{artifacts.METRICS}")
+    return read_json(bucket, f"{BUCKET}/finished/{artifacts.METRICS_FILE}")
 
 
 def test_a_whole_run_trains_in_the_bucket_and_its_commands_read_it(bucket, finished):
@@ -146,7 +146,7 @@ def test_a_run_killed_mid_epoch_restarts_from_the_listing_and_ends_as_one_never_
     finished_again = bucket.lines()[before:]
     assert len(per_file_requests(first)) >= 48 + 12 + 9  # each file asked about
     assert per_file_requests(unfinished) == [] and per_file_requests(finished_again) == []
-    metrics = read_json(bucket, f"{BUCKET}/killed/{artifacts.METRICS}")
+    metrics = read_json(bucket, f"{BUCKET}/killed/{artifacts.METRICS_FILE}")
     assert metrics["final_weights_sha256"] == finished["final_weights_sha256"]
 
 
@@ -185,7 +185,7 @@ def test_a_bucket_that_goes_away_stops_the_run_in_one_line_and_the_rerun_continu
     assert stopped < 120
     result = train(bucket, "away")
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = read_json(bucket, f"{BUCKET}/away/{artifacts.METRICS}")
+    metrics = read_json(bucket, f"{BUCKET}/away/{artifacts.METRICS_FILE}")
     assert metrics["final_weights_sha256"] == finished["final_weights_sha256"]
 
 
@@ -205,7 +205,7 @@ def test_two_runs_on_one_bucket_folder_never_both_save(bucket, finished):
     assert first.returncode == 1 and "Traceback" not in output
     errors = [line for line in output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "was taken over by a run started later (pid " in errors[0]
-    metrics = read_json(bucket, f"{BUCKET}/shared/{artifacts.METRICS}")
+    metrics = read_json(bucket, f"{BUCKET}/shared/{artifacts.METRICS_FILE}")
     assert metrics["final_weights_sha256"] == finished["final_weights_sha256"]
 
 
@@ -227,5 +227,5 @@ def test_a_data_service_worker_reads_the_bucket(bucket, finished):
         run = small_run_flags(f"{BUCKET}/data", f"{BUCKET}/served_run", *service)
         result = in_bucket(bucket, module("train", *run))
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = read_json(bucket, f"{BUCKET}/served_run/{artifacts.METRICS}")
+    metrics = read_json(bucket, f"{BUCKET}/served_run/{artifacts.METRICS_FILE}")
     assert metrics["finished"] and metrics["num_train_images"] == 48

@@ -175,7 +175,7 @@ def test_a_class_folder_without_a_readable_image_stops_the_run_naming_it(tmp_pat
                 f.write(content)
     with pytest.raises(DatasetLayoutError, match="class folder .*drafts' holds no readable image"):
         training.train_and_evaluate(small_run(root, tmp_path / "run"))
-    assert not os.path.exists(os.path.join(tmp_path, "run", artifacts.CHECKPOINTS))
+    assert not os.path.exists(os.path.join(tmp_path, "run", artifacts.CHECKPOINTS_FOLDER))
 
 
 def test_links_and_odd_names_do_not_stop_the_run_fingerprint(corpus):

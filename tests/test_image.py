@@ -16,6 +16,7 @@ from keras.src.legacy.preprocessing.image import ImageDataGenerator as KerasIDG
 from PIL import Image
 
 from rps_tfdata import image
+from rps_tfdata.core import standardize
 from rps_tfdata.image import IDGAugmentation, ImageDataGenerator
 from tests import helpers
 
@@ -327,6 +328,17 @@ def test_a_graph_preprocessing_function_runs_in_the_graph_and_equals_idgs(caplog
     assert "runs in Python" not in caplog.text
     theirs = KerasIDG(preprocessing_function=function).flow_from_directory(DATA, **kwargs)
     assert_same_batches(ours, theirs, exact=False)
+
+
+def test_a_function_that_traces_differently_each_time_runs_in_python():
+    calls = iter(range(100))
+
+    def counted(image):  # a value taken when it is called, frozen into each trace
+        return image + float(next(calls))
+
+    scaled = keras.applications.mobilenet_v2.preprocess_input
+    assert "different graph" in standardize.traces_alike(counted, (8, 8, 3))
+    assert standardize.traces_alike(scaled, (8, 8, 3)) is None
 
 
 def test_a_numpy_preprocessing_function_runs_in_python_and_says_so(caplog):

@@ -64,6 +64,6 @@ def test_random_sigkills_then_resume_end_as_an_uninterrupted_run(
     assert history_of(model_dir) == history_of(resume_reference), f"kills: {kills}"
     assert_same_final_weights(model_dir, resume_reference)
     ours, theirs = (
-        artifacts.read_json(d, artifacts.METRICS) for d in (model_dir, resume_reference)
+        artifacts.read_json(d, artifacts.METRICS_FILE) for d in (model_dir, resume_reference)
     )
     assert ours["best_epoch"] == theirs["best_epoch"]

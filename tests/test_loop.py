@@ -194,7 +194,7 @@ def test_a_stop_request_ends_a_call_at_the_step_that_carried_it(tmp_path):
     asked = iter([False, True])
     saved = []
     controls = loop.EpochControls(
-        steps_per_loop=4, save=saved.append, should_stop=lambda: "SIGTERM" if next(asked) else ""
+        steps_per_loop=4, save=saved.append, stop_signal=lambda: "SIGTERM" if next(asked) else ""
     )
     result = loop.run_epoch(steps, batches, 10, controls)
     assert result is None and [p.step for p in saved] == [5] and saved[0].images == 30

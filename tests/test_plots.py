@@ -19,11 +19,11 @@ def pixels_of(png: bytes) -> np.ndarray:
 
 def test_a_finished_run_holds_its_pictures(finished_run):
     model_dir, metrics = finished_run
-    for name in (artifacts.HISTORY_PLOT, artifacts.CONFUSION_PLOT):
+    for name in (artifacts.HISTORY_PLOT_FILE, artifacts.CONFUSION_PLOT_FILE):
         with open(os.path.join(model_dir, name), "rb") as f:
             image = pixels_of(f.read())
         assert image.shape[0] > 200 and image.shape[1] > 200 and image.std() > 10, name
-    events = glob.glob(os.path.join(model_dir, artifacts.LOGS, "validation", "events.*"))
+    events = glob.glob(os.path.join(model_dir, artifacts.LOGS_FOLDER, "validation", "events.*"))
     tags = {
         value.tag
         for path in events

@@ -84,7 +84,7 @@ def unbalanced_dir(tmp_path_factory):
 
 
 def history_csv(model_dir):
-    with open(os.path.join(model_dir, artifacts.HISTORY)) as f:
+    with open(os.path.join(model_dir, artifacts.HISTORY_FILE)) as f:
         return list(csv.DictReader(f))
 
 

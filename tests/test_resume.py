@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow  # real training processes, killed by real signals
 
 def tensorboard_steps(model_dir):
     steps = []
-    for path in glob.glob(os.path.join(model_dir, artifacts.LOGS, "train", "events.*")):
+    for path in glob.glob(os.path.join(model_dir, artifacts.LOGS_FOLDER, "train", "events.*")):
         for event in tf.compat.v1.train.summary_iterator(path):
             steps += [event.step for value in event.summary.value if value.tag == "epoch_loss"]
     return sorted(set(steps)), len(steps)
@@ -63,12 +63,12 @@ def test_sigkill_between_and_inside_epochs_then_sigterm_resumes_exactly(
     # Every epoch once, every value equal.
     assert history_of(model_dir) == history_of(resume_reference)
     assert_same_final_weights(model_dir, resume_reference)
-    with open(os.path.join(model_dir, artifacts.BEST_WEIGHTS), "rb") as a:
-        with open(os.path.join(resume_reference, artifacts.BEST_WEIGHTS), "rb") as b:
+    with open(os.path.join(model_dir, artifacts.BEST_WEIGHTS_FILE), "rb") as a:
+        with open(os.path.join(resume_reference, artifacts.BEST_WEIGHTS_FILE), "rb") as b:
             assert len(a.read()) == len(b.read())
     assert (
-        artifacts.read_json(model_dir, artifacts.METRICS)["best_epoch"]
-        == (artifacts.read_json(resume_reference, artifacts.METRICS)["best_epoch"])
+        artifacts.read_json(model_dir, artifacts.METRICS_FILE)["best_epoch"]
+        == (artifacts.read_json(resume_reference, artifacts.METRICS_FILE)["best_epoch"])
     )
     steps, _ = tensorboard_steps(model_dir)
     assert steps == list(range(RESUME_EPOCHS))  # one run in TensorBoard, every epoch in it

@@ -14,21 +14,21 @@ from .helpers import launch, module, small_run_flags, stopped_at_exit
 HOLD = """
 import sys, time
 from rps_tfdata.core import run_lock
-with run_lock.hold(sys.argv[1]):
+with run_lock.locked(sys.argv[1]):
     print("holding", flush=True)
     time.sleep(600)
 """
 
 
 def test_a_held_folder_is_refused_naming_it_and_the_holder(tmp_path):
-    with run_lock.hold(str(tmp_path)):
+    with run_lock.locked(str(tmp_path)):
         with pytest.raises(FolderInUseError) as refused:
-            with run_lock.hold(str(tmp_path)):
+            with run_lock.locked(str(tmp_path)):
                 pass
     message = str(refused.value)
     assert f"--model_dir={tmp_path} is in use by a training run" in message
     assert f"pid {os.getpid()} on " in message
-    with run_lock.hold(str(tmp_path)):  # released when the block ends
+    with run_lock.locked(str(tmp_path)):  # released when the block ends
         pass
 
 
@@ -38,11 +38,11 @@ def test_a_killed_holder_leaves_nothing_that_blocks(tmp_path):
     with stopped_at_exit(holder):
         assert holder.stdout.readline().strip() == "holding"
         with pytest.raises(FolderInUseError, match=f"pid {holder.pid} on "):
-            with run_lock.hold(str(tmp_path)):
+            with run_lock.locked(str(tmp_path)):
                 pass
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    with run_lock.hold(str(tmp_path)):  # the kernel dropped the dead process's lock
+    with run_lock.locked(str(tmp_path)):  # the kernel dropped the dead process's lock
         pass
 
 
@@ -69,7 +69,7 @@ def test_two_runs_started_at_once_on_one_folder_never_both_train(tmp_path):
     refusal = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert len(refusal) == 1 and f"--model_dir={model_dir}" in refusal[0]
     # The folder is wholly the winner's: its settings and its three epochs, once each.
-    with open(os.path.join(model_dir, artifacts.RUN_CONFIG)) as f:
+    with open(os.path.join(model_dir, artifacts.RUN_CONFIG_FILE)) as f:
         assert json.load(f)["seed"] == winners[0]
-    with open(os.path.join(model_dir, artifacts.HISTORY)) as f:
+    with open(os.path.join(model_dir, artifacts.HISTORY_FILE)) as f:
         assert len(f.read().splitlines()) == 1 + 3

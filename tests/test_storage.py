@@ -19,10 +19,13 @@ def test_a_whole_run_lives_in_a_bucket():
     config = small_run(data, run_dir, checkpoint_every=1, image_cache="disk")
     metrics = training.train_and_evaluate(config)
     assert metrics["finished"] and metrics["epochs_run"] == 1
-    with fs.open_file(f"{run_dir}/{artifacts.METRICS}") as f:
+    with fs.open_file(f"{run_dir}/{artifacts.METRICS_FILE}") as f:
         assert json.load(f)["final_weights_sha256"] == metrics["final_weights_sha256"]
     for name in artifacts.RUN_FILES:
-        if name not in (artifacts.FLAGS, artifacts.TFLITE):  # the commands', not training's
+        if name not in (
+            artifacts.FLAGS_FILE,
+            artifacts.TFLITE_FOLDER,
+        ):  # the commands', not training's
             assert fs.exists(f"{run_dir}/{name}"), name
     assert atomic.is_complete(f"{run_dir}/export/1")
     cache = f"{run_dir}/tf_data_cache"

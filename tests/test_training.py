@@ -38,25 +38,25 @@ EPOCHS = FINISHED_EPOCHS
 def test_run_writes_every_artifact(finished_run):
     model_dir, _ = finished_run
     for name in (
-        artifacts.BEST_WEIGHTS,
-        artifacts.FINAL_MODEL,
-        artifacts.CLASS_NAMES,
-        artifacts.PREPROCESSING,
-        artifacts.HISTORY,
-        artifacts.METRICS,
-        artifacts.RUN_CONFIG,
+        artifacts.BEST_WEIGHTS_FILE,
+        artifacts.FINAL_MODEL_FILE,
+        artifacts.CLASS_NAMES_FILE,
+        artifacts.PREPROCESSING_FILE,
+        artifacts.HISTORY_FILE,
+        artifacts.METRICS_FILE,
+        artifacts.RUN_CONFIG_FILE,
     ):
         assert os.path.isfile(os.path.join(model_dir, name)), name
-    assert os.listdir(os.path.join(model_dir, artifacts.CHECKPOINTS))
-    assert os.listdir(os.path.join(model_dir, artifacts.LOGS))  # TensorBoard event files
-    assert artifacts.read_json(model_dir, artifacts.CLASS_NAMES) == list(
+    assert os.listdir(os.path.join(model_dir, artifacts.CHECKPOINTS_FOLDER))
+    assert os.listdir(os.path.join(model_dir, artifacts.LOGS_FOLDER))  # TensorBoard event files
+    assert artifacts.read_json(model_dir, artifacts.CLASS_NAMES_FILE) == list(
         synthetic_hands.CLASS_NAMES
     )
 
 
 def test_history_has_one_row_per_epoch_with_throughput(finished_run):
     model_dir, _ = finished_run
-    with open(os.path.join(model_dir, artifacts.HISTORY)) as f:
+    with open(os.path.join(model_dir, artifacts.HISTORY_FILE)) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == EPOCHS
     for row in rows:
@@ -67,8 +67,8 @@ def test_history_has_one_row_per_epoch_with_throughput(finished_run):
 
 def test_metrics_come_from_the_best_weights(finished_run):
     model_dir, metrics = finished_run
-    assert metrics == artifacts.read_json(model_dir, artifacts.METRICS)
-    with open(os.path.join(model_dir, artifacts.HISTORY)) as f:
+    assert metrics == artifacts.read_json(model_dir, artifacts.METRICS_FILE)
+    with open(os.path.join(model_dir, artifacts.HISTORY_FILE)) as f:
         val_losses = [float(row["val_loss"]) for row in csv.DictReader(f)]
     # The final evaluation re-reads validation un-augmented with the reloaded best weights,
     # so it reproduces the best epoch's val_loss.
@@ -87,10 +87,10 @@ def test_a_rerun_of_a_finished_run_reports_it_without_training(
     finished_run, synthetic_dir, held_out_dir
 ):
     model_dir, metrics = finished_run
-    modified = os.path.getmtime(os.path.join(model_dir, artifacts.FINAL_MODEL))
+    modified = os.path.getmtime(os.path.join(model_dir, artifacts.FINAL_MODEL_FILE))
     again = training.train_and_evaluate(finished_config(synthetic_dir, held_out_dir, model_dir))
     assert again == metrics
-    assert os.path.getmtime(os.path.join(model_dir, artifacts.FINAL_MODEL)) == modified
+    assert os.path.getmtime(os.path.join(model_dir, artifacts.FINAL_MODEL_FILE)) == modified
     with pytest.raises(ConfigError, match=f"--epochs=1 is fewer than the {EPOCHS} epochs"):
         training.train_and_evaluate(
             finished_config(synthetic_dir, held_out_dir, model_dir, epochs=1)
@@ -101,7 +101,7 @@ def test_saved_model_holds_the_best_weights(finished_run):
     model_dir, _ = finished_run
     run = artifacts.load_run(model_dir)
     best = keras.models.clone_model(run.model)
-    best.load_weights(os.path.join(model_dir, artifacts.BEST_WEIGHTS))
+    best.load_weights(os.path.join(model_dir, artifacts.BEST_WEIGHTS_FILE))
     for saved, reference in zip(run.model.get_weights(), best.get_weights(), strict=True):
         np.testing.assert_array_equal(saved, reference)
     assert run.options.image_size == (48, 48) and run.options.resize_method == "pil_nearest"
@@ -213,7 +213,7 @@ def test_a_diverging_run_stops_with_a_clear_message(own_data, tmp_path):
     config = small_run(own_data, tmp_path / "run", learning_rate=1e38)
     with pytest.raises(TrainingStoppedError, match="training diverged: the loss is not finite"):
         training.train_and_evaluate(config)
-    assert not os.path.exists(tmp_path / "run" / artifacts.METRICS)
+    assert not os.path.exists(tmp_path / "run" / artifacts.METRICS_FILE)
 
 
 def test_a_failing_final_evaluation_keeps_the_model_and_training_metrics(
@@ -222,20 +222,20 @@ def test_a_failing_final_evaluation_keeps_the_model_and_training_metrics(
     """The finished run's copy as a run killed after its last epoch (no metrics yet): its
     end is written again, and the evaluation, last, fails."""
     run_dir = copy_of_finished_run
-    os.remove(os.path.join(run_dir, artifacts.METRICS))
-    os.remove(os.path.join(run_dir, artifacts.FINAL_MODEL))
+    os.remove(os.path.join(run_dir, artifacts.METRICS_FILE))
+    os.remove(os.path.join(run_dir, artifacts.FINAL_MODEL_FILE))
     config = finished_config(synthetic_dir, held_out_dir, run_dir)
     with monkeypatch.context() as patch:
         patch.setattr(evaluation, "evaluate_prepared", _raise_disk_error)
         with pytest.raises(OSError, match="the final evaluation failed"):
             training.train_and_evaluate(config)
-    partial = artifacts.read_json(run_dir, artifacts.METRICS)
+    partial = artifacts.read_json(run_dir, artifacts.METRICS_FILE)
     assert partial["finished"] is False and partial["epochs_run"] == EPOCHS
-    assert os.path.isfile(os.path.join(run_dir, artifacts.FINAL_MODEL))
+    assert os.path.isfile(os.path.join(run_dir, artifacts.FINAL_MODEL_FILE))
     # The rerun only evaluates: no epoch is trained again.
     metrics = training.train_and_evaluate(config)
     assert metrics["finished"] and "val_accuracy" in metrics
-    with open(os.path.join(run_dir, artifacts.HISTORY)) as f:
+    with open(os.path.join(run_dir, artifacts.HISTORY_FILE)) as f:
         assert len(list(csv.DictReader(f))) == EPOCHS
 
 
@@ -249,7 +249,7 @@ def recorded_run(config, model_dir):
     source = datasets.open_source(config, plan.input_options(config))
     settings = {**config_lib.settings_of(config), "data_files": source.fingerprint()}
     run_state.write_settings(str(model_dir), settings)
-    atomic.write_text(os.path.join(model_dir, artifacts.HISTORY), "epoch\n")
+    atomic.write_text(os.path.join(model_dir, artifacts.HISTORY_FILE), "epoch\n")
 
 
 def test_other_settings_are_refused_and_overwrite_removes_only_the_runs_files(own_data, tmp_path):

@@ -351,7 +351,7 @@ def measure_serving(subject: Subject, settings: Settings) -> dict:
     options = subject.plan.input._replace(cache="memory")
     model = model_lib.build_model(options.image_size, len(split.class_names))
     run = artifacts.Run(model, split.class_names, options)
-    out = os.path.join(subject.config.model_dir, artifacts.EXPORT)
+    out = os.path.join(subject.config.model_dir, artifacts.EXPORT_FOLDER)
     serve = tf.saved_model.load(saved_model.write(run, out)).signatures["serving_default"]
     encoded = tf.constant([tf.io.read_file(p).numpy() for p in paths])
     return {

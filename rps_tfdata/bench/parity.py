@@ -95,7 +95,7 @@ def train_one(
             train, validation = _our_epoch(config, data, epoch, plan.augmentation)
         result = loop.run_epoch(steps, train, input_pipeline.steps_per_epoch(data.train))
         probabilities, labels = evaluation.predict_all(steps.predict, validation)
-        scores = evaluation.summarize(probabilities, labels, num_classes)
+        scores = evaluation.scores(probabilities, labels, num_classes)
         row = (result.loss, result.accuracy, scores["loss"], scores["accuracy"], result.seconds)
         for key, value in zip(CURVE_KEYS, row, strict=True):
             history[key].append(value)

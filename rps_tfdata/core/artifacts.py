@@ -14,36 +14,36 @@ from rps_tfdata.core import atomic, file_facts, fs
 from rps_tfdata.core.errors import RunNotFoundError
 from rps_tfdata.core.input_pipeline import PipelineOptions
 
-BEST_WEIGHTS = "best.weights.h5"
-FINAL_MODEL = "model.keras"
-CLASS_NAMES = "class_names.json"
-PREPROCESSING = "preprocessing.json"
-HISTORY = "history.csv"
-METRICS = "metrics.json"
-LOGS = "logs"
-FLAGS = "flags.txt"
-RUN_CONFIG = "run_config.json"
-CHECKPOINTS = "checkpoints"
-EXPORT = "export"  # the SavedModel's versions: EXPORT/1 (TF Serving's layout)
-TFLITE = "tflite"  # export --tflite's model, labels and input description
-HISTORY_PLOT = "history.png"  # the learning curves (with matplotlib, the plots extra)
-CONFUSION_PLOT = "confusion.png"  # the test set's confusion matrix (else validation's)
+BEST_WEIGHTS_FILE = "best.weights.h5"
+FINAL_MODEL_FILE = "model.keras"
+CLASS_NAMES_FILE = "class_names.json"
+PREPROCESSING_FILE = "preprocessing.json"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+LOGS_FOLDER = "logs"
+FLAGS_FILE = "flags.txt"
+RUN_CONFIG_FILE = "run_config.json"
+CHECKPOINTS_FOLDER = "checkpoints"
+EXPORT_FOLDER = "export"  # the SavedModel's versions: EXPORT_FOLDER/1 (TF Serving's layout)
+TFLITE_FOLDER = "tflite"  # export --tflite's model, labels and input description
+HISTORY_PLOT_FILE = "history.png"  # the learning curves (with matplotlib, the plots extra)
+CONFUSION_PLOT_FILE = "confusion.png"  # the test set's confusion matrix (else validation's)
 # Everything a run writes, as `remove_run` deletes it (nothing else in the folder).
 RUN_FILES = (
-    BEST_WEIGHTS,
-    FINAL_MODEL,
-    CLASS_NAMES,
-    PREPROCESSING,
-    HISTORY,
-    METRICS,
-    LOGS,
-    FLAGS,
-    RUN_CONFIG,
-    CHECKPOINTS,
-    EXPORT,
-    TFLITE,
-    HISTORY_PLOT,
-    CONFUSION_PLOT,
+    BEST_WEIGHTS_FILE,
+    FINAL_MODEL_FILE,
+    CLASS_NAMES_FILE,
+    PREPROCESSING_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    LOGS_FOLDER,
+    FLAGS_FILE,
+    RUN_CONFIG_FILE,
+    CHECKPOINTS_FOLDER,
+    EXPORT_FOLDER,
+    TFLITE_FOLDER,
+    HISTORY_PLOT_FILE,
+    CONFUSION_PLOT_FILE,
     file_facts.INDEX,  # the data's file facts (on remote file systems)
 )
 
@@ -73,10 +73,10 @@ def remove_run(model_dir: str) -> None:
 
 def finished_metrics(model_dir: str) -> Optional[dict[str, Any]]:
     """The metrics of a finished run in `model_dir`, or None."""
-    path = os.path.join(model_dir, METRICS)
+    path = os.path.join(model_dir, METRICS_FILE)
     if not fs.exists(path):
         return None
-    metrics = read_json(model_dir, METRICS)
+    metrics = read_json(model_dir, METRICS_FILE)
     return metrics if metrics.get("finished") else None
 
 
@@ -90,7 +90,7 @@ def read_json(model_dir: str, name: str) -> Any:
 def write_preprocessing(model_dir: str, options: PipelineOptions) -> str:
     """Records how images were sized, so inference reads them the same way."""
     return atomic.write_json(
-        os.path.join(model_dir, PREPROCESSING),
+        os.path.join(model_dir, PREPROCESSING_FILE),
         {"image_size": list(options.image_size), "resize_method": options.resize_method},
     )
 
@@ -101,18 +101,18 @@ def load_run(model_dir: str, *, batch_size: int = 32) -> Run:
     Raises:
       RunNotFoundError: `model_dir` does not hold a finished run; names the missing file.
     """
-    for name in (FINAL_MODEL, CLASS_NAMES, PREPROCESSING):
+    for name in (FINAL_MODEL_FILE, CLASS_NAMES_FILE, PREPROCESSING_FILE):
         if not fs.exists(os.path.join(model_dir, name)):
             raise RunNotFoundError(
                 f"{os.path.join(model_dir, name)} not found: --model_dir must be the folder of a "
                 "finished `python -m rps_tfdata.train` run"
             )
-    model = keras.saving.load_model(os.path.join(model_dir, FINAL_MODEL))
-    preprocessing = read_json(model_dir, PREPROCESSING)
+    model = keras.saving.load_model(os.path.join(model_dir, FINAL_MODEL_FILE))
+    preprocessing = read_json(model_dir, PREPROCESSING_FILE)
     options = PipelineOptions(
         image_size=tuple(preprocessing["image_size"]),
         batch_size=batch_size,
         resize_method=preprocessing["resize_method"],
         cache="memory",  # read once: the scan for unreadable files decodes them anyway
     )
-    return Run(model, read_json(model_dir, CLASS_NAMES), options)
+    return Run(model, read_json(model_dir, CLASS_NAMES_FILE), options)

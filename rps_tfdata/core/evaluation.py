@@ -28,7 +28,7 @@ def predict_all(predict: Predict, batches: tf.data.Dataset) -> tuple[np.ndarray,
     return np.concatenate(probabilities), np.concatenate(labels)
 
 
-def summarize(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
+def scores(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
     """Accuracy, mean cross-entropy (clipped as Keras clips) and the confusion matrix."""
     clip = loop.PROBABILITY_CLIP
     picked = np.clip(probabilities[np.arange(len(labels)), labels], clip, 1 - clip)
@@ -95,7 +95,7 @@ def evaluate_prepared(
       F1, support; and their macro mean), `misclassified` and `skipped_images`.
     """
     probabilities, labels = predict_all(predict, input_pipeline.evaluation_batches(prepared))
-    result = summarize(probabilities, labels, len(class_names))
+    result = scores(probabilities, labels, len(class_names))
     result["class_names"] = list(class_names)
     result["per_class"] = per_class(result["confusion_matrix"], list(class_names))
     result["misclassified"] = misclassified(prepared.paths, probabilities, labels, class_names)

@@ -19,8 +19,8 @@ from rps_tfdata.core import recipe
 from rps_tfdata.core.augment import IDGAugmentation
 from rps_tfdata.core.decode import rescale
 
-# Keras clips probabilities so into its categorical cross-entropy; so do we (and the
-# evaluation's loss, in NumPy).
+# Keras clips probabilities to [PROBABILITY_CLIP, 1 - PROBABILITY_CLIP] in its categorical
+# cross-entropy; so do the train step and the evaluation's loss (in NumPy).
 PROBABILITY_CLIP = 1e-7
 
 
@@ -194,7 +194,7 @@ def _replica_step(
 
 def make_predict(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
     """images (0..255, as batches carry them) -> float32 probabilities, compiled once
-    (every batch has one shape: `epochs` pads the last)."""
+    (every batch has one shape: `input_pipeline.evaluation_batches` pads the last)."""
     return tf.function(
         lambda images: tf.cast(model(rescale(images), training=False), tf.float32), autograph=False
     )
@@ -227,7 +227,7 @@ class EpochControls(NamedTuple):
       steps_per_loop: steps per call of the compiled loop (`Steps.train_loop`).
       save_every: a checkpoint every this many steps (but the last); 0: none inside.
       save: records the epoch's progress (the checkpoint inside the epoch).
-      should_stop: the name of a signal that asks this worker to stop, or "".
+      stop_signal: the name of a signal that asks this worker to stop, or "".
       profile: the steps to trace, if any.
       progress: a live bar, if any.
     """
@@ -235,7 +235,7 @@ class EpochControls(NamedTuple):
     steps_per_loop: int = 1
     save_every: int = 0
     save: Optional[Callable[[EpochProgress], None]] = None
-    should_stop: Callable[[], str] = lambda: ""
+    stop_signal: Callable[[], str] = lambda: ""
     profile: Optional[ProfileWindow] = None
     progress: Optional[keras.utils.Progbar] = None
 
@@ -253,7 +253,7 @@ def run_epoch(
     """Trains the epoch's steps `start.step + 1 .. num_steps` from `batches` (num_steps
     None: until they run out, one step a call), adding to `start`'s totals, in calls of
     `controls.steps_per_loop` steps. Every `save_every` steps (but the last) `save`
-    records the totals. Returns None when `should_stop()` turned true here or on another
+    records the totals. Returns None when `stop_signal()` named a signal here or on another
     worker: every worker learns of it in the same step (`make_steps`), saves that step
     and stops there.
 
@@ -265,7 +265,7 @@ def run_epoch(
     marks = _marks(controls.save_every, controls.profile)
     step = start.step
     while num_steps is None or step < num_steps:
-        requested = tf.constant(1.0 if controls.should_stop() else 0.0)
+        requested = tf.constant(1.0 if controls.stop_signal() else 0.0)
         before = totals
         _profile_edge(controls.profile, step, starting=True)
         if controls.steps_per_loop == 1:

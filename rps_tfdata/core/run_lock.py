@@ -15,7 +15,7 @@ lock (some FUSE mounts) is said in one warning, and the run goes on unguarded.
 An object store (any URL but `file://`) has no locks, and no way to write an object only
 if another is absent through `tf.io.gfile`; there the last run to start owns the folder:
 it writes an owner object (`OWNER_FILE`) with a token of its own, and before every save a
-run reads it back (`Hold.check`) and stops, saving nothing, when another run has written
+run reads it back (`RunLock.check`) and stops, saving nothing, when another run has written
 its own since. Two runs started on one bucket folder therefore never both go on saving:
 the later one continues the run (a rerun of a killed run is such a later one), the other
 stops at its next save with one line naming it.
@@ -51,7 +51,7 @@ def _who() -> str:
     return f"pid {os.getpid()} on {socket.gethostname()}, since {started}"
 
 
-class Hold:
+class RunLock:
     """This process's hold on a run folder: `check()` before every save."""
 
     def __init__(self, model_dir: str, token: str = ""):
@@ -73,7 +73,7 @@ class Hold:
             )
 
 
-def _own(model_dir: str) -> Hold:
+def _own(model_dir: str) -> RunLock:
     """On an object store: this run writes itself in as the folder's owner."""
     token = uuid.uuid4().hex
     atomic.write_text(os.path.join(model_dir, OWNER_FILE), f"{token}\n{_who()}\n")
@@ -82,11 +82,11 @@ def _own(model_dir: str) -> Hold:
         "over (this one then stops at its next save)",
         model_dir,
     )
-    return Hold(model_dir, token)
+    return RunLock(model_dir, token)
 
 
 @contextlib.contextmanager
-def hold(model_dir: str) -> Iterator[Hold]:
+def locked(model_dir: str) -> Iterator[RunLock]:
     """Holds `model_dir` for this process for the duration of the block.
 
     Raises:
@@ -120,6 +120,6 @@ def hold(model_dir: str) -> Iterator[Hold]:
         else:
             os.ftruncate(fd, 0)
             os.write(fd, f"{_who()}\n".encode())
-        yield Hold(model_dir)
+        yield RunLock(model_dir)
     finally:
         os.close(fd)  # closing the last descriptor releases the lock

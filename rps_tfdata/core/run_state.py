@@ -69,7 +69,7 @@ class RunState:
     ):
         """Saves to `folder`; restores from `restore_from` (default the same folder: a
         non-chief worker saves to its own scratch folder, restores from the chief's).
-        `before_save` runs before anything is written (`run_lock.Hold.check`)."""
+        `before_save` runs before anything is written (`run_lock.RunLock.check`)."""
         self.folder = folder
         self._before_save = before_save
         self._saved_variables = [*model.variables, *optimizer.variables]
@@ -95,9 +95,9 @@ class RunState:
             history=self._history,
         )
         self._checkpoint = checkpoint
-        self._save_dir = os.path.join(folder, artifacts.CHECKPOINTS)
-        self._restore_dir = os.path.join(restore_from or folder, artifacts.CHECKPOINTS)
-        logs = os.path.join(folder, artifacts.LOGS)
+        self._save_dir = os.path.join(folder, artifacts.CHECKPOINTS_FOLDER)
+        self._restore_dir = os.path.join(restore_from or folder, artifacts.CHECKPOINTS_FOLDER)
+        logs = os.path.join(folder, artifacts.LOGS_FOLDER)
         self._writers = {
             k: tf.summary.create_file_writer(os.path.join(logs, k)) for k in ("train", "validation")
         }
@@ -119,7 +119,7 @@ class RunState:
         epoch, step = self._saved_at
         return f"step {step} of epoch {epoch + 1}" if step else f"epoch {epoch}"
 
-    def saved(self) -> str:
+    def saved_message(self) -> str:
         """What a rerun continues from, as the end of a message that stops the run."""
         if self._saved_at == (0, 0):
             return "nothing of the run is saved yet"
@@ -170,7 +170,7 @@ class RunState:
         self._before_save()
         improved = row["val_loss"] < float(self.best_val_loss.numpy())
         if improved:
-            best = os.path.join(self.folder, artifacts.BEST_WEIGHTS)
+            best = os.path.join(self.folder, artifacts.BEST_WEIGHTS_FILE)
             with atomic.writing_elsewhere_first(best) as path:
                 model.save_weights(path)
             self.best_val_loss.assign(row["val_loss"])
@@ -229,7 +229,7 @@ def write_history(folder: str, history: list[dict[str, float]]) -> None:
     writer = csv.DictWriter(text, HISTORY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(history)
-    atomic.write_text(os.path.join(folder, artifacts.HISTORY), text.getvalue())
+    atomic.write_text(os.path.join(folder, artifacts.HISTORY_FILE), text.getvalue())
 
 
 def _seed_generators(model: keras.Model) -> list:
@@ -269,7 +269,7 @@ def saved_checkpoints(folder: str) -> list[str]:
 
 def read_settings(model_dir: str) -> Optional[dict[str, Any]]:
     """The settings a run in `model_dir` was started with, or None for a new folder."""
-    path = os.path.join(model_dir, artifacts.RUN_CONFIG)
+    path = os.path.join(model_dir, artifacts.RUN_CONFIG_FILE)
     if not fs.exists(path):
         return None
     with fs.open_file(path) as f:
@@ -277,7 +277,7 @@ def read_settings(model_dir: str) -> Optional[dict[str, Any]]:
 
 
 def write_settings(model_dir: str, settings: dict[str, Any]) -> None:
-    atomic.write_json(os.path.join(model_dir, artifacts.RUN_CONFIG), settings)
+    atomic.write_json(os.path.join(model_dir, artifacts.RUN_CONFIG_FILE), settings)
 
 
 def differing(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:

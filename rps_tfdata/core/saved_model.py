@@ -35,7 +35,7 @@ EXPORT_VERSION = "1"  # TF Serving reads MODEL/<version>/saved_model.pb
 
 def default_dir(model_dir: str) -> str:
     """MODEL_DIR/export/1, the layout TF Serving expects."""
-    return os.path.join(model_dir, artifacts.EXPORT, EXPORT_VERSION)
+    return os.path.join(model_dir, artifacts.EXPORT_FOLDER, EXPORT_VERSION)
 
 
 def make_serving_fn(

@@ -20,7 +20,7 @@ MODEL, LABELS, INPUT = "model.tflite", "labels.txt", "input.json"
 
 def default_dir(model_dir: str) -> str:
     """MODEL_DIR/tflite, where `export --tflite` writes."""
-    return os.path.join(model_dir, artifacts.TFLITE)
+    return os.path.join(model_dir, artifacts.TFLITE_FOLDER)
 
 
 def convert(run: artifacts.Run, quantize: str = "none") -> bytes:

@@ -88,8 +88,8 @@ def train_and_evaluate(
     settings = {**settings_of(config), "data_files": source.fingerprint()}
     chief = plan.worker.is_chief
     # Only the chief writes the folder; the other workers share it with the chief.
-    others = contextlib.nullcontext(run_lock.Hold(config.model_dir))
-    with run_lock.hold(config.model_dir) if chief else others as held:
+    others = contextlib.nullcontext(run_lock.RunLock(config.model_dir))
+    with run_lock.locked(config.model_dir) if chief else others as held:
         stored = run_state.claim(
             config.model_dir, settings, config.epochs, overwrite=overwrite and chief
         )
@@ -107,7 +107,7 @@ def train_and_evaluate(
             # The folder becomes this run's only now that its data is known to be usable.
             run_state.write_settings(config.model_dir, settings)
             if flags_text is not None:
-                atomic.write_text(os.path.join(config.model_dir, artifacts.FLAGS), flags_text)
+                atomic.write_text(os.path.join(config.model_dir, artifacts.FLAGS_FILE), flags_text)
             state = run_state.RunState(
                 config.model_dir, built.model, built.optimizer, before_save=held.check
             )
@@ -224,7 +224,7 @@ def _train_epochs(run: _Training) -> None:
                 raise TrainingStoppedError(
                     f"{distribution.peer_of(e)} of the cluster is gone or silent "
                     f"({distribution.failure_of(e)}); "
-                    f"{state.saved()}: start every worker again with the same commands "
+                    f"{state.saved_message()}: start every worker again with the same commands "
                     "to continue"
                 ) from e
             with watch.guard if watch is not None else contextlib.nullcontext():
@@ -257,8 +257,8 @@ def _storage_holds(
     config: TrainConfig, saved: Callable[[], Optional[run_state.RunState]]
 ) -> Iterator[None]:
     """The run's storage failing under it (a bucket that stops answering, a disk that
-    fills) ends it with one line naming the place and what is saved (`saved()`: the
-    run's state once it has one). A save cut short is no checkpoint (`run_state`), and
+    fills) ends it with one line naming the place and what is saved (the run's state
+    `saved` returns, once it has one). A save cut short is no checkpoint (`run_state`), and
     every artifact is written under a temporary name, so what was saved before stays
     whole and the rerun continues from it."""
     try:
@@ -266,7 +266,7 @@ def _storage_holds(
     except (OSError, tf.errors.OpError) as e:
         message = e.message if isinstance(e, tf.errors.OpError) else str(e)
         state = saved()
-        where = state.saved() if state else "nothing of the run is saved yet"
+        where = state.saved_message() if state else "nothing of the run is saved yet"
         stop = _bucket_stop(config, message, where) or _full_disk_stop(config, e, state, where)
         if stop is None:
             raise
@@ -317,7 +317,7 @@ def _service_watch(config: TrainConfig, state: run_state.RunState):
 
     def then() -> str:
         return (
-            f"{state.saved()}: rerun the same command "
+            f"{state.saved_message()}: rerun the same command "
             "once the service has a dispatcher and workers again"
         )
 
@@ -348,7 +348,7 @@ def _profile_in(run: _Training, epoch: int, steps_in_epoch: int) -> Optional[loo
     span = profile_range(run.config.profile_steps)
     if span is None or not run.plan.worker.is_chief:
         return None
-    folder = os.path.join(run.config.model_dir, artifacts.LOGS)
+    folder = os.path.join(run.config.model_dir, artifacts.LOGS_FOLDER)
     return loop.profile_window(span, epoch, steps_in_epoch, folder)
 
 
@@ -368,7 +368,7 @@ def _train_epoch(
         save_every=config.checkpoint_every,
         # A service epoch cannot start inside itself: a stop there keeps the last epoch.
         save=None if config.data_service else run.state.save_progress,
-        should_stop=run.stop_signal,
+        stop_signal=run.stop_signal,
         profile=_profile_in(run, epoch, num_steps or input_pipeline.steps_per_epoch(data.train)),
         progress=loop.progress_bar(num_steps) if num_steps else None,
     )
@@ -377,7 +377,7 @@ def _train_epoch(
         who = run.stop_signal() or "a stop request on another worker"
         raise TrainingStoppedError(
             f"stopped by {who} in epoch {epoch + 1}; "
-            f"{run.state.saved()}: rerun the same command to continue from there"
+            f"{run.state.saved_message()}: rerun the same command to continue from there"
         )
     if trained.unreadable:
         _unreadable_in_epoch(trained, epoch, config.data_service)
@@ -385,7 +385,7 @@ def _train_epoch(
         raise TrainingStoppedError(
             f"the tf.data service delivered {trained.images + trained.unreadable} of the "
             f"{len(data.train.paths)} training images in epoch {epoch + 1} (did a worker "
-            f"stop?); {run.state.saved()}: rerun to continue "
+            f"stop?); {run.state.saved_message()}: rerun to continue "
             "from there"
         )
     validation = _validate(run, epoch)
@@ -417,7 +417,7 @@ def _validate(run: _Training, epoch: int) -> dict[str, Any]:
         epoch=epoch,
     )
     probabilities, labels = evaluation.predict_all(run.built.steps.predict, batches)
-    return evaluation.summarize(probabilities, labels, len(run.data.class_names))
+    return evaluation.scores(probabilities, labels, len(run.data.class_names))
 
 
 def _log_epoch(row: dict[str, float], total: int, improved: bool) -> None:
@@ -433,7 +433,7 @@ def _log_epoch(row: dict[str, float], total: int, improved: bool) -> None:
 def _diverged(epoch: int, state: run_state.RunState, config: TrainConfig) -> TrainingStoppedError:
     kept = (
         f"the best weights so far (epoch {int(state.best_epoch.numpy())}) are kept in "
-        f"{os.path.join(state.folder, artifacts.BEST_WEIGHTS)}"
+        f"{os.path.join(state.folder, artifacts.BEST_WEIGHTS_FILE)}"
         if int(state.best_epoch.numpy())
         else "no epoch finished, so no weights were kept"
     )
@@ -443,7 +443,7 @@ def _diverged(epoch: int, state: run_state.RunState, config: TrainConfig) -> Tra
     )
 
 
-def summarize(history: list[dict[str, float]], data: Data) -> dict[str, Any]:
+def run_metrics(history: list[dict[str, float]], data: Data) -> dict[str, Any]:
     """Run-level figures from the per-epoch history: best epoch, speed, sizes."""
     speeds = [row["train_images_per_sec"] for row in history]
     best = min(range(len(history)), key=lambda k: history[k]["val_loss"])
@@ -481,20 +481,22 @@ def _finish(run: _Training) -> dict[str, Any]:
         run.plan.input,
     )
     final_digest = weights_digest(model)
-    model.load_weights(os.path.join(model_dir, artifacts.BEST_WEIGHTS))
-    with atomic.writing_elsewhere_first(os.path.join(model_dir, artifacts.FINAL_MODEL)) as path:
+    model.load_weights(os.path.join(model_dir, artifacts.BEST_WEIGHTS_FILE))
+    with atomic.writing_elsewhere_first(
+        os.path.join(model_dir, artifacts.FINAL_MODEL_FILE)
+    ) as path:
         model.save(path)
-    atomic.write_json(os.path.join(model_dir, artifacts.CLASS_NAMES), data.class_names)
+    atomic.write_json(os.path.join(model_dir, artifacts.CLASS_NAMES_FILE), data.class_names)
     artifacts.write_preprocessing(model_dir, options)
     finished = artifacts.Run(model, data.class_names, options)
     saved_model.write(finished, saved_model.default_dir(model_dir))
     if data.test:  # screened at the start, decoded only now (a restart reads it no sooner)
         data = data._replace(test=input_pipeline.decoded_now(data.test))
-    metrics = summarize(run.state.history, data)
+    metrics = run_metrics(run.state.history, data)
     metrics["skipped_images"] += headers.as_records(_undecodable(run))
     metrics["final_weights_sha256"] = final_digest
     metrics.update(_recipe_facts(run))
-    metrics_path = os.path.join(model_dir, artifacts.METRICS)
+    metrics_path = os.path.join(model_dir, artifacts.METRICS_FILE)
     atomic.write_json(metrics_path, {**metrics, "finished": False})
     result = None
     for name, split in (("val", data.validation), ("test", data.test)):
@@ -525,10 +527,10 @@ def _draw(run: _Training, last: dict[str, Any], which: str) -> None:
         logging.info("no plots in %s: pip install 'rps_tfdata[plots]' (matplotlib)", model_dir)
         return
     curves = plots.learning_curves(run.state.history)
-    atomic.write_bytes(os.path.join(model_dir, artifacts.HISTORY_PLOT), curves)
+    atomic.write_bytes(os.path.join(model_dir, artifacts.HISTORY_PLOT_FILE), curves)
     title = f"{which}: accuracy {last['accuracy']:.4f}"
     matrix = plots.confusion_matrix(last["confusion_matrix"], last["class_names"], title)
-    atomic.write_bytes(os.path.join(model_dir, artifacts.CONFUSION_PLOT), matrix)
+    atomic.write_bytes(os.path.join(model_dir, artifacts.CONFUSION_PLOT_FILE), matrix)
     run.state.add_image("confusion_matrix", matrix)
 
 

@@ -30,10 +30,10 @@ def main(argv: Sequence[str]) -> None:
     metrics = training.train_and_evaluate(
         config, overwrite=_F.overwrite.value, flags_text=command.serialize_flags(settings)
     )
-    if "val_accuracy" not in metrics:  # a non-chief worker: the chief writes the run
+    if isinstance(metrics, training.WorkerResult):
         print(
-            f"worker trained {metrics['epochs_run']} epochs (weights sha256 "
-            f"{metrics['final_weights_sha256'][:16]}...); the chief writes the artifacts "
+            f"worker trained {metrics.epochs_run} epochs (weights sha256 "
+            f"{metrics.final_weights_sha256[:16]}...); the chief writes the artifacts "
             f"in {config.model_dir}"
         )
         return

@@ -57,8 +57,9 @@ def test_bad_files_leave_their_subset_and_the_rest_keeps_idgs_split(
     data_with_bad_files, tmp_path, cache
 ):
     config = small_run(data_with_bad_files, tmp_path / "run", image_cache=cache)
-    run_plan = plan.make_plan(config)
-    data = datasets.open_source(config, run_plan.input).load(run_plan.worker)
+    source = datasets.open_source(config)
+    run_plan = plan.make_plan(config, image_counts=source.image_counts)
+    data = source.load(run_plan.worker, run_plan.input)
     skipped = {os.path.basename(b.path).removeprefix("rock00-") for b in data.skipped()}
     assert skipped == set(BAD_FILES)
     # IDG splits the listing with the bad files in it; they then leave their subset.

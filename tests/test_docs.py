@@ -149,7 +149,7 @@ def as_cell(value) -> str:
 
 
 def test_readme_flag_tables_hold_every_train_flag_once_with_its_default():
-    text = section("README.md", "## The flags of `train`")
+    text = section("docs/flags.md", "## The flags of `train`")
     computes, elsewhere = (flag_table_rows(t) for t in text.split("\n\n", 1))
     assert not set(computes) & set(elsewhere)
     assert set(computes) | set(elsewhere) == set(vars(train._F))
@@ -196,7 +196,7 @@ def test_the_console_scripts_readme_names_are_setup_cfgs():
 
 
 def test_readme_flag_table_of_the_other_commands_gives_their_defaults():
-    rows = flag_table_rows(section("README.md", "## Using a finished run"))
+    rows = flag_table_rows(section("docs/serving.md", "## Their flags"))
     assert {"json", "top_k", "format", "tflite", "tflite_quantize"} <= set(rows)
     for name, cell in rows.items():
         assert cell == as_cell(flags.FLAGS[name].default), f"--{name}: README says {cell}"

@@ -332,9 +332,10 @@ def test_a_folder_source_lists_each_folder_once_per_start(
     monkeypatch.setattr(fs, "walk", walk)
     monkeypatch.setattr(fs, "listdir", listdir)
     config = small_run(synthetic_dir, tmp_path / "run", test_dir=held_out_dir)
-    source = datasets.open_source(config, plan.input_options(config))
+    source = datasets.open_source(config)
     source.fingerprint()
-    source.load(Worker())
+    source.image_counts(Worker())
+    source.load(Worker(), plan.input_options(config))
     once = {("walk", f): 1 for f in folders}
     once.update({("listdir", synthetic_dir): 1, ("listdir", held_out_dir): 1})
     assert dict(calls) == once

@@ -32,7 +32,7 @@ def test_splits_follow_tfds_labels_and_take_the_first_fifth_of_each_class(mock_r
         for e in tfds.load("rock_paper_scissors", split="train", shuffle_files=False)
     ]
     run = small_run("", "", dataset="tfds", validation_split=0.2)
-    data = tfds_source.TfdsSource(run, OPTIONS).load(distribution.Worker())
+    data = tfds_source.TfdsSource(run).load(distribution.Worker(), OPTIONS)
     train, validation, test, listed = data.train, data.validation, data.test, data.listed_train
     ours = np.array(["rock", "paper", "scissors"])[raw]  # TFDS's names of each example
     for split in (train, validation):

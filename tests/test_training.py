@@ -246,7 +246,7 @@ def _raise_disk_error(*args, **kwargs):
 def recorded_run(config, model_dir):
     """`model_dir` as a run of `config` leaves it, without training: its recorded
     settings (with the images' fingerprint) and an artifact."""
-    source = datasets.open_source(config, plan.input_options(config))
+    source = datasets.open_source(config)
     settings = {**config_lib.settings_of(config), "data_files": source.fingerprint()}
     run_state.write_settings(str(model_dir), settings)
     atomic.write_text(os.path.join(model_dir, artifacts.HISTORY_FILE), "epoch\n")

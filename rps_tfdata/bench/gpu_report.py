@@ -87,7 +87,7 @@ def check(
 ) -> dict[str, Any]:
     """Every check of the module doc on the subject's data; the report as one dict."""
     config = subject.config
-    data = subject.source.load(subject.plan.worker)
+    data = subject.source.load(subject.plan.worker, subject.plan.input)
     report: dict[str, Any] = {"gpu": gpu_name(), "image_size": config.image_size}
     agreement = augmentation_agreement(subject, data)
     report["augmentation_max_difference"] = round(agreement, 5)

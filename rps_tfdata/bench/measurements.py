@@ -69,8 +69,11 @@ class Subject(NamedTuple):
 
 def subject_of(config: config_lib.TrainConfig) -> Subject:
     """`config` planned on one device, with its source opened."""
-    plan = plan_lib.make_plan(config, strategy_override="one_device")
-    return Subject(config, plan, datasets.open_source(config, plan.input))
+    source = datasets.open_source(config)
+    plan = plan_lib.make_plan(
+        config, image_counts=source.image_counts, strategy_override="one_device"
+    )
+    return Subject(config, plan, source)
 
 
 class Settings(NamedTuple):
@@ -421,7 +424,7 @@ def run_benchmarks(
 ) -> dict[str, throughput.Rate]:
     """Runs the measurements `mode` asks for, logging each figure as it is done."""
     config, plan = subject.config, subject.plan
-    data = subject.source.load(plan.worker)
+    data = subject.source.load(plan.worker, plan.input)
     steps = training.build(config, plan, len(data.class_names), data).steps
     bench = Bench(subject, data, steps, settings)
     stages: list[tuple[str, Callable[[], dict]]] = [

@@ -115,8 +115,11 @@ def train_side_by_side(config: config_lib.TrainConfig, *, repeats: int = 1) -> l
     runs = []
     for seed in range(config.seed, config.seed + repeats):
         run_config = parity_config(config, seed)
-        plan = plan_lib.make_plan(run_config, strategy_override="one_device")
-        data = datasets.open_source(run_config, plan.input).load(plan.worker)  # read once
+        source = datasets.open_source(run_config)
+        plan = plan_lib.make_plan(
+            run_config, image_counts=source.image_counts, strategy_override="one_device"
+        )
+        data = source.load(plan.worker, plan.input)  # read once
         runs.extend(train_one(name, run_config, plan, data) for name in PIPELINES)
     return runs
 

@@ -3,7 +3,8 @@
 `make_plan` checks the settings (`config.check_config`: what cannot work anywhere),
 creates the `tf.distribute` strategy (first: a multi-worker strategy must exist before
 TensorFlow runs any op), then decides once where and how augmentation runs, whether the
-train step is XLA-compiled, each replica's share of the batch and how images are read;
+train step is XLA-compiled, each replica's share of the batch and how images are read
+(the image cache from the counts the run's source gives);
 it refuses what cannot work on this machine and logs the result in one line. Training,
 the benchmarks, the GPU report and the parity run read the plan; nothing resolves a
 setting twice, and the augmentation layer is built once. The rules take the machine's
@@ -11,14 +12,15 @@ facts (`Machine`) as an argument, so each is tested for a machine with GPUs too.
 """
 
 import os
-from typing import NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import tensorflow as tf
 from absl import logging
 
-from rps_tfdata.core import distribution, input_pipeline
+from rps_tfdata.core import distribution, input_pipeline, resources
 from rps_tfdata.core.augment import SEED_AUGMENTATION, IDGAugmentation
 from rps_tfdata.core.config import TrainConfig, check_config
+from rps_tfdata.core.distribution import Worker
 from rps_tfdata.core.errors import ConfigError
 from rps_tfdata.core.input_pipeline import PipelineOptions
 from rps_tfdata.core.resources import MemoryRoom
@@ -96,9 +98,9 @@ def strategy_name(strategy: str, machine: Machine) -> str:
 
 def input_options(config: TrainConfig) -> PipelineOptions:
     """How a run reads images: the image cache and determinism resolved (the tf.data
-    service's workers read files and deliver as they finish; other runs cache in memory,
-    `fit_image_cache` deciding once the images are counted, and keep the order), and the
-    disk cache inside the run's folder."""
+    service's workers read files and deliver as they finish; other runs keep the order
+    and ask for the memory cache, which `fit_image_cache` confirms or turns to disk once
+    the images are counted), and the disk cache inside the run's folder."""
     service = bool(config.data_service)
     cache = config.image_cache if config.image_cache != "auto" else "none" if service else "memory"
     deterministic = config.deterministic if config.deterministic is not None else not service
@@ -191,10 +193,23 @@ def machine_problem(
     return None
 
 
-def make_plan(config: TrainConfig, *, strategy_override: Optional[str] = None) -> Plan:
+def make_plan(
+    config: TrainConfig,
+    *,
+    image_counts: Optional[Callable[[Worker], Optional[Sequence[int]]]] = None,
+    strategy_override: Optional[str] = None,
+) -> Plan:
     """Checks the run's settings and resolves its `auto` values on this machine, once,
-    and logs them. `strategy_override`: the strategy the measuring tools use (they
-    measure one device), in place of `--strategy`.
+    and logs them.
+
+    Args:
+      config: the run's settings.
+      image_counts: the images this worker's cache would hold, per split, from the
+        run's source (`Source.image_counts`); the image cache is decided from them
+        (`fit_image_cache`). Without them, or when the source holds decoded images
+        already (None), the cache is the one `input_options` asks for.
+      strategy_override: the strategy the measuring tools use (they measure one
+        device), in place of `--strategy`.
 
     Raises:
       ConfigError: settings that cannot work (named), e.g. a batch that does not
@@ -216,6 +231,10 @@ def make_plan(config: TrainConfig, *, strategy_override: Optional[str] = None) -
     problem = machine_problem(config, machine, replicas=replicas, on_device=on_device, xla=xla)
     if problem:
         raise ConfigError(problem)
+    options = input_options(config)
+    counts = image_counts(worker) if image_counts else None
+    if counts is not None:
+        options = fit_image_cache(options, config.image_cache, counts, resources.memory_room())
     plan = Plan(
         strategy=strategy,
         worker=worker,
@@ -224,7 +243,7 @@ def make_plan(config: TrainConfig, *, strategy_override: Optional[str] = None) -
         augmentation=make_augmentation(config),
         augment_on_device=on_device,
         xla=xla,
-        input=input_options(config),
+        input=options,
     )
     logging.info("plan: %s", describe(plan, config))
     return plan
@@ -238,13 +257,12 @@ def describe(plan: Plan, config: TrainConfig) -> str:
     else:
         augmentation = "on the device" if plan.augment_on_device else "in tf.data"
     order = "deterministic" if options.deterministic else "nondeterministic"
-    fits = " if the images fit" if options.cache == "memory" else ""
     return (
         f"{type(plan.strategy).__name__} with {plan.strategy.num_replicas_in_sync} "
         f"replica(s) of batch {plan.replica_batch} (worker {plan.worker.index + 1} of "
         f"{plan.worker.count}); augmentation {augmentation} (--augment_on={config.augment_on}); "
         f"train step {'with' if plan.xla else 'without'} XLA (--jit_compile="
-        f"{config.jit_compile}); {config.mixed_precision}; image cache {options.cache}{fits} "
+        f"{config.jit_compile}); {config.mixed_precision}; image cache {options.cache} "
         f"(--image_cache={config.image_cache}); {order} order"
         + (" (the tf.data service delivers as workers finish)" if config.data_service else "")
     )

@@ -1,21 +1,16 @@
 """Training and final evaluation of the seed's CNN: the whole job as one library call.
 
-`train_and_evaluate` resolves the run's plan, opens its data source, claims the model
-folder (`run_state.claim`: continue, report or refuse), reads every image once, trains
-epoch by epoch with a checkpoint after each, keeps the weights with the best validation
-loss (as the seed meant to), and writes the run's artifacts.
+`train_and_evaluate` reads as the run goes: the plan, the data source, the run's folder
+(`run_folder`: continue, report or refuse), the data read once, the model built, the
+epochs (a checkpoint after each; the weights with the best validation loss kept, as the
+seed meant to) and the run's end (`run_end`: the artifacts and the final evaluation).
 """
 
 import contextlib
-import errno
-import hashlib
+import itertools
 import math
 import os
-import re
-import shutil
-import statistics
-import tempfile
-from typing import Any, Callable, Iterator, NamedTuple, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import keras
 import tensorflow as tf
@@ -23,19 +18,15 @@ from absl import logging
 
 from rps_tfdata.core import (
     artifacts,
-    atomic,
     datasets,
     distribution,
     evaluation,
-    fs,
-    headers,
     input_pipeline,
     loop,
-    plots,
     recipe,
-    run_lock,
+    run_end,
+    run_folder,
     run_state,
-    saved_model,
     stopping,
     tf_data_service,
 )
@@ -66,58 +57,69 @@ class _Training(NamedTuple):
     data: Data
     built: Built
     stop_signal: Callable[[], str]  # the name of a signal that asks to stop, or ""
-    state: Optional[run_state.RunState] = None  # where the run is saved (None: not yet)
+    state: run_state.RunState
+
+
+class WorkerResult(NamedTuple):
+    """What a worker other than the chief trained; the chief writes the run."""
+
+    epochs_run: int
+    final_weights_sha256: str
 
 
 def train_and_evaluate(
     config: TrainConfig, *, overwrite: bool = False, flags_text: Optional[str] = None
-) -> dict[str, Any]:
+) -> Union[dict[str, Any], WorkerResult]:
     """Trains (or continues, or reports) the run in `config.model_dir`.
 
     Args:
+      config: the run's settings.
       overwrite: replace a run of other settings in the folder instead of refusing.
       flags_text: the command's flags as a flagfile, written as `flags.txt` once the
         folder is known to be this run's.
 
     Returns:
-      The metrics also written to `metrics.json` (a non-chief worker: what it trained).
+      The chief: the metrics also written to `metrics.json`. Another worker of a
+      multi-worker run: what it trained (`WorkerResult`).
+
+    Raises:
+      ConfigError: settings that cannot work, or a folder that holds another run.
+      TrainingStoppedError: the run stopped (a signal, storage, a peer, divergence),
+        saying what is saved and what to do.
     """
-    plan = make_plan(config)
-    atomic.check_writable(config.model_dir, "--model_dir")
-    source = datasets.open_source(config, plan.input)
+    source = datasets.open_source(config)
+    plan = make_plan(config, image_counts=source.image_counts)
     settings = {**settings_of(config), "data_files": source.fingerprint()}
-    chief = plan.worker.is_chief
-    # Only the chief writes the folder; the other workers share it with the chief.
-    others = contextlib.nullcontext(run_lock.RunLock(config.model_dir))
-    with run_lock.locked(config.model_dir) if chief else others as held:
-        stored = run_state.claim(
-            config.model_dir, settings, config.epochs, overwrite=overwrite and chief
-        )
-        if stored is not None:
+    opened = run_folder.opened(config, plan.worker, settings, overwrite=overwrite)
+    with opened as folder, stopping.stop_requests() as stop_signal:
+        if folder.finished is not None:
             logging.info("%s already holds this finished run; nothing to train", config.model_dir)
-            return stored
-        state: Optional[run_state.RunState] = None  # set once the folder is this run's
-        with stopping.stop_requests() as stop_signal, _storage_holds(config, lambda: state):
-            keras.utils.set_random_seed(config.seed)
-            data = source.load(plan.worker)
-            built = build(config, plan, len(data.class_names), data)
-            run = _Training(config, plan, data, built, stop_signal)
-            if not chief:
-                return _train_as_worker(run)
-            # The folder becomes this run's only now that its data is known to be usable.
-            run_state.write_settings(config.model_dir, settings)
-            if flags_text is not None:
-                atomic.write_text(os.path.join(config.model_dir, artifacts.FLAGS_FILE), flags_text)
-            state = run_state.RunState(
-                config.model_dir, built.model, built.optimizer, before_save=held.check
-            )
-            if state.restore():
-                logging.info(
-                    "continuing the run in %s after %s", config.model_dir, state.saved_up_to()
-                )
-            run = run._replace(state=state)
-            _train_epochs(run)
-            return _finish(run)
+            return folder.finished
+        keras.utils.set_random_seed(config.seed)
+        data = source.load(plan.worker, plan.input)
+        built = build(config, plan, len(data.class_names), data)
+        state = folder.start(built.model, built.optimizer, flags_text)
+        run = _Training(config, plan, data, built, stop_signal, state)
+        _train_epochs(run)
+        return _finish(run)
+
+
+def _finish(run: _Training) -> Union[dict[str, Any], WorkerResult]:
+    """The chief writes the run's end (`run_end.finish`); another worker says what it
+    trained."""
+    model = run.built.model
+    if not run.plan.worker.is_chief:
+        return WorkerResult(len(run.state.history), run_end.weights_digest(model))
+    return run_end.finish(
+        run.config,
+        run.plan.input,
+        run.data,
+        run.state,
+        model,
+        run.built.steps.predict,
+        early_stop=_early_stop(run.config, run.state.history),
+        class_weights=run.built.class_weights,
+    )
 
 
 def build(config: TrainConfig, plan: Plan, num_classes: int, data: Optional[Data] = None) -> Built:
@@ -161,14 +163,9 @@ def _steps_per_epoch(plan: Plan, data: Data) -> int:
     return math.ceil(math.ceil(shard / plan.replica_batch) / plan.local_replicas)
 
 
-def _epoch_feeds(config: TrainConfig, plan: Plan, data: Data, start: int, skip_steps: int):
-    """Yields each epoch's (batches, steps): one distributed pipeline across the epochs
-    (the first `skip_steps` steps of epoch `start` left out: trained before a resume), or
-    with the tf.data service one job per epoch, run until it ends (steps None)."""
-    if not config.data_service:
-        batches, steps = _distributed_batches(config, plan, data, start, skip_steps)
-        while True:
-            yield batches, steps
+def _service_jobs(config: TrainConfig, plan: Plan, data: Data, start: int):
+    """Yields each epoch's (batches, None) from the tf.data service: a new job per
+    epoch, read until it ends."""
     prefix = tf_data_service.job_prefix()
     for epoch in range(start, config.epochs):
         dataset = input_pipeline.epoch_batches(
@@ -207,7 +204,12 @@ def _train_epochs(run: _Training) -> None:
     start, resumed = int(state.epoch.numpy()), state.progress
     if _early_stop(config, state.history):
         return
-    feeds = _epoch_feeds(config, run.plan, run.data, start, resumed.step)
+    if config.data_service:
+        feeds = _service_jobs(config, run.plan, run.data, start)
+    else:  # one pipeline across the epochs, each taking its steps in turn
+        feeds = itertools.repeat(
+            _distributed_batches(config, run.plan, run.data, start, resumed.step)
+        )
     with _service_watch(config, state) as watch:
         for epoch in range(start, config.epochs):
             begin = resumed if epoch == start else loop.EPOCH_START
@@ -245,67 +247,6 @@ def _early_stop(config: TrainConfig, history: list[dict[str, float]]) -> Optiona
     """Where early stopping ends this run, from its history (the same on every worker)."""
     return recipe.early_stop(
         history, config.early_stopping_patience, config.early_stopping_min_delta
-    )
-
-
-# What TensorFlow's client says of a bucket it gave up on (after its retries).
-_GAVE_UP = ("retry attempts failed", "Error executing an HTTP request")
-
-
-@contextlib.contextmanager
-def _storage_holds(
-    config: TrainConfig, saved: Callable[[], Optional[run_state.RunState]]
-) -> Iterator[None]:
-    """The run's storage failing under it (a bucket that stops answering, a disk that
-    fills) ends it with one line naming the place and what is saved (the run's state
-    `saved` returns, once it has one). A save cut short is no checkpoint (`run_state`), and
-    every artifact is written under a temporary name, so what was saved before stays
-    whole and the rerun continues from it."""
-    try:
-        yield
-    except (OSError, tf.errors.OpError) as e:
-        message = e.message if isinstance(e, tf.errors.OpError) else str(e)
-        state = saved()
-        where = state.saved_message() if state else "nothing of the run is saved yet"
-        stop = _bucket_stop(config, message, where) or _full_disk_stop(config, e, state, where)
-        if stop is None:
-            raise
-        raise stop from e
-
-
-def _bucket_stop(config: TrainConfig, message: str, where: str) -> Optional[TrainingStoppedError]:
-    """A bucket of the run's that TensorFlow's client gave up on (after its retries:
-    `GCS_RETRY_CONFIG_*`), in one line; None for another failure."""
-    roots = [fs.root(p) for p in (config.model_dir, config.data_dir, config.test_dir)]
-    roots = [root for root in roots if root]
-    if not roots or not any(sign in message for sign in _GAVE_UP):
-        return None
-    bucket = next((root for root in roots if root in message), roots[0])
-    found = re.search(r"All \d+ retry attempts failed.*?(?= when |$)", " ".join(message.split()))
-    reason = found.group(0) if found else message.strip().splitlines()[0]
-    return TrainingStoppedError(
-        f"{bucket} stopped answering ({reason}); {where}: rerun the same command once it answers"
-    )
-
-
-def _full_disk_stop(
-    config: TrainConfig, error: Exception, state: Optional[run_state.RunState], where: str
-) -> Optional[TrainingStoppedError]:
-    """The run's folder's disk full, in one line with the room a save takes; None for
-    another failure."""
-    message = str(error)
-    full = getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in message
-    if not full or fs.is_remote(config.model_dir):
-        return None
-    free = shutil.disk_usage(fs.local(config.model_dir)).free / 2**20
-    needs = (
-        f"a checkpoint of this run takes about {state.checkpoint_bytes() / 2**20:.1f} MB and "
-        if state
-        else ""
-    )
-    return TrainingStoppedError(
-        f"the disk of --model_dir={config.model_dir} is full (No space left on device); "
-        f"{needs}{free:.1f} MB are free: free some space and rerun the same command; {where}"
     )
 
 
@@ -441,133 +382,3 @@ def _diverged(epoch: int, state: run_state.RunState, config: TrainConfig) -> Tra
         f"training diverged: the loss is not finite in epoch {epoch}; {kept}. Lower "
         f"--learning_rate (now {config.learning_rate}) and train into a new --model_dir"
     )
-
-
-def run_metrics(history: list[dict[str, float]], data: Data) -> dict[str, Any]:
-    """Run-level figures from the per-epoch history: best epoch, speed, sizes."""
-    speeds = [row["train_images_per_sec"] for row in history]
-    best = min(range(len(history)), key=lambda k: history[k]["val_loss"])
-    return {
-        "class_names": data.class_names,
-        "epochs_run": len(history),
-        "best_epoch": best + 1,
-        "train_images_per_sec": statistics.median(speeds[1:] or speeds),
-        "first_epoch_images_per_sec": speeds[0],
-        "epoch_seconds_median": statistics.median(row["epoch_seconds"] for row in history),
-        "peak_rss_mb": max(row["peak_rss_mb"] for row in history),
-        "num_train_images": len(data.train.paths),
-        "num_validation_images": len(data.validation.paths),
-        "num_test_images": len(data.test.paths) if data.test else 0,
-        "skipped_images": headers.as_records(data.skipped()),
-    }
-
-
-def _undecodable(run: _Training) -> list[headers.BadImage]:
-    """The training files the epochs could not decode, named for metrics.json by one
-    decode pass over this worker's shard, run only when an epoch met such a file."""
-    if run.data.train.decoded or not any(row.get("unreadable_images") for row in run.state.history):
-        return []
-    logging.info("naming the training files that failed to decode (one decode pass)")
-    return input_pipeline.undecodable(run.data.train)
-
-
-def _finish(run: _Training) -> dict[str, Any]:
-    """Writes the model with the best weights and the training metrics first, then adds
-    the final evaluation, so a failure there loses nothing already trained."""
-    model_dir, model, data, options = (
-        run.config.model_dir,
-        run.built.model,
-        run.data,
-        run.plan.input,
-    )
-    final_digest = weights_digest(model)
-    model.load_weights(os.path.join(model_dir, artifacts.BEST_WEIGHTS_FILE))
-    with atomic.writing_elsewhere_first(
-        os.path.join(model_dir, artifacts.FINAL_MODEL_FILE)
-    ) as path:
-        model.save(path)
-    atomic.write_json(os.path.join(model_dir, artifacts.CLASS_NAMES_FILE), data.class_names)
-    artifacts.write_preprocessing(model_dir, options)
-    finished = artifacts.Run(model, data.class_names, options)
-    saved_model.write(finished, saved_model.default_dir(model_dir))
-    if data.test:  # screened at the start, decoded only now (a restart reads it no sooner)
-        data = data._replace(test=input_pipeline.decoded_now(data.test))
-    metrics = run_metrics(run.state.history, data)
-    metrics["skipped_images"] += headers.as_records(_undecodable(run))
-    metrics["final_weights_sha256"] = final_digest
-    metrics.update(_recipe_facts(run))
-    metrics_path = os.path.join(model_dir, artifacts.METRICS_FILE)
-    atomic.write_json(metrics_path, {**metrics, "finished": False})
-    result = None
-    for name, split in (("val", data.validation), ("test", data.test)):
-        if split:
-            result = evaluation.evaluate_prepared(run.built.steps.predict, split, data.class_names)
-            metrics[f"{name}_accuracy"] = result["accuracy"]
-            metrics[f"{name}_loss"] = result["loss"]
-            metrics[f"{name}_report"] = {key: result[key] for key in evaluation.REPORT}
-            logging.info("%s set:\n%s", name, evaluation.format_report(result))
-    _draw(run, result, "test set" if data.test else "validation set")
-    metrics["finished"] = True
-    atomic.write_json(metrics_path, metrics)
-    logging.info(
-        "best epoch %d of %d; metrics in %s",
-        metrics["best_epoch"],
-        metrics["epochs_run"],
-        metrics_path,
-    )
-    return metrics
-
-
-def _draw(run: _Training, last: dict[str, Any], which: str) -> None:
-    """The learning curves and the confusion matrix of `last` (the `which` set's
-    evaluation) as PNGs in the run folder, the matrix in TensorBoard too; without
-    matplotlib, a line saying how to get them."""
-    model_dir = run.config.model_dir
-    if not plots.available():
-        logging.info("no plots in %s: pip install 'rps_tfdata[plots]' (matplotlib)", model_dir)
-        return
-    curves = plots.learning_curves(run.state.history)
-    atomic.write_bytes(os.path.join(model_dir, artifacts.HISTORY_PLOT_FILE), curves)
-    title = f"{which}: accuracy {last['accuracy']:.4f}"
-    matrix = plots.confusion_matrix(last["confusion_matrix"], last["class_names"], title)
-    atomic.write_bytes(os.path.join(model_dir, artifacts.CONFUSION_PLOT_FILE), matrix)
-    run.state.add_image("confusion_matrix", matrix)
-
-
-def _recipe_facts(run: _Training) -> dict[str, Any]:
-    """How the run ended (its last epoch or early stopping, and why), and the class
-    weights it trained with: what metrics.json says of the recipe."""
-    stop = _early_stop(run.config, run.state.history)
-    facts: dict[str, Any] = {
-        "ended": f"{recipe.EARLY_STOPPED} after epoch {stop.epoch}: {stop.reason}"
-        if stop
-        else f"after --epochs={run.config.epochs}"
-    }
-    if run.built.class_weights:
-        names = run.data.class_names
-        facts["class_weights"] = dict(zip(names, run.built.class_weights, strict=True))
-    return facts
-
-
-def _train_as_worker(run: _Training) -> dict[str, Any]:
-    """A non-chief worker: the same steps as the chief (collectives need every worker),
-    restored from the chief's checkpoint, but its state recorded in a temporary folder
-    that is removed at the end. Returns what it trained: epochs and the weights' digest."""
-    model, optimizer = run.built.model, run.built.optimizer
-    scratch = tempfile.mkdtemp(prefix=f"rps_tfdata_worker{run.plan.worker.index}_")
-    try:
-        restore_from = run.config.model_dir
-        state = run_state.RunState(scratch, model, optimizer, restore_from=restore_from)
-        state.restore()
-        _train_epochs(run._replace(state=state))
-        return {"epochs_run": len(state.history), "final_weights_sha256": weights_digest(model)}
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def weights_digest(model: keras.Model) -> str:
-    """sha256 of the model's weights, to show two workers (or runs) ended identical."""
-    digest = hashlib.sha256()
-    for weights in model.get_weights():
-        digest.update(weights.tobytes())
-    return digest.hexdigest()

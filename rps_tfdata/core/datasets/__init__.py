@@ -12,9 +12,8 @@ from rps_tfdata.core.datasets.base import Data, Source, check_policy
 from rps_tfdata.core.datasets.folder import FolderSource
 from rps_tfdata.core.datasets.official import OfficialSource
 from rps_tfdata.core.datasets.tfds import TfdsSource
-from rps_tfdata.core.input_pipeline import PipelineOptions
 
-SOURCES: dict[str, Callable[[TrainConfig, PipelineOptions], Source]] = {
+SOURCES: dict[str, Callable[[TrainConfig], Source]] = {
     "folder": FolderSource,  # --data_dir (and --test_dir)
     "official": OfficialSource,  # no --data_dir: the official zips, downloaded once
     "tfds": TfdsSource,  # --dataset=tfds
@@ -23,8 +22,8 @@ SOURCES: dict[str, Callable[[TrainConfig, PipelineOptions], Source]] = {
 __all__ = ["Data", "SOURCES", "Source", "check_policy", "open_source"]
 
 
-def open_source(config: TrainConfig, options: PipelineOptions) -> Source:
+def open_source(config: TrainConfig) -> Source:
     """The run's source: `--dataset`, with the official download when a folder run is
     given no `--data_dir`."""
     name = "official" if config.dataset == "folder" and not config.data_dir else config.dataset
-    return SOURCES[name](config, options)
+    return SOURCES[name](config)

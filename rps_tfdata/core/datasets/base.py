@@ -14,7 +14,7 @@ from rps_tfdata.core import headers
 from rps_tfdata.core.distribution import Worker
 from rps_tfdata.core.errors import BadImagesError, DatasetLayoutError
 from rps_tfdata.core.fs import printable
-from rps_tfdata.core.input_pipeline import Prepared
+from rps_tfdata.core.input_pipeline import PipelineOptions, Prepared
 from rps_tfdata.core.listing import Split
 
 
@@ -41,8 +41,14 @@ class Source(Protocol):
     def fingerprint(self) -> str:
         """A digest that changes when the source's images do (a rerun's check)."""
 
-    def load(self, worker: Worker) -> Data:
-        """The splits, read once and checked; `worker`'s shard of the training split."""
+    def image_counts(self, worker: Worker) -> Optional[list[int]]:
+        """The images `worker`'s cache would hold, per split (its training shard, the
+        validation split), for the plan to decide the cache; None when the source
+        holds decoded images already."""
+
+    def load(self, worker: Worker, options: PipelineOptions) -> Data:
+        """The splits, read once with `options` (the plan's) and checked; `worker`'s
+        shard of the training split."""
 
     def splits(self) -> tuple[Split, Split, Optional[Split]]:
         """The training, validation and test files before any read (the measuring tools

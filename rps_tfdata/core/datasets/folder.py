@@ -14,7 +14,7 @@ from typing import Optional
 
 from absl import logging
 
-from rps_tfdata.core import file_facts, fs, input_pipeline, listing, plan, resources
+from rps_tfdata.core import file_facts, fs, input_pipeline, listing
 from rps_tfdata.core.config import TrainConfig
 from rps_tfdata.core.datasets.base import Data, check_and_log, class_counts
 from rps_tfdata.core.distribution import Worker
@@ -32,9 +32,8 @@ def _fewest_images_for_validation(validation_split: float) -> int:
 class FolderSource:
     """`config.data_dir` (and `config.test_dir`), read with `options`."""
 
-    def __init__(self, config: TrainConfig, options: input_pipeline.PipelineOptions):
+    def __init__(self, config: TrainConfig):
         self._config = config
-        self._options = options
 
     @functools.cached_property
     def _listings(self) -> tuple[listing.Listing, Optional[listing.Listing]]:
@@ -62,6 +61,10 @@ class FolderSource:
     def splits(self) -> tuple[listing.Split, listing.Split, Optional[listing.Split]]:
         """The training, validation and test files: IDG's split of the listing (bad
         files included, as IDG splits), checked."""
+        return self._splits
+
+    @functools.cached_property
+    def _splits(self) -> tuple[listing.Split, listing.Split, Optional[listing.Split]]:
         config = self._config
         listed, listed_test = self._listings
         train = listing.subset(listed, config.validation_split, "training")
@@ -89,12 +92,17 @@ class FolderSource:
             listing.check_same_classes(train.class_names, test.class_names, config.test_dir)
         return train, validation, test
 
-    def load(self, worker: Worker) -> Data:
+    def image_counts(self, worker: Worker) -> list[int]:
+        """`worker`'s shard of the training files and the validation files."""
+        train, validation, _ = self.splits()
+        return [len(train.paths[worker.index :: worker.count]), len(validation.paths)]
+
+    def load(self, worker: Worker, options: input_pipeline.PipelineOptions) -> Data:
         """Every split read once and checked. Of several workers, each reads its shard of
         the training files (every `count`-th from its index: sharded by file, before any
         decode) and validation whole; only the chief reads the test set, whose headers are
         screened now and which is decoded at the end (no cache held through training)."""
-        config, options = self._config, self._options
+        config = self._config
         train, validation, test = self.splits()
         facts, indexed = self._facts
         if worker.is_chief and not indexed and fs.is_remote(self._listed_paths[0]):
@@ -105,8 +113,6 @@ class FolderSource:
             return [facts[p] for p in split.paths[part]]
 
         test = test if worker.is_chief else None
-        counts = [len(train.paths[shard]), len(validation.paths)]
-        options = plan.fit_image_cache(options, config.image_cache, counts, resources.memory_room())
         classes = len(train.class_names)
         data = Data(
             train.class_names,

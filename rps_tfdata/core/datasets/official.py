@@ -5,7 +5,7 @@ reuse live in `rps_tfdata.core.download`; a given `--test_dir` replaces the offi
 set.
 """
 
-from rps_tfdata.core import download, input_pipeline
+from rps_tfdata.core import download
 from rps_tfdata.core.config import TrainConfig
 from rps_tfdata.core.datasets.folder import FolderSource
 
@@ -13,7 +13,7 @@ from rps_tfdata.core.datasets.folder import FolderSource
 class OfficialSource(FolderSource):
     """The official set, fetched (or found) under `config.download_dir`."""
 
-    def __init__(self, config: TrainConfig, options: input_pipeline.PipelineOptions):
+    def __init__(self, config: TrainConfig):
         rps = download.fetch_rps(config.download_dir, config.base_url or None)
         fetched = config._replace(data_dir=rps.train_dir, test_dir=config.test_dir or rps.test_dir)
-        super().__init__(fetched, options)
+        super().__init__(fetched)

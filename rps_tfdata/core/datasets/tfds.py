@@ -83,9 +83,8 @@ def _prepared(
 class TfdsSource:
     """TFDS's prepared `rock_paper_scissors` in `config.tfds_data_dir` (or TFDS's folder)."""
 
-    def __init__(self, config: TrainConfig, options: input_pipeline.PipelineOptions):
+    def __init__(self, config: TrainConfig):
         self._config = config
-        self._options = options._replace(cache="memory")  # TFDS gives decoded images
 
     def fingerprint(self) -> str:
         return f"tfds:{NAME}"
@@ -93,11 +92,16 @@ class TfdsSource:
     def splits(self):
         raise ConfigError(f"TFDS {NAME} holds decoded images, not files: pass --data_dir")
 
-    def load(self, worker: Worker) -> Data:
+    def image_counts(self, worker: Worker) -> None:
+        """None: TFDS gives decoded images, held in memory."""
+        return None
+
+    def load(self, worker: Worker, options: input_pipeline.PipelineOptions) -> Data:
         """Training (this worker's shard of it), validation whole, the test split on the
         chief; validation is per class the first examples in TFDS's stored order."""
         data_dir = self._config.tfds_data_dir or None
-        pixels, labels = read_split("train", self._options, data_dir)
+        options = options._replace(cache="memory")  # TFDS gives decoded images
+        pixels, labels = read_split("train", options, data_dir)
         validation = np.zeros(len(labels), bool)
         for label in range(len(CLASS_NAMES)):
             members = np.flatnonzero(labels == label)
@@ -108,14 +112,12 @@ class TfdsSource:
         val_ids = np.flatnonzero(validation)
         test = None
         if worker.is_chief:
-            test_pixels, test_labels = read_split("test", self._options, data_dir)
-            test = _prepared(
-                "test", test_pixels, test_labels, range(len(test_labels)), self._options
-            )
+            test_pixels, test_labels = read_split("test", options, data_dir)
+            test = _prepared("test", test_pixels, test_labels, range(len(test_labels)), options)
         data = Data(
             list(CLASS_NAMES),
-            _prepared("train", pixels[train_ids], labels[train_ids], train_ids, self._options),
-            _prepared("train", pixels[val_ids], labels[val_ids], val_ids, self._options),
+            _prepared("train", pixels[train_ids], labels[train_ids], train_ids, options),
+            _prepared("train", pixels[val_ids], labels[val_ids], val_ids, options),
             test,
             listed_train=len(all_train_ids),
             listed_per_class=class_counts(labels[all_train_ids], len(CLASS_NAMES)),

@@ -67,10 +67,14 @@ def _check_init(data_format: str, validation_split: float, brightness_range) -> 
 class ImageDataGenerator:
     """Keras' `ImageDataGenerator`, every keyword with its default, flowing as `tf.data`.
 
-    See Keras' documentation of `ImageDataGenerator` for each keyword; the statistics
-    of `fit` are the attributes `mean`, `std` and `zca_whitening_matrix`, as in Keras.
-    `interpolation_order` is 0 or 1 here (IDG's default 1 is bilinear; scipy's orders
-    2-5 are refused in one line).
+    Each keyword means what it means in Keras' `ImageDataGenerator` (its documentation
+    is this class's); docs/from-imagedatagenerator.md says how each was checked. The
+    statistics of `fit` are the attributes `mean`, `std` and `zca_whitening_matrix`, as
+    in Keras.
+
+    Raises:
+      ValueError: a keyword IDG refuses, with IDG's message; `interpolation_order` 2-5
+        (scipy's spline orders pre-filter the whole image: not matched, refused).
     """
 
     def __init__(
@@ -169,13 +173,25 @@ class ImageDataGenerator:
         cache: str = "auto",
         cache_dir: Optional[str] = None,
     ) -> tf.data.Dataset:
-        """IDG's `flow_from_directory` as a dataset: one subfolder per class, IDG's split,
-        order and class indices.
+        """IDG's `flow_from_directory` as a dataset: one subfolder per class, with IDG's
+        split, file order and class indices.
 
-        `cache` (ours): where the decoded pixels are kept between passes: "auto" (memory
-        when they fit, else disk), "memory", "disk" (in `cache_dir`, default
-        `DEFAULT_CACHE_DIR`, reused by the next flow of the same files and settings) or
-        "none" (every pass decodes again).
+        Args:
+          directory, target_size, color_mode, classes, class_mode, batch_size, shuffle,
+            seed, save_to_dir, save_prefix, save_format, follow_links, subset,
+            interpolation, keep_aspect_ratio: as in Keras' `flow_from_directory`.
+          cache: where the decoded pixels are kept between passes: "auto" (memory when
+            they fit, else disk), "memory", "disk" or "none" (every pass decodes again).
+          cache_dir: the disk cache's folder (default `DEFAULT_CACHE_DIR`), reused by
+            the next flow of the same files and settings.
+
+        Returns:
+          A `tf.data.Dataset` of IDG's batches (`x`, then `y` for the `class_mode`),
+          carrying the iterator's attributes (`class_indices`, `classes`, `filenames`,
+          `filepaths`, `samples`, ...); `len()` is the batches of one pass.
+
+        Raises:
+          ValueError: a keyword value IDG refuses, or one that cannot be matched (named).
         """
         options = self._read_options(
             target_size, color_mode, interpolation, keep_aspect_ratio, cache, cache_dir
@@ -227,11 +243,24 @@ class ImageDataGenerator:
         cache_dir: Optional[str] = None,
         **kwargs,
     ) -> tf.data.Dataset:
-        """IDG's `flow_from_dataframe` as a dataset: the frame's rows in order, IDG's
-        split of the whole frame (not per class), IDG's targets for every `class_mode`
-        ("raw" and "multi_output" too) and `weight_col` as sample weights. `cache` and
-        `cache_dir` as in `flow_from_directory`; IDG's deprecated keywords (`has_ext`,
-        `sort`, `drop_duplicates`) are refused."""
+        """IDG's `flow_from_dataframe` as a dataset: the frame's rows in order, with IDG's
+        split of the whole frame (not per class) and IDG's targets.
+
+        Args:
+          dataframe, directory, x_col, y_col, weight_col, target_size, color_mode,
+            classes, class_mode, batch_size, shuffle, seed, save_to_dir, save_prefix,
+            save_format, subset, interpolation, validate_filenames: as in Keras'
+            `flow_from_dataframe` (every `class_mode`, "raw" and "multi_output" too;
+            `weight_col` gives sample weights).
+          cache, cache_dir: as in `flow_from_directory`.
+
+        Returns:
+          A `tf.data.Dataset` as `flow_from_directory`'s.
+
+        Raises:
+          TypeError: IDG's deprecated keywords (`has_ext`, `sort`, `drop_duplicates`).
+          ValueError: a keyword value IDG refuses, or one that cannot be matched.
+        """
         if kwargs:
             raise TypeError(
                 f"flow_from_dataframe got unexpected keywords {sorted(kwargs)}: Keras deprecated "
@@ -282,9 +311,20 @@ class ImageDataGenerator:
         ignore_class_split: bool = False,
         subset: Optional[str] = None,
     ) -> tf.data.Dataset:
-        """IDG's `flow` as a dataset: `x` an array of images in this generator's
-        `data_format` (or `(x, more_inputs)`), `y` and `sample_weight` passed through,
-        IDG's split (the first rows are validation)."""
+        """IDG's `flow` as a dataset, with IDG's split (the first rows are validation).
+
+        Args:
+          x: images in this generator's `data_format`, or `(images, more_inputs)`.
+          y, batch_size, shuffle, sample_weight, seed, save_to_dir, save_prefix,
+            save_format, ignore_class_split, subset: as in Keras' `flow`; `y` and
+            `sample_weight` are passed through, each row keeping its own weight.
+
+        Returns:
+          A `tf.data.Dataset` of (`x`, `y`[, weights]) batches as IDG's `flow` yields.
+
+        Raises:
+          ValueError: arrays IDG refuses (rank, lengths, a subset left empty).
+        """
         source = flow_inputs.from_arrays(
             x,
             y,
@@ -464,9 +504,18 @@ class ImageDataGenerator:
         return self.apply_transform(x, self.get_random_transform(np.shape(x), seed))
 
     def fit(self, x, augment: bool = False, rounds: int = 1, seed: Optional[int] = None) -> None:
-        """IDG's `fit`: the per-channel mean and deviation and the ZCA matrix of `x` (rank
-        4, this generator's `data_format`), rescaled and, with `augment`, transformed
-        `rounds` times, as IDG computes them."""
+        """IDG's `fit`: the statistics that featurewise standardisation and ZCA use, as
+        IDG computes them, kept in `mean`, `std` and `zca_whitening_matrix`.
+
+        Args:
+          x: images, rank 4, in this generator's `data_format`; rescaled first.
+          augment: transform each image randomly before taking the statistics.
+          rounds: with `augment`, how many transformed copies of `x` to take.
+          seed: repeats the transforms.
+
+        Raises:
+          ValueError: `x` not of rank 4.
+        """
         x = np.array(x, dtype=self.dtype)
         if x.ndim != 4:
             raise ValueError(

@@ -89,6 +89,11 @@ def evaluate_prepared(
 ) -> dict[str, Any]:
     """Evaluates on every readable image of a prepared split, in order, not augmented.
 
+    Args:
+      predict: the compiled predict step (`loop.make_predict`).
+      prepared: the split, read once (`input_pipeline.prepare`).
+      class_names: the class names in label order.
+
     Returns:
       `accuracy`, `loss`, `num_images`, `class_names`, `confusion_matrix` (row = true
       class, column = predicted, in `class_names` order), `per_class` (precision, recall,
@@ -106,7 +111,20 @@ def evaluate_prepared(
 def evaluate_folder(
     run: artifacts.Run, data_dir: str, *, on_bad_image: str = "skip"
 ) -> dict[str, Any]:
-    """Evaluates a finished run on every readable image of `data_dir` (the run's classes)."""
+    """Evaluates a finished run on every readable image of `data_dir`.
+
+    Args:
+      run: the finished run (`artifacts.load_run`).
+      data_dir: a class-per-folder set of the run's classes (a path or a bucket URL).
+      on_bad_image: "skip" unreadable images (named) or "fail" on the first.
+
+    Returns:
+      As `evaluate_prepared`.
+
+    Raises:
+      DatasetLayoutError: other classes than the run's, or no readable image.
+      BadImagesError: an unreadable image with on_bad_image="fail".
+    """
     split = listing.list_all(data_dir)
     listing.check_same_classes(run.class_names, split.class_names, data_dir)
     prepared = input_pipeline.prepare(

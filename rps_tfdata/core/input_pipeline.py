@@ -139,14 +139,28 @@ def prepare(
     decode: bool = True,
     facts: Optional[Sequence[file_facts.Facts]] = None,
 ) -> Prepared:
-    """Reads a split once: screens every file, keeps the readable ones' pixels where
-    `options.cache` says, and names each unreadable file with its reason.
+    """Reads a split once: every file screened, the readable ones' pixels kept where
+    `options.cache` says, each unreadable file named with its reason.
 
-    `name` tells the splits' disk caches apart (one folder per split); `ids` are the
-    files' positions in the whole split when `paths` is one worker's shard of it;
-    `decode=False` with cache="none" screens headers only (decode failures are then
-    caught by the epochs that read them); `facts`: the files' stats and header screen
-    when the caller has them (`file_facts.gather`), else read here.
+    Reading once is what makes every later epoch fast; naming a bad file here, once,
+    keeps it from failing an epoch in the middle.
+
+    Args:
+      paths: the split's image files (paths or URLs), in the split's order.
+      labels: each file's class index.
+      num_classes: how many classes the labels index.
+      options: how to read (size, resize, cache, parallelism).
+      name: tells the splits' disk caches apart (one folder per split).
+      ids: the files' positions in the whole split when `paths` is one worker's shard
+        of it (default: 0..n-1).
+      decode: with cache "none", decode every file now to check it (False: headers
+        only; a decode failure is then met, and skipped, by the epoch that reads it).
+      facts: the files' stats and header screen when the caller has them
+        (`file_facts.gather`), else read here.
+
+    Returns:
+      The readable files, their labels and ids, the unreadable ones with reasons, and
+      the cache that holds their pixels.
     """
     ids = list(range(len(paths))) if ids is None else list(ids)
     if facts is None:
@@ -293,14 +307,30 @@ def training_batches(
     batches_per_epoch: Optional[int] = None,
     skip_batches: int = 0,
 ) -> tf.data.Dataset:
-    """The shuffled (and augmented, when given) batches of epochs [start_epoch, end_epoch),
-    one after another, prefetched across epoch boundaries.
+    """The shuffled, augmented batches of epochs [start_epoch, end_epoch), one after
+    another, prefetched across epoch boundaries.
 
-    `batch_size`: per batch (one replica's share); default the options' batch size.
-    `batches_per_epoch`: even out each epoch with blank batches to this many, so that
-    every worker of a distributed run takes the same number of steps.
-    `skip_batches`: batches of `start_epoch` already trained (a run resumed inside it);
-    their images are never read.
+    Each epoch's order and each image's augmentation are functions of (seed, epoch,
+    image), so a resumed epoch is the same epoch.
+
+    Args:
+      prepared: the split, read once (`prepare`).
+      seed: the run's seed.
+      start_epoch: the first epoch (a resumed run's).
+      end_epoch: one past the last epoch.
+      augmentation: the layer that augments, or None.
+      batch_size: images per batch (one replica's share); default the options'.
+      batches_per_epoch: even out each epoch with blank batches to this many, so that
+        every worker of a distributed run takes the same number of steps.
+      skip_batches: batches of `start_epoch` already trained (a run resumed inside it);
+        their images are never read.
+
+    Returns:
+      (images, labels, seeds) batches: images uint8 (float32 on the 0..255 scale when
+      augmented), labels one-hot (all zero for a blank row), seeds per image.
+
+    Raises:
+      ValueError: the split holds no readable image.
     """
     _require_images(prepared)
     batch_size = batch_size or prepared.options.batch_size
@@ -512,8 +542,18 @@ def evaluation_batches(
     seed: int = 0,
     epoch: int = 0,
 ) -> tf.data.Dataset:
-    """The split's (images, labels) batches in order, uint8; augmented (the seed's
-    validation, float32 on the 0..255 scale) only when given."""
+    """The split's (images, labels) batches in order, the last padded with blank rows.
+
+    Args:
+      prepared: the split, read once (`prepare`).
+      augmentation: augments the batches (the seed's validation) when given.
+      seed: the run's seed (for the augmentation).
+      epoch: the epoch whose augmentation to draw.
+
+    Returns:
+      (images, labels) batches: images uint8, or float32 on the 0..255 scale when
+      augmented; labels one-hot, all zero for a blank row.
+    """
     dataset = _one_epoch(prepared, epoch, seed=seed, shuffle=False, augmentation=augmentation)
     return dataset.map(_as_written(lambda images, labels, seeds: (images, labels)))
 

@@ -53,7 +53,16 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
 
 
 def classify(run: artifacts.Run, paths: Sequence[str]) -> Predictions:
-    """Classifies every readable file, in order; unreadable ones are returned apart."""
+    """Classifies files with a finished run's model, read as training read them.
+
+    Args:
+      run: the finished run (`artifacts.load_run`).
+      paths: image files (paths or URLs).
+
+    Returns:
+      Each readable file's probabilities, in order, and the unreadable files with
+      their reasons, apart.
+    """
     num_classes = len(run.class_names)
     prepared = input_pipeline.prepare(paths, [0] * len(paths), num_classes, run.options)
     if not prepared.paths:
@@ -67,10 +76,21 @@ def classify(run: artifacts.Run, paths: Sequence[str]) -> Predictions:
 def classify_exported(
     export_dir: str, paths: Sequence[str], *, batch_size: int = 32
 ) -> Predictions:
-    """Classifies files with an exported SavedModel (`rps_tfdata.core.saved_model`): the file
-    bytes go in as they are. Files whose header shows they cannot be read are returned
-    apart without being sent; a batch the model fails on (corrupt data behind a good
-    header) is sent again file by file, so that only the corrupt files are left out."""
+    """Classifies files with an exported SavedModel (`rps_tfdata.core.saved_model`), the
+    file bytes sent as they are.
+
+    A batch the model fails on (corrupt data behind a good header) is sent again file
+    by file, so that only the corrupt files are left out.
+
+    Args:
+      export_dir: the SavedModel's folder.
+      paths: image files (paths or URLs).
+      batch_size: files per request.
+
+    Returns:
+      Each readable file's probabilities, in order; the files whose header shows they
+      cannot be read (never sent) and the corrupt ones apart, with their reasons.
+    """
     loaded = tf.saved_model.load(export_dir)
     serve = loaded.signatures["serving_default"]
     if not hasattr(loaded, "class_names"):

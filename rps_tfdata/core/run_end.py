@@ -84,14 +84,7 @@ def finish(
     """
     model_dir = config.model_dir
     final_digest = weights_digest(model)
-    model.load_weights(os.path.join(model_dir, artifacts.BEST_WEIGHTS_FILE))
-    with atomic.writing_elsewhere_first(os.path.join(model_dir, artifacts.FINAL_MODEL_FILE)) as to:
-        model.save(to)
-    atomic.write_json(os.path.join(model_dir, artifacts.CLASS_NAMES_FILE), data.class_names)
-    artifacts.write_preprocessing(model_dir, options)
-    saved_model.write(
-        artifacts.Run(model, data.class_names, options), saved_model.default_dir(model_dir)
-    )
+    _write_best_model(model_dir, model, data.class_names, options)
     if data.test:  # screened at the start, decoded only now (a restart reads it no sooner)
         data = data._replace(test=input_pipeline.decoded_now(data.test))
     metrics = run_metrics(state.history, data)
@@ -100,15 +93,8 @@ def finish(
     metrics.update(_recipe_facts(config, data.class_names, early_stop, class_weights))
     metrics_path = os.path.join(model_dir, artifacts.METRICS_FILE)
     atomic.write_json(metrics_path, {**metrics, "finished": False})
-    result = None
-    for name, split in (("val", data.validation), ("test", data.test)):
-        if split:
-            result = evaluation.evaluate_prepared(predict, split, data.class_names)
-            metrics[f"{name}_accuracy"] = result["accuracy"]
-            metrics[f"{name}_loss"] = result["loss"]
-            metrics[f"{name}_report"] = {key: result[key] for key in evaluation.REPORT}
-            logging.info("%s set:\n%s", name, evaluation.format_report(result))
-    _draw(model_dir, state, result, "test set" if data.test else "validation set")
+    last = _evaluate_splits(predict, data, metrics)
+    _draw(model_dir, state, last, "test set" if data.test else "validation set")
     metrics["finished"] = True
     atomic.write_json(metrics_path, metrics)
     logging.info(
@@ -118,6 +104,35 @@ def finish(
         metrics_path,
     )
     return metrics
+
+
+def _write_best_model(
+    model_dir: str, model: keras.Model, class_names: list[str], options: PipelineOptions
+) -> None:
+    """The model with its best weights (`model.keras`, the SavedModel) and what reading
+    it back needs (the class names, the preprocessing)."""
+    model.load_weights(os.path.join(model_dir, artifacts.BEST_WEIGHTS_FILE))
+    with atomic.writing_elsewhere_first(os.path.join(model_dir, artifacts.FINAL_MODEL_FILE)) as to:
+        model.save(to)
+    atomic.write_json(os.path.join(model_dir, artifacts.CLASS_NAMES_FILE), class_names)
+    artifacts.write_preprocessing(model_dir, options)
+    saved_model.write(
+        artifacts.Run(model, class_names, options), saved_model.default_dir(model_dir)
+    )
+
+
+def _evaluate_splits(predict: Callable, data: Data, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Evaluates validation, then the test set if any, into `metrics` (accuracy, loss
+    and report of each); returns the last one's evaluation."""
+    result: dict[str, Any] = {}
+    for name, split in (("val", data.validation), ("test", data.test)):
+        if split:
+            result = evaluation.evaluate_prepared(predict, split, data.class_names)
+            metrics[f"{name}_accuracy"] = result["accuracy"]
+            metrics[f"{name}_loss"] = result["loss"]
+            metrics[f"{name}_report"] = {key: result[key] for key in evaluation.REPORT}
+            logging.info("%s set:\n%s", name, evaluation.format_report(result))
+    return result
 
 
 def _undecodable(data: Data, history: list[dict[str, float]]) -> list[headers.BadImage]:

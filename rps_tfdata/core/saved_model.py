@@ -91,8 +91,17 @@ def make_pixels_fn(model: keras.Model, class_names: list[str]):
 
 
 def write(run: artifacts.Run, out: str) -> str:
-    """Writes the SavedModel of a finished run (its model, class names and image
-    settings) to `out`, staged, then renamed over an earlier export."""
+    """Writes the SavedModel of a finished run, staged, then renamed over an earlier
+    export, so that a reader never sees half of one.
+
+    Args:
+      run: the finished run: its model, class names and image settings.
+      out: the SavedModel's folder (a path or a bucket URL).
+
+    Returns:
+      `out`, holding the `serving_default` (encoded files) and `images_uint8` (decoded
+      pixels) signatures and TF Serving's warmup request.
+    """
     options = run.options
     serve = make_serving_fn(run.model, run.class_names, options.image_size, options.resize_method)
     archive = keras.export.ExportArchive()

@@ -24,9 +24,18 @@ def default_dir(model_dir: str) -> str:
 
 
 def convert(run: artifacts.Run, quantize: str = "none") -> bytes:
-    """The run's model as TensorFlow Lite flatbuffer bytes (see the module doc). The
-    rescale is a Keras layer in front of the model (the converter freezes a Keras
-    model's variables; from a bare tf.function they stay unread variables: NaN)."""
+    """The run's model as TensorFlow Lite flatbuffer bytes (see the module doc).
+
+    The rescale is a Keras layer in front of the model: the converter freezes a Keras
+    model's variables, while from a bare tf.function they stay unread variables (NaN).
+
+    Args:
+      run: the finished run.
+      quantize: "none" (float32), "float16" or "dynamic" (int8 weights).
+
+    Returns:
+      The flatbuffer: uint8 pixels at the training size in, probabilities out.
+    """
     height, width = run.options.image_size
     pixels = keras.Input((height, width, 3), dtype="uint8", name="pixels")
     probabilities = run.model(keras.layers.Rescaling(1.0 / 255.0)(pixels), training=False)
@@ -41,7 +50,16 @@ def convert(run: artifacts.Run, quantize: str = "none") -> bytes:
 
 def write(run: artifacts.Run, out: str, quantize: str = "none") -> str:
     """Writes `model.tflite`, `labels.txt` and `input.json` (what the input must be)
-    into the folder `out`, each under a temporary name and renamed; returns the model's path."""
+    into the folder `out`, each under a temporary name and renamed.
+
+    Args:
+      run: the finished run.
+      out: the folder to write into.
+      quantize: as `convert`.
+
+    Returns:
+      The path of `model.tflite`.
+    """
     flatbuffer = convert(run, quantize)
     height, width = run.options.image_size
     described = {

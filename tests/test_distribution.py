@@ -39,7 +39,10 @@ run = config.TrainConfig(
     batch_size=int(batch),
     steps_per_loop=int(per_call),
 )
-print("RESULT " + json.dumps(training.train_and_evaluate(run)))
+result = training.train_and_evaluate(run)
+if isinstance(result, training.WorkerResult):  # a worker other than the chief
+    result = {**result._asdict(), "role": "worker"}
+print("RESULT " + json.dumps({"role": "chief", **result}))
 """
 
 
@@ -108,6 +111,7 @@ def two_workers(data_dir, tmp_path_factory):
 @pytest.mark.slow
 def test_two_workers_train_to_identical_weights_and_only_the_chief_writes(two_workers):
     model_dir, scratch, chief, worker = two_workers
+    assert (chief["role"], worker["role"]) == ("chief", "worker")
     assert chief["finished"] and worker["epochs_run"] == chief["epochs_run"] == 2
     assert worker["final_weights_sha256"] == chief["final_weights_sha256"]
     stored = artifacts.read_json(str(model_dir), artifacts.METRICS_FILE)

@@ -120,6 +120,24 @@ def test_the_memory_cache_is_kept_only_where_the_decoded_splits_fit(caplog):
     assert plan.fit_image_cache(none, "none", counts, small) is none
 
 
+def test_the_plan_decides_the_image_cache_from_the_sources_counts_and_says_it():
+    config = small_run("d", "m", image_size=150)
+    asked = []
+
+    def counts(worker):
+        asked.append(worker.index)
+        return [10**9, 10**8]  # more decoded images than any machine holds
+
+    huge = plan.make_plan(config, image_counts=counts)
+    assert asked == [0] and huge.input.cache == "disk"
+    assert "image cache disk (--image_cache=auto)" in plan.describe(huge, config)
+    few = plan.make_plan(config, image_counts=lambda worker: [3, 1])
+    assert few.input.cache == "memory"
+    assert "image cache memory (--image_cache=auto)" in plan.describe(few, config)
+    decoded = plan.make_plan(config, image_counts=lambda worker: None)  # TFDS: in memory
+    assert decoded.input.cache == "memory"
+
+
 def test_the_room_is_the_least_of_the_machine_and_each_memory_limit_above():
     room = resources.memory_room()
     available = resources._meminfo_room()

@@ -201,7 +201,7 @@ def test_an_export_without_class_names_is_named_and_a_missing_warmup_package_sai
     with caplog.at_level(logging.INFO, logger="absl"):
         assert not saved_model.write_warmup(str(tmp_path / "bare"), (48, 48))
     assert "it needs tensorflow-serving-api" in caplog.text
-    assert not os.path.exists(tmp_path / "bare" / saved_model.WARMUP)
+    assert not os.path.exists(tmp_path / "bare" / saved_model.WARMUP_FILE)
 
 
 def test_the_serving_benchmark_times_the_signature_and_the_predict_path(tmp_path):

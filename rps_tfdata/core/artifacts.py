@@ -44,7 +44,7 @@ RUN_FILES = (
     TFLITE_FOLDER,
     HISTORY_PLOT_FILE,
     CONFUSION_PLOT_FILE,
-    file_facts.INDEX,  # the data's file facts (on remote file systems)
+    file_facts.INDEX_FILE,  # the data's file facts (on remote file systems)
 )
 
 

@@ -20,8 +20,8 @@ from typing import Any, Callable, Iterator
 from rps_tfdata.core import fs
 from rps_tfdata.core.errors import ConfigError, UserError
 
-_MARKER = ".rps_tfdata_complete"
-_BUILDING = ".rps_tfdata_building"  # on object stores: a folder being written in place
+_MARKER_FILE = ".rps_tfdata_complete"
+_BUILDING_FILE = ".rps_tfdata_building"  # on object stores: a folder being written in place
 
 
 @contextlib.contextmanager
@@ -131,7 +131,7 @@ def write_json(path: str, value: Any) -> str:
 
 def is_complete(folder: str) -> bool:
     """Whether `folder` was finished by `build_folder`."""
-    return fs.exists(fs.join(folder, _MARKER))
+    return fs.exists(fs.join(folder, _MARKER_FILE))
 
 
 def build_folder(folder: str, build: Callable[[str], None], *, replace: bool = False) -> str:
@@ -148,10 +148,10 @@ def build_folder(folder: str, build: Callable[[str], None], *, replace: bool = F
     """
     if is_complete(folder) and not replace:
         return folder
-    building = fs.exists(fs.join(folder, _BUILDING))
+    building = fs.exists(fs.join(folder, _BUILDING_FILE))
     if fs.exists(folder) and not is_complete(folder) and not building:
         raise UserError(
-            f"{folder} exists but was not written by rps_tfdata (no {_MARKER} in it); "
+            f"{folder} exists but was not written by rps_tfdata (no {_MARKER_FILE} in it); "
             "move it away or choose another folder"
         )
     if fs.is_remote(folder):
@@ -164,7 +164,7 @@ def build_folder(folder: str, build: Callable[[str], None], *, replace: bool = F
     old = staging + ".old"
     try:
         build(staging)
-        open(os.path.join(staging, _MARKER), "w").close()
+        open(os.path.join(staging, _MARKER_FILE), "w").close()
         if replace and os.path.exists(folder):
             os.replace(folder, old)
         try:
@@ -185,8 +185,8 @@ def _build_in_place(folder: str, build: Callable[[str], None]) -> str:
     build leaves the "building" marker, so the next build redoes it."""
     fs.rmtree(folder)
     fs.makedirs(folder)
-    write_text(fs.join(folder, _BUILDING), "")
+    write_text(fs.join(folder, _BUILDING_FILE), "")
     build(folder)
-    write_text(fs.join(folder, _MARKER), "")
-    fs.remove(fs.join(folder, _BUILDING))
+    write_text(fs.join(folder, _MARKER_FILE), "")
+    fs.remove(fs.join(folder, _BUILDING_FILE))
     return folder

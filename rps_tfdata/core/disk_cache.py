@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from rps_tfdata.core import atomic, fs, headers
 
-_BAD_LIST = "unreadable.json"
+_BAD_LIST_FILE = "unreadable.json"
 # The caller's decode of every readable file: hands `store(first_id, images)` each batch
 # of them and returns the files left out.
 Fill = Callable[[Callable[[int, tf.Tensor], None]], list[headers.BadImage]]
@@ -36,7 +36,7 @@ def _fill(staging: str, fill: Fill) -> None:
                 f.write(pixels.tobytes())
 
     bad = fill(store)
-    atomic.write_json(os.path.join(staging, _BAD_LIST), headers.as_records(bad))
+    atomic.write_json(os.path.join(staging, _BAD_LIST_FILE), headers.as_records(bad))
 
 
 def open_or_fill(cache_path: str, name: str, fill: Fill) -> tuple[str, list[headers.BadImage]]:
@@ -51,7 +51,7 @@ def open_or_fill(cache_path: str, name: str, fill: Fill) -> tuple[str, list[head
         if stale.startswith(f"{split}-") and path != folder and atomic.is_complete(path):
             fs.rmtree(path)
     atomic.build_folder(folder, lambda staging: _fill(staging, fill))
-    with fs.open_file(os.path.join(folder, _BAD_LIST)) as f:
+    with fs.open_file(os.path.join(folder, _BAD_LIST_FILE)) as f:
         bad = [headers.BadImage(**record) for record in json.load(f)]
     return folder, bad
 

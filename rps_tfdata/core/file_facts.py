@@ -22,7 +22,7 @@ from absl import logging
 
 from rps_tfdata.core import atomic, fs, headers
 
-INDEX = "file_index.json.gz"  # in the run's folder, on remote file systems only
+INDEX_FILE = "file_index.json.gz"  # in the run's folder, on remote file systems only
 
 
 class Facts(NamedTuple):
@@ -44,7 +44,7 @@ def read_one(path: str) -> Facts:
 
 
 def _index_path(model_dir: str) -> str:
-    return os.path.join(model_dir, INDEX)
+    return os.path.join(model_dir, INDEX_FILE)
 
 
 def _stored(model_dir: str, paths: Sequence[str]) -> Optional[list[Facts]]:

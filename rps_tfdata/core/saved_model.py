@@ -125,7 +125,7 @@ def write(run: artifacts.Run, out: str) -> str:
     return atomic.build_folder(out, build, replace=True)
 
 
-WARMUP = os.path.join("assets.extra", "tf_serving_warmup_requests")
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 def write_warmup(export_dir: str, image_size: tuple[int, int]) -> bool:
@@ -151,7 +151,7 @@ def write_warmup(export_dir: str, image_size: tuple[int, int]) -> bool:
     log = prediction_log_pb2.PredictionLog(
         predict_log=prediction_log_pb2.PredictLog(request=request)
     )
-    path = os.path.join(export_dir, WARMUP)
+    path = os.path.join(export_dir, WARMUP_FILE)
     fs.makedirs(os.path.dirname(path))
     with tf.io.TFRecordWriter(path) as writer:
         writer.write(log.SerializeToString())

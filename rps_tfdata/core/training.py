@@ -223,12 +223,7 @@ def _train_epochs(run: _Training) -> None:
             except distribution.PEER_ERRORS as e:
                 if run.plan.worker.count == 1:
                     raise
-                raise TrainingStoppedError(
-                    f"{distribution.peer_of(e)} of the cluster is gone or silent "
-                    f"({distribution.failure_of(e)}); "
-                    f"{state.saved_message()}: start every worker again with the same commands "
-                    "to continue"
-                ) from e
+                raise _peer_lost(e, state) from e
             with watch.guard if watch is not None else contextlib.nullcontext():
                 improved = state.record_epoch(row, run.built.model)
             _log_epoch(row, config.epochs, improved)
@@ -241,6 +236,15 @@ def _train_epochs(run: _Training) -> None:
                     stop.reason,
                 )
                 return
+
+
+def _peer_lost(error: Exception, state: run_state.RunState) -> TrainingStoppedError:
+    """Another worker of the cluster gone or silent, in one line."""
+    return TrainingStoppedError(
+        f"{distribution.peer_of(error)} of the cluster is gone or silent "
+        f"({distribution.failure_of(error)}); {state.saved_message()}: start every worker "
+        "again with the same commands to continue"
+    )
 
 
 def _early_stop(config: TrainConfig, history: list[dict[str, float]]) -> Optional[recipe.EarlyStop]:
@@ -313,22 +317,9 @@ def _train_epoch(
         profile=_profile_in(run, epoch, num_steps or input_pipeline.steps_per_epoch(data.train)),
         progress=loop.progress_bar(num_steps) if num_steps else None,
     )
-    trained = loop.run_epoch(run.built.steps, batches, num_steps, controls, begin)
-    if trained is None:
-        who = run.stop_signal() or "a stop request on another worker"
-        raise TrainingStoppedError(
-            f"stopped by {who} in epoch {epoch + 1}; "
-            f"{run.state.saved_message()}: rerun the same command to continue from there"
-        )
-    if trained.unreadable:
-        _unreadable_in_epoch(trained, epoch, config.data_service)
-    if config.data_service and trained.images + trained.unreadable != len(data.train.paths):
-        raise TrainingStoppedError(
-            f"the tf.data service delivered {trained.images + trained.unreadable} of the "
-            f"{len(data.train.paths)} training images in epoch {epoch + 1} (did a worker "
-            f"stop?); {run.state.saved_message()}: rerun to continue "
-            "from there"
-        )
+    trained = _trained_whole(
+        run, epoch, loop.run_epoch(run.built.steps, batches, num_steps, controls, begin)
+    )
     validation = _validate(run, epoch)
     if not (math.isfinite(trained.loss) and math.isfinite(validation["loss"])):
         raise _diverged(epoch + 1, run.state, config)
@@ -346,6 +337,33 @@ def _train_epoch(
             run.built.rate, int(run.built.optimizer.iterations.numpy())
         ),
     }
+
+
+def _trained_whole(
+    run: _Training, epoch: int, trained: Optional[loop.EpochResult]
+) -> loop.EpochResult:
+    """The epoch `loop.run_epoch` trained, once it is known to be whole.
+
+    Raises:
+      TrainingStoppedError: a stop request ended it (None), or the tf.data service
+        delivered fewer images than the split holds.
+    """
+    if trained is None:
+        who = run.stop_signal() or "a stop request on another worker"
+        raise TrainingStoppedError(
+            f"stopped by {who} in epoch {epoch + 1}; "
+            f"{run.state.saved_message()}: rerun the same command to continue from there"
+        )
+    if trained.unreadable:
+        _unreadable_in_epoch(trained, epoch, run.config.data_service)
+    total = len(run.data.train.paths)
+    if run.config.data_service and trained.images + trained.unreadable != total:
+        raise TrainingStoppedError(
+            f"the tf.data service delivered {trained.images + trained.unreadable} of the "
+            f"{total} training images in epoch {epoch + 1} (did a worker stop?); "
+            f"{run.state.saved_message()}: rerun to continue from there"
+        )
+    return trained
 
 
 def _validate(run: _Training, epoch: int) -> dict[str, Any]:

@@ -102,7 +102,6 @@ def opened(
       FolderInUseError: another live run holds the folder.
       ConfigError: the folder holds another run, and `overwrite` is off.
     """
-    atomic.check_writable(config.model_dir, "--model_dir")
     with contextlib.ExitStack() as stack:
         lock = None
         if worker.is_chief:

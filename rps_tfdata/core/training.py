@@ -18,6 +18,7 @@ from absl import logging
 
 from rps_tfdata.core import (
     artifacts,
+    atomic,
     datasets,
     distribution,
     evaluation,
@@ -87,6 +88,7 @@ def train_and_evaluate(
       TrainingStoppedError: the run stopped (a signal, storage, a peer, divergence),
         saying what is saved and what to do.
     """
+    atomic.check_writable(config.model_dir, "--model_dir")  # before a download or a listing
     source = datasets.open_source(config)
     plan = make_plan(config, image_counts=source.image_counts)
     settings = {**settings_of(config), "data_files": source.fingerprint()}

@@ -77,7 +77,7 @@ class RunFolder:
 
     def saved_message(self) -> str:
         """What a rerun continues from, as the end of a message that stops the run."""
-        return self.state.saved_message() if self.state else "nothing of the run is saved yet"
+        return self.state.saved_message() if self.state else run_state.NOTHING_SAVED
 
     def _remove_scratch(self) -> None:
         if self._scratch:

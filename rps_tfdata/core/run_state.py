@@ -40,6 +40,7 @@ from rps_tfdata.core.config import MAY_CHANGE, TrainConfig
 from rps_tfdata.core.errors import CheckpointError, ConfigError
 from rps_tfdata.core.loop import EpochProgress
 
+NOTHING_SAVED = "nothing of the run is saved yet"  # how a stop's line says so
 KEEP = 3  # checkpoints kept, so that a damaged newest one has an older one to fall back to
 HISTORY_COLUMNS = (
     "epoch",
@@ -122,7 +123,7 @@ class RunState:
     def saved_message(self) -> str:
         """What a rerun continues from, as the end of a message that stops the run."""
         if self._saved_at == (0, 0):
-            return "nothing of the run is saved yet"
+            return NOTHING_SAVED
         return f"the run is saved up to {self.saved_up_to()}"
 
     def _mark_saved(self) -> None:

@@ -30,7 +30,7 @@ def _fewest_images_for_validation(validation_split: float) -> int:
 
 
 class FolderSource:
-    """`config.data_dir` (and `config.test_dir`), read with `options`."""
+    """`config.data_dir` (and `config.test_dir`), read with the options `load` is given."""
 
     def __init__(self, config: TrainConfig):
         self._config = config

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from rps_tfdata.core import flow_inputs, flows, standardize
-from rps_tfdata.core.augment import IDGAugmentation
+from rps_tfdata.core.augment import IDGAugmentation, ShiftRange
 from rps_tfdata.core.decode import COLOR_MODES
 from rps_tfdata.core.input_pipeline import CACHE_MODES, PipelineOptions
 
@@ -86,8 +86,8 @@ class ImageDataGenerator:
         zca_whitening: bool = False,
         zca_epsilon: float = 1e-6,
         rotation_range: float = 0,
-        width_shift_range: Union[float, int, Sequence[float]] = 0.0,
-        height_shift_range: Union[float, int, Sequence[float]] = 0.0,
+        width_shift_range: ShiftRange = 0.0,
+        height_shift_range: ShiftRange = 0.0,
         brightness_range: Optional[Sequence[float]] = None,
         shear_range: float = 0.0,
         zoom_range: Union[float, Sequence[float]] = 0.0,

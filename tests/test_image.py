@@ -17,19 +17,11 @@ from PIL import Image
 
 from rps_tfdata import image
 from rps_tfdata.core import standardize
+from rps_tfdata.core.augment import SEED_AUGMENTATION
 from rps_tfdata.image import IDGAugmentation, ImageDataGenerator
 from tests import helpers
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "rps28")
-SEED_KEYWORDS = dict(
-    rotation_range=40,
-    width_shift_range=0.2,
-    height_shift_range=0.2,
-    shear_range=0.2,
-    zoom_range=0.2,
-    horizontal_flip=True,
-    fill_mode="nearest",
-)
 
 
 def elements(batch) -> tuple:
@@ -126,7 +118,7 @@ def test_an_unreadable_file_is_named_once_and_left_out(tmp_path, capsys):
 @pytest.mark.parametrize("cache", ["disk", "none"])
 def test_every_cache_gives_the_memory_caches_batches(tmp_path, cache):
     kwargs = dict(target_size=(24, 24), batch_size=16, seed=4)
-    generator = ImageDataGenerator(rescale=1 / 255, **SEED_KEYWORDS)
+    generator = ImageDataGenerator(rescale=1 / 255, **SEED_AUGMENTATION)
     reference = [
         x.numpy() for x, _ in generator.flow_from_directory(DATA, **kwargs, cache="memory")
     ]
@@ -137,7 +129,7 @@ def test_every_cache_gives_the_memory_caches_batches(tmp_path, cache):
 
 
 def test_each_pass_draws_anew_and_the_seed_repeats_the_passes():
-    generator = ImageDataGenerator(**SEED_KEYWORDS)
+    generator = ImageDataGenerator(**SEED_AUGMENTATION)
 
     def two_passes(seed):
         ds = generator.flow_from_directory(
@@ -160,7 +152,7 @@ def test_each_pass_draws_anew_and_the_seed_repeats_the_passes():
 
 
 def test_without_shuffle_the_augmented_order_is_idgs():
-    ds = ImageDataGenerator(**SEED_KEYWORDS).flow_from_directory(
+    ds = ImageDataGenerator(**SEED_AUGMENTATION).flow_from_directory(
         DATA, target_size=(28, 28), shuffle=False, class_mode="sparse", batch_size=60
     )
     for _ in range(2):
@@ -389,7 +381,7 @@ def test_the_layer_in_a_users_model_fits_saves_loads_and_exports(tmp_path):
     model = keras.Sequential(
         [
             keras.Input((28, 28, 3)),
-            IDGAugmentation(**SEED_KEYWORDS, brightness_range=(0.8, 1.2)),
+            IDGAugmentation(**SEED_AUGMENTATION, brightness_range=(0.8, 1.2)),
             keras.layers.Rescaling(1 / 255),
             keras.layers.Conv2D(4, 3, activation="relu"),
             keras.layers.GlobalAveragePooling2D(),

@@ -2,9 +2,9 @@
 
 The package keeps the seed study note's dataset split, ImageDataGenerator augmentation
 semantics and CNN, and rebuilds the input side as a prefetching `tf.data` pipeline.
-- `rps_tfdata.core`: the product path (config, plan, datasets, input_pipeline, model,
-  loop, training, run_state, evaluation, saved_model, ...), library modules that never
-  read flags and change nothing process-wide when imported;
+- `rps_tfdata.infra`, `rps_tfdata.pipeline`, `rps_tfdata.image`, `rps_tfdata.trainer`,
+  `rps_tfdata.serving`: library modules that never read flags and change nothing
+  process-wide when imported;
 - `rps_tfdata.bench`: the measuring tools (measurements, parity run, parity grid, the
   GPU report, the seed's ImageDataGenerator reference);
 - `rps_tfdata.cli`: flag definitions and how a command starts and reports errors;

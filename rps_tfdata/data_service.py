@@ -31,7 +31,7 @@ _F = flag_defs.define(
 
 
 def main(argv: Sequence[str]) -> None:
-    from rps_tfdata.core import tf_data_service  # here: TensorFlow starts with the command
+    from rps_tfdata.trainer import tf_data_service  # here: TensorFlow starts with the command
 
     command.reject_positional(argv)
     if _F.dispatcher.value == _F.worker.value:

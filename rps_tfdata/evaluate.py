@@ -12,13 +12,13 @@ from typing import Sequence
 from absl import flags
 
 from rps_tfdata.cli import command, flag_defs
-from rps_tfdata.core import atomic
+from rps_tfdata.infra import atomic
 
 _F = flag_defs.define("model_dir", "data_dir", "batch_size", "json", "on_bad_image")
 
 
 def main(argv: Sequence[str]) -> None:
-    from rps_tfdata.core import artifacts, evaluation  # here: TensorFlow starts with the command
+    from rps_tfdata.trainer import artifacts, evaluation  # here: TensorFlow starts with the command
 
     command.reject_positional(argv)
     finished = artifacts.load_run(_F.model_dir.value, batch_size=_F.batch_size.value)

@@ -4,21 +4,22 @@
         [--tflite [--tflite_quantize=none|float16|dynamic]]
 
 Default DIR: MODEL_DIR/export/1 (TF Serving's version layout), which training also
-writes at the end of a run. See `rps_tfdata.core.saved_model` for the signatures. With
-`--tflite`, also a TensorFlow Lite model in MODEL_DIR/tflite/ (`rps_tfdata.core.tflite`).
+writes at the end of a run. See `rps_tfdata.serving.saved_model` for the signatures. With
+`--tflite`, also a TensorFlow Lite model in MODEL_DIR/tflite/ (`rps_tfdata.serving.tflite`).
 """
 
 import os
 from typing import Sequence
 
 from rps_tfdata.cli import command, flag_defs
-from rps_tfdata.core import fs
+from rps_tfdata.infra import fs
 
 _F = flag_defs.define("model_dir", "out", "tflite", "tflite_quantize")
 
 
 def main(argv: Sequence[str]) -> None:
-    from rps_tfdata.core import artifacts, saved_model, tflite  # TensorFlow starts here
+    from rps_tfdata.serving import saved_model, tflite  # TensorFlow starts here
+    from rps_tfdata.trainer import artifacts
 
     command.reject_positional(argv)
     finished = artifacts.load_run(_F.model_dir.value)

@@ -17,7 +17,8 @@ import tempfile
 from typing import Sequence
 
 from rps_tfdata.cli import command, configs, flag_defs
-from rps_tfdata.core import atomic, synthetic_hands
+from rps_tfdata.infra import atomic
+from rps_tfdata.trainer import synthetic_hands
 
 _F = flag_defs.define(
     "data_dir",

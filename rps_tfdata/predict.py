@@ -19,14 +19,14 @@ from typing import Sequence
 from absl import app
 
 from rps_tfdata.cli import command, flag_defs
-from rps_tfdata.core.fs import printable
+from rps_tfdata.infra.fs import printable
 
 SKIPPED_EXIT = 3
 _F = flag_defs.define("model_dir", "batch_size", "saved_model", "top_k", "format")
 
 
 def main(argv: Sequence[str]) -> None:
-    from rps_tfdata.core import artifacts, prediction  # here: TensorFlow starts with the command
+    from rps_tfdata.trainer import artifacts, prediction  # here: TensorFlow starts with the command
 
     if len(argv) < 2:
         raise app.UsageError("pass at least one image file or folder to classify")

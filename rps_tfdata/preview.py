@@ -10,7 +10,7 @@ from typing import Sequence
 from absl import flags
 
 from rps_tfdata.cli import command, flag_defs
-from rps_tfdata.core import atomic
+from rps_tfdata.infra import atomic
 
 _F = flag_defs.define("data_dir", "out", "num_images", "image_size", "seed")
 

@@ -3,7 +3,7 @@
     python -m rps_tfdata.synthetic --out=/tmp/rps_synth --per_class=840 --size=300
 
 Class folders `paper/ rock/ scissors/` of PNGs named like the real files; see
-`rps_tfdata.core.synthetic_hands` for what the images hold.
+`rps_tfdata.trainer.synthetic_hands` for what the images hold.
 """
 
 import os
@@ -12,7 +12,7 @@ from typing import Sequence
 from absl import flags
 
 from rps_tfdata.cli import command, flag_defs
-from rps_tfdata.core import synthetic_hands
+from rps_tfdata.trainer import synthetic_hands
 
 _F = flag_defs.define("out", "per_class", "size", "seed")
 

@@ -1,7 +1,7 @@
 """Trains the seed's RPS CNN: `python -m rps_tfdata.train --epochs=25`.
 
 A thin entry point: it reads the flags (one per `TrainConfig` field, and `--overwrite`)
-and calls `rps_tfdata.core.training.train_and_evaluate`. Named jobs live in
+and calls `rps_tfdata.trainer.training.train_and_evaluate`. Named jobs live in
 `flags/*.flags` (`--flagfile=flags/seed.flags`); the flags of every run are saved in its
 model folder as `flags.txt`, itself a flagfile that repeats the run.
 """
@@ -11,7 +11,7 @@ from typing import Sequence
 from absl import logging
 
 from rps_tfdata.cli import command, configs, flag_defs
-from rps_tfdata.core import config as config_lib
+from rps_tfdata.trainer import config as config_lib
 
 _F = flag_defs.define(*config_lib.TrainConfig._fields, "overwrite")
 
@@ -22,7 +22,7 @@ def make_config() -> config_lib.TrainConfig:
 
 
 def main(argv: Sequence[str]) -> None:
-    from rps_tfdata.core import training  # here: TensorFlow starts with the command
+    from rps_tfdata.trainer import training  # here: TensorFlow starts with the command
 
     command.reject_positional(argv)
     config = make_config()

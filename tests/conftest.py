@@ -49,7 +49,7 @@ def pytest_collection_modifyitems(items):
 
 def hands(tmp_path_factory, name: str, per_class: int, *, size: int, seed: int) -> str:
     """A new folder of synthetic hands in the RPS layout."""
-    from rps_tfdata.core import synthetic_hands
+    from rps_tfdata.trainer import synthetic_hands
 
     out = str(tmp_path_factory.mktemp(name))
     synthetic_hands.write_dataset(out, per_class, size=size, seed=seed)
@@ -72,7 +72,7 @@ def held_out_dir(tmp_path_factory) -> str:
 def finished_run(synthetic_dir, held_out_dir, tmp_path_factory):
     """A small run trained to its end (two epochs, a test set): (model_dir, metrics).
     Tests read it and never change it; `copy_of_finished_run` is theirs to change."""
-    from rps_tfdata.core import training
+    from rps_tfdata.trainer import training
 
     model_dir = str(tmp_path_factory.mktemp("finished_run"))
     config = finished_config(synthetic_dir, held_out_dir, model_dir)

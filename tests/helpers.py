@@ -58,7 +58,7 @@ def decoded_pixels(prepared) -> np.ndarray:
     """A prepared split's images as its evaluation batches carry them (uint8 at the
     run's size, training's resize done), the last batch's padding left out: what a
     client that decodes and resizes itself sends."""
-    from rps_tfdata.core import input_pipeline
+    from rps_tfdata.pipeline import input_pipeline
 
     batches = input_pipeline.evaluation_batches(prepared)
     pixels = np.concatenate([np.asarray(images) for images, _ in batches])
@@ -68,7 +68,7 @@ def decoded_pixels(prepared) -> np.ndarray:
 def small_run(data_dir: str, model_dir, **changes):
     """The `TrainConfig` of a run that trains in seconds: 48-pixel images, batches of 8,
     one epoch, unless `changes` say otherwise."""
-    from rps_tfdata.core.config import TrainConfig
+    from rps_tfdata.trainer.config import TrainConfig
 
     settings = {"epochs": 1, "image_size": 48, "batch_size": 8, **changes}
     return TrainConfig(data_dir=str(data_dir), model_dir=str(model_dir), **settings)
@@ -237,7 +237,7 @@ def final_weights_of(model_dir: str) -> list[np.ndarray]:
     epoch)."""
     import tensorflow as tf
 
-    from rps_tfdata.core import run_state
+    from rps_tfdata.trainer import run_state
 
     newest = run_state.saved_checkpoints(os.path.join(model_dir, "checkpoints"))[0]
     reader = tf.train.load_checkpoint(newest)

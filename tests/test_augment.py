@@ -10,7 +10,7 @@ from scipy import stats
 from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
 from rps_tfdata.bench import seed_reference
-from rps_tfdata.core.augment import (
+from rps_tfdata.pipeline.transforms.augment import (
     GEOMETRY_KEYS,
     PARAMETER_KEYS,
     SEED_AUGMENTATION,

@@ -7,16 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rps_tfdata.core import (
-    datasets,
-    headers,
-    input_pipeline,
-    listing,
-    plan,
-    synthetic_hands,
-    training,
-)
-from rps_tfdata.core.errors import BadImagesError, DatasetLayoutError
+from rps_tfdata.infra.errors import BadImagesError, DatasetLayoutError
+from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.pipeline.reading import headers, listing
+from rps_tfdata.trainer import datasets, plan, synthetic_hands, training
 
 from .helpers import bomb_png, corrupt_png, png_bytes, small_run, write_png
 

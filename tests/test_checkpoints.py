@@ -6,8 +6,8 @@ import os
 import keras
 import pytest
 
-from rps_tfdata.core import artifacts, run_state, training
-from rps_tfdata.core.errors import CheckpointError
+from rps_tfdata.infra.errors import CheckpointError
+from rps_tfdata.trainer import artifacts, run_state, training
 
 from .helpers import finished_config
 

@@ -10,16 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import (
-    input_pipeline,
-    listing,
-    plan,
-    synthetic_hands,
-    tf_data_service,
-    training,
-)
-from rps_tfdata.core.errors import ConfigError
+from rps_tfdata.infra.errors import ConfigError
+from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.pipeline.reading import listing
+from rps_tfdata.trainer import config as config_lib
+from rps_tfdata.trainer import plan, synthetic_hands, tf_data_service, training
 
 from . import sandbox
 from .helpers import (

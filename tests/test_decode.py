@@ -7,7 +7,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
-from rps_tfdata.core import decode, pil_resize
+from rps_tfdata.pipeline.reading import decode, pil_resize
 
 # Sources smaller and larger than the target, not multiples of it, of other aspect ratios;
 # (260, 125) shrinks the height by more than twice the width (Pillow 13: vertical first).

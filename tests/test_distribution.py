@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from rps_tfdata.core import artifacts, input_pipeline, synthetic_hands
+from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.trainer import artifacts, synthetic_hands
 
 from . import sandbox
 from .helpers import (
@@ -27,7 +28,7 @@ from .helpers import (
 TRAIN = """
 import json, sys
 data_dir, model_dir, strategy, batch, devices, per_call = sys.argv[1:7]
-from rps_tfdata.core import config, training
+from rps_tfdata.trainer import config, training
 run = config.TrainConfig(
     data_dir=data_dir,
     model_dir=model_dir,

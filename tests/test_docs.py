@@ -12,8 +12,10 @@ from absl import flags
 
 from rps_tfdata import evaluate, export, predict, train  # noqa: F401  (their flags defined)
 from rps_tfdata.cli import flag_defs
-from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import fs, headers, run_state
+from rps_tfdata.infra import fs
+from rps_tfdata.pipeline.reading import headers
+from rps_tfdata.trainer import config as config_lib
+from rps_tfdata.trainer import run_state
 
 from .helpers import ROOT
 

@@ -111,10 +111,10 @@ def test_code_named_in_docstrings_and_comments_exists():
 def test_a_stale_name_is_caught():
     modules = _parsed()
     names = Names(modules)
-    aliases = {"loop": "rps_tfdata.core.loop", "run_lock": "rps_tfdata.core.run_lock"}
+    aliases = {"loop": "rps_tfdata.trainer.loop", "run_lock": "rps_tfdata.trainer.run_lock"}
     assert names.resolves("loop.run_epoch", False, aliases)
     assert not names.resolves("loop.epochs", False, aliases)
     assert not names.resolves("run_lock.Hold.check", False, aliases)
     assert names.resolves("run_lock.RunLock.check", False, aliases)
-    assert not names.resolves("rps_tfdata.core.loop.gone", False, {})
+    assert not names.resolves("rps_tfdata.trainer.loop.gone", False, {})
     assert not names.resolves("no_such_function", True, {})

@@ -15,8 +15,8 @@ from absl.testing import flagsaver
 from rps_tfdata import benchmark, train
 from rps_tfdata.bench import seed_reference
 from rps_tfdata.cli import configs, flag_defs
-from rps_tfdata.core import artifacts
-from rps_tfdata.core import config as config_lib
+from rps_tfdata.trainer import artifacts
+from rps_tfdata.trainer import config as config_lib
 
 from .helpers import ROOT, module, run_python, small_run, small_run_flags
 
@@ -245,11 +245,11 @@ before = state()
 import rps_tfdata.cli.command
 for name in sys.argv[1:]:
     __import__("rps_tfdata." + name)
-import rps_tfdata.core.synthetic_hands as hands
+import rps_tfdata.trainer.synthetic_hands as hands
 hands.draw_hand("rock", 32, np.random.default_rng(0))
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
 print(state() == before)
-import rps_tfdata.core.training  # the library itself, TensorFlow and all
+import rps_tfdata.trainer.training  # the library itself, TensorFlow and all
 print(state() == before)
 """
 

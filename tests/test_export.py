@@ -10,14 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rps_tfdata.core import (
-    artifacts,
-    evaluation,
-    input_pipeline,
-    loop,
-    saved_model,
-)
-from rps_tfdata.core.errors import UserError
+from rps_tfdata.infra.errors import UserError
+from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.serving import saved_model
+from rps_tfdata.trainer import artifacts, evaluation, loop
 
 from . import fuzz_corpus
 from .helpers import RPS28, decoded_pixels, module, run_python, small_run, write_png
@@ -185,8 +181,8 @@ def test_an_export_without_class_names_is_named_and_a_missing_warmup_package_sai
     import keras
     import tensorflow as tf
 
-    from rps_tfdata.core import prediction
-    from rps_tfdata.core.errors import InputNotFoundError
+    from rps_tfdata.infra.errors import InputNotFoundError
+    from rps_tfdata.trainer import prediction
 
     run = artifacts.load_run(run_dir)
     archive = keras.export.ExportArchive()

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from rps_tfdata.core import artifacts
+from rps_tfdata.trainer import artifacts
 
 from . import sandbox
 from .helpers import (

@@ -9,23 +9,20 @@ import pytest
 import tensorflow as tf
 from absl import logging
 
-from rps_tfdata.core import (
+from rps_tfdata.infra import fs
+from rps_tfdata.infra.errors import DatasetLayoutError
+from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.pipeline.reading import decode, file_facts, headers, listing
+from rps_tfdata.trainer import (
     artifacts,
     datasets,
-    decode,
     evaluation,
-    file_facts,
-    fs,
-    headers,
-    input_pipeline,
-    listing,
     plan,
     prediction,
     synthetic_hands,
     training,
 )
-from rps_tfdata.core.distribution import Worker
-from rps_tfdata.core.errors import DatasetLayoutError
+from rps_tfdata.trainer.distribution import Worker
 
 from .fuzz_corpus import USED, write_corpus
 from .helpers import module, run_python, small_run

@@ -5,7 +5,7 @@ import os
 import pytest
 from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
-from rps_tfdata.core import listing
+from rps_tfdata.pipeline.reading import listing
 
 
 def touch(root, *relative_paths):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from rps_tfdata.core import artifacts
+from rps_tfdata.trainer import artifacts
 
 from .helpers import (
     assert_same_final_weights,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rps_tfdata.core import distribution, loop
+from rps_tfdata.trainer import distribution, loop
 
 CLASSES = 3
 RNG = np.random.default_rng(7)
@@ -138,7 +138,7 @@ def test_an_unreadable_image_in_a_batch_is_counted_and_not_learnt_from():
 
 def numbered_split(folder, count):
     """`count` 8x8 PNGs, pixels equal to their number, labels number % 3, read and kept."""
-    from rps_tfdata.core import input_pipeline
+    from rps_tfdata.pipeline import input_pipeline
 
     from .helpers import write_png
 
@@ -166,7 +166,8 @@ def image_steps_for(size, jit_compile=False):
 def test_a_run_with_a_partial_last_batch_traces_each_step_once(tmp_path, per_call):
     """20 images in batches of 6: the last batch holds 2, padded to 6 with blanks, so
     training (XLA-compiled here) and prediction see one shape and trace once each."""
-    from rps_tfdata.core import evaluation, input_pipeline
+    from rps_tfdata.pipeline import input_pipeline
+    from rps_tfdata.trainer import evaluation
 
     prepared = numbered_split(tmp_path, 20)
     steps = image_steps_for(8, jit_compile=True)
@@ -186,7 +187,7 @@ def test_a_run_with_a_partial_last_batch_traces_each_step_once(tmp_path, per_cal
 def test_a_stop_request_ends_a_call_at_the_step_that_carried_it(tmp_path):
     """The request is read before each call and rides in its first step's all-reduce:
     the call stops after that step, and that step is saved."""
-    from rps_tfdata.core import input_pipeline
+    from rps_tfdata.pipeline import input_pipeline
 
     prepared = numbered_split(tmp_path, 60)  # 10 steps of 6
     steps = image_steps_for(8)
@@ -206,7 +207,8 @@ def test_a_stop_request_ends_a_call_at_the_step_that_carried_it(tmp_path):
 @pytest.fixture(scope="module")
 def hands(synthetic_dir):
     """The synthetic hands' 24 training images at 16 px, kept in memory."""
-    from rps_tfdata.core import input_pipeline, listing
+    from rps_tfdata.pipeline import input_pipeline
+    from rps_tfdata.pipeline.reading import listing
 
     split = listing.list_split(synthetic_dir, 0.2, "training")
     options = input_pipeline.PipelineOptions(image_size=(16, 16), batch_size=8)
@@ -216,7 +218,7 @@ def hands(synthetic_dir):
 @pytest.fixture(scope="module")
 def layer():
     """One augmentation layer for every run here: its XLA compilation is paid once."""
-    from rps_tfdata.core.augment import SEED_AUGMENTATION, IDGAugmentation
+    from rps_tfdata.pipeline.transforms.augment import SEED_AUGMENTATION, IDGAugmentation
 
     return IDGAugmentation(**SEED_AUGMENTATION, seed=3)
 
@@ -225,7 +227,7 @@ def trained_on(hands, layer, strategy, *, per_call=1, on_device=False, jit_compi
     """A tiny softmax model (weights from seed 3) trained on `hands`, augmented in the
     pipeline or in the step, in calls of `per_call` steps with a save every 2 steps:
     (its weights, each epoch's (loss, accuracy, images), the steps saved)."""
-    from rps_tfdata.core import input_pipeline
+    from rps_tfdata.pipeline import input_pipeline
 
     keras.utils.set_random_seed(3)
     with strategy.scope():
@@ -311,7 +313,7 @@ def test_profile_steps_map_global_steps_to_an_epochs_window():
 
 
 def test_a_profile_window_writes_one_trace(hands, tmp_path):
-    from rps_tfdata.core import input_pipeline
+    from rps_tfdata.pipeline import input_pipeline
 
     steps = image_steps_for(16)
     batches = iter(input_pipeline.training_batches(hands, seed=1))

@@ -23,7 +23,7 @@ FLAGS = ("--image_size=192", "--batch_size=8", "--epochs=1", "--seed=3")
 
 @pytest.fixture(scope="module")
 def many_small_images(tmp_path_factory) -> str:
-    from rps_tfdata.core import synthetic_hands
+    from rps_tfdata.trainer import synthetic_hands
 
     out = str(tmp_path_factory.mktemp("many_small_images"))
     synthetic_hands.write_dataset(out, 600, size=32, seed=4)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from rps_tfdata.core import model, plan
+from rps_tfdata.trainer import model, plan
 
 
 def test_seed_architecture_at_150():

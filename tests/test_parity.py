@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from rps_tfdata.bench import parity, parity_grid
-from rps_tfdata.core import plan
-from rps_tfdata.core.errors import ConfigError
+from rps_tfdata.infra.errors import ConfigError
+from rps_tfdata.trainer import plan
 
 from .helpers import RPS28, small_run
 

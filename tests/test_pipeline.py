@@ -9,7 +9,9 @@ from PIL import Image
 from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
 from rps_tfdata.bench import seed_reference
-from rps_tfdata.core import augment, decode, input_pipeline, listing, pil_resize
+from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.pipeline.reading import decode, listing, pil_resize
+from rps_tfdata.pipeline.transforms import augment
 
 from .helpers import RPS28, write_png
 

@@ -5,9 +5,10 @@ import logging
 
 import pytest
 
-from rps_tfdata.core import plan, resources
-from rps_tfdata.core.errors import ConfigError
-from rps_tfdata.core.resources import MemoryRoom
+from rps_tfdata.infra import resources
+from rps_tfdata.infra.errors import ConfigError
+from rps_tfdata.infra.resources import MemoryRoom
+from rps_tfdata.trainer import plan
 
 from .helpers import small_run
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rps_tfdata.core import artifacts, plots
+from rps_tfdata.trainer import artifacts, plots
 
 pytest.importorskip("matplotlib", reason="needs matplotlib (the plots extra)")
 

@@ -8,9 +8,9 @@ import signal
 import numpy as np
 import pytest
 
-from rps_tfdata.core import artifacts, recipe, run_state, training
-from rps_tfdata.core import config as config_lib
-from rps_tfdata.core.errors import ConfigError
+from rps_tfdata.infra.errors import ConfigError
+from rps_tfdata.trainer import artifacts, recipe, run_state, training
+from rps_tfdata.trainer import config as config_lib
 
 from .helpers import (
     assert_same_final_weights,
@@ -74,7 +74,7 @@ def test_early_stopping_ends_after_patience_epochs_without_a_better_val_loss():
 @pytest.fixture(scope="module")
 def unbalanced_dir(tmp_path_factory):
     """Synthetic hands, 10 of paper, 10 of rock, 5 of scissors (8, 8 and 4 for training)."""
-    from rps_tfdata.core import synthetic_hands
+    from rps_tfdata.trainer import synthetic_hands
 
     out = str(tmp_path_factory.mktemp("unbalanced"))
     synthetic_hands.write_dataset(out, 10, size=48, seed=5)

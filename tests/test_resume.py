@@ -8,7 +8,8 @@ import signal
 import pytest
 import tensorflow as tf
 
-from rps_tfdata.core import artifacts, atomic
+from rps_tfdata.infra import atomic
+from rps_tfdata.trainer import artifacts
 
 from .helpers import (
     RESUME_EPOCHS,

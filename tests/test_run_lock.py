@@ -6,14 +6,14 @@ import signal
 
 import pytest
 
-from rps_tfdata.core import artifacts, run_lock, synthetic_hands
-from rps_tfdata.core.errors import FolderInUseError
+from rps_tfdata.infra.errors import FolderInUseError
+from rps_tfdata.trainer import artifacts, run_lock, synthetic_hands
 
 from .helpers import launch, module, small_run_flags, stopped_at_exit
 
 HOLD = """
 import sys, time
-from rps_tfdata.core import run_lock
+from rps_tfdata.trainer import run_lock
 with run_lock.locked(sys.argv[1]):
     print("holding", flush=True)
     time.sleep(600)

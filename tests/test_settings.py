@@ -1,5 +1,5 @@
 """A training setting is defined once: the flag, the config field, its rule, what a run
-records, and what a rerun may change all come from `rps_tfdata.core.config`."""
+records, and what a rerun may change all come from `rps_tfdata.trainer.config`."""
 
 import pytest
 from absl import flags
@@ -7,8 +7,8 @@ from absl.testing import flagsaver
 
 from rps_tfdata import train
 from rps_tfdata.cli import configs, flag_defs
-from rps_tfdata.core import config as config_lib
-from rps_tfdata.core.errors import ConfigError
+from rps_tfdata.infra.errors import ConfigError
+from rps_tfdata.trainer import config as config_lib
 
 COMMAND_ONLY = {"overwrite"}  # what the command does with the folder, not a setting
 # One value each setting refuses on its own, and the words of the refusal.

@@ -12,8 +12,9 @@ import zipfile
 
 import pytest
 
-from rps_tfdata.core import download, listing
-from rps_tfdata.core.errors import UserError
+from rps_tfdata.infra.errors import UserError
+from rps_tfdata.pipeline.reading import listing
+from rps_tfdata.trainer import download
 
 from . import sandbox
 from .helpers import launch, stopped_at_exit
@@ -192,7 +193,7 @@ class _Slow(_Quiet):
 
 FETCH = """
 import sys
-from rps_tfdata.core import download
+from rps_tfdata.trainer import download
 remote = download.RemoteZip(sys.argv[3], int(sys.argv[4]), sys.argv[5], "rps")
 print(download.fetch(remote, sys.argv[1], sys.argv[2], progress=False))
 """
@@ -308,8 +309,9 @@ def test_a_folder_source_lists_each_folder_once_per_start(
     listing is a request, paid once per start."""
     from collections import Counter
 
-    from rps_tfdata.core import datasets, fs, plan
-    from rps_tfdata.core.distribution import Worker
+    from rps_tfdata.infra import fs
+    from rps_tfdata.trainer import datasets, plan
+    from rps_tfdata.trainer.distribution import Worker
 
     from .helpers import small_run
 

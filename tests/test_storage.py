@@ -7,8 +7,9 @@ import json
 import pytest
 import tensorflow as tf
 
-from rps_tfdata.core import artifacts, atomic, evaluation, fs, synthetic_hands, training
-from rps_tfdata.core.errors import UserError
+from rps_tfdata.infra import atomic, fs
+from rps_tfdata.infra.errors import UserError
+from rps_tfdata.trainer import artifacts, evaluation, synthetic_hands, training
 
 from .helpers import small_run
 

@@ -5,7 +5,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from rps_tfdata.core import listing, synthetic_hands
+from rps_tfdata.pipeline.reading import listing
+from rps_tfdata.trainer import synthetic_hands
 
 
 def test_layout_names_and_sizes(tmp_path):

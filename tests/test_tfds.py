@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from rps_tfdata.core import config, distribution, input_pipeline, training
-from rps_tfdata.core.datasets import tfds as tfds_source
-from rps_tfdata.core.download import CLASS_NAMES
-from rps_tfdata.core.errors import ConfigError, DatasetLayoutError
+from rps_tfdata.infra.errors import ConfigError, DatasetLayoutError
+from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.trainer import config, distribution, training
+from rps_tfdata.trainer.datasets import tfds as tfds_source
+from rps_tfdata.trainer.download import CLASS_NAMES
 
 from .helpers import small_run
 

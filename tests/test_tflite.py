@@ -7,7 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from rps_tfdata.core import artifacts, evaluation, input_pipeline, listing, loop, tflite
+from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.pipeline.reading import listing
+from rps_tfdata.serving import tflite
+from rps_tfdata.trainer import artifacts, evaluation, loop
 
 from .helpers import RPS28, decoded_pixels
 

@@ -9,9 +9,16 @@ import numpy as np
 import pytest
 from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
-from rps_tfdata.core import (
+from rps_tfdata.infra import atomic
+from rps_tfdata.infra.errors import (
+    ConfigError,
+    DatasetLayoutError,
+    InputNotFoundError,
+    TrainingStoppedError,
+)
+from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
+from rps_tfdata.trainer import (
     artifacts,
-    atomic,
     datasets,
     evaluation,
     plan,
@@ -21,14 +28,7 @@ from rps_tfdata.core import (
     synthetic_hands,
     training,
 )
-from rps_tfdata.core import config as config_lib
-from rps_tfdata.core.augment import IDGAugmentation
-from rps_tfdata.core.errors import (
-    ConfigError,
-    DatasetLayoutError,
-    InputNotFoundError,
-    TrainingStoppedError,
-)
+from rps_tfdata.trainer import config as config_lib
 
 from .helpers import FINISHED_EPOCHS, finished_config, small_run
 

@@ -27,8 +27,8 @@ from absl import logging
 
 from rps_tfdata import image
 from rps_tfdata.bench import throughput
-from rps_tfdata.core.augment import SEED_AUGMENTATION
-from rps_tfdata.core.config import TrainConfig
+from rps_tfdata.pipeline.transforms.augment import SEED_AUGMENTATION
+from rps_tfdata.trainer.config import TrainConfig
 
 ROUTES = ("idg", "keras", "dropin")
 RATIOS = {

@@ -17,8 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from rps_tfdata.bench import measurements
-from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import datasets, input_pipeline, training
+from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.trainer import config as config_lib
+from rps_tfdata.trainer import datasets, training
 
 # One H100 at 150 px, device augmentation (the projection in 2026-11-throughput.md):
 # the step at 10-20% of bf16 peak; the host slicing cached uint8 at about 17,700 images/s

@@ -42,20 +42,13 @@ import tensorflow as tf
 from absl import logging
 
 from rps_tfdata.bench import fit_routes, seed_reference, throughput
-from rps_tfdata.core import (
-    artifacts,
-    datasets,
-    input_pipeline,
-    loop,
-    prediction,
-    resources,
-    saved_model,
-    tf_data_service,
-    training,
-)
-from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import model as model_lib
-from rps_tfdata.core import plan as plan_lib
+from rps_tfdata.infra import resources
+from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.serving import saved_model
+from rps_tfdata.trainer import artifacts, datasets, loop, prediction, tf_data_service, training
+from rps_tfdata.trainer import config as config_lib
+from rps_tfdata.trainer import model as model_lib
+from rps_tfdata.trainer import plan as plan_lib
 
 
 class Subject(NamedTuple):

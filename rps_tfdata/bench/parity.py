@@ -18,9 +18,10 @@ import keras
 import numpy as np
 
 from rps_tfdata.bench import seed_reference
-from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import datasets, evaluation, input_pipeline, loop, run_state, training
-from rps_tfdata.core import plan as plan_lib
+from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.trainer import config as config_lib
+from rps_tfdata.trainer import datasets, evaluation, loop, run_state, training
+from rps_tfdata.trainer import plan as plan_lib
 
 PIPELINES = ("seed_idg", "rps_tfdata")
 CURVE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds")

@@ -11,9 +11,10 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from rps_tfdata.bench import seed_reference
-from rps_tfdata.core import augment, listing
-from rps_tfdata.core.decode import load_image
-from rps_tfdata.core.errors import DatasetLayoutError
+from rps_tfdata.infra.errors import DatasetLayoutError
+from rps_tfdata.pipeline.reading import listing
+from rps_tfdata.pipeline.reading.decode import load_image
+from rps_tfdata.pipeline.transforms import augment
 
 ROW_LABELS = ("original", "rps_tfdata", "IDG", "|diff| x50")
 DIFF_GAIN = 50

@@ -17,7 +17,7 @@ from typing import Callable, NoReturn, Sequence
 
 from absl import app, flags, logging
 
-from rps_tfdata.core.errors import UserError
+from rps_tfdata.infra.errors import UserError
 
 # Extras the measuring tools need beyond the product's dependencies.
 BENCH_MODULES = ("PIL", "scipy")

@@ -2,7 +2,7 @@
 
 import types
 
-from rps_tfdata.core.config import TrainConfig
+from rps_tfdata.trainer.config import TrainConfig
 
 
 def training_config(f: types.SimpleNamespace, **overrides) -> TrainConfig:

@@ -3,7 +3,7 @@
 A command calls `define(...)` with the names of the flags it reads, at import, and so
 accepts those and no others (`evaluate --epochs=3` is an unknown flag). Defining a name
 twice returns the same holder, so entry points imported together (the tests) share them.
-A training setting's flag is built from `rps_tfdata.core.config`: its type and default
+A training setting's flag is built from `rps_tfdata.trainer.config`: its type and default
 from `TrainConfig`, its choices from `CHOICES`, and a validator that asks
 `config.setting_problem`, so a bad value stops the command at parse time with the same
 words the library's `check_config` uses. Only the help text is written here. No
@@ -16,8 +16,8 @@ from typing import Callable, Optional
 
 from absl import flags
 
-from rps_tfdata.core import config as config_lib
-from rps_tfdata.core import download
+from rps_tfdata.trainer import config as config_lib
+from rps_tfdata.trainer import download
 
 # The help of each training setting (`python -m rps_tfdata.train --helpfull`).
 SETTING_HELP = {

@@ -1,0 +1,1 @@
+"""What every layer stands on: user errors, paths anywhere, atomic writes, memory."""

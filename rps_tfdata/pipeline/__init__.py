@@ -1,0 +1,1 @@
+"""The library: IDG's semantics."""

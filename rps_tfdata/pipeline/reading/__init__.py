@@ -1,0 +1,1 @@
+"""Reading images as IDG reads them."""

@@ -1,0 +1,1 @@
+"""IDG's transforms."""

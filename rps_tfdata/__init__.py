@@ -1,15 +1,23 @@
-"""rps_tfdata: the Rock-Paper-Scissors CNN trained through a tf.data-native pipeline.
+"""rps_tfdata: ImageDataGenerator's semantics as a tf.data library, and the seed's
+Rock-Paper-Scissors CNN trained on it.
 
-The package keeps the seed study note's dataset split, ImageDataGenerator augmentation
-semantics and CNN, and rebuilds the input side as a prefetching `tf.data` pipeline.
-- `rps_tfdata.infra`, `rps_tfdata.pipeline`, `rps_tfdata.image`, `rps_tfdata.trainer`,
-  `rps_tfdata.serving`: library modules that never read flags and change nothing
-  process-wide when imported;
-- `rps_tfdata.bench`: the measuring tools (measurements, parity run, parity grid, the
-  GPU report, the seed's ImageDataGenerator reference);
-- `rps_tfdata.cli`: flag definitions and how a command starts and reports errors;
+Where each thing lives; imports run down this list, never back:
 - `train`, `evaluate`, `predict`, `export`, `synthetic`, `data_service`, `benchmark`,
-  `preview`, `gpu_check`: thin entry points, `python -m rps_tfdata.NAME` (or `rps-NAME`).
+  `preview`, `gpu_check`: the commands, thin absl entry points
+  (`python -m rps_tfdata.NAME`, or `rps-NAME`); `rps_tfdata.cli` starts them and
+  defines their flags;
+- `rps_tfdata.bench`: the measuring tools (benchmarks, the parity run and picture, the
+  GPU report, the seed's ImageDataGenerator as a reference);
+- `rps_tfdata.trainer`: the trainer (settings, plan, data sources, the loop, a run's
+  folder, its end and evaluation);
+- `rps_tfdata.serving`: serving a finished run (SavedModel, TFLite, classification by
+  an export); `rps_tfdata.image`: the drop-in for Keras' `ImageDataGenerator`, the
+  public face of the library;
+- `rps_tfdata.pipeline`: the library, IDG's semantics (reading, transforms, the pass
+  builder), which both the drop-in and the trainer stand on;
+- `rps_tfdata.infra`: errors a user can fix, paths anywhere, atomic writes, memory.
+Every module below the commands takes plain arguments, never reads flags, and changes
+nothing process-wide when imported.
 """
 
 __version__ = "0.1.0"

@@ -26,18 +26,19 @@ _F = flag_defs.define("model_dir", "batch_size", "saved_model", "top_k", "format
 
 
 def main(argv: Sequence[str]) -> None:
-    from rps_tfdata.trainer import artifacts, prediction  # here: TensorFlow starts with the command
+    from rps_tfdata.serving import predictions as served  # TensorFlow starts with the command
+    from rps_tfdata.trainer import artifacts, evaluation
 
     if len(argv) < 2:
         raise app.UsageError("pass at least one image file or folder to classify")
-    paths = prediction.expand_paths(argv[1:])
+    paths = served.expand_paths(argv[1:])
     if _F.saved_model.value:
-        predictions = prediction.classify_exported(
+        predictions = served.classify_exported(
             _F.saved_model.value, paths, batch_size=_F.batch_size.value
         )
     else:
         finished = artifacts.load_run(_F.model_dir.value, batch_size=_F.batch_size.value)
-        predictions = prediction.classify(finished, paths)
+        predictions = evaluation.classify(finished, paths)
     jsonl = _F.format.value == "jsonl"
     for path, ranked in predictions.top(_F.top_k.value):
         if jsonl:

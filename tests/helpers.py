@@ -54,15 +54,15 @@ def corrupt_png():
     return bytes(data)
 
 
-def decoded_pixels(prepared) -> np.ndarray:
-    """A prepared split's images as its evaluation batches carry them (uint8 at the
+def decoded_pixels(split) -> np.ndarray:
+    """A labelled split's images as its evaluation batches carry them (uint8 at the
     run's size, training's resize done), the last batch's padding left out: what a
     client that decodes and resizes itself sends."""
-    from rps_tfdata.pipeline import input_pipeline
+    from rps_tfdata.trainer import inputs
 
-    batches = input_pipeline.evaluation_batches(prepared)
+    batches = inputs.evaluation_batches(split)
     pixels = np.concatenate([np.asarray(images) for images, _ in batches])
-    return pixels[: len(prepared.paths)].astype(np.uint8)
+    return pixels[: split.prepared.count].astype(np.uint8)
 
 
 def small_run(data_dir: str, model_dir, **changes):

@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 from rps_tfdata.infra.errors import BadImagesError, DatasetLayoutError
-from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.pipeline import options as options_lib
 from rps_tfdata.pipeline.reading import headers, listing
-from rps_tfdata.trainer import datasets, plan, synthetic_hands, training
+from rps_tfdata.trainer import datasets, inputs, plan, synthetic_hands, training
 
 from .helpers import bomb_png, corrupt_png, png_bytes, small_run, write_png
 
@@ -37,16 +37,19 @@ def data_with_bad_files(tmp_path):
 
 def test_each_kind_of_bad_file_is_found_with_its_reason(data_with_bad_files):
     split = listing.list_all(data_with_bad_files)
-    options = input_pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
-    prepared = input_pipeline.prepare(split.paths, split.labels, 3, options)
-    reasons = {os.path.basename(b.path).removeprefix("rock00-"): b.reason for b in prepared.bad}
+    options = options_lib.PipelineOptions(image_size=(48, 48), batch_size=8)
+    prepared = inputs.read(split.paths, split.labels, 3, options)
+    reasons = {
+        os.path.basename(b.path).removeprefix("rock00-"): b.reason for b in prepared.prepared.bad
+    }
     assert set(reasons) == set(BAD_FILES)
     for name, (_, reason) in BAD_FILES.items():
         assert reasons[name].startswith(reason), (name, reasons[name])
-    assert len(prepared.paths) == 30 and not set(prepared.paths) & {b.path for b in prepared.bad}
+    kept = prepared.prepared
+    assert len(kept.paths) == 30 and not set(kept.paths) & {b.path for b in kept.bad}
 
 
-@pytest.mark.parametrize("cache", input_pipeline.CACHE_MODES)
+@pytest.mark.parametrize("cache", options_lib.CACHE_MODES)
 def test_bad_files_leave_their_subset_and_the_rest_keeps_idgs_split(
     data_with_bad_files, tmp_path, cache
 ):
@@ -60,11 +63,11 @@ def test_bad_files_leave_their_subset_and_the_rest_keeps_idgs_split(
     failed = {b.path for b in data.skipped()}
     for subset, split in (("training", data.train), ("validation", data.validation)):
         listed = listing.list_split(data_with_bad_files, 0.2, subset).paths
-        assert split.paths == [p for p in listed if p not in failed]
+        assert split.prepared.paths == [p for p in listed if p not in failed]
     # rock lists 17 files: its validation is the first int(0.2 * 17) = 3 in IDG's order,
     # rock00-bomb, -corrupt and -empty: all bad, so validation is paper's 2 and scissors' 2.
-    assert len(data.validation.paths) == 4
-    assert len(data.train.paths) == 8 + 8 + 10
+    assert data.validation.prepared.count == 4
+    assert data.train.prepared.count == 8 + 8 + 10
 
 
 def test_fail_policy_stops_before_training_listing_every_file(data_with_bad_files, tmp_path):
@@ -92,12 +95,13 @@ def test_fuzzed_files_never_crash_the_pipeline(tmp_path):
         path.write_bytes(content)
         paths.append(str(path))
     paths.append(write_png(str(tmp_path / "good.png"), np.zeros((9, 9, 3), np.uint8)))
-    options = input_pipeline.PipelineOptions(image_size=(8, 8), batch_size=4)
-    prepared = input_pipeline.prepare(paths, [0] * len(paths), 3, options)
-    assert str(tmp_path / "good.png") in prepared.paths
-    assert len(prepared.paths) + len(prepared.bad) == len(paths)
-    assert all(b.reason for b in prepared.bad)
-    for _ in input_pipeline.evaluation_batches(prepared):  # what was kept decodes
+    options = options_lib.PipelineOptions(image_size=(8, 8), batch_size=4)
+    prepared = inputs.read(paths, [0] * len(paths), 3, options)
+    kept = prepared.prepared
+    assert str(tmp_path / "good.png") in kept.paths
+    assert len(kept.paths) + len(kept.bad) == len(paths)
+    assert all(b.reason for b in kept.bad)
+    for _ in inputs.evaluation_batches(prepared):  # what was kept decodes
         pass
 
 
@@ -161,10 +165,11 @@ def test_a_file_the_epochs_cannot_decode_keeps_its_place_with_no_label(tmp_path,
     is corrupt; the epoch then gives its place a blank with no label and names it, and
     every other image, the order and a resumed epoch are what they would have been."""
     paths, labels = numbered_split(tmp_path, 12, corrupt=[5])
-    options = input_pipeline.PipelineOptions(image_size=(8, 8), batch_size=4, cache="none")
-    prepared = input_pipeline.prepare(paths, labels, 3, options, decode=False)
-    assert not prepared.decoded and prepared.bad == [] and len(prepared.paths) == 12
-    whole = list(input_pipeline.training_batches(prepared, seed=1))
+    options = options_lib.PipelineOptions(image_size=(8, 8), batch_size=4, cache="none")
+    prepared = inputs.read(paths, labels, 3, options, decode=False)
+    kept = prepared.prepared
+    assert not kept.decoded and kept.bad == [] and len(kept.paths) == 12
+    whole = list(inputs.training_batches(prepared, seed=1))
     assert [len(x) for x, _, _ in whole] == [4, 4, 4] and whole[0][0].dtype == tf.uint8
     found = by_id(whole)
     assert sorted(found) == list(range(12))
@@ -175,17 +180,17 @@ def test_a_file_the_epochs_cannot_decode_keeps_its_place_with_no_label(tmp_path,
             assert (image == image_id).all() and label.argmax() == image_id % 3
     assert f"unreadable image {paths[5]}" in capfd.readouterr().err
     # The tf.data service's epoch (each worker catches image by image): the same places.
-    served = by_id(input_pipeline.epoch_batches(prepared, 0, seed=1))
+    served = by_id(inputs.epoch_batches(prepared, 0, seed=1))
     for image_id, (image, label) in found.items():
         np.testing.assert_array_equal(served[image_id][0], image)
         np.testing.assert_array_equal(served[image_id][1], label)
     assert f"unreadable image {paths[5]}" in capfd.readouterr().err
-    resumed = list(input_pipeline.training_batches(prepared, seed=1, skip_batches=1))
+    resumed = list(inputs.training_batches(prepared, seed=1, skip_batches=1))
     for (a, b, c), (x, y, z) in zip(whole[1:], resumed, strict=True):
         for mine, theirs in ((a, x), (b, y), (c, z)):
             np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
-    checked = input_pipeline.prepare(paths, labels, 3, options)  # decoded now: found and left out
-    assert checked.bad == [headers.BadImage(paths[5], headers.CORRUPT)]
+    checked = inputs.read(paths, labels, 3, options)  # decoded now: found and left out
+    assert checked.prepared.bad == [headers.BadImage(paths[5], headers.CORRUPT)]
 
 
 def test_a_run_names_every_unreadable_file_and_trains_on_past_undecodable_ones(
@@ -218,9 +223,9 @@ def test_a_run_names_every_unreadable_file_and_trains_on_past_undecodable_ones(
 
 def test_failures_in_a_row_and_at_the_end_of_an_epoch_each_keep_their_place(tmp_path, capfd):
     paths, labels = numbered_split(tmp_path, 12, corrupt=[0, 6, 7, 10, 11])
-    options = input_pipeline.PipelineOptions(image_size=(8, 8), batch_size=5, cache="none")
-    prepared = input_pipeline.prepare(paths, labels, 3, options, decode=False)
-    batches = list(input_pipeline.evaluation_batches(prepared))  # in the files' order
+    options = options_lib.PipelineOptions(image_size=(8, 8), batch_size=5, cache="none")
+    prepared = inputs.read(paths, labels, 3, options, decode=False)
+    batches = list(inputs.evaluation_batches(prepared))  # in the files' order
     assert [len(x) for x, _ in batches] == [5, 5, 5]  # the last padded with 3 blanks
     images = np.concatenate([x.numpy() for x, _ in batches])[:12]
     one_hot = np.concatenate([y.numpy() for _, y in batches])[:12]

@@ -11,10 +11,11 @@ import pytest
 import tensorflow as tf
 
 from rps_tfdata.infra.errors import ConfigError
-from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.pipeline import options as options_lib
+from rps_tfdata.pipeline import passes
 from rps_tfdata.pipeline.reading import listing
 from rps_tfdata.trainer import config as config_lib
-from rps_tfdata.trainer import plan, synthetic_hands, tf_data_service, training
+from rps_tfdata.trainer import inputs, plan, synthetic_hands, tf_data_service, training
 
 from . import sandbox
 from .helpers import (
@@ -68,14 +69,14 @@ def service_config(data_dir, model_dir, address, **changes):
 @pytest.mark.slow
 def test_an_epoch_through_two_workers_holds_each_training_image_once(data_dir, tmp_path):
     split = listing.list_split(data_dir, 0.2, "training")
-    options = input_pipeline.PipelineOptions(image_size=(48, 48), batch_size=4, cache="none")
-    prepared = input_pipeline.prepare(split.paths, split.labels, 3, options)
+    options = options_lib.PipelineOptions(image_size=(48, 48), batch_size=4, cache="none")
+    prepared = inputs.read(split.paths, split.labels, 3, options)
     with service() as (address, _):
-        epoch = input_pipeline.epoch_batches(prepared, 0, seed=2)
+        epoch = inputs.epoch_batches(prepared, 0, seed=2)
         delivered = tf_data_service.distribute(epoch, address, tf_data_service.job_prefix())
         assert delivered.element_spec[0].dtype == tf.uint8  # not augmented there: uint8
         ids = np.concatenate([seeds.numpy()[:, 1] for _, _, seeds in delivered])
-        ids = ids[ids != input_pipeline.NO_IMAGE]  # the padding of each worker's last batch
+        ids = ids[ids != passes.NO_IMAGE]  # the padding of each worker's last batch
         assert sorted(ids % (1 << 32)) == list(range(len(split.paths)))  # 24, once each
         metrics = training.train_and_evaluate(service_config(data_dir, tmp_path / "run", address))
     assert metrics["finished"] and metrics["epochs_run"] == 2

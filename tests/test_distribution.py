@@ -9,8 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from rps_tfdata.pipeline import input_pipeline
-from rps_tfdata.trainer import artifacts, synthetic_hands
+from rps_tfdata.pipeline import options as options_lib
+from rps_tfdata.pipeline import passes
+from rps_tfdata.trainer import artifacts, inputs, synthetic_hands
 
 from . import sandbox
 from .helpers import (
@@ -158,16 +159,12 @@ def test_shards_cover_every_image_once_with_the_same_augmentation(tmp_path):
         write_png(str(tmp_path / f"{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
         for i in range(11)
     ]
-    options = input_pipeline.PipelineOptions(image_size=(8, 8), batch_size=2)
+    options = options_lib.PipelineOptions(image_size=(8, 8), batch_size=2)
 
     def epoch(index, count, batches_per_epoch):
         shard = slice(index, None, count)
-        prepared = input_pipeline.prepare(
-            paths[shard], [0] * len(paths[shard]), 3, options, ids=range(11)[shard]
-        )
-        batches = input_pipeline.training_batches(
-            prepared, seed=4, batches_per_epoch=batches_per_epoch
-        )
+        split = inputs.read(paths[shard], [0] * 11, 3, options, ids=range(11)[shard])
+        batches = inputs.training_batches(split, seed=4, batches_per_epoch=batches_per_epoch)
         return [(x.numpy(), seeds.numpy()) for x, _, seeds in batches]
 
     def images(batches):
@@ -184,10 +181,10 @@ def test_shards_cover_every_image_once_with_the_same_augmentation(tmp_path):
     seen = {}
     for half in halves:
         for seed, x in images(half):
-            if seed != input_pipeline.NO_IMAGE:
+            if seed != passes.NO_IMAGE:
                 assert seed not in seen
                 seen[seed] = x
-    whole.pop(input_pipeline.NO_IMAGE, None)
+    whole.pop(passes.NO_IMAGE, None)
     assert sorted(seen) == sorted(whole) == list(range(11))
     for image_id, pixels in seen.items():  # same image, same seed: same pixels
         np.testing.assert_array_equal(pixels, whole[image_id])

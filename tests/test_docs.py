@@ -1,6 +1,7 @@
 """README.md, BUILD.md and docs/ describe the code as it is: its modules, flags, files and
 functions, and every number or list they quote that the code defines."""
 
+import ast
 import configparser
 import glob
 import importlib
@@ -36,13 +37,19 @@ def read(name):
         return f.read()
 
 
+def _holds_code(path: str) -> bool:
+    """Whether a module imports or defines anything (not just a docstring and constants)."""
+    kinds = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
+    return any(isinstance(node, kinds) for node in ast.parse(open(path).read()).body)
+
+
 def modules_in_tree():
     found = set()
     for folder, _, names in os.walk(os.path.join(ROOT, "rps_tfdata")):
         for name in names:
             path = os.path.join(folder, name)
             # A package's __init__.py counts when it holds code, not just a docstring.
-            if name.endswith(".py") and (name != "__init__.py" or "\ndef " in open(path).read()):
+            if name.endswith(".py") and (name != "__init__.py" or _holds_code(path)):
                 found.add(os.path.relpath(path, ROOT))
     return found
 

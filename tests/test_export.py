@@ -11,9 +11,8 @@ import pytest
 from PIL import Image
 
 from rps_tfdata.infra.errors import UserError
-from rps_tfdata.pipeline import input_pipeline
 from rps_tfdata.serving import saved_model
-from rps_tfdata.trainer import artifacts, evaluation, loop
+from rps_tfdata.trainer import artifacts, evaluation, inputs, loop
 
 from . import fuzz_corpus
 from .helpers import RPS28, decoded_pixels, module, run_python, small_run, write_png
@@ -36,7 +35,7 @@ def run_dir(finished_run):
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
+def samples(tmp_path_factory):
     """Real images (28x28 RGBA PNGs) and the same hands as grey, 16-bit, JPEG, BMP, GIF."""
     folder = tmp_path_factory.mktemp("inputs")
     originals = [os.path.join(RPS28, c, f"{c}01-000.png") for c in ("paper", "rock", "scissors")]
@@ -78,21 +77,21 @@ def serve(export_dir, paths, script=SERVE):
 
 
 @pytest.mark.slow
-def test_the_export_serves_encoded_images_as_predict_reads_the_files(run_dir, inputs, tmp_path):
+def test_the_export_serves_encoded_images_as_predict_reads_the_files(run_dir, samples, tmp_path):
     text = tmp_path / "notes.png"
     text.write_bytes(b"not an image")
-    out = serve(saved_model.default_dir(run_dir), [*inputs, str(text)])
+    out = serve(saved_model.default_dir(run_dir), [*samples, str(text)])
     run = artifacts.load_run(run_dir)
-    prepared = input_pipeline.prepare(inputs, [0] * len(inputs), 3, run.options)
-    assert prepared.paths == inputs  # every variant is readable by training's reader
+    split = inputs.read(samples, [0] * len(samples), 3, run.options)
+    assert split.prepared.paths == samples  # every variant is readable by training's reader
     expected, _ = evaluation.predict_all(
-        loop.make_predict(run.model), input_pipeline.evaluation_batches(prepared)
+        loop.make_predict(run.model), inputs.evaluation_batches(split)
     )
     probabilities = np.array(out["probabilities"])
     np.testing.assert_allclose(probabilities[:-1], expected, atol=1e-5)
     names = [run.class_names[k] for k in expected.argmax(axis=1)]
     assert out["classes"][:-1] == [f"b'{n}'" for n in names]
-    assert out["valid"] == [True] * len(inputs) + [False]
+    assert out["valid"] == [True] * len(samples) + [False]
     assert out["classes"][-1] == "b''" and probabilities[-1].tolist() == [0.0, 0.0, 0.0]
 
 
@@ -109,11 +108,11 @@ print(json.dumps({key: value.numpy().tolist() for key, value in out.items()}, de
 
 
 @pytest.mark.slow
-def test_the_export_classifies_decoded_pixels_as_predict_does(run_dir, inputs, tmp_path):
+def test_the_export_classifies_decoded_pixels_as_predict_does(run_dir, samples, tmp_path):
     run = artifacts.load_run(run_dir)
-    prepared = input_pipeline.prepare(inputs, [0] * len(inputs), 3, run.options)
-    batches = input_pipeline.evaluation_batches(prepared)
-    np.save(tmp_path / "pixels.npy", decoded_pixels(prepared))
+    split = inputs.read(samples, [0] * len(samples), 3, run.options)
+    batches = inputs.evaluation_batches(split)
+    np.save(tmp_path / "pixels.npy", decoded_pixels(split))
     out = serve(saved_model.default_dir(run_dir), [str(tmp_path / "pixels.npy")], SERVE_PIXELS)
     expected, _ = evaluation.predict_all(loop.make_predict(run.model), batches)
     np.testing.assert_allclose(np.array(out["probabilities"]), expected, atol=1e-5)
@@ -148,9 +147,9 @@ def test_the_export_carries_a_warmup_request_tf_serving_can_replay(run_dir):
 
 
 @pytest.mark.slow
-def test_predict_on_the_export_prints_what_predict_on_the_run_prints(run_dir, inputs):
+def test_predict_on_the_export_prints_what_predict_on_the_run_prints(run_dir, samples):
     def predict(*flags):
-        result = run_python(module("predict", *flags, *inputs[:3]), timeout=300)
+        result = run_python(module("predict", *flags, *samples[:3]), timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout.splitlines()
 
@@ -174,7 +173,7 @@ def test_export_replaces_its_own_folder_and_refuses_another(copy_of_finished_run
 
 
 def test_an_export_without_class_names_is_named_and_a_missing_warmup_package_said(
-    run_dir, inputs, tmp_path, monkeypatch, caplog
+    run_dir, samples, tmp_path, monkeypatch, caplog
 ):
     """An export written before the class names were in it (only its serving signature),
     and an export written where tensorflow-serving-api is not installed."""
@@ -182,7 +181,7 @@ def test_an_export_without_class_names_is_named_and_a_missing_warmup_package_sai
     import tensorflow as tf
 
     from rps_tfdata.infra.errors import InputNotFoundError
-    from rps_tfdata.trainer import prediction
+    from rps_tfdata.serving import predictions
 
     run = artifacts.load_run(run_dir)
     archive = keras.export.ExportArchive()
@@ -191,7 +190,7 @@ def test_an_export_without_class_names_is_named_and_a_missing_warmup_package_sai
     archive.add_endpoint("serving_default", serve, [tf.TensorSpec([None], tf.string)])
     archive.write_out(str(tmp_path / "old"), verbose=False)
     with pytest.raises(InputNotFoundError, match="holds no class names .*export the run again"):
-        prediction.classify_exported(str(tmp_path / "old"), inputs[:1])
+        predictions.classify_exported(str(tmp_path / "old"), samples[:1])
     for name in ("tensorflow_serving", "tensorflow_serving.apis"):  # as if not installed
         monkeypatch.setitem(sys.modules, name, None)
     with caplog.at_level(logging.INFO, logger="absl"):
@@ -211,15 +210,15 @@ def test_the_serving_benchmark_times_the_signature_and_the_predict_path(tmp_path
 
 
 @pytest.mark.slow
-def test_the_export_refuses_decompression_bombs_without_decoding_them(run_dir, inputs, tmp_path):
+def test_the_export_refuses_decompression_bombs_without_decoding_them(run_dir, samples, tmp_path):
     """A 30,000 x 30,000 PNG (2.7 GB of pixels once decoded) and a GIF whose 100 frames
     of 1,000 x 1,000 its decoder would inflate in full: valid=false, memory flat."""
     png_bomb = tmp_path / "bomb.png"
-    png_bomb.write_bytes(fuzz_corpus.with_png_size(open(inputs[0], "rb").read(), 30_000, 30_000))
+    png_bomb.write_bytes(fuzz_corpus.with_png_size(open(samples[0], "rb").read(), 30_000, 30_000))
     gif_bomb = tmp_path / "bomb.gif"
     gif_bomb.write_bytes(fuzz_corpus.gif_bomb(frames=100, side=1000))
     out = serve(
-        saved_model.default_dir(run_dir), [inputs[0], str(png_bomb), str(gif_bomb)], SERVE_BOMBS
+        saved_model.default_dir(run_dir), [samples[0], str(png_bomb), str(gif_bomb)], SERVE_BOMBS
     )
     assert out["valid"] == [False, False]
     assert out["grew_mib"] < 100  # decoding either would take gigabytes

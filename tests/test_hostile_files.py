@@ -11,14 +11,15 @@ from absl import logging
 
 from rps_tfdata.infra import fs
 from rps_tfdata.infra.errors import DatasetLayoutError
-from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.pipeline import options as options_lib
 from rps_tfdata.pipeline.reading import decode, file_facts, headers, listing
+from rps_tfdata.serving import predictions as served
 from rps_tfdata.trainer import (
     artifacts,
     datasets,
     evaluation,
+    inputs,
     plan,
-    prediction,
     synthetic_hands,
     training,
 )
@@ -79,10 +80,8 @@ def test_the_screen_and_the_serving_graph_count_the_same_pixels(corpus):
 def test_every_corpus_file_is_read_or_named_by_the_pipeline(corpus):
     root, expected = corpus
     listed = list(listing.iter_image_files(os.path.join(root, "rock", "corpus")))
-    prepared = input_pipeline.prepare(
-        listed, [0] * len(listed), 3, input_pipeline.PipelineOptions()
-    )
-    check_outcomes(expected, prepared.paths, prepared.bad)
+    prepared = inputs.read(listed, [0] * len(listed), 3, options_lib.PipelineOptions())
+    check_outcomes(expected, prepared.prepared.paths, prepared.prepared.bad)
 
 
 def test_training_uses_or_names_every_corpus_file(corpus, trained):
@@ -109,8 +108,8 @@ def test_evaluate_uses_or_names_every_corpus_file(corpus, trained):
 def test_the_exported_model_uses_or_names_every_corpus_file(corpus, trained):
     root, expected = corpus
     model_dir, _ = trained
-    paths = prediction.expand_paths([os.path.join(root, "rock", "corpus")])
-    predictions = prediction.classify_exported(
+    paths = served.expand_paths([os.path.join(root, "rock", "corpus")])
+    predictions = served.classify_exported(
         os.path.join(model_dir, "export", "1"), paths, batch_size=8
     )
     check_outcomes(expected, [row[0] for row in predictions.rows], predictions.bad)

@@ -130,7 +130,7 @@ def test_folder_without_classes_is_an_error(tmp_path):
 
 def test_an_unknown_subset_is_rejected(tmp_path):
     touch(str(tmp_path), "a/x.png")
-    with pytest.raises(ValueError, match="Received: 'test'"):
+    with pytest.raises(ValueError, match="Invalid subset name: 'test'"):
         listing.list_split(str(tmp_path), 0.2, "test")
 
 

@@ -138,7 +138,8 @@ def test_an_unreadable_image_in_a_batch_is_counted_and_not_learnt_from():
 
 def numbered_split(folder, count):
     """`count` 8x8 PNGs, pixels equal to their number, labels number % 3, read and kept."""
-    from rps_tfdata.pipeline import input_pipeline
+    from rps_tfdata.pipeline import options as options_lib
+    from rps_tfdata.trainer import inputs
 
     from .helpers import write_png
 
@@ -146,8 +147,8 @@ def numbered_split(folder, count):
         write_png(str(folder / f"{i:02d}.png"), np.full((8, 8, 3), i, np.uint8))
         for i in range(count)
     ]
-    options = input_pipeline.PipelineOptions(image_size=(8, 8), batch_size=6)
-    return input_pipeline.prepare(paths, [i % 3 for i in range(count)], CLASSES, options)
+    options = options_lib.PipelineOptions(image_size=(8, 8), batch_size=6)
+    return inputs.read(paths, [i % 3 for i in range(count)], CLASSES, options)
 
 
 def image_steps_for(size, jit_compile=False):
@@ -166,19 +167,18 @@ def image_steps_for(size, jit_compile=False):
 def test_a_run_with_a_partial_last_batch_traces_each_step_once(tmp_path, per_call):
     """20 images in batches of 6: the last batch holds 2, padded to 6 with blanks, so
     training (XLA-compiled here) and prediction see one shape and trace once each."""
-    from rps_tfdata.pipeline import input_pipeline
-    from rps_tfdata.trainer import evaluation
+    from rps_tfdata.trainer import evaluation, inputs
 
     prepared = numbered_split(tmp_path, 20)
     steps = image_steps_for(8, jit_compile=True)
-    batches = iter(input_pipeline.training_batches(prepared, seed=1, end_epoch=2))
+    batches = iter(inputs.training_batches(prepared, seed=1, end_epoch=2))
     for _ in range(2):
         result = loop.run_epoch(steps, batches, 4, loop.EpochControls(steps_per_loop=per_call))
         assert result.images == 20 and result.unreadable == 0  # blanks are not images
     traced = steps.train if per_call == 1 else steps.train_loop
     assert traced.experimental_get_tracing_count() == 1
     probabilities, labels = evaluation.predict_all(
-        steps.predict, input_pipeline.evaluation_batches(prepared)
+        steps.predict, inputs.evaluation_batches(prepared)
     )
     assert len(probabilities) == len(labels) == 20
     assert steps.predict.experimental_get_tracing_count() == 1
@@ -187,11 +187,11 @@ def test_a_run_with_a_partial_last_batch_traces_each_step_once(tmp_path, per_cal
 def test_a_stop_request_ends_a_call_at_the_step_that_carried_it(tmp_path):
     """The request is read before each call and rides in its first step's all-reduce:
     the call stops after that step, and that step is saved."""
-    from rps_tfdata.pipeline import input_pipeline
+    from rps_tfdata.trainer import inputs
 
     prepared = numbered_split(tmp_path, 60)  # 10 steps of 6
     steps = image_steps_for(8)
-    batches = iter(input_pipeline.training_batches(prepared, seed=1))
+    batches = iter(inputs.training_batches(prepared, seed=1))
     asked = iter([False, True])
     saved = []
     controls = loop.EpochControls(
@@ -207,12 +207,13 @@ def test_a_stop_request_ends_a_call_at_the_step_that_carried_it(tmp_path):
 @pytest.fixture(scope="module")
 def hands(synthetic_dir):
     """The synthetic hands' 24 training images at 16 px, kept in memory."""
-    from rps_tfdata.pipeline import input_pipeline
+    from rps_tfdata.pipeline import options as options_lib
     from rps_tfdata.pipeline.reading import listing
+    from rps_tfdata.trainer import inputs
 
     split = listing.list_split(synthetic_dir, 0.2, "training")
-    options = input_pipeline.PipelineOptions(image_size=(16, 16), batch_size=8)
-    return input_pipeline.prepare(split.paths, split.labels, CLASSES, options)
+    options = options_lib.PipelineOptions(image_size=(16, 16), batch_size=8)
+    return inputs.read(split.paths, split.labels, CLASSES, options)
 
 
 @pytest.fixture(scope="module")
@@ -227,13 +228,13 @@ def trained_on(hands, layer, strategy, *, per_call=1, on_device=False, jit_compi
     """A tiny softmax model (weights from seed 3) trained on `hands`, augmented in the
     pipeline or in the step, in calls of `per_call` steps with a save every 2 steps:
     (its weights, each epoch's (loss, accuracy, images), the steps saved)."""
-    from rps_tfdata.pipeline import input_pipeline
+    from rps_tfdata.trainer import inputs
 
     keras.utils.set_random_seed(3)
     with strategy.scope():
-        inputs = keras.Input((16, 16, 3))
-        outputs = keras.layers.Dense(CLASSES, activation="softmax")(keras.layers.Flatten()(inputs))
-        model = keras.Model(inputs, outputs)
+        images = keras.Input((16, 16, 3))
+        outputs = keras.layers.Dense(CLASSES, activation="softmax")(keras.layers.Flatten()(images))
+        model = keras.Model(images, outputs)
         optimizer = keras.optimizers.Adam()
         optimizer.build(model.trainable_variables)
     steps = loop.make_steps(
@@ -246,7 +247,7 @@ def trained_on(hands, layer, strategy, *, per_call=1, on_device=False, jit_compi
     replicas = strategy.num_replicas_in_sync
 
     def dataset(context):
-        return input_pipeline.training_batches(
+        return inputs.training_batches(
             hands,
             seed=3,
             end_epoch=epochs,
@@ -313,10 +314,10 @@ def test_profile_steps_map_global_steps_to_an_epochs_window():
 
 
 def test_a_profile_window_writes_one_trace(hands, tmp_path):
-    from rps_tfdata.pipeline import input_pipeline
+    from rps_tfdata.trainer import inputs
 
     steps = image_steps_for(16)
-    batches = iter(input_pipeline.training_batches(hands, seed=1))
+    batches = iter(inputs.training_batches(hands, seed=1))
     controls = loop.EpochControls(profile=loop.ProfileWindow(2, 3, str(tmp_path)))
     assert loop.run_epoch(steps, batches, 3, controls).images == 24
     traces = list((tmp_path / "plugins" / "profile").glob("*/*.xplane.pb"))

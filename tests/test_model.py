@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from rps_tfdata.trainer import model, plan
+from rps_tfdata.trainer import architecture, model, plan
 
 
 def test_seed_architecture_at_150():
@@ -24,9 +24,10 @@ def test_seed_architecture_at_150():
 
 
 def test_min_image_size_is_the_smallest_that_builds():
-    smallest = model.min_image_size()
+    smallest = architecture.min_image_size()
     assert smallest == 46
-    assert model.feature_map_size(smallest) == 1 and model.feature_map_size(smallest - 1) == 0
+    assert architecture.feature_map_size(smallest) == 1
+    assert architecture.feature_map_size(smallest - 1) == 0
     probabilities = model.build_model((smallest, smallest), 3)(np.zeros((2, smallest, smallest, 3)))
     np.testing.assert_allclose(np.sum(probabilities, axis=1), 1.0, rtol=1e-5)
 

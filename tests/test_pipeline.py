@@ -9,9 +9,10 @@ from PIL import Image
 from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
 from rps_tfdata.bench import seed_reference
-from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.pipeline import options as options_lib
 from rps_tfdata.pipeline.reading import decode, listing, pil_resize
 from rps_tfdata.pipeline.transforms import augment
+from rps_tfdata.trainer import inputs
 
 from .helpers import RPS28, write_png
 
@@ -111,9 +112,9 @@ def test_unaugmented_batches_equal_idg_batches_after_rescale(subset):
         RPS28, image_size=64, batch_size=16, augment=False, shuffle=False
     )
     idg = iterators.train if subset == "training" else iterators.validation
-    options = input_pipeline.PipelineOptions(image_size=(64, 64), batch_size=16)
-    prepared = input_pipeline.prepare(split.paths, split.labels, 3, options)
-    ours = list(input_pipeline.evaluation_batches(prepared))
+    options = options_lib.PipelineOptions(image_size=(64, 64), batch_size=16)
+    prepared = inputs.read(split.paths, split.labels, 3, options)
+    ours = list(inputs.evaluation_batches(prepared))
     assert len(ours) == len(idg) >= 1
     for batch, (batch_images, labels) in enumerate(ours):
         expected_images, expected_labels = idg[batch]
@@ -149,20 +150,20 @@ def epoch_values(batches, steps):
     return np.concatenate(values), sizes
 
 
-@pytest.mark.parametrize("cache", input_pipeline.CACHE_MODES)
+@pytest.mark.parametrize("cache", options_lib.CACHE_MODES)
 def test_every_epoch_is_a_new_full_permutation_and_a_function_of_seed_and_epoch(tmp_path, cache):
     paths, labels = numbered_pngs(tmp_path, 20)
-    options = input_pipeline.PipelineOptions(
+    options = options_lib.PipelineOptions(
         image_size=(8, 8), batch_size=6, cache=cache, cache_path=str(tmp_path / "cache")
     )
-    prepared = input_pipeline.prepare(paths, labels, 3, options)
-    batches = iter(input_pipeline.training_batches(prepared, seed=1, end_epoch=3))
+    prepared = inputs.read(paths, labels, 3, options)
+    batches = iter(inputs.training_batches(prepared, seed=1, end_epoch=3))
     seen = [epoch_values(batches, 4) for _ in range(3)]
     assert all(sizes == [6, 6, 6, 2] for _, sizes in seen)  # partial last batch kept, padded
     assert all(sorted(values) == list(range(20)) for values, _ in seen)
     assert not np.array_equal(seen[0][0], seen[1][0])
     # A pipeline started at epoch 2 (a resumed run) yields epoch 2 exactly.
-    resumed = iter(input_pipeline.training_batches(prepared, seed=1, start_epoch=2, end_epoch=3))
+    resumed = iter(inputs.training_batches(prepared, seed=1, start_epoch=2, end_epoch=3))
     np.testing.assert_array_equal(epoch_values(resumed, 4)[0], seen[2][0])
 
 
@@ -171,9 +172,9 @@ def test_augmentation_depends_on_seed_epoch_and_image_not_on_batch():
     layer = augment.IDGAugmentation(**augment.SEED_AUGMENTATION)
 
     def images_by_id(batch_size, seed=3, epoch=0):
-        options = input_pipeline.PipelineOptions(image_size=(48, 48), batch_size=batch_size)
-        prepared = input_pipeline.prepare(split.paths[:12], split.labels[:12], 3, options)
-        batches = input_pipeline.training_batches(
+        options = options_lib.PipelineOptions(image_size=(48, 48), batch_size=batch_size)
+        prepared = inputs.read(split.paths[:12], split.labels[:12], 3, options)
+        batches = inputs.training_batches(
             prepared, seed=seed, start_epoch=epoch, end_epoch=epoch + 1, augmentation=layer
         )
         found = {}
@@ -183,10 +184,7 @@ def test_augmentation_depends_on_seed_epoch_and_image_not_on_batch():
         return found
 
     by_4, by_5 = images_by_id(4), images_by_id(5)
-    assert (
-        input_pipeline.pixel_dtype(layer) == tf.float32
-        and input_pipeline.pixel_dtype(None) == tf.uint8
-    )
+    assert inputs.pixel_dtype(layer) == tf.float32 and inputs.pixel_dtype(None) == tf.uint8
     assert sorted(by_4) == list(range(12))
     for image_id in by_4:  # same image, same epoch: same augmentation in any batch
         np.testing.assert_allclose(by_4[image_id], by_5[image_id], atol=1e-6)
@@ -197,9 +195,9 @@ def test_augmentation_depends_on_seed_epoch_and_image_not_on_batch():
 
 def test_evaluation_batches_keep_order():
     split = _rps28_split()
-    options = input_pipeline.PipelineOptions(image_size=(48, 48), batch_size=5)
-    prepared = input_pipeline.prepare(split.paths[:7], split.labels[:7], 3, options)
-    batches = list(input_pipeline.evaluation_batches(prepared))
+    options = options_lib.PipelineOptions(image_size=(48, 48), batch_size=5)
+    prepared = inputs.read(split.paths[:7], split.labels[:7], 3, options)
+    batches = list(inputs.evaluation_batches(prepared))
     assert [len(x) for x, _ in batches] == [5, 5]  # the last padded with 3 blanks
     assert [int(y.numpy().sum()) for _, y in batches] == [5, 2]
     expected = idg_load(split.paths[6], (48, 48))
@@ -208,49 +206,43 @@ def test_evaluation_batches_keep_order():
 
 def test_a_split_without_readable_images_is_an_error(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"")
-    prepared = input_pipeline.prepare(
-        [str(tmp_path / "bad.png")], [0], 3, input_pipeline.PipelineOptions()
-    )
+    prepared = inputs.read([str(tmp_path / "bad.png")], [0], 3, options_lib.PipelineOptions())
     with pytest.raises(ValueError, match="no readable image"):
-        input_pipeline.evaluation_batches(prepared)
+        inputs.evaluation_batches(prepared)
 
 
 def test_the_disk_cache_is_keyed_by_what_it_holds(tmp_path):
     paths, labels = numbered_pngs(tmp_path / "data", 6)
-    options = input_pipeline.PipelineOptions(
+    options = options_lib.PipelineOptions(
         image_size=(8, 8), batch_size=6, cache="disk", cache_path=str(tmp_path / "cache")
     )
-    first = input_pipeline.prepare(paths, labels, 3, options, name="train")
-    assert os.listdir(tmp_path / "cache") == [os.path.basename(first.cache_folder)]
+    first = inputs.read(paths, labels, 3, options, name="train")
+    assert os.listdir(tmp_path / "cache") == [os.path.basename(first.prepared.cache_folder)]
     write_png(paths[0], np.full((8, 8, 3), 200, np.uint8))  # other pixels, same path
-    second = input_pipeline.prepare(paths, labels, 3, options, name="train")
-    assert second.cache_folder != first.cache_folder
-    assert os.listdir(tmp_path / "cache") == [os.path.basename(second.cache_folder)]
-    ((images, _),) = input_pipeline.evaluation_batches(second)
+    second = inputs.read(paths, labels, 3, options, name="train")
+    assert second.prepared.cache_folder != first.prepared.cache_folder
+    assert os.listdir(tmp_path / "cache") == [os.path.basename(second.prepared.cache_folder)]
+    ((images, _),) = inputs.evaluation_batches(second)
     assert int(images[0, 0, 0, 0]) == 200  # the new file, not the old pixels
-    resized = input_pipeline.prepare(
-        paths, labels, 3, options._replace(image_size=(4, 4)), name="train"
-    )
-    assert resized.cache_folder != second.cache_folder
+    resized = inputs.read(paths, labels, 3, options._replace(image_size=(4, 4)), name="train")
+    assert resized.prepared.cache_folder != second.prepared.cache_folder
 
 
 def test_a_resumed_epoch_starts_at_its_first_unfinished_batch(tmp_path):
     """Skipped batches are the epoch's first ones, so the rest is what an uninterrupted
     run would have fed; with padding, the epoch still has its full number of steps."""
     paths, labels = numbered_pngs(tmp_path, 20)
-    options = input_pipeline.PipelineOptions(image_size=(8, 8), batch_size=6)
-    prepared = input_pipeline.prepare(paths, labels, 3, options)
-    whole = list(input_pipeline.training_batches(prepared, seed=1, start_epoch=1, end_epoch=3))
+    options = options_lib.PipelineOptions(image_size=(8, 8), batch_size=6)
+    prepared = inputs.read(paths, labels, 3, options)
+    whole = list(inputs.training_batches(prepared, seed=1, start_epoch=1, end_epoch=3))
     resumed = list(
-        input_pipeline.training_batches(
-            prepared, seed=1, start_epoch=1, end_epoch=3, skip_batches=2
-        )
+        inputs.training_batches(prepared, seed=1, start_epoch=1, end_epoch=3, skip_batches=2)
     )
     assert len(resumed) == len(whole) - 2
     for ours, theirs in zip(resumed, whole[2:], strict=True):
         for a, b in zip(ours, theirs, strict=True):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
-    padded = input_pipeline.training_batches(
+    padded = inputs.training_batches(
         prepared, seed=1, start_epoch=1, end_epoch=2, batches_per_epoch=6, skip_batches=5
     )
     # 4 batches of images, 2 of blanks: the one left is blank, of the same shape.

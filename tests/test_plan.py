@@ -8,6 +8,7 @@ import pytest
 from rps_tfdata.infra import resources
 from rps_tfdata.infra.errors import ConfigError
 from rps_tfdata.infra.resources import MemoryRoom
+from rps_tfdata.pipeline.reading import cache_policy
 from rps_tfdata.trainer import plan
 
 from .helpers import small_run
@@ -100,8 +101,8 @@ def test_the_memory_cache_is_kept_only_where_the_decoded_splits_fit(caplog):
     options = plan.input_options(small_run("d", "m", image_size=150))
     counts = [2016, 504]  # the seed's split: 2016 training, 504 validation images at 150 px
     peak_mb = 67_500 * (2016 + 504 + 2016) / 2**20  # 67.5 KB an image, the largest copied
-    # kept where half the room is training's, and at least TRAINING_ROOM_MB of it
-    least = max(2 * peak_mb, peak_mb + plan.TRAINING_ROOM_MB)
+    # kept where half the room is training's, and at least ROOM_FOR_TRAINING_MB of it
+    least = max(2 * peak_mb, peak_mb + cache_policy.ROOM_FOR_TRAINING_MB)
     assert (
         plan.fit_image_cache(options, "auto", counts, MemoryRoom(least + 1, "")).cache == "memory"
     )
@@ -115,7 +116,7 @@ def test_the_memory_cache_is_kept_only_where_the_decoded_splits_fit(caplog):
         plan.fit_image_cache(options, "memory", counts, tight)
     big = MemoryRoom(2 * least + 1, "MemAvailable")
     assert plan.fit_image_cache(options, "auto", [2 * n for n in counts], big).cache == "memory"
-    small = MemoryRoom(plan.TRAINING_ROOM_MB, "MemAvailable")  # room for training alone
+    small = MemoryRoom(cache_policy.ROOM_FOR_TRAINING_MB, "MemAvailable")  # training alone
     assert plan.fit_image_cache(options, "auto", [1, 1], small).cache == "disk"
     none = options._replace(cache="none")
     assert plan.fit_image_cache(none, "none", counts, small) is none

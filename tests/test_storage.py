@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from rps_tfdata.infra import atomic, fs
 from rps_tfdata.infra.errors import UserError
+from rps_tfdata.serving import tflite
 from rps_tfdata.trainer import artifacts, evaluation, synthetic_hands, training
 
 from .helpers import small_run
@@ -25,7 +26,7 @@ def test_a_whole_run_lives_in_a_bucket():
     for name in artifacts.RUN_FILES:
         if name not in (
             artifacts.FLAGS_FILE,
-            artifacts.TFLITE_FOLDER,
+            tflite.FOLDER,
         ):  # the commands', not training's
             assert fs.exists(f"{run_dir}/{name}"), name
     assert atomic.is_complete(f"{run_dir}/export/1")

@@ -5,14 +5,14 @@ import pytest
 import tensorflow_datasets as tfds
 
 from rps_tfdata.infra.errors import ConfigError, DatasetLayoutError
-from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.pipeline import options as options_lib
 from rps_tfdata.trainer import config, distribution, training
 from rps_tfdata.trainer.datasets import tfds as tfds_source
 from rps_tfdata.trainer.download import CLASS_NAMES
 
 from .helpers import small_run
 
-OPTIONS = input_pipeline.PipelineOptions(image_size=(48, 48), batch_size=8)
+OPTIONS = options_lib.PipelineOptions(image_size=(48, 48), batch_size=8)
 
 
 @pytest.fixture()
@@ -37,16 +37,15 @@ def test_splits_follow_tfds_labels_and_take_the_first_fifth_of_each_class(mock_r
     train, validation, test, listed = data.train, data.validation, data.test, data.listed_train
     ours = np.array(["rock", "paper", "scissors"])[raw]  # TFDS's names of each example
     for split in (train, validation):
-        for image_id, label in zip(split.ids, split.labels, strict=True):
+        for image_id, label in zip(split.prepared.ids, split.readable_labels, strict=True):
             assert CLASS_NAMES[label] == ours[image_id]
     for label, name in enumerate(CLASS_NAMES):
         members = [i for i, n in enumerate(ours) if n == name]
         expected = members[: int(0.2 * len(members))]
-        assert [
-            i for i, y in zip(validation.ids, validation.labels, strict=True) if y == label
-        ] == expected
-    assert listed == len(train.paths) and len(train.paths) + len(validation.paths) == 20
-    assert len(test.paths) == 20 and train.images.shape[1:] == (48, 48, 3)
+        held_out = zip(validation.prepared.ids, validation.readable_labels, strict=True)
+        assert [i for i, y in held_out if y == label] == expected
+    assert listed == train.prepared.count == 20 - validation.prepared.count
+    assert test.prepared.count == 20 and train.prepared.images.shape[1:] == (48, 48, 3)
 
 
 def test_training_from_tfds(mock_rps, tmp_path):

@@ -7,10 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from rps_tfdata.pipeline import input_pipeline
 from rps_tfdata.pipeline.reading import listing
 from rps_tfdata.serving import tflite
-from rps_tfdata.trainer import artifacts, evaluation, loop
+from rps_tfdata.trainer import artifacts, evaluation, inputs, loop
 
 from .helpers import RPS28, decoded_pixels
 
@@ -23,10 +22,10 @@ def real_pixels_and_predictions(finished_run):
     training's reader: the caller's job for a TFLite model), and predict's answers."""
     run = artifacts.load_run(finished_run[0])
     split = listing.list_all(RPS28)
-    prepared = input_pipeline.prepare(split.paths, split.labels, 3, run.options)
+    prepared = inputs.read(split.paths, split.labels, 3, run.options)
     pixels = decoded_pixels(prepared)
     expected, _ = evaluation.predict_all(
-        loop.make_predict(run.model), input_pipeline.evaluation_batches(prepared)
+        loop.make_predict(run.model), inputs.evaluation_batches(prepared)
     )
     return run, pixels, expected
 

@@ -17,12 +17,12 @@ from rps_tfdata.infra.errors import (
     TrainingStoppedError,
 )
 from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
+from rps_tfdata.serving import predictions as served
 from rps_tfdata.trainer import (
     artifacts,
     datasets,
     evaluation,
     plan,
-    prediction,
     run_lock,
     run_state,
     synthetic_hands,
@@ -145,10 +145,10 @@ def test_per_class_figures_and_mistakes_follow_their_definitions():
 
 def test_classify_gives_the_models_top_class_for_each_file(finished_run, held_out_dir):
     model_dir, _ = finished_run
-    paths = prediction.expand_paths([held_out_dir])
+    paths = served.expand_paths([held_out_dir])
     assert len(paths) == 9
     run = artifacts.load_run(model_dir)
-    predictions = prediction.classify(run, paths)
+    predictions = evaluation.classify(run, paths)
     assert [row[0] for row in predictions.rows] == paths and predictions.bad == []
     # The same images read independently, by Keras' own loader (PIL), as IDG reads them.
     images = np.stack(
@@ -163,9 +163,9 @@ def test_classify_gives_the_models_top_class_for_each_file(finished_run, held_ou
 
 def test_expand_paths_rejects_missing_files_and_empty_folders(tmp_path):
     with pytest.raises(InputNotFoundError, match="nope.png"):
-        prediction.expand_paths([str(tmp_path / "nope.png")])
+        served.expand_paths([str(tmp_path / "nope.png")])
     with pytest.raises(InputNotFoundError, match="no image files"):
-        prediction.expand_paths([str(tmp_path)])
+        served.expand_paths([str(tmp_path)])
 
 
 def test_test_set_with_other_classes_is_rejected(synthetic_dir, tmp_path):
@@ -226,7 +226,7 @@ def test_a_failing_final_evaluation_keeps_the_model_and_training_metrics(
     os.remove(os.path.join(run_dir, artifacts.FINAL_MODEL_FILE))
     config = finished_config(synthetic_dir, held_out_dir, run_dir)
     with monkeypatch.context() as patch:
-        patch.setattr(evaluation, "evaluate_prepared", _raise_disk_error)
+        patch.setattr(evaluation, "evaluate_split", _raise_disk_error)
         with pytest.raises(OSError, match="the final evaluation failed"):
             training.train_and_evaluate(config)
     partial = artifacts.read_json(run_dir, artifacts.METRICS_FILE)

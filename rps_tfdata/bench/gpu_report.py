@@ -17,9 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from rps_tfdata.bench import measurements
-from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.pipeline import passes
 from rps_tfdata.trainer import config as config_lib
-from rps_tfdata.trainer import datasets, training
+from rps_tfdata.trainer import datasets, inputs, training
 
 # One H100 at 150 px, device augmentation (the projection in 2026-11-throughput.md):
 # the step at 10-20% of bf16 peak; the host slicing cached uint8 at about 17,700 images/s
@@ -55,7 +55,7 @@ def augmentation_agreement(subject: measurements.Subject, data: datasets.Data) -
     layer, seed = subject.plan.augmentation, subject.config.seed
 
     def first_batch(augmentation):
-        batches = input_pipeline.training_batches(data.train, seed=seed, augmentation=augmentation)
+        batches = inputs.training_batches(data.train, seed=seed, augmentation=augmentation)
         return next(iter(batches))
 
     on_host, _, seeds = first_batch(layer)
@@ -65,7 +65,7 @@ def augmentation_agreement(subject: measurements.Subject, data: datasets.Data) -
             lambda images, seeds: layer(tf.cast(images, tf.float32), training=True, seed=seeds),
             jit_compile=True,
         )(plain, seeds)
-    held = seeds.numpy()[:, 1] != input_pipeline.NO_IMAGE
+    held = seeds.numpy()[:, 1] != passes.NO_IMAGE
     return float(np.abs(on_host.numpy() - on_device.numpy())[held].max())
 
 
@@ -95,7 +95,7 @@ def check(
     report["augmentation_agrees"] = agreement < AGREEMENT
     report["trainings"] = short_trainings(config, folder)
     # Windows of full batches inside an epoch (its first and partial last left out).
-    window = max(1, min(settings.window, input_pipeline.steps_per_epoch(data.train) - 2))
+    window = max(1, min(settings.window, inputs.batches_per_epoch(data.train) - 2))
     rates = measurements.run_benchmarks(
         "all", subject, baseline=False, settings=settings._replace(window=window)
     )

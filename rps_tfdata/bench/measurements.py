@@ -43,10 +43,11 @@ from absl import logging
 
 from rps_tfdata.bench import fit_routes, seed_reference, throughput
 from rps_tfdata.infra import resources
-from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.pipeline import passes
 from rps_tfdata.serving import saved_model
-from rps_tfdata.trainer import artifacts, datasets, loop, prediction, tf_data_service, training
+from rps_tfdata.serving.finished import Run
 from rps_tfdata.trainer import config as config_lib
+from rps_tfdata.trainer import datasets, evaluation, inputs, loop, tf_data_service, training
 from rps_tfdata.trainer import model as model_lib
 from rps_tfdata.trainer import plan as plan_lib
 
@@ -115,25 +116,25 @@ def bench_pipeline(bench: Bench, baseline: bool) -> dict:
     and the seed's pipeline."""
     config, plan, settings = bench.config, bench.plan, bench.settings
     batch_size, repeats = config.batch_size, settings.repeats
-    paths, labels = bench.data.train.paths, bench.data.train.labels
+    paths, labels = bench.data.train.prepared.paths, bench.data.train.readable_labels
     classes = len(bench.data.class_names)
     # One layer for every repeat: its XLA compilation is warm-up, not pipeline time.
     layer = plan.host_augmentation
-    warm = input_pipeline.prepare(paths[:batch_size], labels[:batch_size], classes, plan.input)
-    next(iter(input_pipeline.training_batches(warm, seed=config.seed, augmentation=layer)))
+    warm = inputs.read(paths[:batch_size], labels, classes, plan.input)
+    next(iter(inputs.training_batches(warm, seed=config.seed, augmentation=layer)))
     cold, steady = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        prepared = input_pipeline.prepare(paths, labels, classes, plan.input)
+        split = inputs.read(paths, labels, classes, plan.input)
         cold.append(len(paths) / (time.perf_counter() - start))
         batches = iter(
-            input_pipeline.training_batches(
-                prepared, seed=config.seed, end_epoch=settings.steady_epochs, augmentation=layer
+            inputs.training_batches(
+                split, seed=config.seed, end_epoch=settings.steady_epochs, augmentation=layer
             )
         )
         for _ in range(settings.steady_epochs):
             start = time.perf_counter()
-            for _ in range(input_pipeline.steps_per_epoch(prepared)):
+            for _ in range(inputs.batches_per_epoch(split)):
                 next(batches)
             steady.append(len(paths) / (time.perf_counter() - start))
     results = {
@@ -188,11 +189,11 @@ def bench_e2e(bench: Bench, baseline: bool) -> dict:
     config, settings, train = bench.config, bench.settings, bench.data.train
     timing = dict(
         epochs=settings.e2e_epochs,
-        steps_per_epoch=input_pipeline.steps_per_epoch(train),
+        steps_per_epoch=inputs.batches_per_epoch(train),
         batch_size=config.batch_size,
         window=settings.window,
     )
-    ours = input_pipeline.training_batches(
+    ours = inputs.training_batches(
         train,
         seed=config.seed,
         end_epoch=settings.e2e_epochs,
@@ -211,13 +212,13 @@ def bench_loop(bench: Bench) -> dict:
     config, train = bench.config, bench.data.train
     count = bench.settings.repeats + 1
     batches = iter(
-        input_pipeline.training_batches(
+        inputs.training_batches(
             train, seed=config.seed, end_epoch=count, augmentation=bench.plan.host_augmentation
         )
     )
     samples = []
     controls = loop.EpochControls(steps_per_loop=config.steps_per_loop)
-    steps_per_epoch = input_pipeline.steps_per_epoch(train)
+    steps_per_epoch = inputs.batches_per_epoch(train)
     for epoch in range(count):
         result = loop.run_epoch(bench.steps, batches, steps_per_epoch, controls)
         if epoch:
@@ -234,22 +235,19 @@ def measure_memory(subject: Subject, num_epochs: int) -> dict[str, Any]:
     config, plan = subject.config, subject.plan
     split, _, _ = subject.source.splits()
     options, layer = plan.input, plan.host_augmentation
-    few = input_pipeline.prepare(
-        split.paths[:8], split.labels[:8], 3, options._replace(cache="none")
-    )
-    for _ in input_pipeline.training_batches(few, seed=config.seed, augmentation=layer):
+    classes = len(split.class_names)
+    few = inputs.read(split.paths[:8], split.labels, classes, options._replace(cache="none"))
+    for _ in inputs.training_batches(few, seed=config.seed, augmentation=layer):
         pass
     before = resources.current_rss_mb()
-    prepared = input_pipeline.prepare(
-        split.paths, split.labels, len(split.class_names), options, name="train"
-    )
+    train = inputs.read(split.paths, split.labels, classes, options, name="train")
     after_prepare = resources.current_rss_mb()
-    for _ in input_pipeline.training_batches(
-        prepared, seed=config.seed, end_epoch=num_epochs, augmentation=layer
+    for _ in inputs.training_batches(
+        train, seed=config.seed, end_epoch=num_epochs, augmentation=layer
     ):
         pass
     return {
-        "images": len(prepared.paths),
+        "images": train.prepared.count,
         "image_cache": options.cache,
         "rss_before_mb": round(before, 1),
         "rss_growth_after_prepare_mb": round(after_prepare - before, 1),
@@ -296,7 +294,7 @@ def measure_service(
     split, _, _ = subject.source.splits()
     options = plan.input._replace(cache="none", deterministic=False)
     classes = len(split.class_names)  # headers screened; the epochs decode, as in training
-    prepared = input_pipeline.prepare(split.paths, split.labels, classes, options, decode=False)
+    train = inputs.read(split.paths, split.labels, classes, options, decode=False)
     targets = [("service_0_workers", contextlib.nullcontext(""))]
     if config.data_service:
         targets.append(("service_external", contextlib.nullcontext(config.data_service)))
@@ -306,25 +304,25 @@ def measure_service(
     for name, service in targets:
         with service as address:
             before = throughput.loopback_bytes()
-            rates[name], images = _epochs_through(prepared, config, plan, address, settings)
+            rates[name], images = _epochs_through(train, config, plan, address, settings)
             after = throughput.loopback_bytes()
         if address and before is not None and name != "service_external":
             traffic[f"{name}_bytes_per_image"] = round((after - before) / images)
         logging.info("%s: %s", name, rates[name])
-    element = np.dtype(input_pipeline.pixel_dtype(plan.host_augmentation).as_numpy_dtype).itemsize
+    element = np.dtype(inputs.pixel_dtype(plan.host_augmentation).as_numpy_dtype).itemsize
     traffic["pixel_bytes_per_image"] = element * 3 * config.image_size**2
     traffic["compression"] = config.data_service_compression
     return rates, traffic
 
 
-def _epochs_through(prepared, config: config_lib.TrainConfig, plan, address: str, settings):
+def _epochs_through(train, config: config_lib.TrainConfig, plan, address: str, settings):
     """The rate of epochs read here (`address` "") or through the service at `address`,
     and the images read in all; the first epoch warms up (tracing, compilation, worker
     start) and is not counted in the rate."""
     samples, total = [], 0
     for epoch in range(settings.steady_epochs * settings.repeats + 1):
-        dataset = input_pipeline.epoch_batches(
-            prepared, epoch, seed=config.seed, augmentation=plan.host_augmentation
+        dataset = inputs.epoch_batches(
+            train, epoch, seed=config.seed, augmentation=plan.host_augmentation
         )
         if address:
             job = f"{tf_data_service.job_prefix()}-{epoch}"
@@ -332,7 +330,7 @@ def _epochs_through(prepared, config: config_lib.TrainConfig, plan, address: str
             dataset = tf_data_service.distribute(dataset, address, job, compression)
         start = time.perf_counter()
         # Images, not rows: each worker pads its last batch with blanks (seeds NO_IMAGE).
-        count = sum(int(np.sum(seeds[:, 1] != input_pipeline.NO_IMAGE)) for _, _, seeds in dataset)
+        count = sum(int(np.sum(seeds[:, 1] != passes.NO_IMAGE)) for _, _, seeds in dataset)
         total += count
         if epoch:
             samples.append(count / (time.perf_counter() - start))
@@ -346,8 +344,8 @@ def measure_serving(subject: Subject, settings: Settings) -> dict:
     paths = split.paths[:32]
     options = subject.plan.input._replace(cache="memory")
     model = model_lib.build_model(options.image_size, len(split.class_names))
-    run = artifacts.Run(model, split.class_names, options)
-    out = os.path.join(subject.config.model_dir, artifacts.EXPORT_FOLDER)
+    run = Run(model, split.class_names, options)
+    out = os.path.join(subject.config.model_dir, saved_model.EXPORT_FOLDER)
     serve = tf.saved_model.load(saved_model.write(run, out)).signatures["serving_default"]
     encoded = tf.constant([tf.io.read_file(p).numpy() for p in paths])
     return {
@@ -358,7 +356,7 @@ def measure_serving(subject: Subject, settings: Settings) -> dict:
             repeats=settings.repeats,
         ),
         "predict_files": throughput.time_batches(
-            lambda: prediction.classify(run, paths), len(paths), batches=5, repeats=settings.repeats
+            lambda: evaluation.classify(run, paths), len(paths), batches=5, repeats=settings.repeats
         ),
     }
 

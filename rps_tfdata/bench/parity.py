@@ -18,9 +18,8 @@ import keras
 import numpy as np
 
 from rps_tfdata.bench import seed_reference
-from rps_tfdata.pipeline import input_pipeline
 from rps_tfdata.trainer import config as config_lib
-from rps_tfdata.trainer import datasets, evaluation, loop, run_state, training
+from rps_tfdata.trainer import datasets, evaluation, inputs, loop, run_state, training
 from rps_tfdata.trainer import plan as plan_lib
 
 PIPELINES = ("seed_idg", "rps_tfdata")
@@ -58,14 +57,14 @@ def _seed_epoch(iterators: seed_reference.SeedIterators):
 
 
 def _our_epoch(config: config_lib.TrainConfig, data: datasets.Data, epoch: int, augmentation):
-    train = input_pipeline.training_batches(
+    train = inputs.training_batches(
         data.train,
         seed=config.seed,
         start_epoch=epoch,
         end_epoch=epoch + 1,
         augmentation=augmentation,
     )
-    validation = input_pipeline.evaluation_batches(
+    validation = inputs.evaluation_batches(
         data.validation, augmentation=augmentation, seed=config.seed, epoch=epoch
     )
     return iter(train), validation
@@ -94,13 +93,13 @@ def train_one(
             train, validation = _seed_epoch(iterators)
         else:
             train, validation = _our_epoch(config, data, epoch, plan.augmentation)
-        result = loop.run_epoch(steps, train, input_pipeline.steps_per_epoch(data.train))
+        result = loop.run_epoch(steps, train, inputs.batches_per_epoch(data.train))
         probabilities, labels = evaluation.predict_all(steps.predict, validation)
         scores = evaluation.scores(probabilities, labels, num_classes)
         row = (result.loss, result.accuracy, scores["loss"], scores["accuracy"], result.seconds)
         for key, value in zip(CURVE_KEYS, row, strict=True):
             history[key].append(value)
-    clean = evaluation.evaluate_prepared(steps.predict, data.validation, data.class_names)
+    clean = evaluation.evaluate_split(steps.predict, data.validation, data.class_names)
     return ParityRun(name, config.seed, history, clean["accuracy"], clean["loss"])
 
 

@@ -1,7 +1,8 @@
-"""What each of ImageDataGenerator's `flow*` methods reads: a class-per-folder directory,
-a DataFrame of file names, or arrays in memory, turned into the drop-in's input: the
-readable images (`input_pipeline.prepare`), the rows that go with them (`flows.Outputs`)
-and the iterator's attributes (`class_indices`, `classes`, `filenames`, ...).
+"""What each of ImageDataGenerator's `flow*` methods reads, in IDG's terms: a
+class-per-folder directory, a DataFrame of file names, or arrays in memory, read by the
+library's reader (`reader`: IDG's split, one read), with what IDG gives beside the
+images: the targets of each `class_mode` and the weights (`flows.Outputs`), and the
+iterator's attributes (`class_indices`, `classes`, `filenames`, ...).
 
 The split, the file order, the class indices and the targets are IDG's
 (`DirectoryIterator`, `DataFrameIterator`, `NumpyArrayIterator`); one deliberate
@@ -15,14 +16,12 @@ import warnings
 from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from rps_tfdata.image.flows import Outputs
-from rps_tfdata.infra import fs, resources
-from rps_tfdata.pipeline import input_pipeline
-from rps_tfdata.pipeline.input_pipeline import PipelineOptions, Prepared
-from rps_tfdata.pipeline.reading import listing
-from rps_tfdata.trainer import plan
+from rps_tfdata.pipeline.options import PipelineOptions
+from rps_tfdata.pipeline.reading import listing, reader
+from rps_tfdata.pipeline.reading.listing import SUBSETS
+from rps_tfdata.pipeline.reading.prepare import Prepared
 
 # `class_mode`s of each method, as IDG allows them.
 DIRECTORY_CLASS_MODES = ("categorical", "binary", "sparse", "input", None)
@@ -36,16 +35,6 @@ class FlowInput(NamedTuple):
     prepared: Prepared
     outputs: Outputs
     attributes: dict[str, Any]
-
-
-def _split_range(count: int, validation_split: float, subset: Optional[str]) -> slice:
-    """IDG's rows of `subset` among `count`: validation first, then training."""
-    if subset is None:
-        return slice(0, count)
-    if subset not in listing.SUBSETS:
-        raise ValueError(f'Invalid subset name: {subset!r}; expected "training" or "validation"')
-    cut = int(validation_split * count)
-    return slice(0, cut) if subset == "validation" else slice(cut, count)
 
 
 def _class_targets(
@@ -65,25 +54,6 @@ def _class_targets(
     return Outputs()
 
 
-def _read(
-    paths: list[str], outputs: Outputs, options: PipelineOptions, name: str
-) -> tuple[Prepared, Outputs]:
-    """Reads the files once, into the cache `options.cache` asks for ("auto": memory when
-    the images fit, else disk, as the trainer decides); the unreadable files leave, with
-    their rows."""
-    if options.cache == "auto":
-        options = plan.fit_image_cache(
-            options._replace(cache="memory"),
-            "auto",
-            [len(paths)],
-            resources.memory_room(),
-            setting="cache",
-            size_setting="target_size",
-        )
-    prepared = input_pipeline.prepare(paths, [0] * len(paths), 0, options, name=name)
-    return prepared, outputs.rows(prepared.ids)
-
-
 def from_directory(
     directory: str,
     *,
@@ -101,17 +71,18 @@ def from_directory(
         raise ValueError(
             f"Invalid class_mode: {class_mode!r}; expected one of {DIRECTORY_CLASS_MODES}"
         )
-    listed = listing.list_folder(directory, classes=classes or None, follow_links=follow_links)
-    paths: list[str] = []
-    labels: list[int] = []
-    for label, files in enumerate(listed.files_by_class):
-        chosen = files[_split_range(len(files), validation_split, subset)]
-        paths += chosen
-        labels += [label] * len(chosen)
-    num_classes = len(listed.class_names)
-    outputs = _class_targets(labels, num_classes, class_mode, dtype)
-    prepared, outputs = _read(paths, outputs, options, cache_name)
-    readable = [labels[i] for i in prepared.ids]
+    chosen, prepared = reader.read_directory(
+        directory,
+        options,
+        classes=classes or None,
+        follow_links=follow_links,
+        validation_split=validation_split,
+        subset=subset,
+        name=cache_name,
+    )
+    num_classes = len(chosen.class_names)
+    outputs = _class_targets(chosen.labels, num_classes, class_mode, dtype)
+    readable = [chosen.labels[i] for i in prepared.ids]
     print(f"Found {prepared.count} images belonging to {num_classes} classes.")
     root = directory.rstrip("/")
     return FlowInput(
@@ -119,7 +90,7 @@ def from_directory(
         outputs,
         {
             "directory": directory,
-            "class_indices": {name: i for i, name in enumerate(listed.class_names)},
+            "class_indices": {name: i for i, name in enumerate(chosen.class_names)},
             "classes": np.asarray(readable, np.int32),
             "labels": np.asarray(readable, np.int32),
             "filenames": [os.path.relpath(p, root) for p in prepared.paths],
@@ -168,8 +139,7 @@ def _check_dataframe(df, x_col: str, y_col, weight_col, classes, class_mode) -> 
 
 def _valid_rows(df, directory: str, x_col: str):
     """IDG's `validate_filenames`: rows whose file has an image extension and exists."""
-    paths = [os.path.join(directory, name) for name in df[x_col]]
-    keep = np.array([listing.is_image_file(p) and fs.isfile(p) for p in paths], bool)
+    keep = reader.existing_images([os.path.join(directory, name) for name in df[x_col]])
     if (~keep).sum():
         warnings.warn(
             f'Found {(~keep).sum()} invalid image filename(s) in x_col="{x_col}". '
@@ -221,7 +191,15 @@ def from_dataframe(
     class_names: list[str] = []
     if labelled:
         df, class_names = _known_classes(df, y_col, classes)
-    df = df.iloc[_split_range(len(df), validation_split, subset)]
+    names = df[x_col].tolist()
+    rows, prepared = reader.read_files(
+        [os.path.join(directory, n) for n in names],
+        options,
+        validation_split=validation_split,
+        subset=subset,
+        name=cache_name,
+    )
+    df, names = df.iloc[rows], names[rows]
     indices = {name: i for i, name in enumerate(class_names)}
     if labelled:
         labels = [
@@ -237,10 +215,6 @@ def from_dataframe(
         outputs = _class_targets([], 0, class_mode, dtype)
     if weight_col:
         outputs = outputs._replace(weights=df[weight_col].values)
-    names = df[x_col].tolist()
-    prepared, outputs = _read(
-        [os.path.join(directory, n) for n in names], outputs, options, cache_name
-    )
     validated = "validated" if validate_filenames else "non-validated"
     belonging = f" belonging to {len(class_names)} classes" if labelled else ""
     print(f"Found {prepared.count} {validated} image filenames{belonging}.")
@@ -253,9 +227,8 @@ def from_dataframe(
         readable = [labels[i] for i in prepared.ids]
         attributes.update(class_indices=indices, classes=readable, num_classes=len(class_names))
     if class_mode in ("multi_output", "raw"):
-        attributes["labels"] = (
-            outputs.targets if class_mode == "multi_output" else outputs.targets[0]
-        )
+        read = outputs.rows(prepared.ids).targets
+        attributes["labels"] = read if class_mode == "multi_output" else read[0]
     elif labelled:
         attributes["labels"] = attributes["classes"]
     return FlowInput(prepared, outputs, attributes)
@@ -285,37 +258,30 @@ def from_arrays(
             raise ValueError(
                 f"`x` and `{name}` should have the same length. Found: {len(x)} and {len(other)}"
             )
-    rows = _split_range(len(x), validation_split, subset)
     if subset is not None and y is not None and not ignore_class_split:
-        cut = int(len(x) * validation_split)
-        if not np.array_equal(np.unique(y[:cut]), np.unique(y[cut:])):
+        validation, training = (listing.split_rows(len(x), validation_split, s) for s in SUBSETS)
+        if not np.array_equal(np.unique(y[validation]), np.unique(y[training])):
             raise ValueError(
                 "Training and validation subsets have different number of classes after the "
                 "split. If your numpy arrays are sorted by the label, you might want to "
                 "shuffle them (or pass ignore_class_split=True)."
             )
-    images = x[rows].astype(dtype)
+    images = np.asarray(x, dtype)
     if images.ndim != 4:
         raise ValueError(
             f"Input data in `flow` should have rank 4; you passed an array of shape {images.shape}"
         )
-    if channels_first:
-        images = np.transpose(images, (0, 2, 3, 1))
+    pixels = np.transpose(images, (0, 2, 3, 1)) if channels_first else images
+    rows, prepared = reader.read_pixels(
+        pixels.astype(np.float32, copy=False),
+        options,
+        validation_split=validation_split,
+        subset=subset,
+    )
     outputs = Outputs(
         targets=() if y is None else (y[rows],),
         weights=None if sample_weight is None else np.asarray(sample_weight)[rows],
         extra_inputs=tuple(m[rows] for m in misc),
     )
-    count = len(images)
-    prepared = Prepared(
-        paths=[],
-        labels=[0] * count,
-        ids=list(range(count)),
-        bad=[],
-        num_classes=0,
-        options=options._replace(image_size=images.shape[1:3]),
-        images=tf.constant(images, tf.float32),
-    )
-    return FlowInput(
-        prepared, outputs, {"x": images, "y": outputs.targets[0] if y is not None else None}
-    )
+    attributes = {"x": images[rows], "y": outputs.targets[0] if y is not None else None}
+    return FlowInput(prepared, outputs, attributes)

@@ -1,1 +1,2 @@
-"""What every layer stands on: user errors, paths anywhere, atomic writes, memory."""
+"""What every layer stands on: errors a user can fix, paths anywhere TensorFlow reaches,
+writes that never leave half a file, and the memory the process may use."""

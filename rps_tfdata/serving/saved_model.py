@@ -30,14 +30,15 @@ from absl import logging
 
 from rps_tfdata.infra import atomic, fs
 from rps_tfdata.pipeline.reading import decode
-from rps_tfdata.trainer import artifacts
+from rps_tfdata.serving.finished import Run
 
+EXPORT_FOLDER = "export"  # in a run's folder: the SavedModel's versions (TF Serving's layout)
 EXPORT_VERSION = "1"  # TF Serving reads MODEL/<version>/saved_model.pb
 
 
 def default_dir(model_dir: str) -> str:
     """MODEL_DIR/export/1, the layout TF Serving expects."""
-    return os.path.join(model_dir, artifacts.EXPORT_FOLDER, EXPORT_VERSION)
+    return os.path.join(model_dir, EXPORT_FOLDER, EXPORT_VERSION)
 
 
 def make_serving_fn(
@@ -92,7 +93,7 @@ def make_pixels_fn(model: keras.Model, class_names: list[str]):
     return classify
 
 
-def write(run: artifacts.Run, out: str) -> str:
+def write(run: Run, out: str) -> str:
     """Writes the SavedModel of a finished run, staged, then renamed over an earlier
     export, so that a reader never sees half of one.
 

@@ -14,17 +14,18 @@ import keras
 import tensorflow as tf
 
 from rps_tfdata.infra import atomic
-from rps_tfdata.trainer import artifacts
+from rps_tfdata.serving.finished import Run
 
+FOLDER = "tflite"  # in a run's folder: export --tflite's model, labels and input description
 MODEL, LABELS, INPUT = "model.tflite", "labels.txt", "input.json"
 
 
 def default_dir(model_dir: str) -> str:
     """MODEL_DIR/tflite, where `export --tflite` writes."""
-    return os.path.join(model_dir, artifacts.TFLITE_FOLDER)
+    return os.path.join(model_dir, FOLDER)
 
 
-def convert(run: artifacts.Run, quantize: str = "none") -> bytes:
+def convert(run: Run, quantize: str = "none") -> bytes:
     """The run's model as TensorFlow Lite flatbuffer bytes (see the module doc).
 
     The rescale is a Keras layer in front of the model: the converter freezes a Keras
@@ -49,7 +50,7 @@ def convert(run: artifacts.Run, quantize: str = "none") -> bytes:
     return converter.convert()
 
 
-def write(run: artifacts.Run, out: str, quantize: str = "none") -> str:
+def write(run: Run, out: str, quantize: str = "none") -> str:
     """Writes `model.tflite`, `labels.txt` and `input.json` (what the input must be)
     into the folder `out`, each under a temporary name and renamed.
 

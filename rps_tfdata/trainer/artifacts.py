@@ -6,14 +6,16 @@ Every consumer of a finished run (evaluate, predict, export) goes through
 
 import json
 import os
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 import keras
 
 from rps_tfdata.infra import atomic, fs
 from rps_tfdata.infra.errors import RunNotFoundError
-from rps_tfdata.pipeline.input_pipeline import PipelineOptions
+from rps_tfdata.pipeline.options import PipelineOptions
 from rps_tfdata.pipeline.reading import file_facts
+from rps_tfdata.serving import saved_model, tflite
+from rps_tfdata.serving.finished import Run
 
 BEST_WEIGHTS_FILE = "best.weights.h5"
 FINAL_MODEL_FILE = "model.keras"
@@ -25,8 +27,6 @@ LOGS_FOLDER = "logs"
 FLAGS_FILE = "flags.txt"
 RUN_CONFIG_FILE = "run_config.json"
 CHECKPOINTS_FOLDER = "checkpoints"
-EXPORT_FOLDER = "export"  # the SavedModel's versions: EXPORT_FOLDER/1 (TF Serving's layout)
-TFLITE_FOLDER = "tflite"  # export --tflite's model, labels and input description
 HISTORY_PLOT_FILE = "history.png"  # the learning curves (with matplotlib, the plots extra)
 CONFUSION_PLOT_FILE = "confusion.png"  # the test set's confusion matrix (else validation's)
 # Everything a run writes, as `remove_run` deletes it (nothing else in the folder).
@@ -41,20 +41,12 @@ RUN_FILES = (
     FLAGS_FILE,
     RUN_CONFIG_FILE,
     CHECKPOINTS_FOLDER,
-    EXPORT_FOLDER,
-    TFLITE_FOLDER,
+    saved_model.EXPORT_FOLDER,
+    tflite.FOLDER,
     HISTORY_PLOT_FILE,
     CONFUSION_PLOT_FILE,
     file_facts.INDEX_FILE,  # the data's file facts (on remote file systems)
 )
-
-
-class Run(NamedTuple):
-    """A finished run: the model with its best weights, class names, and image settings."""
-
-    model: keras.Model
-    class_names: list[str]
-    options: PipelineOptions
 
 
 def holds_run(model_dir: str) -> bool:

@@ -16,9 +16,9 @@ import os
 from typing import Any, NamedTuple, Optional
 
 from rps_tfdata.infra.errors import ConfigError
+from rps_tfdata.pipeline.options import AUTOTUNE
+from rps_tfdata.trainer.architecture import min_image_size
 from rps_tfdata.trainer.download import DEFAULT_DOWNLOAD_DIR
-
-AUTOTUNE = -1  # tf.data.AUTOTUNE, for the tf.data levers
 
 
 class TrainConfig(NamedTuple):
@@ -152,13 +152,6 @@ def settings_of(config: TrainConfig) -> dict[str, Any]:
         settings[name] = (value if "://" in value else os.path.abspath(value)) if value else None
     settings["data_service"] = bool(config.data_service)  # the address may change between runs
     return settings
-
-
-def min_image_size() -> int:
-    """The smallest square side the seed's CNN takes (its four conv/pool stages)."""
-    from rps_tfdata.trainer import model  # here: the command line reads this module first
-
-    return model.min_image_size()
 
 
 def _special_problem(name: str, value: Any) -> Optional[str]:

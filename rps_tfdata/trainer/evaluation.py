@@ -1,17 +1,19 @@
 """Accuracy, loss and confusion matrix on un-augmented images: the one evaluation path,
 used by training (each epoch's validation, the final metrics) and by
-`python -m rps_tfdata.evaluate`."""
+`python -m rps_tfdata.evaluate`; and the classification of files with a finished run
+(`python -m rps_tfdata.predict`)."""
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from rps_tfdata.infra.errors import DatasetLayoutError
-from rps_tfdata.pipeline import input_pipeline
-from rps_tfdata.pipeline.reading import headers, listing
-from rps_tfdata.trainer import artifacts, loop
+from rps_tfdata.pipeline.reading import headers, listing, prepare
+from rps_tfdata.pipeline.reading.prepare import require_images
+from rps_tfdata.serving.predictions import Predictions
+from rps_tfdata.trainer import artifacts, inputs, loop
 from rps_tfdata.trainer.datasets.base import check_policy
+from rps_tfdata.trainer.inputs import LabelledSplit
 
 Predict = Callable[[tf.Tensor], tf.Tensor]
 REPORTED_MISTAKES = 20  # misclassified files the printed report lists (--json: every one)
@@ -86,14 +88,14 @@ def misclassified(
     return sorted(rows, key=lambda row: -row["probability"])
 
 
-def evaluate_prepared(
-    predict: Predict, prepared: input_pipeline.Prepared, class_names: list[str]
+def evaluate_split(
+    predict: Predict, split: LabelledSplit, class_names: list[str]
 ) -> dict[str, Any]:
-    """Evaluates on every readable image of a prepared split, in order, not augmented.
+    """Evaluates on every readable image of a split, in order, not augmented.
 
     Args:
       predict: the compiled predict step (`loop.make_predict`).
-      prepared: the split, read once (`input_pipeline.prepare`).
+      split: the labelled split, read once (`inputs.read`).
       class_names: the class names in label order.
 
     Returns:
@@ -101,12 +103,13 @@ def evaluate_prepared(
       class, column = predicted, in `class_names` order), `per_class` (precision, recall,
       F1, support; and their macro mean), `misclassified` and `skipped_images`.
     """
-    probabilities, labels = predict_all(predict, input_pipeline.evaluation_batches(prepared))
+    probabilities, labels = predict_all(predict, inputs.evaluation_batches(split))
     result = scores(probabilities, labels, len(class_names))
     result["class_names"] = list(class_names)
     result["per_class"] = per_class(result["confusion_matrix"], list(class_names))
-    result["misclassified"] = misclassified(prepared.paths, probabilities, labels, class_names)
-    result["skipped_images"] = headers.as_records(prepared.bad)
+    paths = split.prepared.paths
+    result["misclassified"] = misclassified(paths, probabilities, labels, class_names)
+    result["skipped_images"] = headers.as_records(split.prepared.bad)
     return result
 
 
@@ -121,21 +124,41 @@ def evaluate_folder(
       on_bad_image: "skip" unreadable images (named) or "fail" on the first.
 
     Returns:
-      As `evaluate_prepared`.
+      As `evaluate_split`.
 
     Raises:
       DatasetLayoutError: other classes than the run's, or no readable image.
       BadImagesError: an unreadable image with on_bad_image="fail".
     """
-    split = listing.list_all(data_dir)
-    listing.check_same_classes(run.class_names, split.class_names, data_dir)
-    prepared = input_pipeline.prepare(
-        split.paths, split.labels, len(split.class_names), run.options
-    )
-    check_policy(prepared.bad, len(split.paths), on_bad_image)
-    if not prepared.paths:
-        raise DatasetLayoutError(f"data folder {data_dir!r} holds no readable image files")
-    return evaluate_prepared(loop.make_predict(run.model), prepared, run.class_names)
+    listed = listing.list_all(data_dir)
+    listing.check_same_classes(run.class_names, listed.class_names, data_dir)
+    split = inputs.read(listed.paths, listed.labels, len(listed.class_names), run.options)
+    check_policy(split.prepared.bad, len(listed.paths), on_bad_image)
+    require_images(split.prepared, f"data folder {data_dir!r}")
+    return evaluate_split(loop.make_predict(run.model), split, run.class_names)
+
+
+def classify(run: artifacts.Run, paths: Sequence[str]) -> Predictions:
+    """Classifies files with a finished run's model, read as training read them.
+
+    Args:
+      run: the finished run (`artifacts.load_run`).
+      paths: image files (paths or URLs).
+
+    Returns:
+      Each readable file's probabilities, in order, and the unreadable files with
+      their reasons, apart.
+    """
+    prepared = prepare.prepare(paths, run.options)
+    if not prepared.count:
+        return Predictions(run.class_names, [], prepared.bad)
+    predict = loop.make_predict(run.model)
+    probabilities = [
+        np.asarray(predict(images), np.float64)[np.asarray(present)]
+        for images, present in inputs.image_batches(prepared)
+    ]
+    rows = list(zip(prepared.paths, np.concatenate(probabilities), strict=True))
+    return Predictions(run.class_names, rows, prepared.bad)
 
 
 def format_report(result: dict[str, Any]) -> str:

@@ -194,7 +194,7 @@ def _replica_step(
 
 def make_predict(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
     """images (0..255, as batches carry them) -> float32 probabilities, compiled once
-    (every batch has one shape: `input_pipeline.evaluation_batches` pads the last)."""
+    (every batch has one shape: `inputs.evaluation_batches` pads the last)."""
     return tf.function(
         lambda images: tf.cast(model(rescale(images), training=False), tf.float32), autograph=False
     )

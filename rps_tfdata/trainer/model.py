@@ -8,24 +8,8 @@ from typing import Union
 
 import keras
 
+from rps_tfdata.trainer.architecture import CONV_FILTERS, min_image_size
 from rps_tfdata.trainer.config import CHOICES
-
-CONV_FILTERS = (64, 64, 128, 128)
-
-
-def feature_map_size(image_size: int) -> int:
-    """Side of the last pooled feature map: each stage is a valid 3x3 conv, then 2x2 pool."""
-    for _ in CONV_FILTERS:
-        image_size = (image_size - 2) // 2
-    return image_size
-
-
-def min_image_size() -> int:
-    """Smallest square side whose last feature map is at least 1x1 (46 for four stages)."""
-    size = 3
-    while feature_map_size(size) < 1:
-        size += 1
-    return size
 
 
 def build_model(

@@ -20,8 +20,8 @@ from absl import logging
 from rps_tfdata.infra import resources
 from rps_tfdata.infra.errors import ConfigError
 from rps_tfdata.infra.resources import MemoryRoom
-from rps_tfdata.pipeline import input_pipeline
-from rps_tfdata.pipeline.input_pipeline import PipelineOptions
+from rps_tfdata.pipeline.options import PipelineOptions
+from rps_tfdata.pipeline.reading import cache_policy
 from rps_tfdata.pipeline.transforms.augment import SEED_AUGMENTATION, IDGAugmentation
 from rps_tfdata.trainer import distribution
 from rps_tfdata.trainer.config import TrainConfig, check_config
@@ -119,47 +119,27 @@ def input_options(config: TrainConfig) -> PipelineOptions:
     )
 
 
-# The memory a run of the seed's CNN takes beyond TensorFlow's import, at 150-192 px in
-# batches of 8-32, cache aside (measured in its cgroup: BUILD.md, "A memory limit").
-TRAINING_ROOM_MB = 1024
-
-
 def fit_image_cache(
-    options: PipelineOptions,
-    requested: str,
-    counts: Sequence[int],
-    room: MemoryRoom,
-    *,
-    setting: str = "--image_cache",
-    size_setting: str = "--image_size",
+    options: PipelineOptions, requested: str, counts: Sequence[int], room: MemoryRoom
 ) -> PipelineOptions:
-    """The memory cache only when the splits of `counts` images leave the training half
-    of the memory this process may still use, and at least `TRAINING_ROOM_MB`: else
-    `auto` caches on disk, and an explicit `--image_cache=memory` is refused before any
-    decode (past a cgroup's limit the kernel kills the process without a word).
-    `setting` and `size_setting` name the caller's settings in its messages (the flags,
-    or the drop-in's `cache` and `target_size`).
+    """The memory cache only when the splits of `counts` images fit
+    (`cache_policy.choose`): else `auto` caches on disk, and an explicit
+    `--image_cache=memory` is refused before any decode.
 
     Raises:
       ConfigError: `--image_cache=memory` that does not fit.
     """
     if options.cache != "memory":
         return options
-    peak = input_pipeline.memory_cache_peak(counts, options.pixel_shape) / 2**20
-    height, width = options.image_size
-    need = (
-        f"the memory cache of {sum(counts)} images at {height}x{width} takes up to "
-        f"{peak:.0f} MB, and this process may use {room.mb:.0f} MB more ({room.bound})"
-    )
-    if peak <= room.mb - max(room.mb / 2, TRAINING_ROOM_MB):
-        logging.info("image cache memory (%s=%s): %s", setting, requested, need)
-        return options
-    if requested == "memory":
+    try:
+        choice = cache_policy.choose(requested, counts, options.pixel_shape, room)
+    except cache_policy.MemoryCacheTooLargeError as e:
         raise ConfigError(
-            f"{setting}=memory: {need}; use {setting}=disk, or a smaller {size_setting}"
-        )
-    logging.info("image cache disk, not memory (%s=%s): %s", setting, requested, need)
-    return options._replace(cache="disk")
+            f"--image_cache=memory: {e}; use --image_cache=disk, or a smaller --image_size"
+        ) from e
+    settled = "memory" if choice.cache == "memory" else "disk, not memory"
+    logging.info("image cache %s (--image_cache=%s): %s", settled, requested, choice.need)
+    return options._replace(cache=choice.cache)
 
 
 def make_augmentation(config: TrainConfig) -> Optional[IDGAugmentation]:

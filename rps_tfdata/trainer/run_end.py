@@ -14,10 +14,10 @@ import keras
 from absl import logging
 
 from rps_tfdata.infra import atomic
-from rps_tfdata.pipeline import input_pipeline
-from rps_tfdata.pipeline.input_pipeline import PipelineOptions
-from rps_tfdata.pipeline.reading import headers
+from rps_tfdata.pipeline.options import PipelineOptions
+from rps_tfdata.pipeline.reading import headers, prepare
 from rps_tfdata.serving import saved_model
+from rps_tfdata.serving.finished import Run
 from rps_tfdata.trainer import artifacts, evaluation, plots, recipe, run_state
 from rps_tfdata.trainer.config import TrainConfig
 from rps_tfdata.trainer.datasets import Data
@@ -43,9 +43,9 @@ def run_metrics(history: list[dict[str, float]], data: Data) -> dict[str, Any]:
         "first_epoch_images_per_sec": speeds[0],
         "epoch_seconds_median": statistics.median(row["epoch_seconds"] for row in history),
         "peak_rss_mb": max(row["peak_rss_mb"] for row in history),
-        "num_train_images": len(data.train.paths),
-        "num_validation_images": len(data.validation.paths),
-        "num_test_images": len(data.test.paths) if data.test else 0,
+        "num_train_images": data.train.prepared.count,
+        "num_validation_images": data.validation.prepared.count,
+        "num_test_images": data.test.prepared.count if data.test else 0,
         "skipped_images": headers.as_records(data.skipped()),
     }
 
@@ -80,7 +80,8 @@ def finish(
     final_digest = weights_digest(model)
     _write_best_model(model_dir, model, data.class_names, options)
     if data.test:  # screened at the start, decoded only now (a restart reads it no sooner)
-        data = data._replace(test=input_pipeline.decoded_now(data.test))
+        test = data.test._replace(prepared=prepare.decoded_now(data.test.prepared))
+        data = data._replace(test=test)
     metrics = run_metrics(state.history, data)
     metrics["skipped_images"] += headers.as_records(_undecodable(data, state.history))
     metrics["final_weights_sha256"] = final_digest
@@ -110,9 +111,7 @@ def _write_best_model(
         model.save(to)
     atomic.write_json(os.path.join(model_dir, artifacts.CLASS_NAMES_FILE), class_names)
     artifacts.write_preprocessing(model_dir, options)
-    saved_model.write(
-        artifacts.Run(model, class_names, options), saved_model.default_dir(model_dir)
-    )
+    saved_model.write(Run(model, class_names, options), saved_model.default_dir(model_dir))
 
 
 def _evaluate_splits(predict: Callable, data: Data, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +120,7 @@ def _evaluate_splits(predict: Callable, data: Data, metrics: dict[str, Any]) -> 
     result: dict[str, Any] = {}
     for name, split in (("val", data.validation), ("test", data.test)):
         if split:
-            result = evaluation.evaluate_prepared(predict, split, data.class_names)
+            result = evaluation.evaluate_split(predict, split, data.class_names)
             metrics[f"{name}_accuracy"] = result["accuracy"]
             metrics[f"{name}_loss"] = result["loss"]
             metrics[f"{name}_report"] = {key: result[key] for key in evaluation.REPORT}
@@ -132,10 +131,10 @@ def _evaluate_splits(predict: Callable, data: Data, metrics: dict[str, Any]) -> 
 def _undecodable(data: Data, history: list[dict[str, float]]) -> list[headers.BadImage]:
     """The training files the epochs could not decode, named for metrics.json by one
     decode pass over this worker's shard, run only when an epoch met such a file."""
-    if data.train.decoded or not any(row.get("unreadable_images") for row in history):
+    if data.train.prepared.decoded or not any(row.get("unreadable_images") for row in history):
         return []
     logging.info("naming the training files that failed to decode (one decode pass)")
-    return input_pipeline.undecodable(data.train)
+    return prepare.undecodable(data.train.prepared)
 
 
 def _draw(model_dir: str, state: run_state.RunState, last: dict[str, Any], which: str) -> None:

@@ -19,12 +19,12 @@ from absl import logging
 from rps_tfdata.infra import atomic
 from rps_tfdata.infra.errors import DatasetLayoutError, TrainingStoppedError
 from rps_tfdata.infra.resources import peak_rss_mb
-from rps_tfdata.pipeline import input_pipeline
 from rps_tfdata.trainer import (
     artifacts,
     datasets,
     distribution,
     evaluation,
+    inputs,
     loop,
     recipe,
     run_end,
@@ -161,7 +161,7 @@ def _steps_per_epoch(plan: Plan, data: Data) -> int:
     (its own readable files when alone), in batches of every local replica. With the
     tf.data service, the epochs' nominal length."""
     count = plan.worker.count
-    shard = len(data.train.paths) if count == 1 else math.ceil(data.listed_train / count)
+    shard = data.train.prepared.count if count == 1 else math.ceil(data.listed_train / count)
     return math.ceil(math.ceil(shard / plan.replica_batch) / plan.local_replicas)
 
 
@@ -170,7 +170,7 @@ def _service_jobs(config: TrainConfig, plan: Plan, data: Data, start: int):
     epoch, read until it ends."""
     prefix = tf_data_service.job_prefix()
     for epoch in range(start, config.epochs):
-        dataset = input_pipeline.epoch_batches(
+        dataset = inputs.epoch_batches(
             data.train, epoch, seed=config.seed, augmentation=plan.host_augmentation
         )
         job = f"{prefix}-{epoch}"
@@ -184,7 +184,7 @@ def _distributed_batches(config: TrainConfig, plan: Plan, data: Data, start: int
     steps = _steps_per_epoch(plan, data)
 
     def dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        return input_pipeline.training_batches(
+        return inputs.training_batches(
             data.train,
             seed=config.seed,
             start_epoch=start,
@@ -316,7 +316,7 @@ def _train_epoch(
         # A service epoch cannot start inside itself: a stop there keeps the last epoch.
         save=None if config.data_service else run.state.save_progress,
         stop_signal=run.stop_signal,
-        profile=_profile_in(run, epoch, num_steps or input_pipeline.steps_per_epoch(data.train)),
+        profile=_profile_in(run, epoch, num_steps or inputs.batches_per_epoch(data.train)),
         progress=loop.progress_bar(num_steps) if num_steps else None,
     )
     trained = _trained_whole(
@@ -358,7 +358,7 @@ def _trained_whole(
         )
     if trained.unreadable:
         _unreadable_in_epoch(trained, epoch, run.config.data_service)
-    total = len(run.data.train.paths)
+    total = run.data.train.prepared.count
     if run.config.data_service and trained.images + trained.unreadable != total:
         raise TrainingStoppedError(
             f"the tf.data service delivered {trained.images + trained.unreadable} of the "
@@ -371,13 +371,13 @@ def _trained_whole(
 def _validate(run: _Training, epoch: int) -> dict[str, Any]:
     """This epoch's validation (augmented with this epoch's seeds when the seed's defect is on)."""
     config = run.config
-    batches = input_pipeline.evaluation_batches(
+    validation = inputs.evaluation_batches(
         run.data.validation,
         augmentation=run.plan.host_augmentation if config.augment_validation else None,
         seed=config.seed,
         epoch=epoch,
     )
-    probabilities, labels = evaluation.predict_all(run.built.steps.predict, batches)
+    probabilities, labels = evaluation.predict_all(run.built.steps.predict, validation)
     return evaluation.scores(probabilities, labels, len(run.data.class_names))
 
 

@@ -6,7 +6,7 @@ are not regular files, empty files, unknown signatures, formats TensorFlow canno
 pixel limit (decompression bombs, which IDG would refuse; for a GIF every frame counts,
 as TensorFlow's reader inflates them all) are found without decoding anything; `screen`
 reads many headers at once. The files that pass are decoded for real where decoding
-happens (`rps_tfdata.pipeline.input_pipeline`): before training when a cache is filled, else as the
+happens (`prepare.prepare`): before training when a cache is filled, else as the
 epochs read them; a file the decoder rejects is "corrupt image data".
 """
 

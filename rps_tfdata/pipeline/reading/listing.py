@@ -113,9 +113,25 @@ def list_folder(
     return Listing(directory, class_names, files_by_class, junk)
 
 
-def validation_count(num_files: int, validation_split: float) -> int:
-    """Number of a class's files that go to validation (IDG truncates)."""
-    return int(validation_split * num_files)
+def validation_count(count: int, validation_split: float) -> int:
+    """How many of `count` files or rows go to validation (IDG truncates)."""
+    return int(validation_split * count)
+
+
+def split_rows(count: int, validation_split: float, subset: Optional[str]) -> slice:
+    """IDG's split, the one rule every reader follows: of `count` files (a class's, a
+    frame's, an array's), the first `validation_count` are the validation subset and the
+    rest the training subset; `subset` None takes them all.
+
+    Raises:
+      ValueError: `subset` is not one of `SUBSETS` (IDG's message).
+    """
+    if subset is None:
+        return slice(0, count)
+    if subset not in SUBSETS:
+        raise ValueError(f'Invalid subset name: {subset!r}; expected "training" or "validation"')
+    cut = validation_count(count, validation_split)
+    return slice(0, cut) if subset == "validation" else slice(cut, count)
 
 
 def _split_of(listing: Listing, pick) -> Split:
@@ -128,27 +144,16 @@ def _split_of(listing: Listing, pick) -> Split:
     return Split(paths, labels, listing.class_names)
 
 
-def whole(listing: Listing) -> Split:
-    """Every image of the listing (a test set), in IDG's order."""
-    return _split_of(listing, lambda files: files)
-
-
-def subset(listing: Listing, validation_split: float, name: str) -> Split:
-    """The subset `name` ("training" or "validation") of the listing, as
-    `flow_from_directory(subset=name)` gives it for this `validation_split`."""
-    if name not in SUBSETS:
-        raise ValueError(f"subset must be one of {SUBSETS}. Received: {name!r}")
-
-    def pick(files: list[str]) -> list[str]:
-        cut = validation_count(len(files), validation_split)
-        return files[:cut] if name == "validation" else files[cut:]
-
-    return _split_of(listing, pick)
+def subset(listing: Listing, validation_split: float, name: Optional[str]) -> Split:
+    """The subset `name` ("training", "validation", or None: every file) of the
+    listing, as `flow_from_directory(subset=name)` gives it for this `validation_split`:
+    IDG splits each class (`split_rows`)."""
+    return _split_of(listing, lambda files: files[split_rows(len(files), validation_split, name)])
 
 
 def list_all(directory: str) -> Split:
-    """`whole(list_folder(directory))`: a test set, or the files to classify."""
-    return whole(list_folder(directory))
+    """Every image of `directory`, in IDG's order: a test set, or the files to classify."""
+    return subset(list_folder(directory), 0.0, None)
 
 
 def list_split(directory: str, validation_split: float = 0.2, name: str = "training") -> Split:

@@ -91,7 +91,7 @@ def _brightness(value: Optional[Sequence[float]]) -> Optional[tuple[float, float
         return None
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise ValueError(
-            "brightness_range must be a tuple or list of two floats. "
+            "brightness_range should be tuple or list of two floats (IDG's words). "
             f"Received: brightness_range={value!r}"
         )
     low, high = (_number("brightness_range", v) for v in value)
@@ -459,6 +459,11 @@ class IDGAugmentation(keras.layers.Layer):
         # than the stock op on a CPU, and the same code in a tf.data map or a train step.
         self.jit_compile = bool(jit_compile)
         self._augment = _compiled(self)
+
+    @property
+    def zoom_bounds(self) -> tuple[float, float]:
+        """The zoom each axis draws from, [low, high] (IDG's reading of `zoom_range`)."""
+        return self._zoom_low, self._zoom_high
 
     @property
     def warps(self) -> bool:

@@ -87,7 +87,7 @@ def standardize(
     Args:
       images: the augmented batch, float32.
       standardization: the generator's keywords and fitted statistics.
-      python_function: run `preprocessing_function` in Python (`traces_alike` said it
+      python_function: run `preprocessing_function` in Python (`why_not_in_graph` said it
         cannot run in the graph).
       samplewise_over_batch: the per-image statistics over the whole batch, as IDG's
         public `standardize` computes them when a user hands it a batch.
@@ -129,7 +129,7 @@ def _preprocessed(images: tf.Tensor, function: Callable, python_function: bool) 
     return out
 
 
-def traces_alike(function: Callable, image_shape: tuple[int, ...]) -> Optional[str]:
+def why_not_in_graph(function: Callable, image_shape: tuple[int, ...]) -> Optional[str]:
     """Why `function` cannot run in the graph, or None when it can: it traces with
     TensorFlow ops on one float32 image, returns an image of the same shape, and traces
     to the same graph twice without drawing from Python's or NumPy's random generators
@@ -182,7 +182,7 @@ def runs_in_python(function: Optional[Callable], image_shape: tuple[int, ...]) -
     """Whether `function` must run in Python, logged once when it must."""
     if function is None:
         return False
-    reason = traces_alike(function, image_shape)
+    reason = why_not_in_graph(function, image_shape)
     if reason is None:
         return False
     name = getattr(function, "__qualname__", repr(function))

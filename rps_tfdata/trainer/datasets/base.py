@@ -1,6 +1,6 @@
 """What every data source gives a run, and the checks every source's data passes.
 
-A source (`Source`) names its classes, reads its splits once (`rps_tfdata.pipeline.input_pipeline`)
+A source (`Source`) names its classes, reads its splits once (`inputs.read`)
 and gives a fingerprint that changes when its images do. Unreadable files leave whichever
 subset holds them after the split, so the readable files keep the source's split; they
 are reported, or stop the run under `on_bad_image="fail"` (`check_policy`).
@@ -12,10 +12,12 @@ from absl import logging
 
 from rps_tfdata.infra.errors import BadImagesError, DatasetLayoutError
 from rps_tfdata.infra.fs import printable
-from rps_tfdata.pipeline.input_pipeline import PipelineOptions, Prepared
+from rps_tfdata.pipeline.options import PipelineOptions
 from rps_tfdata.pipeline.reading import headers
 from rps_tfdata.pipeline.reading.listing import Split
+from rps_tfdata.pipeline.reading.prepare import require_images
 from rps_tfdata.trainer.distribution import Worker
+from rps_tfdata.trainer.inputs import LabelledSplit
 
 
 class Data(NamedTuple):
@@ -24,15 +26,16 @@ class Data(NamedTuple):
     in all and per class (the same on every worker: what class weights are made of)."""
 
     class_names: list[str]
-    train: Prepared
-    validation: Prepared
-    test: Optional[Prepared]
+    train: LabelledSplit
+    validation: LabelledSplit
+    test: Optional[LabelledSplit]
     listed_train: int = 0
     listed_per_class: tuple[int, ...] = ()
 
     def skipped(self) -> list[headers.BadImage]:
         """Every unreadable file of every split."""
-        return [b for split in (self.train, self.validation, self.test) if split for b in split.bad]
+        splits = (self.train, self.validation, self.test)
+        return [b for split in splits if split for b in split.prepared.bad]
 
 
 class Source(Protocol):
@@ -84,9 +87,8 @@ def check_and_log(data: Data, total: int, on_bad_image: str, where: Callable[[st
             "%d of %d image files cannot be read; they were left out", len(skipped), total
         )
     for subset, split in (("training", data.train), ("validation", data.validation)):
-        if not split.paths:
-            raise DatasetLayoutError(f"the {subset} subset holds no readable image file")
-    shown = set(data.train.labels) | set(data.validation.labels)
+        require_images(split.prepared, f"the {subset} subset")
+    shown = set(data.train.readable_labels) | set(data.validation.readable_labels)
     for label, name in enumerate(data.class_names):
         if label not in shown:  # it would train as a class no image shows, shifting labels
             raise DatasetLayoutError(
@@ -100,6 +102,7 @@ def check_and_log(data: Data, total: int, on_bad_image: str, where: Callable[[st
     return data
 
 
-def _counts(split: Prepared, class_names: list[str]) -> str:
-    counts = ", ".join(f"{n}={split.labels.count(k)}" for k, n in enumerate(class_names))
-    return f"{len(split.paths)} images ({counts}), {len(split.bad)} unreadable left out"
+def _counts(split: LabelledSplit, class_names: list[str]) -> str:
+    labels = split.readable_labels
+    counts = ", ".join(f"{n}={labels.count(k)}" for k, n in enumerate(class_names))
+    return f"{len(labels)} images ({counts}), {len(split.prepared.bad)} unreadable left out"

@@ -16,8 +16,10 @@ from absl import logging
 
 from rps_tfdata.infra import fs
 from rps_tfdata.infra.errors import DatasetLayoutError
-from rps_tfdata.pipeline import input_pipeline
+from rps_tfdata.pipeline.options import PipelineOptions
 from rps_tfdata.pipeline.reading import file_facts, listing
+from rps_tfdata.pipeline.reading.prepare import require_images
+from rps_tfdata.trainer import inputs
 from rps_tfdata.trainer.config import TrainConfig
 from rps_tfdata.trainer.datasets.base import Data, check_and_log, class_counts
 from rps_tfdata.trainer.distribution import Worker
@@ -90,7 +92,7 @@ class FolderSource:
                 )
         test = None
         if listed_test is not None:
-            test = listing.whole(listed_test)
+            test = listing.subset(listed_test, 0.0, None)
             listing.check_same_classes(train.class_names, test.class_names, config.test_dir)
         return train, validation, test
 
@@ -99,7 +101,7 @@ class FolderSource:
         train, validation, _ = self.splits()
         return [len(train.paths[worker.index :: worker.count]), len(validation.paths)]
 
-    def load(self, worker: Worker, options: input_pipeline.PipelineOptions) -> Data:
+    def load(self, worker: Worker, options: PipelineOptions) -> Data:
         """Every split read once and checked. Of several workers, each reads its shard of
         the training files (every `count`-th from its index: sharded by file, before any
         decode) and validation whole; only the chief reads the test set, whose headers are
@@ -118,9 +120,9 @@ class FolderSource:
         classes = len(train.class_names)
         data = Data(
             train.class_names,
-            input_pipeline.prepare(
+            inputs.read(
                 train.paths[shard],
-                train.labels[shard],
+                train.labels,
                 classes,
                 options,
                 name="train",
@@ -130,7 +132,7 @@ class FolderSource:
                 decode=config.on_bad_image == "fail",
                 facts=known(train, shard),
             ),
-            input_pipeline.prepare(
+            inputs.read(
                 validation.paths,
                 validation.labels,
                 classes,
@@ -138,7 +140,7 @@ class FolderSource:
                 name="validation",
                 facts=known(validation),
             ),
-            input_pipeline.prepare(
+            inputs.read(
                 test.paths,
                 test.labels,
                 classes,
@@ -151,10 +153,8 @@ class FolderSource:
             listed_train=len(train.paths),
             listed_per_class=class_counts(train.labels, classes),
         )
-        if test and not data.test.paths:
-            raise DatasetLayoutError(
-                f"test folder {config.test_dir!r} holds no readable image file"
-            )
+        if test:
+            require_images(data.test.prepared, f"test folder {config.test_dir!r}")
         total = len(train.paths[shard]) + len(validation.paths) + (len(test.paths) if test else 0)
 
         def where(name: str) -> str:

@@ -12,15 +12,15 @@ every time); TFDS's `test` split is the test set.
 from typing import Optional
 
 import numpy as np
-import tensorflow as tf
 
 from rps_tfdata.infra.errors import ConfigError, DatasetLayoutError
-from rps_tfdata.pipeline import input_pipeline
-from rps_tfdata.pipeline.reading import decode, listing
+from rps_tfdata.pipeline.options import PipelineOptions
+from rps_tfdata.pipeline.reading import decode, listing, prepare
 from rps_tfdata.trainer.config import TrainConfig
 from rps_tfdata.trainer.datasets.base import Data, check_and_log, class_counts
 from rps_tfdata.trainer.distribution import Worker
 from rps_tfdata.trainer.download import CLASS_NAMES
+from rps_tfdata.trainer.inputs import LabelledSplit
 
 NAME = "rock_paper_scissors"
 
@@ -33,7 +33,7 @@ def label_map(tfds_names: list[str]) -> np.ndarray:
 
 
 def read_split(
-    split: str, options: input_pipeline.PipelineOptions, data_dir: Optional[str] = None
+    split: str, options: PipelineOptions, data_dir: Optional[str] = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images resized as training resizes files, our labels) of a TFDS split."""
     import tensorflow_datasets as tfds  # here: only TFDS runs pay for its import
@@ -66,19 +66,14 @@ def read_split(
     return np.concatenate(pixels), np.concatenate(labels)
 
 
-def _prepared(
-    name: str, pixels: np.ndarray, labels: np.ndarray, ids, options
-) -> input_pipeline.Prepared:
-    ids = list(ids)
-    return input_pipeline.Prepared(
-        paths=[f"tfds:{NAME}/{name}/{i}" for i in ids],
-        labels=[int(label) for label in labels],
-        ids=ids,
-        bad=[],
-        num_classes=len(CLASS_NAMES),
-        options=options,
-        images=tf.constant(pixels),
-    )
+def _split(
+    name: str, pixels: np.ndarray, labels: np.ndarray, ids: np.ndarray, options
+) -> LabelledSplit:
+    """The images of TFDS's split `name` with these ids, held in memory; `labels` are
+    the whole TFDS split's."""
+    paths = [f"tfds:{NAME}/{name}/{i}" for i in ids]
+    prepared = prepare.from_pixels(pixels[ids], options, ids=ids, paths=paths)
+    return LabelledSplit(prepared, [int(label) for label in labels], len(CLASS_NAMES))
 
 
 class TfdsSource:
@@ -97,7 +92,7 @@ class TfdsSource:
         """None: TFDS gives decoded images, held in memory."""
         return None
 
-    def load(self, worker: Worker, options: input_pipeline.PipelineOptions) -> Data:
+    def load(self, worker: Worker, options: PipelineOptions) -> Data:
         """Training (this worker's shard of it), validation whole, the test split on the
         chief; validation is per class the first examples in TFDS's stored order."""
         data_dir = self._config.tfds_data_dir or None
@@ -114,14 +109,15 @@ class TfdsSource:
         test = None
         if worker.is_chief:
             test_pixels, test_labels = read_split("test", options, data_dir)
-            test = _prepared("test", test_pixels, test_labels, range(len(test_labels)), options)
+            test_ids = np.arange(len(test_labels))
+            test = _split("test", test_pixels, test_labels, test_ids, options)
         data = Data(
             list(CLASS_NAMES),
-            _prepared("train", pixels[train_ids], labels[train_ids], train_ids, options),
-            _prepared("train", pixels[val_ids], labels[val_ids], val_ids, options),
+            _split("train", pixels, labels, train_ids, options),
+            _split("train", pixels, labels, val_ids, options),
             test,
             listed_train=len(all_train_ids),
             listed_per_class=class_counts(labels[all_train_ids], len(CLASS_NAMES)),
         )
-        total = len(train_ids) + len(val_ids) + (len(test.paths) if test else 0)
+        total = len(train_ids) + len(val_ids) + (test.prepared.count if test else 0)
         return check_and_log(data, total, "skip", lambda name: f"TFDS {NAME} class {name!r}")

@@ -1,4 +1,6 @@
-"""Classifying image files with a finished run."""
+"""Classifying image files with an exported SavedModel, and what a classification gives:
+each readable file's probabilities, and the files that could not be read, named.
+`evaluation.classify` gives the same with a run's Keras model."""
 
 import os
 from typing import Iterable, NamedTuple, Sequence
@@ -8,9 +10,7 @@ import tensorflow as tf
 
 from rps_tfdata.infra import fs
 from rps_tfdata.infra.errors import InputNotFoundError
-from rps_tfdata.pipeline import input_pipeline
 from rps_tfdata.pipeline.reading import headers, listing
-from rps_tfdata.trainer import artifacts, evaluation, loop
 
 REFUSED_BY_EXPORT = (
     f"refused by the exported model (not a PNG, JPEG, GIF or BMP within "
@@ -53,27 +53,6 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
     if not found:
         raise InputNotFoundError(f"no image files found in {paths}")
     return found
-
-
-def classify(run: artifacts.Run, paths: Sequence[str]) -> Predictions:
-    """Classifies files with a finished run's model, read as training read them.
-
-    Args:
-      run: the finished run (`artifacts.load_run`).
-      paths: image files (paths or URLs).
-
-    Returns:
-      Each readable file's probabilities, in order, and the unreadable files with
-      their reasons, apart.
-    """
-    num_classes = len(run.class_names)
-    prepared = input_pipeline.prepare(paths, [0] * len(paths), num_classes, run.options)
-    if not prepared.paths:
-        return Predictions(run.class_names, [], prepared.bad)
-    batches = input_pipeline.evaluation_batches(prepared)
-    probabilities, _ = evaluation.predict_all(loop.make_predict(run.model), batches)
-    rows = list(zip(prepared.paths, probabilities, strict=True))
-    return Predictions(run.class_names, rows, prepared.bad)
 
 
 def classify_exported(

@@ -1,0 +1,290 @@
+"""The first read: a list of image files becomes a `Prepared` split, read once.
+
+  screen headers    every file's header in Python (`headers.screen`): what can never
+                    decode (empty, truncated, TIFF, a decompression bomb) is named, and
+                    never handed to a decoder
+  decode, resize    in parallel, as IDG reads (`decode.load_image`); a file the decoder
+                    rejects is named
+  cache             the readable files' uint8 pixels: one tensor in memory, one raw file
+                    per image on disk (`disk_cache`), or nothing (every pass decodes
+                    again; then the decode can wait for the passes, `decode=False`)
+
+Reading once is what makes every later pass fast; naming a bad file here, once, keeps
+it from failing a pass in the middle. Images already in memory (a flow's arrays, TFDS's
+decoded split) become a `Prepared` through `from_pixels`.
+
+Two indexes: an image's *row* is its place in the `Prepared` (its path in `paths`, its
+slot in the cache); its *id* (`ids[row]`) is its place in the caller's whole list (the
+split's listing, a frame's rows, an array), the same whichever files are unreadable or
+whichever worker reads it: what seeds its augmentation and keys the caller's labels.
+"""
+
+import os
+from typing import Callable, NamedTuple, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from rps_tfdata.infra import fs
+from rps_tfdata.infra.errors import DatasetLayoutError
+from rps_tfdata.pipeline.options import AUTOTUNE, PipelineOptions
+from rps_tfdata.pipeline.reading import disk_cache, file_facts, headers
+from rps_tfdata.pipeline.reading.decode import load_image
+
+# The pipeline's functions hold no Python control flow on tensors: tf.data traces them as
+# written, without autograph's conversion (which costs start-up time, never speed).
+as_written = tf.autograph.experimental.do_not_convert
+
+
+class Prepared(NamedTuple):
+    """A split after its first read: its readable images and where their pixels are.
+
+    Attributes:
+      paths: the readable files, in the split's order (empty for images given as pixels).
+      ids: each readable image's place in the caller's whole list (module doc).
+      bad: the files left out, with the reason.
+      options: how the pixels were read.
+      images: the pixels in memory, one row per image: uint8 from a memory cache,
+        the caller's dtype for `from_pixels`; None when they are elsewhere.
+      cache_folder: the raw files' folder with cache="disk", else None.
+      decoded: every file in `paths` was decoded once (False: headers screened only).
+    """
+
+    paths: list[str]
+    ids: list[int]
+    bad: list[headers.BadImage]
+    options: PipelineOptions
+    images: Optional[tf.Tensor] = None
+    cache_folder: Optional[str] = None
+    decoded: bool = True
+
+    @property
+    def count(self) -> int:
+        """How many images the split holds (files, or rows of `images`)."""
+        return len(self.ids)
+
+    @property
+    def pixel_shape(self) -> tuple[int, ...]:
+        """One image's shape as the passes read it."""
+        if self.images is not None:
+            return tuple(self.images.shape[1:])
+        return self.options.pixel_shape
+
+
+def with_options(dataset: tf.data.Dataset, options: PipelineOptions) -> tf.data.Dataset:
+    """`dataset` with the tf.data options every dataset of the pipeline runs with."""
+    tf_options = tf.data.Options()
+    # Determinism makes runs repeatable and measured free here (BUILD.md: no change in
+    # pipeline throughput); deterministic=False lets parallel maps return out of order.
+    tf_options.deterministic = options.deterministic
+    tf_options.autotune.enabled = True
+    if options.threadpool_size:
+        tf_options.threading.private_threadpool_size = options.threadpool_size
+    return dataset.with_options(tf_options)
+
+
+def load(path: tf.Tensor, options: PipelineOptions) -> tf.Tensor:
+    """One file read as `options` say: decoded, resized, uint8."""
+    return load_image(
+        path,
+        options.image_size,
+        options.resize_method,
+        color_mode=options.color_mode,
+        keep_aspect_ratio=options.keep_aspect_ratio,
+    )
+
+
+def prepare(
+    paths: Sequence[str],
+    options: PipelineOptions,
+    *,
+    name: str = "data",
+    ids: Optional[Sequence[int]] = None,
+    decode: bool = True,
+    facts: Optional[Sequence[file_facts.Facts]] = None,
+) -> Prepared:
+    """Reads a split once: every file screened, the readable ones' pixels kept where
+    `options.cache` says, each unreadable file named with its reason.
+
+    Args:
+      paths: the split's image files (paths or URLs), in the split's order.
+      options: how to read (size, resize, cache, parallelism).
+      name: tells the splits' disk caches apart (one folder per split).
+      ids: the files' places in the caller's whole list, when `paths` is part of it (a
+        worker's shard); default 0..n-1.
+      decode: with cache "none", decode every file now to check it (False: headers
+        only; a decode failure is then met, and skipped, by the pass that reads it).
+      facts: the files' stats and header screen when the caller has them
+        (`file_facts.gather`), else read here.
+
+    Returns:
+      The readable files and their ids, the unreadable ones with reasons, and the cache
+      that holds their pixels.
+    """
+    ids = list(range(len(paths))) if ids is None else list(ids)
+    if facts is None:
+        facts = fs.for_each(file_facts.read_one, paths)
+    # Headers first, in Python: what can never decode is named, and never decoded.
+    candidates, bad = headers.screen(paths, [f.problem for f in facts])
+    decoded = decode or options.cache != "none"
+    images = folder = None
+    if options.cache == "disk":  # one raw file per image, in a folder named by the data
+        key = file_facts.fingerprint(paths, facts, name, *_reading(options))
+        fill = lambda store: bad + _decode_candidates(paths, candidates, options, store)  # noqa: E731
+        folder, bad = disk_cache.open_or_fill(options.cache_path, f"{name}-{key}", fill)
+    elif options.cache == "memory":  # one uint8 tensor
+        images, corrupt = _memory_cache(paths, candidates, options)
+        bad = bad + corrupt
+    elif decoded:  # checked by a real decode, then dropped: the passes decode again
+        bad = bad + _decode_candidates(paths, candidates, options, lambda first_row, batch: None)
+    failed = {b.path for b in bad}
+    good = [i for i, p in enumerate(paths) if p not in failed]
+    for item in bad:
+        logging.warning("unreadable image %s: %s", fs.printable(item.path), item.reason)
+    return Prepared(
+        paths=[paths[i] for i in good],
+        ids=[ids[i] for i in good],
+        bad=sorted(bad),
+        options=options,
+        images=images,
+        cache_folder=folder,
+        decoded=decoded,
+    )
+
+
+def from_pixels(
+    pixels: np.ndarray,
+    options: PipelineOptions,
+    *,
+    ids: Optional[Sequence[int]] = None,
+    paths: Optional[Sequence[str]] = None,
+) -> Prepared:
+    """Images already decoded (a flow's arrays, TFDS's split) as a split held in memory.
+
+    Args:
+      pixels: (n, height, width, channels) images, kept in their dtype.
+      options: how the passes feed them; `image_size` is taken from `pixels`.
+      ids: their places in the caller's whole list (default 0..n-1).
+      paths: a name for each image, for reports (default none).
+    """
+    pixels = np.asarray(pixels)
+    ids = list(range(len(pixels))) if ids is None else [int(i) for i in ids]
+    return Prepared(
+        paths=list(paths or []),
+        ids=ids,
+        bad=[],
+        options=options._replace(image_size=tuple(pixels.shape[1:3])),
+        images=tf.constant(pixels),
+    )
+
+
+def require_images(prepared: Prepared, where: str) -> None:
+    """Raises DatasetLayoutError, naming `where`, when no image of it could be read.
+
+    Raises:
+      DatasetLayoutError: `prepared` holds no image.
+    """
+    if not prepared.count:
+        raise DatasetLayoutError(
+            f"{where} holds no readable image file: check the path, its class folders and "
+            "the files' formats"
+        )
+
+
+@as_written  # plain Python, also when a dataset builds it
+def path_tensor(paths: Sequence[str]) -> tf.Tensor:
+    """File names as a string tensor of their bytes: a name that is not UTF-8 (Python
+    holds it with surrogate escapes) reaches the file system as it was listed."""
+    return tf.constant([os.fsencode(p) for p in paths], tf.string, shape=[len(paths)])
+
+
+def _decoded(paths: Sequence[str], options: PipelineOptions) -> tf.data.Dataset:
+    """(position in `paths`, uint8 image) for every file that decodes; the others are
+    dropped. `ignore_errors` is what lets one pass decode in parallel and still tell
+    which files failed: their positions are the ones missing from the output."""
+    dataset = tf.data.Dataset.from_tensor_slices(path_tensor(paths)).enumerate()
+    dataset = dataset.map(
+        as_written(lambda i, path: (i, load(path, options))),
+        num_parallel_calls=options.parallel_calls,
+        deterministic=True,
+    )
+    return with_options(dataset.ignore_errors().prefetch(AUTOTUNE), options)
+
+
+def _decode_candidates(
+    paths: Sequence[str],
+    candidates: Sequence[int],
+    options: PipelineOptions,
+    store: Callable[[int, tf.Tensor], None],
+) -> list[headers.BadImage]:
+    """Decodes the files at positions `candidates` (those the screen passed), handing
+    `store(first_row, images)` each batch of them (an image's row is its place among
+    the readable files); returns the files the decoder rejects. Batches keep Python's
+    share of the work small and memory bounded."""
+    decoded = set()
+    first_row = 0
+    # Output order is input order (deterministic), so rows count up as files decode.
+    for positions, images in _decoded([paths[i] for i in candidates], options).batch(64):
+        decoded.update(candidates[p] for p in positions.numpy())
+        store(first_row, images)
+        first_row += len(positions)
+    corrupt = [i for i in candidates if i not in decoded]
+    return [headers.BadImage(paths[i], headers.CORRUPT) for i in corrupt]
+
+
+def _reading(options: PipelineOptions) -> list:
+    """What decides a file's cached pixels, besides the file: the disk cache's key. The
+    settings the trainer never changes join the key only when set, so the folder of a
+    trainer's cache keeps its name."""
+    reading = [list(options.image_size), options.resize_method]
+    if (options.color_mode, options.keep_aspect_ratio) != ("rgb", False):
+        reading += [options.color_mode, options.keep_aspect_ratio]
+    return reading
+
+
+def _memory_cache(paths: Sequence[str], candidates: Sequence[int], options: PipelineOptions):
+    """(one uint8 tensor of the readable files' pixels, the files the decoder rejects)."""
+    batches: list[tf.Tensor] = []
+    corrupt = _decode_candidates(paths, candidates, options, lambda _, b: batches.append(b))
+    # One copy, batches to the cache (through NumPy it was two).
+    if not batches:
+        return tf.zeros((0, *options.pixel_shape), tf.uint8), corrupt
+    return tf.concat(batches, axis=0), corrupt
+
+
+def undecodable(prepared: Prepared) -> list[headers.BadImage]:
+    """The files of a split prepared without its decode that the decoder rejects: one
+    parallel decode pass, run only to name the files a pass could not decode."""
+    kept = {int(i) for i, _ in _decoded(prepared.paths, prepared.options)}
+    missing = [path for i, path in enumerate(prepared.paths) if i not in kept]
+    return [headers.BadImage(path, headers.CORRUPT) for path in missing]
+
+
+def decoded_now(prepared: Prepared) -> Prepared:
+    """A split prepared without its decode, decoded once now: the files the decoder
+    rejects leave it, named, as a decode before the passes would have left them."""
+    if prepared.decoded:
+        return prepared
+    corrupt = undecodable(prepared)
+    for item in corrupt:
+        logging.warning("unreadable image %s: %s", fs.printable(item.path), item.reason)
+    failed = {item.path for item in corrupt}
+    good = [i for i, p in enumerate(prepared.paths) if p not in failed]
+    return prepared._replace(
+        paths=[prepared.paths[i] for i in good],
+        ids=[prepared.ids[i] for i in good],
+        bad=sorted(prepared.bad + corrupt),
+        decoded=True,
+    )
+
+
+def pixels_of(prepared: Prepared) -> Callable[[tf.Tensor], tf.Tensor]:
+    """A graph function: row -> that image's pixels, from wherever they are kept."""
+    if prepared.images is not None:
+        images = prepared.images
+        return lambda row: tf.gather(images, row)
+    if prepared.cache_folder is not None:
+        return disk_cache.reader(prepared.cache_folder, prepared.count, prepared.pixel_shape)
+    paths, options = path_tensor(prepared.paths), prepared.options
+    return lambda row: load(tf.gather(paths, row), options)

@@ -1,0 +1,111 @@
+"""The one reader: a class-per-folder directory, a list of files or an array of images
+becomes a subset read once (`Prepared`), with IDG's split (`listing.split_rows`) done
+here for each of them.
+
+A directory is split per class (`flow_from_directory`), a list of files or an array as
+a whole (`flow_from_dataframe`, `flow`). A subset's ids number its own images: the
+k-th image of the subset (readable or not) has id k, which seeds its augmentation and
+picks its row of whatever the caller keeps beside it (labels, targets, weights). A cache
+asked for as "auto" is chosen here, once the subset is counted (`cache_policy.choose`).
+"""
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from rps_tfdata.infra import fs, resources
+from rps_tfdata.pipeline.options import PipelineOptions
+from rps_tfdata.pipeline.reading import cache_policy, listing, prepare
+from rps_tfdata.pipeline.reading.prepare import Prepared
+
+
+def read_directory(
+    directory: str,
+    options: PipelineOptions,
+    *,
+    classes: Optional[Sequence[str]] = None,
+    follow_links: bool = False,
+    validation_split: float = 0.0,
+    subset: Optional[str] = None,
+    name: str = "all",
+) -> tuple[listing.Split, Prepared]:
+    """A class-per-folder directory's subset: IDG's classes, walk order and split.
+
+    Args:
+      directory: one subfolder of images per class (a path or a URL).
+      options: how to read; a cache of "auto" is chosen for the subset's size.
+      classes: the class subfolders to read, in label order (default: every one).
+      follow_links: follow symlinked subfolders.
+      validation_split: the share of each class that is the validation subset.
+      subset: "training", "validation" or None (every file).
+      name: tells the subsets' disk caches apart.
+
+    Returns:
+      The subset's files and labels by id, and the subset read once.
+
+    Raises:
+      DatasetLayoutError: no such folder, or no class folder in it.
+      ValueError: an unknown `subset`; a memory cache asked for that does not fit
+        (`cache_policy.MemoryCacheTooLargeError`).
+    """
+    listed = listing.list_folder(directory, classes=classes, follow_links=follow_links)
+    chosen = listing.subset(listed, validation_split, subset)
+    return chosen, prepare.prepare(chosen.paths, _cached(options, len(chosen.paths)), name=name)
+
+
+def read_files(
+    paths: Sequence[str],
+    options: PipelineOptions,
+    *,
+    validation_split: float = 0.0,
+    subset: Optional[str] = None,
+    name: str = "all",
+) -> tuple[slice, Prepared]:
+    """A list of image files' subset (IDG's split of the whole list), read once.
+
+    Returns:
+      The rows of `paths` the subset holds, and the subset read once.
+
+    Raises:
+      ValueError: as `read_directory`.
+    """
+    rows = listing.split_rows(len(paths), validation_split, subset)
+    chosen = list(paths[rows])
+    return rows, prepare.prepare(chosen, _cached(options, len(chosen)), name=name)
+
+
+def read_pixels(
+    pixels: np.ndarray,
+    options: PipelineOptions,
+    *,
+    validation_split: float = 0.0,
+    subset: Optional[str] = None,
+) -> tuple[slice, Prepared]:
+    """An array of images' subset (IDG's split of the whole array), held in memory.
+
+    Args:
+      pixels: (n, height, width, channels) images.
+      options: how the passes feed them.
+      validation_split, subset: as `read_files`.
+
+    Returns:
+      The rows of `pixels` the subset holds, and the subset.
+    """
+    rows = listing.split_rows(len(pixels), validation_split, subset)
+    return rows, prepare.from_pixels(pixels[rows], options)
+
+
+def existing_images(paths: Sequence[str]) -> np.ndarray:
+    """Which of `paths` IDG's `validate_filenames` keeps: an image's extension, and a
+    file there."""
+    return np.array([listing.is_image_file(p) and fs.isfile(p) for p in paths], bool)
+
+
+def _cached(options: PipelineOptions, count: int) -> PipelineOptions:
+    """`options` with the cache chosen for `count` images (`cache_policy.choose`)."""
+    if options.cache not in ("auto", "memory"):
+        return options
+    room = resources.memory_room()
+    return options._replace(
+        cache=cache_policy.choose(options.cache, [count], options.pixel_shape, room).cache
+    )

@@ -1,0 +1,192 @@
+"""The library on its own (`rps_tfdata.pipeline`): the pass builder with a step of the
+test's, the one reader and its split, the cache policy; each against IDG or by
+construction."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from tensorflow.keras.preprocessing.image import ImageDataGenerator as KerasIDG
+
+from rps_tfdata.image import ImageDataGenerator
+from rps_tfdata.infra.errors import DatasetLayoutError
+from rps_tfdata.infra.resources import MemoryRoom
+from rps_tfdata.pipeline import passes
+from rps_tfdata.pipeline.options import PipelineOptions
+from rps_tfdata.pipeline.reading import cache_policy, listing, prepare, reader
+from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
+
+from .helpers import RPS28, write_png
+
+OPTIONS = PipelineOptions(image_size=(8, 8), batch_size=4)
+
+
+def numbered(count: int, ids=None) -> prepare.Prepared:
+    """`count` 8x8 images whose every pixel is its row, as arrays in memory."""
+    pixels = np.arange(count, dtype=np.uint8)[:, None, None, None] * np.ones((1, 8, 8, 3), np.uint8)
+    return prepare.from_pixels(pixels, OPTIONS, ids=ids)
+
+
+def the_batches(dataset):
+    return [passes.Batch(*(t.numpy() for t in batch)) for batch in dataset]
+
+
+def pass_of(prepared, pass_number=0, **options):
+    """The `Batch`es of one pass, through a step that gives them back as they are."""
+    return the_batches(
+        passes.one_pass(prepared, pass_number, lambda batch: batch, seed=5, batch_size=4, **options)
+    )
+
+
+def test_a_pass_hands_the_step_every_row_once_with_its_seeds():
+    prepared = numbered(10, ids=range(100, 110))
+    batches = pass_of(prepared, 7)
+    assert [len(b.rows) for b in batches] == [4, 4, 2]  # IDG's partial last batch
+    rows = np.concatenate([b.rows for b in batches])
+    assert sorted(rows) == list(range(10)) and list(rows) != list(range(10))  # shuffled
+    for batch in batches:
+        assert (batch.pixels[:, 0, 0, 0] == batch.rows).all()  # each row's own pixels
+        ids = 100 + batch.rows
+        np.testing.assert_array_equal(batch.seeds, np.stack([[5] * len(ids), 7 * 2**32 + ids], 1))
+        assert batch.readable.all() and (batch.pass_number == 7).all()
+    assert [list(b.rows) for b in pass_of(prepared, 7)] == [list(b.rows) for b in batches]
+    assert [list(b.rows) for b in pass_of(prepared, 8)] != [list(b.rows) for b in batches]
+
+
+def test_a_padded_pass_fills_its_last_batch_with_blank_rows():
+    batches = pass_of(numbered(10), 0, shuffle=False, pad=True)
+    assert [len(b.rows) for b in batches] == [4, 4, 4]
+    last = batches[-1]
+    assert list(last.rows) == [8, 9, -1, -1] and list(last.readable) == [True, True, False, False]
+    assert (last.seeds[2:] == passes.NO_IMAGE).all() and not last.pixels[2:].any()
+
+
+def test_a_pass_skips_its_first_images_before_reading_them():
+    whole = np.concatenate([b.rows for b in pass_of(numbered(10), 3)])
+    rest = np.concatenate([b.rows for b in pass_of(numbered(10), 3, skip_images=6)])
+    np.testing.assert_array_equal(rest, whole[6:])
+
+
+def test_a_pass_augments_each_image_with_its_own_seed_whatever_its_batch():
+    layer = IDGAugmentation(rotation_range=30, zoom_range=0.2)
+    noise = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), np.uint8)
+    prepared = prepare.from_pixels(noise, OPTIONS)
+
+    def by_row(batch_size):
+        dataset = passes.one_pass(
+            prepared, 2, lambda b: b, seed=1, batch_size=batch_size, augmentation=layer
+        )
+        return {
+            int(r): p for b in the_batches(dataset) for r, p in zip(b.rows, b.pixels, strict=True)
+        }
+
+    alone, together = by_row(1), by_row(4)
+    assert all(p.dtype == np.float32 for p in alone.values())
+    for row in range(6):
+        expected = layer(
+            tf.constant(noise[row : row + 1], tf.float32),
+            training=True,
+            seed=passes.augmentation_seeds(1, 2, [row]),
+        )
+        np.testing.assert_allclose(alone[row], expected[0], atol=1e-4)
+        np.testing.assert_allclose(together[row], alone[row], atol=1e-4)
+
+
+def test_passes_follow_one_another_in_one_dataset():
+    prepared = numbered(6)
+    dataset = passes.over_passes(
+        tf.data.Dataset.range(2, 4),
+        lambda number: passes.one_pass(
+            prepared, number, lambda b: b.pass_number, seed=1, batch_size=4
+        ),
+        OPTIONS,
+    )
+    assert [int(n) for n in dataset] == [2, 2, 3, 3]
+    assert passes.batches_per_pass(6, 4) == 2 and passes.batches_per_pass(8, 4) == 2
+
+
+@pytest.mark.parametrize("count, split", [(10, 0.2), (7, 0.3), (3, 0.5), (5, 0.0)])
+def test_the_one_split_is_idgs_for_arrays(count, split):
+    """`split_rows` against IDG's own array iterator: the first rows are validation."""
+    x = np.arange(count, dtype=np.float32)[:, None, None, None] * np.ones((1, 2, 2, 3))
+    for subset in ("training", "validation"):
+        rows = listing.split_rows(count, split, subset)
+        if split == 0.0 or not len(range(count)[rows]):
+            continue
+        theirs = KerasIDG(validation_split=split).flow(
+            x, batch_size=count, shuffle=False, subset=subset
+        )
+        np.testing.assert_array_equal(x[rows], theirs.x)
+    assert listing.split_rows(count, split, None) == slice(0, count)
+    with pytest.raises(ValueError, match="Invalid subset name: 'test'"):
+        listing.split_rows(count, split, "test")
+
+
+def test_the_reader_reads_a_directory_a_file_list_and_an_array_with_the_one_split(tmp_path):
+    chosen, prepared = reader.read_directory(
+        RPS28, OPTIONS._replace(cache="none"), validation_split=0.2, subset="validation"
+    )
+    assert chosen.paths == listing.subset(listing.list_folder(RPS28), 0.2, "validation").paths
+    assert prepared.paths == chosen.paths and prepared.ids == list(range(len(chosen.paths)))
+    rows, files = reader.read_files(chosen.paths, OPTIONS, validation_split=0.5, subset="training")
+    assert files.paths == chosen.paths[rows] and rows == listing.split_rows(
+        len(chosen.paths), 0.5, "training"
+    )
+    rows, array = reader.read_pixels(
+        np.zeros((5, 3, 4, 1)), OPTIONS, validation_split=0.4, subset="validation"
+    )
+    assert rows == slice(0, 2) and array.count == 2 and array.options.image_size == (3, 4)
+    with pytest.raises(DatasetLayoutError, match="no readable image file"):
+        prepare.require_images(reader.read_files([], OPTIONS)[1], "the list")
+
+
+def test_validate_filenames_keeps_images_that_exist(tmp_path):
+    write_png(str(tmp_path / "a.png"), np.zeros((2, 2, 3), np.uint8))
+    (tmp_path / "notes.txt").write_text("x")
+    names = ["a.png", "missing.png", "notes.txt"]
+    keep = reader.existing_images([os.path.join(tmp_path, n) for n in names])
+    assert keep.tolist() == [True, False, False]
+
+
+def test_the_cache_policy_keeps_memory_for_what_fits_beside_training():
+    shape = (150, 150, 3)  # 67.5 KB an image
+    peak_mb = cache_policy.memory_cache_peak([100, 50], shape) / 2**20
+    assert peak_mb == pytest.approx(67_500 * 250 / 2**20)
+    roomy = MemoryRoom(2 * cache_policy.ROOM_FOR_TRAINING_MB + 2 * peak_mb + 1, "test")
+    tight = MemoryRoom(cache_policy.ROOM_FOR_TRAINING_MB + peak_mb / 2, "test")
+    assert cache_policy.choose("auto", [100, 50], shape, roomy).cache == "memory"
+    assert cache_policy.choose("auto", [100, 50], shape, tight).cache == "disk"
+    assert cache_policy.choose("none", [100, 50], shape, tight).cache == "none"
+    with pytest.raises(cache_policy.MemoryCacheTooLargeError, match="150x150 takes up to"):
+        cache_policy.choose("memory", [100, 50], shape, tight)
+
+
+def test_the_drop_in_chooses_its_cache_by_the_policy_and_names_its_own_keyword(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setattr(reader.resources, "memory_room", lambda: MemoryRoom(10, "a test's room"))
+    generator = ImageDataGenerator()
+    flow = generator.flow_from_directory(
+        RPS28, target_size=(8, 8), cache="auto", cache_dir=str(tmp_path)
+    )
+    assert len(os.listdir(tmp_path)) == 1  # on disk: it does not fit in 10 MB
+    assert flow.samples == 60
+    with pytest.raises(ValueError, match="cache='memory': the memory cache of 60 images"):
+        generator.flow_from_directory(RPS28, target_size=(8, 8), cache="memory")
+
+
+def test_a_frames_rows_keep_their_targets_when_files_are_unreadable(tmp_path):
+    """The reader leaves an unreadable file out; the drop-in's targets follow each image
+    by its id, not by its place among the readable ones."""
+    for name, value in (("a.png", 10), ("c.png", 30)):
+        write_png(str(tmp_path / name), np.full((4, 4, 3), value, np.uint8))
+    (tmp_path / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    frame = pd.DataFrame({"filename": ["a.png", "b.png", "c.png"], "y": [1.0, 2.0, 3.0]})
+    flow = ImageDataGenerator().flow_from_dataframe(
+        frame, str(tmp_path), y_col="y", class_mode="raw", target_size=(4, 4), shuffle=False
+    )
+    ((x, y),) = list(flow)
+    assert x[:, 0, 0, 0].numpy().tolist() == [10, 30] and y.numpy().tolist() == [1.0, 3.0]
+    assert flow.filenames == ["a.png", "c.png"] and list(flow.labels) == [1.0, 3.0]

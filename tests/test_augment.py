@@ -11,13 +11,11 @@ from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
 from rps_tfdata.bench import seed_reference
 from rps_tfdata.pipeline.transforms.augment import (
-    GEOMETRY_KEYS,
     PARAMETER_KEYS,
     SEED_AUGMENTATION,
     IDGAugmentation,
-    compose_matrices,
-    warp_gather,
 )
+from rps_tfdata.pipeline.transforms.warp import GEOMETRY_KEYS, compose_matrices, warp_gather
 
 from .helpers import RPS28
 

@@ -4,8 +4,8 @@ IDG draws, per image, a rotation, a shift, a shear (in degrees), an independent 
 each axis and the flips, resamples once with scipy (bilinear by default), then shifts
 the channels and the brightness. A chain of Keras' stock layers resamples once per layer
 (blurrier, other borders) and costs a pass each; this layer composes the same parameters
-into one matrix per image and warps once, with scipy's border rules, so its output equals
-IDG's `apply_transform` up to float rounding.
+into one matrix per image and warps once, with scipy's border rules (the arithmetic is
+`warp`'s), so its output equals IDG's `apply_transform` up to float rounding.
 
 As in Keras' own preprocessing layers, randomness and arithmetic are separate:
 `get_random_transformation` draws every random number, `transform_images` is
@@ -20,10 +20,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-FILL_MODES = ("nearest", "constant", "reflect", "wrap")
+from rps_tfdata.pipeline.transforms.warp import (
+    FILL_MODES,
+    GEOMETRY_KEYS,
+    Params,
+    compose_matrices,
+    shift_brightness,
+    shift_channels,
+    warp,
+)
+
 # scipy's spline orders that one warp reproduces: 0 (nearest) and 1 (bilinear, IDG's default).
 INTERPOLATION_ORDERS = (0, 1)
-GEOMETRY_KEYS = ("theta", "tx", "ty", "shear", "zx", "zy", "flip_horizontal", "flip_vertical")
 # IDG's keys of `get_random_transform`; the last two only when their range is set.
 PARAMETER_KEYS = (*GEOMETRY_KEYS, "channel_shift_intensity", "brightness")
 # The seed script's augmentation: the trainer's `--augment=idg`.
@@ -40,7 +48,6 @@ SEED_AUGMENTATION = dict(
 # setting added later leaves every earlier draw as it was.
 _DRAW = {key: i for i, key in enumerate(PARAMETER_KEYS)} | {"tx_sign": 10, "ty_sign": 11}
 
-Params = dict[str, Any]
 ShiftRange = Union[float, int, Sequence[float]]
 
 
@@ -98,13 +105,6 @@ def _brightness(value: Optional[Sequence[float]]) -> Optional[tuple[float, float
     return low, high
 
 
-def _affine(a, b, c, d, e, f) -> tf.Tensor:
-    """Batch of 3x3 matrices [[a, b, c], [d, e, f], [0, 0, 1]] from (batch,) tensors."""
-    zero = tf.zeros_like(a)
-    entries = tf.stack([a, b, c, d, e, f, zero, zero, zero + 1], axis=-1)
-    return tf.reshape(entries, [-1, 3, 3])
-
-
 def _mix32(x: tf.Tensor) -> tf.Tensor:
     """MurmurHash3's 32-bit finalizer: every input bit flips each output bit with
     probability near 1/2. uint32 arithmetic wraps alike in graph kernels and XLA."""
@@ -147,209 +147,6 @@ def seeds_per_image(seed: tf.Tensor, batch_size: Union[int, tf.Tensor]) -> tf.Te
     return tf.random.stateless_uniform(
         [batch_size, 2], tf.cast(seed, tf.int64), minval=None, maxval=None, dtype=tf.int64
     )
-
-
-def compose_matrices(params: Params, image_size: tuple[int, int]) -> tf.Tensor:
-    """Composes IDG's per-image matrices, mapping output to input pixel coordinates.
-
-    IDG builds `O R T Sh Z O^-1` (with `O` a translation by `height/2 - 0.5`,
-    `width/2 - 0.5`) and applies it to (column, row) coordinates after its row/column
-    swap; the flips, which IDG applies after the warp, are folded in as mirrors of the
-    output columns and rows, so one warp does everything. float64 as in IDG.
-
-    Returns:
-      float64 tensor (batch, 3, 3).
-    """
-    height, width = image_size
-    p = {k: tf.cast(tf.convert_to_tensor(params[k]), tf.float64) for k in GEOMETRY_KEYS}
-    theta, shear = p["theta"] * (math.pi / 180), p["shear"] * (math.pi / 180)
-    zero, one = tf.zeros_like(theta), tf.ones_like(theta)
-    # IDG's centring: the first (column) coordinate is offset by the HEIGHT's centre and
-    # the second (row) by the width's; the same as the true centre for square images.
-    o_col, o_row = zero + (height / 2 - 0.5), zero + (width / 2 - 0.5)
-    flip_h, flip_v = p["flip_horizontal"], p["flip_vertical"]
-    chain = [
-        _affine(one, zero, o_col, zero, one, o_row),
-        _affine(tf.cos(theta), -tf.sin(theta), zero, tf.sin(theta), tf.cos(theta), zero),
-        _affine(one, zero, p["tx"], zero, one, p["ty"]),
-        _affine(one, -tf.sin(shear), zero, zero, tf.cos(shear), zero),
-        _affine(p["zx"], zero, zero, zero, p["zy"], zero),
-        _affine(one, zero, -o_col, zero, one, -o_row),
-        _affine(
-            1 - 2 * flip_h, zero, flip_h * (width - 1), zero, 1 - 2 * flip_v, flip_v * (height - 1)
-        ),
-    ]
-    matrix = chain[0]
-    for step in chain[1:]:
-        matrix = tf.matmul(matrix, step)
-    return matrix
-
-
-def _tap(index: tf.Tensor, size: int, fill_mode: str) -> tf.Tensor:
-    """The pixel scipy reads for a filter tap just outside [0, size): the edge pixel's
-    mirror for "reflect" (-1 reads 0, `size` reads size - 1), its neighbour's for the
-    other modes (-1 reads 1, `size` reads size - 2; only taps of weight 0 fall there)."""
-    if size <= 1:
-        return tf.zeros_like(index)
-    if fill_mode == "reflect":
-        index = tf.where(index < 0, -index - 1, index)
-        return tf.where(index >= size, 2 * size - 1 - index, index)
-    index = tf.abs(index)
-    return tf.where(index >= size, 2 * size - 2 - index, index)
-
-
-def _mapped(coordinate: tf.Tensor, size: int, fill_mode: str) -> tf.Tensor:
-    """scipy's `map_coordinate`: a source coordinate outside [0, size - 1] brought back
-    in by the fill mode; -1 (no pixel: `cval`) for "constant"."""
-    if size <= 1:
-        return tf.zeros_like(coordinate)
-    outside_low, outside_high = coordinate < 0, coordinate > size - 1
-    if fill_mode == "constant":
-        return tf.where(outside_low | outside_high, -1.0, coordinate)
-    if fill_mode == "nearest":
-        return tf.clip_by_value(coordinate, 0.0, size - 1.0)
-    if fill_mode == "reflect":  # half-sample symmetric: d c b a | a b c d | d c b a
-        period = 2.0 * size
-        low = tf.where(
-            coordinate < -period, period * tf.floor(-coordinate / period) + coordinate, coordinate
-        )
-        low = tf.where(low < -size, low + period, -low - 1)
-        high = coordinate - period * tf.floor(coordinate / period)
-        high = tf.where(high >= size, period - high - 1, high)
-    else:  # "wrap", scipy's own: the last and the first pixel overlap
-        period = size - 1.0
-        low = coordinate + period * (tf.floor(-coordinate / period) + 1)
-        high = coordinate - period * tf.floor(coordinate / period)
-    return tf.where(outside_low, low, tf.where(outside_high, high, coordinate))
-
-
-def _taps(coordinate: tf.Tensor, size: int, fill_mode: str, order: int):
-    """The source pixels one axis of scipy's interpolation reads at `coordinate`:
-    (first index, second index, weight of the second, outside), where `outside` marks
-    the coordinates that take `cval`."""
-    if fill_mode == "nearest" and order == 1:  # clamp to the edge
-        clamped = tf.clip_by_value(coordinate, 0.0, size - 1.0)
-        first = tf.floor(clamped)
-        weight = clamped - first
-        first = tf.cast(first, tf.int32)
-        return first, tf.minimum(first + 1, size - 1), weight, None
-    mapped = _mapped(coordinate, size, fill_mode)
-    outside = mapped <= -1.0 if fill_mode == "constant" else None
-    if order == 0:
-        nearest = _tap(tf.cast(tf.floor(mapped + 0.5), tf.int32), size, fill_mode)
-        return nearest, nearest, tf.zeros_like(mapped), outside
-    first = tf.floor(mapped)
-    weight = mapped - first
-    first = tf.cast(first, tf.int32)
-    return _tap(first, size, fill_mode), _tap(first + 1, size, fill_mode), weight, outside
-
-
-def warp_gather(
-    images: tf.Tensor,
-    matrices: tf.Tensor,
-    fill_mode: str = "nearest",
-    cval: float = 0.0,
-    order: int = 1,
-) -> tf.Tensor:
-    """scipy's `affine_transform` of each image (all channels at once) from gathers,
-    which XLA compiles on any device.
-
-    Each output pixel reads the source at `matrices @ (column, row, 1)` with scipy's
-    border rule for `fill_mode` and its spline `order` (1: bilinear, 0: nearest). With
-    fill "nearest" and order 1 it equals the stock projective-transform op
-    (`ImageProjectiveTransformV3`, which has no XLA kernel) up to float32 rounding of
-    the source coordinates (about 1e-3 on 0..255 noise in the tests); the other border
-    rules are scipy's own, which that op does not have.
-    """
-    height, width = images.shape[1], images.shape[2]
-    channels = images.shape[3]
-    m = tf.cast(tf.reshape(matrices, [-1, 9]), tf.float32)
-    rows, cols = tf.meshgrid(
-        tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij"
-    )
-
-    def coordinate(a: int) -> tf.Tensor:  # (batch, height, width)
-        return m[:, a, None, None] * cols + m[:, a + 1, None, None] * rows + m[:, a + 2, None, None]
-
-    x0, x1, wx, x_out = _taps(coordinate(0), width, fill_mode, order)
-    y0, y1, wy, y_out = _taps(coordinate(3), height, fill_mode, order)
-    wx, wy = wx[..., None], wy[..., None]
-    pixels = tf.reshape(images, [-1, channels])
-    base = tf.range(tf.shape(images)[0])[:, None, None] * (height * width)
-
-    def at(yy: tf.Tensor, xx: tf.Tensor) -> tf.Tensor:
-        return tf.gather(pixels, base + yy * width + xx)
-
-    if order == 0:
-        warped = at(y0, x0)
-    else:
-        top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
-        bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
-        warped = top * (1 - wy) + bottom * wy
-    if x_out is None:
-        return warped
-    return tf.where((x_out | y_out)[..., None], tf.cast(cval, warped.dtype), warped)
-
-
-def warp(
-    images: tf.Tensor,
-    matrices: tf.Tensor,
-    fill_mode: str = "nearest",
-    *,
-    gather: bool = False,
-    cval: float = 0.0,
-    order: int = 1,
-) -> tf.Tensor:
-    """Resamples each image once at `matrices @ (column, row, 1)`, as scipy does for IDG.
-
-    `gather=True` uses `warp_gather`, which XLA compiles and which is 4x faster
-    compiled; otherwise, for IDG's defaults (fill "nearest", bilinear), the stock
-    projective-transform op, which is faster than uncompiled gathers but has no XLA
-    kernel. The other fill modes and order 0 are scipy's own rules: always gathers.
-    """
-    if gather or fill_mode != "nearest" or order != 1:
-        return warp_gather(images, matrices, fill_mode, cval, order)
-    flat = tf.reshape(matrices, [-1, 9])[:, :8] / matrices[:, 2:3, 2]
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=tf.cast(flat, tf.float32),
-        output_shape=tf.shape(images)[1:3],
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode=fill_mode.upper(),
-    )
-
-
-def _per_image(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
-    """(batch,) values as (batch, 1, 1, 1) in the dtype of `like`."""
-    return tf.cast(values, like.dtype)[:, None, None, None]
-
-
-def shift_channels(images: tf.Tensor, intensity: tf.Tensor) -> tf.Tensor:
-    """IDG's channel shift: every channel plus the image's intensity, clipped to the
-    image's own range (its minimum and maximum over all channels)."""
-    low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
-    high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
-    return tf.clip_by_value(images + _per_image(intensity, images), low, high)
-
-
-def shift_brightness(images: tf.Tensor, brightness: tf.Tensor) -> tf.Tensor:
-    """IDG's brightness shift, through PIL as IDG takes it: the image as 8-bit pixels
-    (truncated; first stretched to 0..255 when it leaves that range, and stretched back
-    after), each colour channel times the factor in float32, truncated and clipped to
-    0..255 (PIL's `ImageEnhance.Brightness`); an alpha channel passes unchanged."""
-    low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
-    high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
-    stretch = (low < 0) | (high > 255)
-    span = high - low
-    stretched = (images - low) / tf.where(span != 0, span, 1.0) * 255
-    pixels = tf.floor(tf.where(stretch, stretched, images))
-    colour = pixels[..., :3] if images.shape[-1] == 4 else pixels
-    factor = _per_image(brightness, images)
-    brightened = tf.floor(tf.clip_by_value(factor * colour, 0.0, 255.0))
-    if images.shape[-1] == 4:
-        brightened = tf.concat([brightened, pixels[..., 3:]], axis=-1)
-    return tf.where(stretch, brightened / 255 * span + low, brightened)
 
 
 # One compiled batch augmentation per settings in this process (`_compiled`).

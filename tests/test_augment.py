@@ -10,12 +10,9 @@ from scipy import stats
 from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
 from rps_tfdata.bench import seed_reference
-from rps_tfdata.pipeline.transforms.augment import (
-    PARAMETER_KEYS,
-    SEED_AUGMENTATION,
-    IDGAugmentation,
-)
+from rps_tfdata.pipeline.transforms.augment import PARAMETER_KEYS, IDGAugmentation
 from rps_tfdata.pipeline.transforms.warp import GEOMETRY_KEYS, compose_matrices, warp_gather
+from rps_tfdata.trainer.config import SEED_AUGMENTATION
 
 from .helpers import RPS28
 

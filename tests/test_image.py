@@ -18,7 +18,7 @@ from PIL import Image
 from rps_tfdata import image
 from rps_tfdata.image import IDGAugmentation, ImageDataGenerator
 from rps_tfdata.pipeline.transforms import standardize
-from rps_tfdata.pipeline.transforms.augment import SEED_AUGMENTATION
+from rps_tfdata.trainer.config import SEED_AUGMENTATION
 from tests import helpers
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "rps28")

@@ -219,7 +219,8 @@ def hands(synthetic_dir):
 @pytest.fixture(scope="module")
 def layer():
     """One augmentation layer for every run here: its XLA compilation is paid once."""
-    from rps_tfdata.pipeline.transforms.augment import SEED_AUGMENTATION, IDGAugmentation
+    from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
+    from rps_tfdata.trainer.config import SEED_AUGMENTATION
 
     return IDGAugmentation(**SEED_AUGMENTATION, seed=3)
 

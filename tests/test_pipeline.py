@@ -10,9 +10,11 @@ from tensorflow.keras.preprocessing.image import img_to_array, load_img
 
 from rps_tfdata.bench import seed_reference
 from rps_tfdata.pipeline import options as options_lib
+from rps_tfdata.pipeline import passes
 from rps_tfdata.pipeline.reading import decode, listing, pil_resize
 from rps_tfdata.pipeline.transforms import augment
 from rps_tfdata.trainer import inputs
+from rps_tfdata.trainer.config import SEED_AUGMENTATION
 
 from .helpers import RPS28, write_png
 
@@ -169,7 +171,7 @@ def test_every_epoch_is_a_new_full_permutation_and_a_function_of_seed_and_epoch(
 
 def test_augmentation_depends_on_seed_epoch_and_image_not_on_batch():
     split = _rps28_split()
-    layer = augment.IDGAugmentation(**augment.SEED_AUGMENTATION)
+    layer = augment.IDGAugmentation(**SEED_AUGMENTATION)
 
     def images_by_id(batch_size, seed=3, epoch=0):
         options = options_lib.PipelineOptions(image_size=(48, 48), batch_size=batch_size)
@@ -184,7 +186,7 @@ def test_augmentation_depends_on_seed_epoch_and_image_not_on_batch():
         return found
 
     by_4, by_5 = images_by_id(4), images_by_id(5)
-    assert inputs.pixel_dtype(layer) == tf.float32 and inputs.pixel_dtype(None) == tf.uint8
+    assert passes.pixel_dtype(layer) == tf.float32 and passes.pixel_dtype(None) == tf.uint8
     assert sorted(by_4) == list(range(12))
     for image_id in by_4:  # same image, same epoch: same augmentation in any batch
         np.testing.assert_allclose(by_4[image_id], by_5[image_id], atol=1e-6)

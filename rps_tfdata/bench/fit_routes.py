@@ -27,8 +27,7 @@ from absl import logging
 
 from rps_tfdata import image
 from rps_tfdata.bench import throughput
-from rps_tfdata.pipeline.transforms.augment import SEED_AUGMENTATION
-from rps_tfdata.trainer.config import TrainConfig
+from rps_tfdata.trainer.config import SEED_AUGMENTATION, TrainConfig
 
 ROUTES = ("idg", "keras", "dropin")
 RATIOS = {

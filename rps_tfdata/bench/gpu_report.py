@@ -95,7 +95,7 @@ def check(
     report["augmentation_agrees"] = agreement < AGREEMENT
     report["trainings"] = short_trainings(config, folder)
     # Windows of full batches inside an epoch (its first and partial last left out).
-    window = max(1, min(settings.window, inputs.batches_per_epoch(data.train) - 2))
+    window = max(1, min(settings.window, inputs.batch_count(data.train) - 2))
     rates = measurements.run_benchmarks(
         "all", subject, baseline=False, settings=settings._replace(window=window)
     )

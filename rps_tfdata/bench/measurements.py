@@ -134,7 +134,7 @@ def bench_pipeline(bench: Bench, baseline: bool) -> dict:
         )
         for _ in range(settings.steady_epochs):
             start = time.perf_counter()
-            for _ in range(inputs.batches_per_epoch(split)):
+            for _ in range(inputs.batch_count(split)):
                 next(batches)
             steady.append(len(paths) / (time.perf_counter() - start))
     results = {
@@ -189,7 +189,7 @@ def bench_e2e(bench: Bench, baseline: bool) -> dict:
     config, settings, train = bench.config, bench.settings, bench.data.train
     timing = dict(
         epochs=settings.e2e_epochs,
-        steps_per_epoch=inputs.batches_per_epoch(train),
+        steps_per_epoch=inputs.batch_count(train),
         batch_size=config.batch_size,
         window=settings.window,
     )
@@ -218,7 +218,7 @@ def bench_loop(bench: Bench) -> dict:
     )
     samples = []
     controls = loop.EpochControls(steps_per_loop=config.steps_per_loop)
-    steps_per_epoch = inputs.batches_per_epoch(train)
+    steps_per_epoch = inputs.batch_count(train)
     for epoch in range(count):
         result = loop.run_epoch(bench.steps, batches, steps_per_epoch, controls)
         if epoch:
@@ -309,7 +309,7 @@ def measure_service(
         if address and before is not None and name != "service_external":
             traffic[f"{name}_bytes_per_image"] = round((after - before) / images)
         logging.info("%s: %s", name, rates[name])
-    element = np.dtype(inputs.pixel_dtype(plan.host_augmentation).as_numpy_dtype).itemsize
+    element = np.dtype(passes.pixel_dtype(plan.host_augmentation).as_numpy_dtype).itemsize
     traffic["pixel_bytes_per_image"] = element * 3 * config.image_size**2
     traffic["compression"] = config.data_service_compression
     return rates, traffic

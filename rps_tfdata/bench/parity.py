@@ -93,7 +93,7 @@ def train_one(
             train, validation = _seed_epoch(iterators)
         else:
             train, validation = _our_epoch(config, data, epoch, plan.augmentation)
-        result = loop.run_epoch(steps, train, inputs.batches_per_epoch(data.train))
+        result = loop.run_epoch(steps, train, inputs.batch_count(data.train))
         probabilities, labels = evaluation.predict_all(steps.predict, validation)
         scores = evaluation.scores(probabilities, labels, num_classes)
         row = (result.loss, result.accuracy, scores["loss"], scores["accuracy"], result.seconds)

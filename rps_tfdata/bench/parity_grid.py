@@ -15,6 +15,7 @@ from rps_tfdata.infra.errors import DatasetLayoutError
 from rps_tfdata.pipeline.reading import listing
 from rps_tfdata.pipeline.reading.decode import load_image
 from rps_tfdata.pipeline.transforms import augment
+from rps_tfdata.trainer.config import SEED_AUGMENTATION
 
 ROW_LABELS = ("original", "rps_tfdata", "IDG", "|diff| x50")
 DIFF_GAIN = 50
@@ -33,7 +34,7 @@ def pick_files(data_dir: str, count: int) -> list[str]:
 
 def augment_both(images: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Our transform and IDG's of float (n, h, w, 3) images on 0..255, same parameters."""
-    layer = augment.IDGAugmentation(**augment.SEED_AUGMENTATION)
+    layer = augment.IDGAugmentation(**SEED_AUGMENTATION)
     params = layer.sample_parameters(len(images), images.shape[1:3], seed=seed)
     ours = layer.transform(images, params)
     theirs = np.stack(

@@ -11,7 +11,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 from tensorflow.keras.preprocessing.image import DirectoryIterator, ImageDataGenerator
 
-from rps_tfdata.pipeline.transforms.augment import SEED_AUGMENTATION
+from rps_tfdata.trainer.config import SEED_AUGMENTATION
 
 SEED_RESCALE = 1.0 / 255
 SEED_VALIDATION_SPLIT = 0.2

@@ -167,6 +167,22 @@ def _known_classes(df, y_col: str, classes: Optional[Sequence[str]]):
     return df, sorted(found)
 
 
+def _frame_targets(df, y_col, class_mode: Optional[str], indices: dict[str, int], dtype: str):
+    """IDG's targets of a frame's rows for `class_mode`, and each row's class index (or
+    indices) when the mode is labelled."""
+    if class_mode in _LABELLED:
+        labels = [
+            [indices[v] for v in value] if isinstance(value, (list, tuple)) else indices[value]
+            for value in df[y_col]
+        ]
+        return _class_targets(labels, len(indices), class_mode, dtype), labels
+    if class_mode == "multi_output":
+        return Outputs(targets=tuple(np.array(df[col].tolist()) for col in y_col)), []
+    if class_mode == "raw":
+        return Outputs(targets=(df[y_col].values,)), []
+    return _class_targets([], 0, class_mode, dtype), []
+
+
 def from_dataframe(
     dataframe,
     *,
@@ -192,27 +208,16 @@ def from_dataframe(
     if labelled:
         df, class_names = _known_classes(df, y_col, classes)
     names = df[x_col].tolist()
-    rows, prepared = reader.read_files(
+    span, prepared = reader.read_files(
         [os.path.join(directory, n) for n in names],
         options,
         validation_split=validation_split,
         subset=subset,
         name=cache_name,
     )
-    df, names = df.iloc[rows], names[rows]
+    df, names = df.iloc[span], names[span]
     indices = {name: i for i, name in enumerate(class_names)}
-    if labelled:
-        labels = [
-            [indices[v] for v in value] if isinstance(value, (list, tuple)) else indices[value]
-            for value in df[y_col]
-        ]
-        outputs = _class_targets(labels, len(class_names), class_mode, dtype)
-    elif class_mode == "multi_output":
-        outputs = Outputs(targets=tuple(np.array(df[col].tolist()) for col in y_col))
-    elif class_mode == "raw":
-        outputs = Outputs(targets=(df[y_col].values,))
-    else:
-        outputs = _class_targets([], 0, class_mode, dtype)
+    outputs, labels = _frame_targets(df, y_col, class_mode, indices, dtype)
     if weight_col:
         outputs = outputs._replace(weights=df[weight_col].values)
     validated = "validated" if validate_filenames else "non-validated"
@@ -227,7 +232,7 @@ def from_dataframe(
         readable = [labels[i] for i in prepared.ids]
         attributes.update(class_indices=indices, classes=readable, num_classes=len(class_names))
     if class_mode in ("multi_output", "raw"):
-        read = outputs.rows(prepared.ids).targets
+        read = outputs.of_ids(prepared.ids).targets
         attributes["labels"] = read if class_mode == "multi_output" else read[0]
     elif labelled:
         attributes["labels"] = attributes["classes"]
@@ -259,7 +264,7 @@ def from_arrays(
                 f"`x` and `{name}` should have the same length. Found: {len(x)} and {len(other)}"
             )
     if subset is not None and y is not None and not ignore_class_split:
-        validation, training = (listing.split_rows(len(x), validation_split, s) for s in SUBSETS)
+        training, validation = (listing.split_rows(len(x), validation_split, s) for s in SUBSETS)
         if not np.array_equal(np.unique(y[validation]), np.unique(y[training])):
             raise ValueError(
                 "Training and validation subsets have different number of classes after the "
@@ -272,16 +277,17 @@ def from_arrays(
             f"Input data in `flow` should have rank 4; you passed an array of shape {images.shape}"
         )
     pixels = np.transpose(images, (0, 2, 3, 1)) if channels_first else images
-    rows, prepared = reader.read_pixels(
+    # The pipeline computes in float32, as the drop-in always has; `x` stays IDG's.
+    span, prepared = reader.read_pixels(
         pixels.astype(np.float32, copy=False),
         options,
         validation_split=validation_split,
         subset=subset,
     )
     outputs = Outputs(
-        targets=() if y is None else (y[rows],),
-        weights=None if sample_weight is None else np.asarray(sample_weight)[rows],
-        extra_inputs=tuple(m[rows] for m in misc),
+        targets=() if y is None else (y[span],),
+        weights=None if sample_weight is None else np.asarray(sample_weight)[span],
+        extra_inputs=tuple(m[span] for m in misc),
     )
-    attributes = {"x": images[rows], "y": outputs.targets[0] if y is not None else None}
+    attributes = {"x": images[span], "y": outputs.targets[0] if y is not None else None}
     return FlowInput(prepared, outputs, attributes)

@@ -1,7 +1,7 @@
 """The drop-in's face of the pass builder: what one of ImageDataGenerator's iterators
 yields, as one `tf.data.Dataset`.
 
-A flow's subset is read once by the library's reader (or is the caller's array). Each
+A flow's subset is read once by the library's reader (`reader`). Each
 pass over the dataset (each epoch of `model.fit`) draws its own number from the flow's
 seed (`Dataset.random`, drawn anew per iteration), as each IDG epoch reshuffles and
 redraws: the number orders the images and, with each image's id, seeds its augmentation
@@ -52,7 +52,7 @@ class Outputs(NamedTuple):
     weights: Optional[np.ndarray] = None
     extra_inputs: tuple[np.ndarray, ...] = ()
 
-    def rows(self, ids: Sequence[int]) -> "Outputs":
+    def of_ids(self, ids: Sequence[int]) -> "Outputs":
         """These outputs for the images of these ids (the readable ones, in order)."""
         pick = np.asarray(ids, np.int64)
 
@@ -82,7 +82,6 @@ def batches(
     pass; `outputs` has one row per id of `prepared`."""
     base_seed = 0 if seed is None else int(seed)
     columns = _columns(outputs)
-    ids = tf.constant(prepared.ids, tf.int64)
 
     @as_written
     def step(batch: Batch):
@@ -96,7 +95,7 @@ def batches(
             x = save_to_dir.written(
                 x, batch.rows, batch.pass_number, save_to, channels_first=treatment.channels_first
             )
-        return _element(tf.cast(x, treatment.dtype), tf.gather(ids, batch.rows), outputs, columns)
+        return _element(tf.cast(x, treatment.dtype), batch.ids, outputs, columns)
 
     def one(pass_number: tf.Tensor) -> tf.data.Dataset:
         return passes.one_pass(

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from rps_tfdata.image import flow_inputs, flows, save_to_dir
-from rps_tfdata.pipeline.options import CACHE_MODES, COLOR_MODES, PipelineOptions
+from rps_tfdata.pipeline.options import CACHE_MODES, PipelineOptions, check_color_mode
 from rps_tfdata.pipeline.reading import cache_policy, pil_resize
 from rps_tfdata.pipeline.reading.prepare import require_images
 from rps_tfdata.pipeline.transforms import standardize
@@ -184,7 +184,7 @@ class ImageDataGenerator:
         where = f"directory {directory!r}" + (f" (subset={subset!r})" if subset else "")
         return self._dataset(
             source,
-            where,
+            (where, "check the path, its class folders, `classes` and `subset`"),
             batch_size,
             shuffle,
             seed,
@@ -264,7 +264,7 @@ class ImageDataGenerator:
         where = "the dataframe" + (f" (subset={subset!r})" if subset else "")
         return self._dataset(
             source,
-            where,
+            (where, "check `x_col`, `directory` and `subset`"),
             batch_size,
             shuffle,
             seed,
@@ -314,7 +314,7 @@ class ImageDataGenerator:
         where = "x" + (f" (subset={subset!r})" if subset else "")
         return self._dataset(
             source,
-            where,
+            (where, "pass images, and a `validation_split` that leaves some in the subset"),
             batch_size,
             shuffle,
             seed,
@@ -332,15 +332,8 @@ class ImageDataGenerator:
         cache_dir: Optional[str],
     ) -> PipelineOptions:
         """How a flow reads its files, each setting checked with a one-line refusal."""
-        if color_mode not in COLOR_MODES:
-            raise ValueError(
-                f'Invalid color mode: {color_mode}; expected "rgb", "rgba", or "grayscale".'
-            )
-        if interpolation not in pil_resize.METHODS:
-            raise ValueError(
-                f"Invalid interpolation method {interpolation!r}: expected one of "
-                f"{pil_resize.METHODS} (PIL's, which IDG uses)"
-            )
+        check_color_mode(color_mode)
+        pil_resize.check_interpolation(interpolation)
         if cache not in ("auto", *CACHE_MODES):
             raise ValueError(f"cache={cache!r}: expected one of {('auto', *CACHE_MODES)}")
         height, width = (int(side) for side in target_size)
@@ -356,7 +349,7 @@ class ImageDataGenerator:
     def _dataset(
         self,
         source: flow_inputs.FlowInput,
-        where: str,
+        empty: tuple[str, str],
         batch_size: int,
         shuffle: bool,
         seed: Optional[int],
@@ -364,9 +357,10 @@ class ImageDataGenerator:
         *,
         class_mode: Optional[str],
     ) -> tf.data.Dataset:
-        """The flow's dataset, carrying the iterator's attributes."""
+        """The flow's dataset, carrying the iterator's attributes; `empty` is where the
+        flow reads and what to do, said when it holds no readable image."""
         prepared = source.prepared
-        require_images(prepared, where)
+        require_images(prepared, *empty)  # (where, what to do) when it holds no image
         shape = prepared.pixel_shape
         user_shape = shape if self.data_format == "channels_last" else (shape[2], *shape[:2])
         treatment = flows.Treatment(

@@ -13,6 +13,18 @@ CACHE_MODES = ("memory", "disk", "none")
 COLOR_MODES = {"rgb": 3, "grayscale": 1, "rgba": 4}
 
 
+def check_color_mode(color_mode: str) -> None:
+    """Refuses a colour mode IDG does not have, in IDG's words.
+
+    Raises:
+      ValueError: `color_mode` is not one of `COLOR_MODES`.
+    """
+    if color_mode not in COLOR_MODES:
+        raise ValueError(
+            f'Invalid color mode: {color_mode}; expected "rgb", "rgba", or "grayscale".'
+        )
+
+
 class PipelineOptions(NamedTuple):
     """How images are read and fed.
 

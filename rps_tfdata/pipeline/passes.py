@@ -39,7 +39,7 @@ from rps_tfdata.pipeline.reading.prepare import (
 )
 from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
 
-# The seeds of a row that holds no image (a batch's padding): every real image's are >= 0.
+# The row, id and seeds of a batch's padding, which holds no image: a real image's are >= 0.
 NO_IMAGE = -1
 
 
@@ -48,9 +48,10 @@ class Batch(NamedTuple):
 
     Attributes:
       pass_number: the pass (int64 scalar), which ordered it and seeded its augmentation.
-      rows: each image's row in the `Prepared` (int64); -1 for a padding row.
-      pixels: the images: uint8 as read (the caller's dtype for `from_pixels`), float32
-        on 0..255 once augmented; zeros for a padding row.
+      rows: each image's row in the `Prepared` (int64); `NO_IMAGE` for a padding row.
+      ids: each image's id (`Prepared.ids`): the key to the caller's rows of labels or
+        targets; `NO_IMAGE` for a padding row.
+      pixels: the images, of `pixel_dtype`; zeros for a padding row.
       readable: False for a padding row, and for an image whose file failed to decode
         in this pass (its pixels are a blank).
       seeds: (n, 2) int64 augmentation seeds, one per image; `NO_IMAGE` for padding.
@@ -58,6 +59,7 @@ class Batch(NamedTuple):
 
     pass_number: tf.Tensor
     rows: tf.Tensor
+    ids: tf.Tensor
     pixels: tf.Tensor
     readable: tf.Tensor
     seeds: tf.Tensor
@@ -76,6 +78,25 @@ def augmentation_seeds(seed: int, pass_number: tf.Tensor, ids: tf.Tensor) -> tf.
 def batches_per_pass(count: int, batch_size: int) -> int:
     """Batches in one pass over `count` images (the last one may be partial)."""
     return -(-count // batch_size)
+
+
+def pixel_dtype(augmentation: Optional[IDGAugmentation], read: tf.DType = tf.uint8) -> tf.DType:
+    """The dtype of a batch's pixels: as read (uint8 from files; the caller's for
+    `from_pixels`), or float32 on 0..255 when augmented (the warp makes fractions)."""
+    return read if augmentation is None else tf.float32
+
+
+def blank(batch_size: int, pixel_shape: tuple[int, ...], dtype: tf.DType) -> Batch:
+    """A batch of padding only (no image), of one pass's shapes."""
+    no_image = tf.fill([batch_size], tf.constant(NO_IMAGE, tf.int64))
+    return Batch(
+        pass_number=tf.constant(0, tf.int64),
+        rows=no_image,
+        ids=no_image,
+        pixels=tf.zeros((batch_size, *pixel_shape), dtype),
+        readable=tf.zeros([batch_size], tf.bool),
+        seeds=tf.fill((batch_size, 2), tf.constant(NO_IMAGE, tf.int64)),
+    )
 
 
 def one_pass(
@@ -109,17 +130,15 @@ def one_pass(
     Returns:
       A dataset of `step`'s elements, the source a splittable range of the pass's
       images (the tf.data service's dynamic sharding hands out parts of it).
-
-    Raises:
-      DatasetLayoutError: the split holds no image (`prepare.require_images`).
     """
     ids = tf.constant(prepared.ids, tf.int64)
     pass_number = tf.cast(pass_number, tf.int64)
 
     @as_written
     def finish(rows: tf.Tensor, pixels: tf.Tensor, readable: tf.Tensor):
-        seeds = augmentation_seeds(seed, pass_number, tf.gather(ids, rows))
-        batch = Batch(pass_number, rows, pixels, readable, seeds)
+        batch_ids = tf.gather(ids, rows)
+        seeds = augmentation_seeds(seed, pass_number, batch_ids)
+        batch = Batch(pass_number, rows, batch_ids, pixels, readable, seeds)
         if pad:
             batch = _padded(batch, batch_size)
         if augmentation is not None:
@@ -141,10 +160,10 @@ def over_passes(
 ) -> tf.data.Dataset:
     """The passes `one(pass_number)` of each of `pass_numbers`, one after another as one
     dataset, prefetched across their boundaries."""
-    return fed(pass_numbers.flat_map(as_written(one)), options)
+    return prefetched(pass_numbers.flat_map(as_written(one)), options)
 
 
-def fed(dataset: tf.data.Dataset, options: PipelineOptions) -> tf.data.Dataset:
+def prefetched(dataset: tf.data.Dataset, options: PipelineOptions) -> tf.data.Dataset:
     """`dataset` prefetched, with the pipeline's tf.data options."""
     return with_options(dataset.prefetch(options.prefetch), options)
 
@@ -212,8 +231,8 @@ def _read_catching(prepared: Prepared, turns: tf.data.Dataset, rows_of) -> tf.da
 
 
 def _padded(batch: Batch, batch_size: int) -> Batch:
-    """`batch` filled to `batch_size` rows with blanks that hold no image (row -1, not
-    readable, seeds `NO_IMAGE`): every batch then has one static shape."""
+    """`batch` filled to `batch_size` rows with blanks that hold no image (row, id and
+    seeds `NO_IMAGE`, not readable): every batch then has one static shape."""
     missing = batch_size - tf.shape(batch.rows)[0]
 
     def padded(values: tf.Tensor, fill) -> tf.Tensor:
@@ -223,7 +242,8 @@ def _padded(batch: Batch, batch_size: int) -> Batch:
         return out
 
     return batch._replace(
-        rows=padded(batch.rows, -1),
+        rows=padded(batch.rows, NO_IMAGE),
+        ids=padded(batch.ids, NO_IMAGE),
         pixels=padded(batch.pixels, 0),
         readable=padded(batch.readable, False),
         seeds=padded(batch.seeds, NO_IMAGE),

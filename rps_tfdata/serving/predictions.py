@@ -1,6 +1,6 @@
 """Classifying image files with an exported SavedModel, and what a classification gives:
-each readable file's probabilities, and the files that could not be read, named.
-`evaluation.classify` gives the same with a run's Keras model."""
+each readable file's probabilities, and the files that could not be read, named (the
+trainer's evaluation gives the same with a run's Keras model)."""
 
 import os
 from typing import Iterable, NamedTuple, Sequence

@@ -20,6 +20,17 @@ from rps_tfdata.pipeline.options import AUTOTUNE
 from rps_tfdata.trainer.architecture import min_image_size
 from rps_tfdata.trainer.download import DEFAULT_DOWNLOAD_DIR
 
+# The seed script's augmentation, IDG's keywords: what `--augment=idg` trains with.
+SEED_AUGMENTATION = dict(
+    rotation_range=40,
+    width_shift_range=0.2,
+    height_shift_range=0.2,
+    shear_range=0.2,
+    zoom_range=0.2,
+    horizontal_flip=True,
+    fill_mode="nearest",
+)
+
 
 class TrainConfig(NamedTuple):
     """Everything a run needs, by flag name; `rps_tfdata.train --helpfull` documents each."""

@@ -20,6 +20,7 @@ from absl import logging
 
 from rps_tfdata.infra.errors import DatasetLayoutError, TrainingStoppedError
 from rps_tfdata.infra.resources import peak_rss_mb
+from rps_tfdata.pipeline import passes
 from rps_tfdata.trainer import (
     artifacts,
     distribution,
@@ -63,7 +64,9 @@ def steps_per_epoch(plan: Plan, data: Data) -> int:
     tf.data service, the epochs' nominal length."""
     count = plan.worker.count
     shard = data.train.prepared.count if count == 1 else math.ceil(data.listed_train / count)
-    return math.ceil(math.ceil(shard / plan.replica_batch) / plan.local_replicas)
+    return passes.batches_per_pass(
+        passes.batches_per_pass(shard, plan.replica_batch), plan.local_replicas
+    )
 
 
 def _service_jobs(config: TrainConfig, plan: Plan, data: Data, start: int):
@@ -217,7 +220,7 @@ def _train_epoch(
         # A service epoch cannot start inside itself: a stop there keeps the last epoch.
         save=None if config.data_service else run.state.save_progress,
         stop_signal=run.stop_signal,
-        profile=_profile_in(run, epoch, num_steps or inputs.batches_per_epoch(data.train)),
+        profile=_profile_in(run, epoch, num_steps or inputs.batch_count(data.train)),
         progress=loop.progress_bar(num_steps) if num_steps else None,
     )
     trained = _trained_whole(

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from rps_tfdata.pipeline import passes
 from rps_tfdata.pipeline.options import PipelineOptions
-from rps_tfdata.pipeline.passes import NO_IMAGE, Batch
+from rps_tfdata.pipeline.passes import Batch
 from rps_tfdata.pipeline.reading.prepare import Prepared, as_written, prepare, require_images
 from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
 
@@ -81,6 +81,8 @@ def training_batches(
     require_images(prepared, "the training subset")
     batch_size = batch_size or prepared.options.batch_size
     step = _labelled(split)
+    padding = passes.blank(batch_size, prepared.pixel_shape, passes.pixel_dtype(augmentation))
+    blanks = tf.data.Dataset.from_tensors(step(padding)).repeat()
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         skipped = tf.where(epoch == start_epoch, tf.constant(skip_batches, tf.int64), 0)
@@ -95,7 +97,6 @@ def training_batches(
             skip_images=skipped * batch_size,
         )
         if batches_per_epoch is not None:  # even out: the collectives need equal steps
-            blanks = _blank_batches(split, pixel_dtype(augmentation), batch_size)
             dataset = dataset.concatenate(blanks).take(batches_per_epoch - skipped)
         return dataset
 
@@ -170,15 +171,10 @@ def read(
     return LabelledSplit(prepare(paths, options, **prepare_options), labels, num_classes)
 
 
-def batches_per_epoch(split: LabelledSplit) -> int:
+def batch_count(split: LabelledSplit) -> int:
     """Batches in one epoch at the options' batch size (the last one may be partial)."""
     prepared = split.prepared
     return passes.batches_per_pass(prepared.count, prepared.options.batch_size)
-
-
-def pixel_dtype(augmentation: Optional[IDGAugmentation]) -> tf.DType:
-    """The dtype of the batches' images: uint8, or float32 when the pipeline augments."""
-    return tf.uint8 if augmentation is None else tf.float32
 
 
 def _one_epoch(
@@ -202,31 +198,18 @@ def _one_epoch(
         augmentation=augmentation,
         pad=True,
     )
-    return passes.fed(dataset, prepared.options)
+    return passes.prefetched(dataset, prepared.options)
 
 
 def _labelled(split: LabelledSplit):
     """The trainer's per-batch step: (images, one-hot labels, seeds) of a padded batch;
     a row with no readable image has no label."""
-    ids = tf.constant(split.prepared.ids, tf.int64)
     labels = tf.one_hot(tf.constant(split.labels, tf.int32), split.num_classes)
 
     @as_written
     def step(batch: Batch):
-        # Padding rows are -1: any row will do, the mask zeroes their label.
-        known = tf.gather(labels, tf.gather(ids, tf.maximum(batch.rows, 0)))
+        # A padding row's id is NO_IMAGE: any label will do, the mask zeroes it.
+        known = tf.gather(labels, tf.maximum(batch.ids, 0))
         return batch.pixels, known * tf.cast(batch.readable, tf.float32)[:, None], batch.seeds
 
     return step
-
-
-def _blank_batches(split: LabelledSplit, dtype: tf.DType, batch_size: int) -> tf.data.Dataset:
-    """Batches of blanks only, which even out a worker's epoch to the steps every worker
-    takes."""
-    return tf.data.Dataset.from_tensors(
-        (
-            tf.zeros((batch_size, *split.prepared.pixel_shape), dtype),
-            tf.zeros((batch_size, split.num_classes), tf.float32),
-            tf.fill((batch_size, 2), tf.constant(NO_IMAGE, tf.int64)),
-        )
-    ).repeat()

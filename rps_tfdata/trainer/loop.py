@@ -156,7 +156,7 @@ def _replica_step(
     """One replica's step. It divides its loss sum by the number of images in the whole
     step (all replicas, all workers), so the summed gradients are those of the step's
     mean loss whatever the number of replicas, and a batch padded with blanks weighs its
-    images as an unpadded one would. The same all-reduce carries the places whose file
+    images as an unpadded one would. The same all-reduce carries the images whose file
     failed to decode and each worker's stop request (`stop`, 1.0 when its process was
     asked to stop), so every worker learns of one at the same step."""
     variables = model.trainable_variables
@@ -164,10 +164,10 @@ def _replica_step(
     def replica_step(images: tf.Tensor, labels: tf.Tensor, seeds: tf.Tensor, stop: tf.Tensor):
         labelled = tf.reduce_sum(labels, axis=-1)  # 1 per image, 0 per blank
         count = tf.reduce_sum(labelled)
-        # Blanks with seeds are places whose file failed to decode; the others are padding.
-        places = tf.reduce_sum(tf.cast(seeds[:, 1] >= 0, tf.float32))
+        # Blanks with seeds are images whose file failed to decode; the others are padding.
+        seeded = tf.reduce_sum(tf.cast(seeds[:, 1] >= 0, tf.float32))
         context = tf.distribute.get_replica_context()
-        flags = tf.stack([count, places - count, tf.identity(stop)])  # one all-reduce
+        flags = tf.stack([count, seeded - count, tf.identity(stop)])  # one all-reduce
         total, lost, stops = tf.unstack(context.all_reduce(tf.distribute.ReduceOp.SUM, flags))
 
         def learn():

@@ -22,9 +22,9 @@ from rps_tfdata.infra.errors import ConfigError
 from rps_tfdata.infra.resources import MemoryRoom
 from rps_tfdata.pipeline.options import PipelineOptions
 from rps_tfdata.pipeline.reading import cache_policy
-from rps_tfdata.pipeline.transforms.augment import SEED_AUGMENTATION, IDGAugmentation
+from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
 from rps_tfdata.trainer import distribution
-from rps_tfdata.trainer.config import TrainConfig, check_config
+from rps_tfdata.trainer.config import SEED_AUGMENTATION, TrainConfig, check_config
 from rps_tfdata.trainer.distribution import Worker
 
 DISK_CACHE_FOLDER = "tf_data_cache"  # --image_cache=disk's folder, inside the run's

@@ -2,7 +2,7 @@
 
 A dispatcher hands out work; workers run the input pipeline and stream batches to the
 trainer. The trainer's epochs use the "distributed_epoch" processing mode: the source
-(the positions 0..n-1 of the training images) is split dynamically among the workers,
+(the epoch's images 0..n-1 in its order) is split dynamically among the workers,
 so an epoch holds each image at most once (not once per worker, as "parallel_epochs"
 would). What it gives up: the order of images and the make-up of batches depend on which
 worker is faster; each image's augmentation does not (its seed is (seed, epoch, image)).

@@ -1,6 +1,6 @@
 """Training and final evaluation of the seed's CNN: the whole job as one library call.
 
-`train_and_evaluate` reads as the run goes: the plan, the data source, the run's folder
+`train_and_evaluate` reads as the run goes: the data source, the plan, the run's folder
 (`run_folder`: continue, report or refuse), the data read once, the model built
 (`build`), the epochs (`epochs`: a checkpoint after each; the weights with the best
 validation loss kept, as the seed meant to) and the run's end (`run_end`: the artifacts

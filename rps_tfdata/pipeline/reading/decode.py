@@ -8,11 +8,10 @@ trained on.
 
 import tensorflow as tf
 
+from rps_tfdata.pipeline.options import COLOR_MODES, check_color_mode
 from rps_tfdata.pipeline.reading import pil_resize
 from rps_tfdata.pipeline.reading.headers import MAX_IMAGE_PIXELS, SIGNATURES
 
-# IDG's `color_mode`s and the channels each decodes to.
-COLOR_MODES = {"rgb": 3, "grayscale": 1, "rgba": 4}
 # How an image can be resized: PIL's methods as IDG's `load_img` applies them (bit for
 # bit), and TensorFlow's own bilinear and area resize.
 RESIZE_METHODS = tuple(f"pil_{name}" for name in pil_resize.METHODS) + ("bilinear", "area")
@@ -167,10 +166,7 @@ def decode_image(contents: tf.Tensor, color_mode: str = "rgb") -> tf.Tensor:
         weights = tf.constant([19595, 38470, 7471], tf.int32)
         luma = tf.reduce_sum(tf.cast(rgb, tf.int32) * weights, axis=-1, keepdims=True)
         return tf.cast(tf.bitwise.right_shift(luma + 0x8000, 16), tf.uint8)
-    if color_mode != "rgb":
-        raise ValueError(
-            f"color_mode must be one of {tuple(COLOR_MODES)}. Received: {color_mode!r}"
-        )
+    check_color_mode(color_mode)
     return rgb
 
 

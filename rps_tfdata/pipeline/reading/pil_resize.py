@@ -172,13 +172,25 @@ def aspect_box(height: tf.Tensor, width: tf.Tensor, target: tuple[int, int]) -> 
     return tf.stack([left, top, left + crop_width, top + crop_height])
 
 
+def check_interpolation(name: str) -> None:
+    """Refuses an interpolation PIL does not have (IDG's `interpolation` names PIL's).
+
+    Raises:
+      ValueError: `name` is not one of `METHODS`.
+    """
+    if name not in METHODS:
+        raise ValueError(
+            f"Invalid interpolation method {name!r}: expected one of {METHODS} "
+            "(PIL's, which IDG uses)"
+        )
+
+
 def resize(
     image: tf.Tensor, size: tuple[int, int], method: str, *, keep_aspect_ratio: bool = False
 ) -> tf.Tensor:
     """One uint8 (h, w, C) image resized as IDG's `load_img` resizes it with `method`
     (one of `METHODS`); a 4-channel image is RGBA. uint8 out."""
-    if method not in METHODS:
-        raise ValueError(f"PIL interpolation must be one of {METHODS}. Received: {method!r}")
+    check_interpolation(method)
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
     if keep_aspect_ratio:

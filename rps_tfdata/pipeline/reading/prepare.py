@@ -14,9 +14,11 @@ it from failing a pass in the middle. Images already in memory (a flow's arrays,
 decoded split) become a `Prepared` through `from_pixels`.
 
 Two indexes: an image's *row* is its place in the `Prepared` (its path in `paths`, its
-slot in the cache); its *id* (`ids[row]`) is its place in the caller's whole list (the
-split's listing, a frame's rows, an array), the same whichever files are unreadable or
-whichever worker reads it: what seeds its augmentation and keys the caller's labels.
+slot in the cache), counted among the readable files; its *id* (`ids[row]`) is its place
+in the caller's whole list (the split's listing, a frame's rows, an array), the same
+whichever files are unreadable or whichever worker reads it: what seeds its augmentation
+and keys the caller's labels. (Before the screen, a file is known by its position in
+the `paths` handed to `prepare`.)
 """
 
 import os
@@ -41,7 +43,8 @@ class Prepared(NamedTuple):
     """A split after its first read: its readable images and where their pixels are.
 
     Attributes:
-      paths: the readable files, in the split's order (empty for images given as pixels).
+      paths: the readable files, in the split's order (for images given as pixels: the
+        names the caller gave them, or none).
       ids: each readable image's place in the caller's whole list (module doc).
       bad: the files left out, with the reason.
       options: how the pixels were read.
@@ -138,13 +141,10 @@ def prepare(
         bad = bad + corrupt
     elif decoded:  # checked by a real decode, then dropped: the passes decode again
         bad = bad + _decode_candidates(paths, candidates, options, lambda first_row, batch: None)
-    failed = {b.path for b in bad}
-    good = [i for i, p in enumerate(paths) if p not in failed]
-    for item in bad:
-        logging.warning("unreadable image %s: %s", fs.printable(item.path), item.reason)
+    paths, ids = _left_out(paths, ids, bad)
     return Prepared(
-        paths=[paths[i] for i in good],
-        ids=[ids[i] for i in good],
+        paths=paths,
+        ids=ids,
         bad=sorted(bad),
         options=options,
         images=images,
@@ -179,17 +179,17 @@ def from_pixels(
     )
 
 
-def require_images(prepared: Prepared, where: str) -> None:
-    """Raises DatasetLayoutError, naming `where`, when no image of it could be read.
+def require_images(
+    prepared: Prepared, where: str, remedy: str = "check the path and the files' formats"
+) -> None:
+    """Raises DatasetLayoutError, naming `where` and what to do, when no image of it
+    could be read: the one refusal of an empty split, whoever reads it.
 
     Raises:
       DatasetLayoutError: `prepared` holds no image.
     """
     if not prepared.count:
-        raise DatasetLayoutError(
-            f"{where} holds no readable image file: check the path, its class folders and "
-            "the files' formats"
-        )
+        raise DatasetLayoutError(f"{where} holds no readable image file: {remedy}")
 
 
 @as_written  # plain Python, also when a dataset builds it
@@ -267,16 +267,19 @@ def decoded_now(prepared: Prepared) -> Prepared:
     if prepared.decoded:
         return prepared
     corrupt = undecodable(prepared)
-    for item in corrupt:
+    paths, ids = _left_out(prepared.paths, prepared.ids, corrupt)
+    return prepared._replace(paths=paths, ids=ids, bad=sorted(prepared.bad + corrupt), decoded=True)
+
+
+def _left_out(
+    paths: Sequence[str], ids: Sequence[int], bad: Sequence[headers.BadImage]
+) -> tuple[list[str], list[int]]:
+    """The files of `paths` (and their ids) that are not `bad`; each bad one named."""
+    for item in bad:
         logging.warning("unreadable image %s: %s", fs.printable(item.path), item.reason)
-    failed = {item.path for item in corrupt}
-    good = [i for i, p in enumerate(prepared.paths) if p not in failed]
-    return prepared._replace(
-        paths=[prepared.paths[i] for i in good],
-        ids=[prepared.ids[i] for i in good],
-        bad=sorted(prepared.bad + corrupt),
-        decoded=True,
-    )
+    failed = {item.path for item in bad}
+    kept = [i for i, path in enumerate(paths) if path not in failed]
+    return [paths[i] for i in kept], [ids[i] for i in kept]
 
 
 def pixels_of(prepared: Prepared) -> Callable[[tf.Tensor], tf.Tensor]:

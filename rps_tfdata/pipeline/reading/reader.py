@@ -5,13 +5,17 @@ here for each of them.
 A directory is split per class (`flow_from_directory`), a list of files or an array as
 a whole (`flow_from_dataframe`, `flow`). A subset's ids number its own images: the
 k-th image of the subset (readable or not) has id k, which seeds its augmentation and
-picks its row of whatever the caller keeps beside it (labels, targets, weights). A cache
-asked for as "auto" is chosen here, once the subset is counted (`cache_policy.choose`).
+picks its row of whatever the caller keeps beside it (labels, targets, weights). The
+cache is chosen here, once the subset is counted (`cache_policy.choose`): "auto" as it
+fits, "memory" refused when it does not. (The trainer's sources take the same two steps,
+`listing.subset` and `prepare.prepare`, themselves: they shard the training split across
+workers and reuse a run's file index.)
 """
 
 from typing import Optional, Sequence
 
 import numpy as np
+from absl import logging
 
 from rps_tfdata.infra import fs, resources
 from rps_tfdata.pipeline.options import PipelineOptions
@@ -64,14 +68,14 @@ def read_files(
     """A list of image files' subset (IDG's split of the whole list), read once.
 
     Returns:
-      The rows of `paths` the subset holds, and the subset read once.
+      The span of `paths` the subset holds, and the subset read once.
 
     Raises:
       ValueError: as `read_directory`.
     """
-    rows = listing.split_rows(len(paths), validation_split, subset)
-    chosen = list(paths[rows])
-    return rows, prepare.prepare(chosen, _cached(options, len(chosen)), name=name)
+    span = listing.split_rows(len(paths), validation_split, subset)
+    chosen = list(paths[span])
+    return span, prepare.prepare(chosen, _cached(options, len(chosen)), name=name)
 
 
 def read_pixels(
@@ -89,10 +93,10 @@ def read_pixels(
       validation_split, subset: as `read_files`.
 
     Returns:
-      The rows of `pixels` the subset holds, and the subset.
+      The span of `pixels` the subset holds, and the subset, in `pixels`' dtype.
     """
-    rows = listing.split_rows(len(pixels), validation_split, subset)
-    return rows, prepare.from_pixels(pixels[rows], options)
+    span = listing.split_rows(len(pixels), validation_split, subset)
+    return span, prepare.from_pixels(pixels[span], options)
 
 
 def existing_images(paths: Sequence[str]) -> np.ndarray:
@@ -106,6 +110,6 @@ def _cached(options: PipelineOptions, count: int) -> PipelineOptions:
     if options.cache not in ("auto", "memory"):
         return options
     room = resources.memory_room()
-    return options._replace(
-        cache=cache_policy.choose(options.cache, [count], options.pixel_shape, room).cache
-    )
+    choice = cache_policy.choose(options.cache, [count], options.pixel_shape, room)
+    logging.info("image cache %s (cache=%r): %s", choice.cache, options.cache, choice.need)
+    return options._replace(cache=choice.cache)

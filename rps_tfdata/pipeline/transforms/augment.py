@@ -34,16 +34,6 @@ from rps_tfdata.pipeline.transforms.warp import (
 INTERPOLATION_ORDERS = (0, 1)
 # IDG's keys of `get_random_transform`; the last two only when their range is set.
 PARAMETER_KEYS = (*GEOMETRY_KEYS, "channel_shift_intensity", "brightness")
-# The seed script's augmentation: the trainer's `--augment=idg`.
-SEED_AUGMENTATION = dict(
-    rotation_range=40,
-    width_shift_range=0.2,
-    height_shift_range=0.2,
-    shear_range=0.2,
-    zoom_range=0.2,
-    horizontal_flip=True,
-    fill_mode="nearest",
-)
 # Column of each random number in a row of `_unit_uniforms`; a column never moves, so a
 # setting added later leaves every earlier draw as it was.
 _DRAW = {key: i for i, key in enumerate(PARAMETER_KEYS)} | {"tx_sign": 10, "ty_sign": 11}
@@ -98,7 +88,7 @@ def _brightness(value: Optional[Sequence[float]]) -> Optional[tuple[float, float
         return None
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise ValueError(
-            "brightness_range should be tuple or list of two floats (IDG's words). "
+            "brightness_range should be tuple or list of two floats. "
             f"Received: brightness_range={value!r}"
         )
     low, high = (_number("brightness_range", v) for v in value)

@@ -81,8 +81,9 @@ def training_batches(
     require_images(prepared, "the training subset")
     batch_size = batch_size or prepared.options.batch_size
     step = _labelled(split)
-    padding = passes.blank(batch_size, prepared.pixel_shape, passes.pixel_dtype(augmentation))
-    blanks = tf.data.Dataset.from_tensors(step(padding)).repeat()
+    if batches_per_epoch is not None:  # blank batches, the step's own, to even out with
+        padding = passes.blank(batch_size, prepared.pixel_shape, passes.pixel_dtype(augmentation))
+        blanks = tf.data.Dataset.from_tensors(step(padding)).repeat()
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         skipped = tf.where(epoch == start_epoch, tf.constant(skip_batches, tf.int64), 0)

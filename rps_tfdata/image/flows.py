@@ -12,7 +12,7 @@ per-batch step then does what IDG does after the augmentation: standardise
 partial, as IDG's (this face never pads).
 """
 
-from typing import NamedTuple, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -66,6 +66,15 @@ class Outputs(NamedTuple):
         )
 
 
+class Flow(NamedTuple):
+    """A flow's batches two ways: `dataset`, pass after pass as the dataset is iterated,
+    and `one_pass(pass_number, skip_images=0)`, any one pass on its own (the iterator's
+    habits: `next`, `flow[i]`)."""
+
+    dataset: tf.data.Dataset
+    one_pass: Callable[..., tf.data.Dataset]
+
+
 def batches(
     prepared: Prepared,
     outputs: Outputs,
@@ -75,10 +84,10 @@ def batches(
     shuffle: bool,
     seed: Optional[int],
     save_to: Optional[save_to_dir.SaveToDir] = None,
-) -> tf.data.Dataset:
+) -> Flow:
     """The flow's batches, pass after pass: a new order (when `shuffle`) and new
     augmentation at each iteration of the dataset, the same sequence for the same `seed`
-    (None: a new sequence in each process). `len()` of the result is the batches of a
+    (None: a new sequence in each process). `len()` of the dataset is the batches of a
     pass; `outputs` has one row per id of `prepared`."""
     base_seed = 0 if seed is None else int(seed)
     columns = _columns(outputs)
@@ -97,7 +106,7 @@ def batches(
             )
         return _element(tf.cast(x, treatment.dtype), batch.ids, outputs, columns)
 
-    def one(pass_number: tf.Tensor) -> tf.data.Dataset:
+    def one(pass_number: tf.Tensor, skip_images: Any = 0) -> tf.data.Dataset:
         return passes.one_pass(
             prepared,
             pass_number,
@@ -106,13 +115,18 @@ def batches(
             batch_size=batch_size,
             shuffle=shuffle,
             augmentation=treatment.augmentation,
+            skip_images=skip_images,
         )
 
     draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
     pass_numbers = draws.map(as_written(lambda draw: tf.math.floormod(draw, 2**31)))
     dataset = passes.over_passes(pass_numbers, one, prepared.options)
     per_pass = passes.batches_per_pass(prepared.count, batch_size)
-    return dataset.apply(tf.data.experimental.assert_cardinality(per_pass))
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(per_pass))
+    options = prepared.options
+    return Flow(
+        dataset, lambda number, skip_images=0: passes.prefetched(one(number, skip_images), options)
+    )
 
 
 def _columns(outputs: Outputs) -> dict[str, tuple[tf.Tensor, ...]]:

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rps_tfdata.image import flow_inputs, flows, save_to_dir
+from rps_tfdata.image import flow_inputs, flows, iterators, save_to_dir
 from rps_tfdata.pipeline.options import CACHE_MODES, PipelineOptions, check_color_mode
 from rps_tfdata.pipeline.reading import cache_policy, pil_resize
 from rps_tfdata.pipeline.reading.prepare import require_images
@@ -356,9 +356,9 @@ class ImageDataGenerator:
         save: tuple,
         *,
         class_mode: Optional[str],
-    ) -> tf.data.Dataset:
-        """The flow's dataset, carrying the iterator's attributes; `empty` is where the
-        flow reads and what to do, said when it holds no readable image."""
+    ) -> iterators.Iterator:
+        """The flow's dataset with IDG's iterator habits and attributes; `empty` is where
+        the flow reads and what to do, said when it holds no readable image."""
         prepared = source.prepared
         require_images(prepared, *empty)  # (where, what to do) when it holds no image
         shape = prepared.pixel_shape
@@ -371,7 +371,7 @@ class ImageDataGenerator:
             channels_first=self.data_format == "channels_first",
         )
         standardize.warn_if_unfit(treatment.standardization)
-        dataset = flows.batches(
+        flow = flows.batches(
             prepared,
             source.outputs,
             treatment,
@@ -393,9 +393,12 @@ class ImageDataGenerator:
             "seed": seed,
             "image_data_generator": self,
         }
+        iterator = iterators.Iterator(
+            flow.dataset, flow.one_pass, batch_size=int(batch_size), seed=seed
+        )
         for name, value in attributes.items():
-            setattr(dataset, name, value)
-        return dataset
+            setattr(iterator, name, value)
+        return iterator
 
     @property
     def _augments(self) -> bool:

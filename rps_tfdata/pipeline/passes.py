@@ -141,11 +141,9 @@ def one_pass(
         batch = Batch(pass_number, rows, batch_ids, pixels, readable, seeds)
         if pad:
             batch = _padded(batch, batch_size)
-        if augmentation is not None:
-            augmented = augmentation(
-                tf.cast(batch.pixels, tf.float32), training=True, seed=batch.seeds
-            )
-            batch = batch._replace(pixels=augmented)
+        if augmentation is not None:  # in TensorFlow, whatever Keras' backend
+            pixels = tf.cast(batch.pixels, tf.float32)
+            batch = batch._replace(pixels=augmentation.augment_batch(pixels, batch.seeds))
         return step(batch)
 
     images = _in_order(prepared, pass_number, seed=seed, shuffle=shuffle, skip_images=skip_images)

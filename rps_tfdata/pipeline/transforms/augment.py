@@ -385,6 +385,12 @@ class IDGAugmentation(keras.layers.Layer):
         )
         return self.transform_images(images, params)
 
+    def augment_batch(self, images: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+        """Augments a float32 batch with one stateless seed per image ((batch, 2) ints),
+        in TensorFlow whatever Keras' backend: what a tf.data pipeline calls, where
+        Keras' layer call would convert the batch to the backend's arrays."""
+        return self._augment(images, tf.cast(seeds, tf.int64))
+
     def call(
         self, inputs: tf.Tensor, training: Optional[bool] = None, seed: Optional[tf.Tensor] = None
     ):

@@ -1,25 +1,17 @@
-"""`ImageDataGenerator`: Keras' legacy generator, every keyword with its default, its
-`flow*` methods returning `tf.data.Dataset`s (`flow_inputs` reads, `flows` feeds)."""
+"""`ImageDataGenerator`: Keras' legacy generator, every keyword with its default; each
+`flow*` returns IDG's iterator of that flow (`iterators`), a `tf.data.Dataset`."""
 
-import contextlib
-import os
-import tempfile
 import warnings
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from rps_tfdata.image import flow_inputs, flows, iterators, save_to_dir
-from rps_tfdata.pipeline.options import CACHE_MODES, PipelineOptions, check_color_mode
-from rps_tfdata.pipeline.reading import cache_policy, pil_resize
-from rps_tfdata.pipeline.reading.prepare import require_images
+from rps_tfdata.image import iterators
 from rps_tfdata.pipeline.transforms import standardize
 from rps_tfdata.pipeline.transforms.augment import IDGAugmentation, ShiftRange
 
-# Where `cache="disk"` (or "auto", when the images do not fit in memory) keeps the pixels.
-DEFAULT_CACHE_DIR = os.path.join(tempfile.gettempdir(), "rps_tfdata_cache")
 _DATA_FORMATS = ("channels_last", "channels_first")
 
 
@@ -145,7 +137,7 @@ class ImageDataGenerator:
         *,
         cache: str = "auto",
         cache_dir: Optional[str] = None,
-    ) -> tf.data.Dataset:
+    ) -> iterators.DirectoryIterator:
         """IDG's `flow_from_directory` as a dataset: one subfolder per class, with IDG's
         split, file order and class indices.
 
@@ -155,7 +147,7 @@ class ImageDataGenerator:
             interpolation, keep_aspect_ratio: as in Keras' `flow_from_directory`.
           cache: where the decoded pixels are kept between passes: "auto" (memory when
             they fit, else disk), "memory", "disk" or "none" (every pass decodes again).
-          cache_dir: the disk cache's folder (default `DEFAULT_CACHE_DIR`), reused by
+          cache_dir: the disk cache's folder (default `iterators.DEFAULT_CACHE_DIR`), reused by
             the next flow of the same files and settings.
 
         Returns:
@@ -166,30 +158,27 @@ class ImageDataGenerator:
         Raises:
           ValueError: a keyword value IDG refuses, or one that cannot be matched (named).
         """
-        options = self._read_options(
-            target_size, color_mode, interpolation, keep_aspect_ratio, cache, cache_dir
-        )
-        with _memory_cache_refused():
-            source = flow_inputs.from_directory(
-                directory,
-                classes=classes,
-                class_mode=class_mode,
-                follow_links=follow_links,
-                validation_split=self._validation_split,
-                subset=subset,
-                dtype=self.dtype,
-                options=options,
-                cache_name=subset or "all",
-            )
-        where = f"directory {directory!r}" + (f" (subset={subset!r})" if subset else "")
-        return self._dataset(
-            source,
-            (where, "check the path, its class folders, `classes` and `subset`"),
+        return iterators.DirectoryIterator(
+            directory,
+            self,
+            target_size,
+            color_mode,
+            classes,
+            class_mode,
             batch_size,
             shuffle,
             seed,
-            (save_to_dir, save_prefix, save_format),
-            class_mode=class_mode,
+            self.data_format,
+            save_to_dir,
+            save_prefix,
+            save_format,
+            follow_links,
+            subset,
+            interpolation,
+            keep_aspect_ratio,
+            self.dtype,
+            cache=cache,
+            cache_dir=cache_dir,
         )
 
     def flow_from_dataframe(
@@ -216,7 +205,7 @@ class ImageDataGenerator:
         cache: str = "auto",
         cache_dir: Optional[str] = None,
         **kwargs,
-    ) -> tf.data.Dataset:
+    ) -> iterators.DataFrameIterator:
         """IDG's `flow_from_dataframe` as a dataset: the frame's rows in order, with IDG's
         split of the whole frame (not per class) and IDG's targets.
 
@@ -240,36 +229,31 @@ class ImageDataGenerator:
                 f"flow_from_dataframe got unexpected keywords {sorted(kwargs)}: Keras deprecated "
                 "them (has_ext, sort, drop_duplicates); remove them"
             )
-        if class_mode == "other":
-            class_mode = "raw"
-        options = self._read_options(
-            target_size, color_mode, interpolation, False, cache, cache_dir
-        )
-        with _memory_cache_refused():
-            source = flow_inputs.from_dataframe(
-                dataframe,
-                directory=directory,
-                x_col=x_col,
-                y_col=y_col,
-                weight_col=weight_col,
-                classes=classes,
-                class_mode=class_mode,
-                validate_filenames=validate_filenames,
-                validation_split=self._validation_split,
-                subset=subset,
-                dtype=self.dtype,
-                options=options,
-                cache_name=f"frame-{subset or 'all'}",
-            )
-        where = "the dataframe" + (f" (subset={subset!r})" if subset else "")
-        return self._dataset(
-            source,
-            (where, "check `x_col`, `directory` and `subset`"),
+        return iterators.DataFrameIterator(
+            dataframe,
+            directory,
+            self,
+            x_col,
+            y_col,
+            weight_col,
+            target_size,
+            color_mode,
+            classes,
+            class_mode,
             batch_size,
             shuffle,
             seed,
-            (save_to_dir, save_prefix, save_format),
-            class_mode=class_mode,
+            self.data_format,
+            save_to_dir,
+            save_prefix,
+            save_format,
+            subset,
+            interpolation,
+            False,
+            self.dtype,
+            validate_filenames,
+            cache=cache,
+            cache_dir=cache_dir,
         )
 
     def flow(
@@ -285,7 +269,7 @@ class ImageDataGenerator:
         save_format: str = "png",
         ignore_class_split: bool = False,
         subset: Optional[str] = None,
-    ) -> tf.data.Dataset:
+    ) -> iterators.NumpyArrayIterator:
         """IDG's `flow` as a dataset, with IDG's split (the first rows are validation).
 
         Args:
@@ -300,110 +284,29 @@ class ImageDataGenerator:
         Raises:
           ValueError: arrays IDG refuses (rank, lengths, a subset left empty).
         """
-        source = flow_inputs.from_arrays(
+        return iterators.NumpyArrayIterator(
             x,
             y,
-            sample_weight=sample_weight,
-            ignore_class_split=ignore_class_split,
-            validation_split=self._validation_split,
-            subset=subset,
-            dtype=self.dtype,
-            channels_first=self.data_format == "channels_first",
-            options=PipelineOptions(cache="none"),
-        )
-        where = "x" + (f" (subset={subset!r})" if subset else "")
-        return self._dataset(
-            source,
-            (where, "pass images, and a `validation_split` that leaves some in the subset"),
+            self,
             batch_size,
             shuffle,
+            sample_weight,
             seed,
-            (save_to_dir, save_prefix, save_format),
-            class_mode=None,
+            self.data_format,
+            save_to_dir,
+            save_prefix,
+            save_format,
+            subset,
+            ignore_class_split,
+            self.dtype,
         )
-
-    def _read_options(
-        self,
-        target_size,
-        color_mode: str,
-        interpolation: str,
-        keep_aspect_ratio: bool,
-        cache: str,
-        cache_dir: Optional[str],
-    ) -> PipelineOptions:
-        """How a flow reads its files, each setting checked with a one-line refusal."""
-        check_color_mode(color_mode)
-        pil_resize.check_interpolation(interpolation)
-        if cache not in ("auto", *CACHE_MODES):
-            raise ValueError(f"cache={cache!r}: expected one of {('auto', *CACHE_MODES)}")
-        height, width = (int(side) for side in target_size)
-        return PipelineOptions(
-            image_size=(height, width),
-            resize_method=f"pil_{interpolation}",
-            color_mode=color_mode,
-            keep_aspect_ratio=bool(keep_aspect_ratio),
-            cache=cache,
-            cache_path=cache_dir or DEFAULT_CACHE_DIR,
-        )
-
-    def _dataset(
-        self,
-        source: flow_inputs.FlowInput,
-        empty: tuple[str, str],
-        batch_size: int,
-        shuffle: bool,
-        seed: Optional[int],
-        save: tuple,
-        *,
-        class_mode: Optional[str],
-    ) -> iterators.Iterator:
-        """The flow's dataset with IDG's iterator habits and attributes; `empty` is where
-        the flow reads and what to do, said when it holds no readable image."""
-        prepared = source.prepared
-        require_images(prepared, *empty)  # (where, what to do) when it holds no image
-        shape = prepared.pixel_shape
-        user_shape = shape if self.data_format == "channels_last" else (shape[2], *shape[:2])
-        treatment = flows.Treatment(
-            augmentation=self._layer if self._augments else None,
-            standardization=self._standardization(),
-            python_function=standardize.runs_in_python(self.preprocessing_function, user_shape),
-            dtype=tf.as_dtype(self.dtype),
-            channels_first=self.data_format == "channels_first",
-        )
-        standardize.warn_if_unfit(treatment.standardization)
-        flow = flows.batches(
-            prepared,
-            source.outputs,
-            treatment,
-            batch_size=int(batch_size),
-            shuffle=bool(shuffle),
-            seed=seed,
-            save_to=save_to_dir.checked(*save, channels=shape[2]),
-        )
-        attributes = source.attributes | {
-            "samples": prepared.count,
-            "n": prepared.count,
-            "batch_size": int(batch_size),
-            "image_shape": user_shape,
-            "target_size": shape[:2],
-            "class_mode": class_mode,
-            "data_format": self.data_format,
-            "dtype": self.dtype,
-            "shuffle": bool(shuffle),
-            "seed": seed,
-            "image_data_generator": self,
-        }
-        iterator = iterators.Iterator(
-            flow.dataset, flow.one_pass, batch_size=int(batch_size), seed=seed
-        )
-        for name, value in attributes.items():
-            setattr(iterator, name, value)
-        return iterator
 
     @property
-    def _augments(self) -> bool:
+    def _augmentation(self) -> Optional[IDGAugmentation]:
+        """The layer that augments a flow's batches, or None when no keyword asks it to."""
         layer = self._layer
-        return layer.warps or bool(layer.channel_shift_range) or layer.brightness_range is not None
+        augments = layer.warps or bool(layer.channel_shift_range)
+        return layer if augments or layer.brightness_range is not None else None
 
     def _standardization(self) -> standardize.Standardization:
         """The standardisation keywords and the statistics, as set now (a user may set
@@ -500,17 +403,6 @@ class ImageDataGenerator:
         )
         self.mean, self.std = fitted.mean, fitted.std
         self.zca_whitening_matrix = fitted.zca_whitening_matrix
-
-
-@contextlib.contextmanager
-def _memory_cache_refused() -> Iterator[None]:
-    """A memory cache asked for that does not fit, refused in the flow's own words."""
-    try:
-        yield
-    except cache_policy.MemoryCacheTooLargeError as e:
-        raise ValueError(
-            f"cache='memory': {e}; use cache='auto' or 'disk', or a smaller target_size"
-        ) from e
 
 
 def _warn_overrides(

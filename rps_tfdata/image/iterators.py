@@ -22,12 +22,26 @@ class of `Dataset.with_options`' result): a private TensorFlow class, the one wa
 give a dataset methods of its own.
 """
 
-from typing import Any, Callable, Optional
+import contextlib
+import os
+import tempfile
+from typing import Any, Callable, Optional, Sequence, Union
+from typing import Iterator as PyIterator
 
+import keras
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.data.ops import dataset_ops, iterator_ops
 from tensorflow.python.framework import ops
+
+from rps_tfdata.image import flow_inputs, flows, save_to_dir
+from rps_tfdata.pipeline.options import CACHE_MODES, PipelineOptions, check_color_mode
+from rps_tfdata.pipeline.reading import cache_policy, pil_resize
+from rps_tfdata.pipeline.reading.prepare import require_images
+from rps_tfdata.pipeline.transforms import standardize
+
+# Where `cache="disk"` (or "auto", when the images do not fit in memory) keeps the pixels.
+DEFAULT_CACHE_DIR = os.path.join(tempfile.gettempdir(), "rps_tfdata_cache")
 
 
 def _as_idg(element: Any) -> Any:
@@ -132,3 +146,288 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         if self._pass is None:
             self._pass = int(self._pass_numbers.integers(2**31))
         return self._pass
+
+    def _start(
+        self,
+        source: flow_inputs.FlowInput,
+        generator: Any,
+        empty: tuple[str, str],
+        *,
+        batch_size: int,
+        shuffle: bool,
+        seed: Optional[int],
+        save: tuple,
+        class_mode: Optional[str],
+        data_format: str,
+        dtype: str,
+    ) -> None:
+        """Builds the flow of `source` with `generator`'s settings and gives this
+        iterator IDG's attributes; `empty` is where the flow reads and what to do, said
+        when it holds no readable image."""
+        prepared = source.prepared
+        require_images(prepared, *empty)
+        shape = prepared.pixel_shape
+        channels_first = data_format == "channels_first"
+        user_shape = (shape[2], *shape[:2]) if channels_first else shape
+        treatment = flows.Treatment(
+            augmentation=generator._augmentation,
+            standardization=generator._standardization(),
+            python_function=standardize.runs_in_python(
+                generator.preprocessing_function, user_shape
+            ),
+            dtype=tf.as_dtype(dtype),
+            channels_first=channels_first,
+        )
+        standardize.warn_if_unfit(treatment.standardization)
+        flow = flows.batches(
+            prepared,
+            source.outputs,
+            treatment,
+            batch_size=int(batch_size),
+            shuffle=bool(shuffle),
+            seed=seed,
+            save_to=save_to_dir.checked(*save, channels=shape[2]),
+        )
+        Iterator.__init__(self, flow.dataset, flow.one_pass, batch_size=int(batch_size), seed=seed)
+        attributes = source.attributes | {
+            "samples": prepared.count,
+            "n": prepared.count,
+            "image_shape": user_shape,
+            "target_size": shape[:2],
+            "class_mode": class_mode,
+            "data_format": data_format,
+            "dtype": dtype,
+            "shuffle": bool(shuffle),
+            "seed": seed,
+            "image_data_generator": generator,
+        }
+        for name, value in attributes.items():
+            setattr(self, name, value)
+
+
+class DirectoryIterator(Iterator):
+    """IDG's `DirectoryIterator`: the images of a class-per-folder directory, IDG's split,
+    order and class indices, with `image_data_generator`'s transforms; what
+    `ImageDataGenerator.flow_from_directory` returns. Every keyword is IDG's; `cache`
+    and `cache_dir` are the drop-in's (`flow_from_directory` says what they do).
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        image_data_generator: Any,
+        target_size: tuple[int, int] = (256, 256),
+        color_mode: str = "rgb",
+        classes: Optional[Sequence[str]] = None,
+        class_mode: Optional[str] = "categorical",
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: Optional[int] = None,
+        data_format: Optional[str] = None,
+        save_to_dir: Optional[str] = None,
+        save_prefix: str = "",
+        save_format: str = "png",
+        follow_links: bool = False,
+        subset: Optional[str] = None,
+        interpolation: str = "nearest",
+        keep_aspect_ratio: bool = False,
+        dtype: Optional[str] = None,
+        *,
+        cache: str = "auto",
+        cache_dir: Optional[str] = None,
+    ):
+        dtype = dtype or keras.config.floatx()
+        options = _read_options(
+            target_size, color_mode, interpolation, keep_aspect_ratio, cache, cache_dir
+        )
+        with _memory_cache_refused():
+            source = flow_inputs.from_directory(
+                directory,
+                classes=classes,
+                class_mode=class_mode,
+                follow_links=follow_links,
+                validation_split=image_data_generator._validation_split,
+                subset=subset,
+                dtype=dtype,
+                options=options,
+                cache_name=subset or "all",
+            )
+        where = f"directory {directory!r}" + (f" (subset={subset!r})" if subset else "")
+        self._start(
+            source,
+            image_data_generator,
+            (where, "check the path, its class folders, `classes` and `subset`"),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            save=(save_to_dir, save_prefix, save_format),
+            class_mode=class_mode,
+            data_format=data_format or keras.config.image_data_format(),
+            dtype=dtype,
+        )
+
+
+class DataFrameIterator(Iterator):
+    """IDG's `DataFrameIterator`: the files a DataFrame names, the frame's order and IDG's
+    split of the whole frame, IDG's targets for every `class_mode`; what
+    `ImageDataGenerator.flow_from_dataframe` returns.
+    """
+
+    def __init__(
+        self,
+        dataframe,
+        directory: Optional[str] = None,
+        image_data_generator: Any = None,
+        x_col: str = "filename",
+        y_col: Union[str, list[str]] = "class",
+        weight_col: Optional[str] = None,
+        target_size: tuple[int, int] = (256, 256),
+        color_mode: str = "rgb",
+        classes: Optional[Sequence[str]] = None,
+        class_mode: Optional[str] = "categorical",
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: Optional[int] = None,
+        data_format: str = "channels_last",
+        save_to_dir: Optional[str] = None,
+        save_prefix: str = "",
+        save_format: str = "png",
+        subset: Optional[str] = None,
+        interpolation: str = "nearest",
+        keep_aspect_ratio: bool = False,
+        dtype: str = "float32",
+        validate_filenames: bool = True,
+        *,
+        cache: str = "auto",
+        cache_dir: Optional[str] = None,
+    ):
+        _require_generator(image_data_generator)
+        if class_mode == "other":
+            class_mode = "raw"
+        options = _read_options(
+            target_size, color_mode, interpolation, keep_aspect_ratio, cache, cache_dir
+        )
+        with _memory_cache_refused():
+            source = flow_inputs.from_dataframe(
+                dataframe,
+                directory=directory,
+                x_col=x_col,
+                y_col=y_col,
+                weight_col=weight_col,
+                classes=classes,
+                class_mode=class_mode,
+                validate_filenames=validate_filenames,
+                validation_split=image_data_generator._validation_split,
+                subset=subset,
+                dtype=dtype,
+                options=options,
+                cache_name=f"frame-{subset or 'all'}",
+            )
+        where = "the dataframe" + (f" (subset={subset!r})" if subset else "")
+        self._start(
+            source,
+            image_data_generator,
+            (where, "check `x_col`, `directory` and `subset`"),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            save=(save_to_dir, save_prefix, save_format),
+            class_mode=class_mode,
+            data_format=data_format,
+            dtype=dtype,
+        )
+
+
+class NumpyArrayIterator(Iterator):
+    """IDG's `NumpyArrayIterator`: arrays in memory (`x`, or `(x, more inputs)`), IDG's
+    split of the first rows, `y` and `sample_weight` passed through, each row keeping its
+    own weight; what `ImageDataGenerator.flow` returns.
+    """
+
+    def __init__(
+        self,
+        x,
+        y,
+        image_data_generator: Any,
+        batch_size: int = 32,
+        shuffle: bool = False,
+        sample_weight=None,
+        seed: Optional[int] = None,
+        data_format: Optional[str] = None,
+        save_to_dir: Optional[str] = None,
+        save_prefix: str = "",
+        save_format: str = "png",
+        subset: Optional[str] = None,
+        ignore_class_split: bool = False,
+        dtype: Optional[str] = None,
+    ):
+        _require_generator(image_data_generator)
+        data_format = data_format or keras.config.image_data_format()
+        dtype = dtype or keras.config.floatx()
+        source = flow_inputs.from_arrays(
+            x,
+            y,
+            sample_weight=sample_weight,
+            ignore_class_split=ignore_class_split,
+            validation_split=image_data_generator._validation_split,
+            subset=subset,
+            dtype=dtype,
+            channels_first=data_format == "channels_first",
+            options=PipelineOptions(cache="none"),
+        )
+        where = "x" + (f" (subset={subset!r})" if subset else "")
+        self._start(
+            source,
+            image_data_generator,
+            (where, "pass images, and a `validation_split` that leaves some in the subset"),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            save=(save_to_dir, save_prefix, save_format),
+            class_mode=None,
+            data_format=data_format,
+            dtype=dtype,
+        )
+
+
+def _require_generator(generator: Any) -> None:
+    if generator is None:
+        raise ValueError(
+            "image_data_generator=None: pass the ImageDataGenerator whose settings the "
+            "flow uses (ImageDataGenerator() for none)"
+        )
+
+
+def _read_options(
+    target_size,
+    color_mode: str,
+    interpolation: str,
+    keep_aspect_ratio: bool,
+    cache: str,
+    cache_dir: Optional[str],
+) -> PipelineOptions:
+    """How a flow reads its files, each setting checked with a one-line refusal."""
+    check_color_mode(color_mode)
+    pil_resize.check_interpolation(interpolation)
+    if cache not in ("auto", *CACHE_MODES):
+        raise ValueError(f"cache={cache!r}: expected one of {('auto', *CACHE_MODES)}")
+    height, width = (int(side) for side in target_size)
+    return PipelineOptions(
+        image_size=(height, width),
+        resize_method=f"pil_{interpolation}",
+        color_mode=color_mode,
+        keep_aspect_ratio=bool(keep_aspect_ratio),
+        cache=cache,
+        cache_path=cache_dir or DEFAULT_CACHE_DIR,
+    )
+
+
+@contextlib.contextmanager
+def _memory_cache_refused() -> PyIterator[None]:
+    """A memory cache asked for that does not fit, refused in the flow's own words."""
+    try:
+        yield
+    except cache_policy.MemoryCacheTooLargeError as e:
+        raise ValueError(
+            f"cache='memory': {e}; use cache='auto' or 'disk', or a smaller target_size"
+        ) from e

@@ -21,17 +21,15 @@ import numpy as np
 import tensorflow as tf
 
 from rps_tfdata.pipeline.transforms.warp import (
-    FILL_MODES,
     GEOMETRY_KEYS,
     Params,
+    check_resampling,
     compose_matrices,
     shift_brightness,
     shift_channels,
     warp,
 )
 
-# scipy's spline orders that one warp reproduces: 0 (nearest) and 1 (bilinear, IDG's default).
-INTERPOLATION_ORDERS = (0, 1)
 # IDG's keys of `get_random_transform`; the last two only when their range is set.
 PARAMETER_KEYS = (*GEOMETRY_KEYS, "channel_shift_intensity", "brightness")
 # Column of each random number in a row of `_unit_uniforms`; a column never moves, so a
@@ -225,20 +223,11 @@ class IDGAugmentation(keras.layers.Layer):
         self.zoom_range = zoom_range
         self._zoom_low, self._zoom_high = _zoom_bounds(zoom_range)
         self.channel_shift_range = _number("channel_shift_range", channel_shift_range)
-        if fill_mode not in FILL_MODES:
-            raise ValueError(
-                f"fill_mode must be one of {FILL_MODES}. Received: fill_mode={fill_mode!r}"
-            )
+        check_resampling(fill_mode, interpolation_order)
         self.fill_mode = fill_mode
         self.cval = _number("cval", cval)
         self.horizontal_flip = bool(horizontal_flip)
         self.vertical_flip = bool(vertical_flip)
-        if interpolation_order not in INTERPOLATION_ORDERS:
-            raise ValueError(
-                "interpolation_order must be 0 (nearest) or 1 (bilinear): scipy's spline "
-                "orders 2-5 filter the whole image first, which one warp cannot reproduce. "
-                f"Received: interpolation_order={interpolation_order!r}"
-            )
         self.interpolation_order = int(interpolation_order)
         self.seed = seed
         self._seed_generator = keras.random.SeedGenerator(seed)

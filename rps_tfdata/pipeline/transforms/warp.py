@@ -18,6 +18,8 @@ Params = dict[str, Any]
 GEOMETRY_KEYS = ("theta", "tx", "ty", "shear", "zx", "zy", "flip_horizontal", "flip_vertical")
 
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
+# scipy's spline orders that one warp reproduces: 0 (nearest) and 1 (bilinear, IDG's default).
+INTERPOLATION_ORDERS = (0, 1)
 
 
 def _affine(a, b, c, d, e, f) -> tf.Tensor:
@@ -25,6 +27,24 @@ def _affine(a, b, c, d, e, f) -> tf.Tensor:
     zero = tf.zeros_like(a)
     entries = tf.stack([a, b, c, d, e, f, zero, zero, zero + 1], axis=-1)
     return tf.reshape(entries, [-1, 3, 3])
+
+
+def check_resampling(fill_mode: str, order: int) -> None:
+    """Refuses a border rule or a spline order the warp does not reproduce.
+
+    Raises:
+      ValueError: `fill_mode` not one of `FILL_MODES`, or `order` not 0 or 1.
+    """
+    if fill_mode not in FILL_MODES:
+        raise ValueError(
+            f"fill_mode must be one of {FILL_MODES}. Received: fill_mode={fill_mode!r}"
+        )
+    if order not in INTERPOLATION_ORDERS:
+        raise ValueError(
+            "interpolation_order must be 0 (nearest) or 1 (bilinear): scipy's spline "
+            "orders 2-5 filter the whole image first, which one warp cannot reproduce. "
+            f"Received: interpolation_order={order!r}"
+        )
 
 
 def compose_matrices(params: Params, image_size: tuple[int, int]) -> tf.Tensor:
@@ -211,14 +231,16 @@ def shift_channels(images: tf.Tensor, intensity: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(images + _per_image(intensity, images), low, high)
 
 
-def shift_brightness(images: tf.Tensor, brightness: tf.Tensor) -> tf.Tensor:
+def shift_brightness(images: tf.Tensor, brightness: tf.Tensor, *, scale: bool = False) -> tf.Tensor:
     """IDG's brightness shift, through PIL as IDG takes it: the image as 8-bit pixels
     (truncated; first stretched to 0..255 when it leaves that range, and stretched back
     after), each colour channel times the factor in float32, truncated and clipped to
-    0..255 (PIL's `ImageEnhance.Brightness`); an alpha channel passes unchanged."""
+    0..255 (PIL's `ImageEnhance.Brightness`); an alpha channel passes unchanged. With
+    `scale` (IDG's `apply_brightness_shift` default), always stretched, never back."""
     low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
     high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
-    stretch = (low < 0) | (high > 255)
+    outside = (low < 0) | (high > 255)
+    stretch = outside | scale
     span = high - low
     stretched = (images - low) / tf.where(span != 0, span, 1.0) * 255
     pixels = tf.floor(tf.where(stretch, stretched, images))
@@ -227,4 +249,4 @@ def shift_brightness(images: tf.Tensor, brightness: tf.Tensor) -> tf.Tensor:
     brightened = tf.floor(tf.clip_by_value(factor * colour, 0.0, 255.0))
     if images.shape[-1] == 4:
         brightened = tf.concat([brightened, pixels[..., 3:]], axis=-1)
-    return tf.where(stretch, brightened / 255 * span + low, brightened)
+    return tf.where(outside & (not scale), brightened / 255 * span + low, brightened)

@@ -141,3 +141,21 @@ def test_the_iterator_classes_build_the_flows():
     assert list(first_y) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="image_data_generator=None"):
         image.NumpyArrayIterator(x, None, None)
+
+
+@pytest.mark.parametrize(
+    "x, y, weights",
+    [
+        (np.zeros((4, 5, 5, 3)), np.zeros(3), None),
+        ((np.zeros((4, 5, 5, 3)), np.zeros(3)), None, None),
+        (np.zeros((4, 5, 5, 3)), np.zeros(4), np.zeros(2)),
+        (np.zeros((4, 5, 5)), None, None),
+    ],
+)
+def test_a_flow_of_arrays_refuses_in_idgs_words(x, y, weights):
+    said = []
+    for generator in (image.ImageDataGenerator(), keras_image.ImageDataGenerator()):
+        with pytest.raises(ValueError) as refused:
+            generator.flow(x, y, sample_weight=weights)
+        said.append(str(refused.value))
+    assert said[0] == said[1]

@@ -138,3 +138,34 @@ def test_fit_evaluate_and_predict_see_every_image_of_every_pass(backend, strateg
     result = run_python(["-c", SEEN, RPS28, strategy], env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     check_seen(seen_of(result.stdout), backend)
+
+
+def test_an_empty_flow_is_idgs_empty_flow_and_says_what_to_do(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    theirs = KerasIDG().flow_from_directory(str(tmp_path), target_size=(8, 8))
+    with pytest.warns(UserWarning, match="holds no readable image file: check the path"):
+        ours = ImageDataGenerator(rotation_range=10).flow_from_directory(
+            str(tmp_path), target_size=(8, 8)
+        )
+    assert (len(ours), ours.n, ours.class_indices) == (0, 0, theirs.class_indices)
+    for (x, y), (u, v) in [(next(ours), next(theirs))]:
+        assert (x.shape, y.shape) == (u.shape, v.shape) == ((0, 8, 8, 3), (0, 2))
+    for iterator in (ours, theirs):
+        with pytest.raises(ValueError, match="element 0, but the Sequence has length 0"):
+            iterator[0]
+    assert list(ours) == []
+
+
+def test_dataframe_keywords_keras_deprecated_warn_as_idgs_and_do_nothing(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"filename": [f"{c}/{c}01-000.png" for c in ("rock", "paper")]})
+    frame["class"] = ["rock", "paper"]
+    keywords = dict(target_size=(8, 8), has_ext=True, sort=False, drop_duplicates=False)
+    with pytest.warns(DeprecationWarning) as ours:
+        flow = ImageDataGenerator().flow_from_dataframe(frame, RPS28, **keywords)
+    with pytest.warns(DeprecationWarning) as theirs:
+        KerasIDG().flow_from_dataframe(frame, RPS28, **keywords)
+    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+    assert flow.n == 2

@@ -239,6 +239,23 @@ def from_dataframe(
     return FlowInput(prepared, outputs, attributes)
 
 
+def _check_lengths(x: np.ndarray, misc: list, y, sample_weight) -> None:
+    """IDG's refusals of arrays of other lengths than `x`, in IDG's words."""
+    for other in misc:
+        if len(x) != len(other):
+            raise ValueError(
+                "All of the arrays in `x` should have the same length. Found a pair with: "
+                f"len(x[0]) = {len(x)}, len(x[?]) = {len(other)}"
+            )
+    for name, other in (("`y` (labels)", y), ("`sample_weight`", sample_weight)):
+        if other is not None and len(x) != len(other):
+            raise ValueError(
+                f"`x` (images tensor) and {name} should have the same length. Found: "
+                f"x.shape = {np.asarray(x).shape}, "
+                f"{name.split('`')[1]}.shape = {np.asarray(other).shape}"
+            )
+
+
 def from_arrays(
     x,
     y,
@@ -258,11 +275,7 @@ def from_arrays(
         x = x[0]
     x = np.asarray(x)
     y = None if y is None else np.asarray(y)
-    for name, other in [("x[?]", m) for m in misc] + [("y", y), ("sample_weight", sample_weight)]:
-        if other is not None and len(other) != len(x):
-            raise ValueError(
-                f"`x` and `{name}` should have the same length. Found: {len(x)} and {len(other)}"
-            )
+    _check_lengths(x, misc, y, sample_weight)
     if subset is not None and y is not None and not ignore_class_split:
         training, validation = (listing.split_rows(len(x), validation_split, s) for s in SUBSETS)
         if not np.array_equal(np.unique(y[validation]), np.unique(y[training])):
@@ -274,7 +287,18 @@ def from_arrays(
     images = np.asarray(x, dtype)
     if images.ndim != 4:
         raise ValueError(
-            f"Input data in `flow` should have rank 4; you passed an array of shape {images.shape}"
+            "Input data in `NumpyArrayIterator` should have rank 4. You passed an array "
+            f"with shape {images.shape}"
+        )
+    channels_axis = 1 if channels_first else 3
+    if images.shape[channels_axis] not in (1, 3, 4):
+        warnings.warn(
+            f"NumpyArrayIterator is set to use the data format convention "
+            f'"{"channels_first" if channels_first else "channels_last"}" (channels on axis '
+            f"{channels_axis}), i.e. expected either 1, 3, or 4 channels on axis "
+            f"{channels_axis}. However, it was passed an array with shape {images.shape} "
+            f"({images.shape[channels_axis]} channels).",
+            stacklevel=4,
         )
     pixels = np.transpose(images, (0, 2, 3, 1)) if channels_first else images
     # The pipeline computes in float32, as the drop-in always has; `x` stays IDG's.

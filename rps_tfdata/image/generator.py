@@ -221,14 +221,18 @@ class ImageDataGenerator:
           A `tf.data.Dataset` as `flow_from_directory`'s.
 
         Raises:
-          TypeError: IDG's deprecated keywords (`has_ext`, `sort`, `drop_duplicates`).
+          TypeError: a keyword IDG's never had (its deprecated `has_ext`, `sort` and
+            `drop_duplicates` warn, as IDG's, and do nothing).
           ValueError: a keyword value IDG refuses, or one that cannot be matched.
         """
-        if kwargs:
-            raise TypeError(
-                f"flow_from_dataframe got unexpected keywords {sorted(kwargs)}: Keras deprecated "
-                "them (has_ext, sort, drop_duplicates); remove them"
+        _deprecated_dataframe_keywords(kwargs)
+        if class_mode == "other":
+            warnings.warn(
+                '`class_mode="other"` is deprecated, please use `class_mode="raw"`.',
+                DeprecationWarning,
+                stacklevel=2,
             )
+            class_mode = "raw"
         return iterators.DataFrameIterator(
             dataframe,
             directory,
@@ -403,6 +407,30 @@ class ImageDataGenerator:
         )
         self.mean, self.std = fitted.mean, fitted.std
         self.zca_whitening_matrix = fitted.zca_whitening_matrix
+
+
+# IDG's deprecated keywords of `flow_from_dataframe`, taken and ignored with IDG's words.
+_DEPRECATED_DATAFRAME_KEYWORDS = {
+    "has_ext": "has_ext is deprecated, filenames in the dataframe have to match the exact "
+    "filenames in disk.",
+    "sort": "sort is deprecated, batches will be created in thesame order than the "
+    "filenames provided if `shuffle`is set to `False`.",
+    "drop_duplicates": "drop_duplicates is deprecated, you can drop duplicates by using "
+    "the pandas.DataFrame.drop_duplicates method.",
+}
+
+
+def _deprecated_dataframe_keywords(kwargs: dict) -> None:
+    """IDG's warning for each deprecated keyword; any other is refused.
+
+    Raises:
+      TypeError: a keyword `flow_from_dataframe` never had.
+    """
+    unknown = sorted(set(kwargs) - set(_DEPRECATED_DATAFRAME_KEYWORDS))
+    if unknown:
+        raise TypeError(f"flow_from_dataframe got unexpected keyword arguments {unknown}")
+    for name in kwargs:
+        warnings.warn(_DEPRECATED_DATAFRAME_KEYWORDS[name], DeprecationWarning, stacklevel=3)
 
 
 def _warn_overrides(

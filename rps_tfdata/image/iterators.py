@@ -25,6 +25,7 @@ give a dataset methods of its own.
 import contextlib
 import os
 import tempfile
+import warnings
 from typing import Any, Callable, Optional, Sequence, Union
 from typing import Iterator as PyIterator
 
@@ -37,7 +38,6 @@ from tensorflow.python.framework import ops
 from rps_tfdata.image import flow_inputs, flows, save_to_dir
 from rps_tfdata.pipeline.options import CACHE_MODES, PipelineOptions, check_color_mode
 from rps_tfdata.pipeline.reading import cache_policy, pil_resize
-from rps_tfdata.pipeline.reading.prepare import require_images
 from rps_tfdata.pipeline.transforms import standardize
 
 # Where `cache="disk"` (or "auto", when the images do not fit in memory) keeps the pixels.
@@ -51,6 +51,11 @@ def _as_idg(element: Any) -> Any:
     if not isinstance(arrays, tuple):
         return arrays
     return tuple(list(part) if isinstance(part, tuple) else part for part in arrays)
+
+
+def _empty(spec: tf.TensorSpec) -> tf.Tensor:
+    """A batch of no rows of `spec`."""
+    return tf.zeros([0, *spec.shape[1:]], spec.dtype)
 
 
 class _PythonIterator(iterator_ops.OwnedIterator):
@@ -102,7 +107,10 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
             return _PythonIterator(self)
 
     def __next__(self) -> Any:
-        """IDG's `next`: the next batch of the current pass; after its last, a new pass."""
+        """IDG's `next`: the next batch of the current pass; after its last, a new pass
+        (an empty flow gives IDG's empty batch)."""
+        if not len(self):
+            return _as_idg(tf.nest.map_structure(_empty, self.element_spec))
         if self._batches is None:
             skip = self.batch_index * self.batch_size
             self._batches = iter(self._one_pass(self._current_pass(), skip))
@@ -165,7 +173,9 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         iterator IDG's attributes; `empty` is where the flow reads and what to do, said
         when it holds no readable image."""
         prepared = source.prepared
-        require_images(prepared, *empty)
+        if not prepared.count:  # IDG's empty flow, and what to do about it
+            where, remedy = empty
+            warnings.warn(f"{where} holds no readable image file: {remedy}", stacklevel=4)
         shape = prepared.pixel_shape
         channels_first = data_format == "channels_first"
         user_shape = (shape[2], *shape[:2]) if channels_first else shape

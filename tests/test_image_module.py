@@ -139,8 +139,9 @@ def test_the_iterator_classes_build_the_flows():
     first_x, first_y = next(arrays)  # shuffle=False, IDG's default for this class
     np.testing.assert_allclose(first_x, x[:5].astype("float32") / 255, rtol=1e-6)
     assert list(first_y) == [0, 1, 2, 3, 4]
-    with pytest.raises(ValueError, match="image_data_generator=None"):
-        image.NumpyArrayIterator(x, None, None)
+    bare = image.NumpyArrayIterator((x, np.arange(12.0)), None, None, batch_size=5)
+    inputs = next(bare)  # no generator: no transform, as IDG's; the inputs alone: a list
+    assert isinstance(inputs, list) and np.array_equal(inputs[0], x[:5].astype("float32"))
 
 
 @pytest.mark.parametrize(

@@ -44,12 +44,15 @@ from rps_tfdata.pipeline.transforms import standardize
 DEFAULT_CACHE_DIR = os.path.join(tempfile.gettempdir(), "rps_tfdata_cache")
 
 
-def _as_idg(element: Any) -> Any:
+def _as_idg(element: Any, inputs_only: bool) -> Any:
     """A batch as IDG's iterator gives it: NumPy arrays, several inputs or targets as a
-    list (a dataset holds them as tuples)."""
+    list (a dataset holds them as tuples); `inputs_only`: the element is the inputs
+    alone (a flow without targets)."""
     arrays = tf.nest.map_structure(lambda tensor: tensor.numpy(), element)
     if not isinstance(arrays, tuple):
         return arrays
+    if inputs_only:
+        return list(arrays)
     return tuple(list(part) if isinstance(part, tuple) else part for part in arrays)
 
 
@@ -62,9 +65,13 @@ class _PythonIterator(iterator_ops.OwnedIterator):
     """A dataset's iterator that gives NumPy batches to Python; inside a `tf.function`
     it is TensorFlow's own (a traced function rebuilds it from its type)."""
 
+    def __init__(self, dataset: tf.data.Dataset, inputs_only: bool):
+        super().__init__(dataset)
+        self._inputs_only = inputs_only
+
     def __next__(self) -> Any:
         element = super().__next__()
-        return element if ops.inside_function() else _as_idg(element)
+        return element if ops.inside_function() else _as_idg(element, self._inputs_only)
 
 
 class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
@@ -76,6 +83,7 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
       one_pass: `one_pass(pass_number, skip_images=0)`, one pass on its own.
       batch_size: images per batch.
       seed: numbers the Python view's passes (None: new ones in each process).
+      inputs_only: each element is the inputs alone (a flow without targets).
     """
 
     def __init__(
@@ -85,6 +93,7 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         *,
         batch_size: int,
         seed: Optional[int],
+        inputs_only: bool = False,
     ):
         super().__init__(dataset, dataset._variant_tensor)
         self._one_pass = one_pass
@@ -92,6 +101,7 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         self._pass: Optional[int] = None
         self._batches = None  # the Python view's current pass, from `batch_index` on
         self._length = int(dataset.cardinality())
+        self._inputs_only = inputs_only
         self.batch_size = batch_size
         self.batch_index = 0
         self.total_batches_seen = 0
@@ -104,17 +114,17 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         if ops.inside_function():
             return super().__iter__()
         with ops.colocate_with(self._variant_tensor):
-            return _PythonIterator(self)
+            return _PythonIterator(self, self._inputs_only)
 
     def __next__(self) -> Any:
         """IDG's `next`: the next batch of the current pass; after its last, a new pass
         (an empty flow gives IDG's empty batch)."""
         if not len(self):
-            return _as_idg(tf.nest.map_structure(_empty, self.element_spec))
+            return _as_idg(tf.nest.map_structure(_empty, self.element_spec), self._inputs_only)
         if self._batches is None:
             skip = self.batch_index * self.batch_size
             self._batches = iter(self._one_pass(self._current_pass(), skip))
-        batch = _as_idg(next(self._batches))
+        batch = _as_idg(next(self._batches), self._inputs_only)
         self.total_batches_seen += 1
         self.batch_index += 1
         if self.batch_index == len(self):
@@ -138,7 +148,7 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
             )
         self.total_batches_seen += 1
         one = self._one_pass(self._current_pass(), index * self.batch_size).take(1)
-        return _as_idg(next(iter(one)))
+        return _as_idg(next(iter(one)), self._inputs_only)
 
     def reset(self) -> None:
         """Back to the first batch of the current pass (IDG's `reset`)."""
@@ -179,12 +189,15 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         shape = prepared.pixel_shape
         channels_first = data_format == "channels_first"
         user_shape = (shape[2], *shape[:2]) if channels_first else shape
+        if generator is None:  # IDG's: no transform, no standardisation
+            augmentation, standardization = None, standardize.Standardization()
+        else:
+            augmentation, standardization = generator._augmentation, generator._standardization()
+        function = standardization.preprocessing_function
         treatment = flows.Treatment(
-            augmentation=generator._augmentation,
-            standardization=generator._standardization(),
-            python_function=standardize.runs_in_python(
-                generator.preprocessing_function, user_shape
-            ),
+            augmentation=augmentation,
+            standardization=standardization,
+            python_function=standardize.runs_in_python(function, user_shape),
             dtype=tf.as_dtype(dtype),
             channels_first=channels_first,
         )
@@ -198,7 +211,15 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
             seed=seed,
             save_to=save_to_dir.checked(*save, channels=shape[2]),
         )
-        Iterator.__init__(self, flow.dataset, flow.one_pass, batch_size=int(batch_size), seed=seed)
+        outputs = source.outputs
+        Iterator.__init__(
+            self,
+            flow.dataset,
+            flow.one_pass,
+            batch_size=int(batch_size),
+            seed=seed,
+            inputs_only=not (outputs.targets or outputs.target_is_input),
+        )
         attributes = source.attributes | {
             "samples": prepared.count,
             "n": prepared.count,
@@ -256,7 +277,7 @@ class DirectoryIterator(Iterator):
                 classes=classes,
                 class_mode=class_mode,
                 follow_links=follow_links,
-                validation_split=image_data_generator._validation_split,
+                validation_split=_validation_split(image_data_generator),
                 subset=subset,
                 dtype=dtype,
                 options=options,
@@ -311,7 +332,6 @@ class DataFrameIterator(Iterator):
         cache: str = "auto",
         cache_dir: Optional[str] = None,
     ):
-        _require_generator(image_data_generator)
         if class_mode == "other":
             class_mode = "raw"
         options = _read_options(
@@ -327,7 +347,7 @@ class DataFrameIterator(Iterator):
                 classes=classes,
                 class_mode=class_mode,
                 validate_filenames=validate_filenames,
-                validation_split=image_data_generator._validation_split,
+                validation_split=_validation_split(image_data_generator),
                 subset=subset,
                 dtype=dtype,
                 options=options,
@@ -371,7 +391,6 @@ class NumpyArrayIterator(Iterator):
         ignore_class_split: bool = False,
         dtype: Optional[str] = None,
     ):
-        _require_generator(image_data_generator)
         data_format = data_format or keras.config.image_data_format()
         dtype = dtype or keras.config.floatx()
         source = flow_inputs.from_arrays(
@@ -379,7 +398,7 @@ class NumpyArrayIterator(Iterator):
             y,
             sample_weight=sample_weight,
             ignore_class_split=ignore_class_split,
-            validation_split=image_data_generator._validation_split,
+            validation_split=_validation_split(image_data_generator),
             subset=subset,
             dtype=dtype,
             channels_first=data_format == "channels_first",
@@ -400,12 +419,9 @@ class NumpyArrayIterator(Iterator):
         )
 
 
-def _require_generator(generator: Any) -> None:
-    if generator is None:
-        raise ValueError(
-            "image_data_generator=None: pass the ImageDataGenerator whose settings the "
-            "flow uses (ImageDataGenerator() for none)"
-        )
+def _validation_split(generator: Any) -> float:
+    """The generator's `validation_split` (none without a generator, as IDG's)."""
+    return 0.0 if generator is None else generator._validation_split
 
 
 def _read_options(

@@ -113,6 +113,7 @@ def environment() -> dict[str, str]:
     return {
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
         "python": platform.python_version(),
         "devices": ", ".join(devices),
         "cpu": names[0] if names else platform.processor(),

@@ -20,6 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from rps_tfdata.pipeline.transforms import tensorflow_ops
+from rps_tfdata.pipeline.transforms.draws import float_dtype, seeds_per_image, unit_uniforms
 from rps_tfdata.pipeline.transforms.warp import (
     GEOMETRY_KEYS,
     Params,
@@ -32,11 +34,12 @@ from rps_tfdata.pipeline.transforms.warp import (
 
 # IDG's keys of `get_random_transform`; the last two only when their range is set.
 PARAMETER_KEYS = (*GEOMETRY_KEYS, "channel_shift_intensity", "brightness")
-# Column of each random number in a row of `_unit_uniforms`; a column never moves, so a
+# Column of each random number in a row of `unit_uniforms`; a column never moves, so a
 # setting added later leaves every earlier draw as it was.
 _DRAW = {key: i for i, key in enumerate(PARAMETER_KEYS)} | {"tx_sign": 10, "ty_sign": 11}
 
 ShiftRange = Union[float, int, Sequence[float]]
+Ops = Any  # an ops namespace: `keras.ops`, or `tensorflow_ops`
 
 
 def _number(name: str, value: Any) -> float:
@@ -93,50 +96,6 @@ def _brightness(value: Optional[Sequence[float]]) -> Optional[tuple[float, float
     return low, high
 
 
-def _mix32(x: tf.Tensor) -> tf.Tensor:
-    """MurmurHash3's 32-bit finalizer: every input bit flips each output bit with
-    probability near 1/2. uint32 arithmetic wraps alike in graph kernels and XLA."""
-    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
-    x = x * tf.constant(0x85EBCA6B, tf.uint32)
-    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 13))
-    x = x * tf.constant(0xC2B2AE35, tf.uint32)
-    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
-
-
-def _unit_uniforms(seeds: tf.Tensor, count: int) -> tf.Tensor:
-    """(batch, count) uniform float64 in [0, 1): row i a hash of its own seed `seeds[i]`.
-
-    A counter-based draw built from integer operations only, vectorised over the batch:
-    each value hashes the seed's four 32-bit words and a counter, twice, for 53 bits.
-    Integer results are bit-identical between the tf.data (host) path and an
-    XLA-compiled train step (device), which TensorFlow's own float draws are not.
-    """
-    seeds = tf.cast(seeds, tf.int64)
-    words = [
-        tf.cast(
-            tf.bitwise.bitwise_and(
-                tf.bitwise.right_shift(seeds[:, k // 2], 32 * (k % 2)), 0xFFFFFFFF
-            ),
-            tf.uint32,
-        )
-        for k in range(4)
-    ]
-    counters = tf.constant([(k * 0x9E3779B9) & 0xFFFFFFFF for k in range(2 * count)], tf.uint32)
-    bits = _mix32(counters[None, :] + tf.constant(0x6A09E667, tf.uint32))
-    for word in words:
-        bits = _mix32(tf.bitwise.bitwise_xor(bits, word[:, None]))
-    high = tf.cast(bits[:, 0::2], tf.float64)
-    low = tf.cast(tf.bitwise.right_shift(bits[:, 1::2], 11), tf.float64)
-    return (high * 2.0**21 + low) * 2.0**-53
-
-
-def seeds_per_image(seed: tf.Tensor, batch_size: Union[int, tf.Tensor]) -> tf.Tensor:
-    """(batch_size, 2) per-image seeds derived from one stateless (2,) seed."""
-    return tf.random.stateless_uniform(
-        [batch_size, 2], tf.cast(seed, tf.int64), minval=None, maxval=None, dtype=tf.int64
-    )
-
-
 # One compiled batch augmentation per settings in this process (`_compiled`).
 _COMPILED: dict[str, tf.types.experimental.PolymorphicFunction] = {}
 
@@ -179,7 +138,9 @@ class IDGAugmentation(keras.layers.Layer):
     a seed per image, makes one call stateless (the training pipeline passes a seed per
     image and epoch).
     `jit_compile` (default on) compiles each batch's augmentation with XLA, in a
-    tf.data map (host) as in a train step (device).
+    tf.data map (host) as in a train step (device). On jax and torch the layer runs
+    with the backend's ops (`keras.ops`), compiled with the model's step; the same
+    seed draws the same parameters on every backend.
 
     Example:
 
@@ -254,22 +215,27 @@ class IDGAugmentation(keras.layers.Layer):
             or self.vertical_flip
         )
 
-    def _shift(self, draws, key: str, choices, shift_range, size: int) -> tf.Tensor:
+    def _shift(self, draws, key: str, choices, shift_range, size: int, xp: Ops) -> Any:
         """IDG's shift in pixels: a uniform draw in [-range, range], or one of the
         choices with a random sign; a fraction of `size` when every value is below 1."""
         if choices is None:
             limit = float(shift_range)
             limit = limit * size if limit < 1 else limit
             return -limit + (limit - -limit) * draws[:, _DRAW[key]]
-        values = tf.constant(choices, tf.float64)
-        pick = tf.cast(tf.floor(draws[:, _DRAW[key]] * len(choices)), tf.int32)
-        sign = tf.where(draws[:, _DRAW[f"{key}_sign"]] < 0.5, -1.0, 1.0)
-        sign = tf.cast(sign, tf.float64)
+        dtype = float_dtype(xp)
+        values = xp.convert_to_tensor(choices, dtype)
+        pick = xp.cast(xp.floor(draws[:, _DRAW[key]] * len(choices)), "int32")
+        sign = xp.where(draws[:, _DRAW[f"{key}_sign"]] < 0.5, -1.0, 1.0)
+        sign = xp.cast(sign, dtype)
         scale = size if max(choices) < 1 else 1
-        return tf.gather(values, tf.minimum(pick, len(choices) - 1)) * sign * scale
+        return xp.take(values, xp.minimum(pick, len(choices) - 1), axis=0) * sign * scale
 
     def get_random_transformation(
-        self, batch_size: Union[int, tf.Tensor], image_size: tuple[int, int], seed: tf.Tensor
+        self,
+        batch_size: Any,
+        image_size: tuple[int, int],
+        seed: Any,
+        xp: Ops = tensorflow_ops,
     ) -> Params:
         """Draws IDG's parameters for `batch_size` images.
 
@@ -279,6 +245,7 @@ class IDGAugmentation(keras.layers.Layer):
           seed: a (batch_size, 2) int tensor, one stateless seed per image (an image's
             parameters then depend on its own seed only, not on its batch), or one (2,)
             seed from which the per-image seeds are derived.
+          xp: the ops to draw with: TensorFlow's (`tensorflow_ops`), or `keras.ops`.
 
         Returns:
           A dict with IDG's keys, each a float64 tensor (batch_size,) in IDG's units:
@@ -286,21 +253,30 @@ class IDGAugmentation(keras.layers.Layer):
           `channel_shift_intensity` and `brightness` only when their range is set.
         """
         height, width = image_size
-        seed = tf.cast(seed, tf.int64)
-        seeds = seed if seed.shape.rank == 2 else seeds_per_image(seed, batch_size)
-        draws = _unit_uniforms(seeds, len(_DRAW))
+        if xp is tensorflow_ops:
+            seed = tf.cast(seed, tf.int64)
+        seeds = seed if len(seed.shape) == 2 else seeds_per_image(seed, batch_size, xp)
+        draws = unit_uniforms(seeds, len(_DRAW), xp)
 
-        def uniform(key: str, low: float, high: float) -> tf.Tensor:
+        def uniform(key: str, low: float, high: float) -> Any:
             return low + (high - low) * draws[:, _DRAW[key]]
 
-        def flip(key: str, on: bool) -> tf.Tensor:
-            return tf.cast(uniform(key, 0.0, 1.0) < 0.5, tf.float64) * float(on)
+        def flip(key: str, on: bool) -> Any:
+            return xp.cast(uniform(key, 0.0, 1.0) < 0.5, float_dtype(xp)) * float(on)
 
         r, s = abs(self.rotation_range), abs(self.shear_range)
+        shifts = (
+            (self._height_choices, self.height_shift_range, height),
+            (
+                self._width_choices,
+                self.width_shift_range,
+                width,
+            ),
+        )
         params = {
             "theta": uniform("theta", -r, r),
-            "tx": self._shift(draws, "tx", self._height_choices, self.height_shift_range, height),
-            "ty": self._shift(draws, "ty", self._width_choices, self.width_shift_range, width),
+            "tx": self._shift(draws, "tx", *shifts[0], xp),
+            "ty": self._shift(draws, "ty", *shifts[1], xp),
             "shear": uniform("shear", -s, s),
             "zx": uniform("zx", self._zoom_low, self._zoom_high),
             "zy": uniform("zy", self._zoom_low, self._zoom_high),
@@ -315,37 +291,43 @@ class IDGAugmentation(keras.layers.Layer):
         return params
 
     def transform_images(
-        self, images: tf.Tensor, transformation: Params, *, warp_anyway: bool = False
-    ) -> tf.Tensor:
+        self,
+        images: Any,
+        transformation: Params,
+        *,
+        warp_anyway: bool = False,
+        xp: Ops = tensorflow_ops,
+    ) -> Any:
         """Applies given parameters (see `get_random_transformation`) deterministically,
         in IDG's order: the warp (flips folded in), the channel shift, the brightness.
         Parameters missing or None are not applied, as in IDG's `apply_transform`. The
         warp is skipped when the layer has no geometric setting (its draws are then the
         identity), unless `warp_anyway` (parameters that come from elsewhere)."""
-        images = tf.convert_to_tensor(images)
+        images = xp.convert_to_tensor(images)
         size = (images.shape[1], images.shape[2])
         if None in size:
             raise ValueError(
                 f"IDGAugmentation needs a static image size. Received shape {images.shape}"
             )
-        out = tf.cast(images, tf.float32)
+        out = xp.cast(images, "float32")
         if self.warps or warp_anyway:
-            zeros = tf.zeros(tf.shape(images)[:1], tf.float64)
+            zeros = xp.zeros((xp.shape(images)[0],), float_dtype(xp))
             absent = {key: 1.0 if key in ("zx", "zy") else 0.0 for key in GEOMETRY_KEYS}
             geometry = {k: transformation.get(k, zeros + absent[k]) for k in GEOMETRY_KEYS}
             out = warp(
                 out,
-                compose_matrices(geometry, size),
+                compose_matrices(geometry, size, xp),
                 self.fill_mode,
                 gather=self.jit_compile,
                 cval=self.cval,
                 order=self.interpolation_order,
+                xp=xp,
             )
         if transformation.get("channel_shift_intensity") is not None:
-            out = shift_channels(out, transformation["channel_shift_intensity"])
+            out = shift_channels(out, transformation["channel_shift_intensity"], xp)
         if transformation.get("brightness") is not None:
-            out = shift_brightness(out, transformation["brightness"])
-        return tf.cast(out, images.dtype)
+            out = shift_brightness(out, transformation["brightness"], xp=xp)
+        return xp.cast(out, images.dtype)
 
     def sample_parameters(
         self, batch_size: int, image_size: tuple[int, int] = (150, 150), seed: Optional[int] = None
@@ -355,7 +337,7 @@ class IDGAugmentation(keras.layers.Layer):
         The same sampler the layer uses when it augments; a fixed `seed` repeats the draw.
         """
         if seed is None:
-            seed_pair = self._seed_generator.next()
+            seed_pair = tf.cast(keras.ops.convert_to_numpy(self._seed_generator.next()), tf.int64)
         else:
             seed_pair = tf.constant([seed, 0], tf.int64)
         params = self.get_random_transformation(batch_size, tuple(image_size), seed_pair)
@@ -368,11 +350,10 @@ class IDGAugmentation(keras.layers.Layer):
         geometry = any(params.get(key) is not None for key in GEOMETRY_KEYS)
         return self.transform_images(images, params, warp_anyway=geometry).numpy()
 
-    def _augment_batch(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        params = self.get_random_transformation(
-            tf.shape(images)[0], (images.shape[1], images.shape[2]), seed
-        )
-        return self.transform_images(images, params)
+    def _augment_batch(self, images: Any, seed: Any, xp: Ops = tensorflow_ops) -> Any:
+        size = (images.shape[1], images.shape[2])
+        params = self.get_random_transformation(xp.shape(images)[0], size, seed, xp)
+        return self.transform_images(images, params, xp=xp)
 
     def augment_batch(self, images: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
         """Augments a float32 batch with one stateless seed per image ((batch, 2) ints),
@@ -380,16 +361,16 @@ class IDGAugmentation(keras.layers.Layer):
         Keras' layer call would convert the batch to the backend's arrays."""
         return self._augment(images, tf.cast(seeds, tf.int64))
 
-    def call(
-        self, inputs: tf.Tensor, training: Optional[bool] = None, seed: Optional[tf.Tensor] = None
-    ):
+    def call(self, inputs: Any, training: Optional[bool] = None, seed: Optional[Any] = None):
         # Augments only when training (`fit`, or training=True): a model exported with
         # `model.export()`, which calls it without saying, serves unaugmented images.
         if not training:
             return inputs
         if seed is None:
             seed = self._seed_generator.next()
-        return self._augment(inputs, tf.cast(seed, tf.int64))
+        if keras.backend.backend() == "tensorflow":  # compiled once per config (`_compiled`)
+            return self._augment(inputs, tf.cast(seed, tf.int64))
+        return self._augment_batch(inputs, seed, keras.ops)  # compiled with the model
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -74,19 +74,23 @@ def _keras_route(config: TrainConfig) -> tuple[tf.data.Dataset, int]:
         batch_size=config.batch_size,
         label_mode="categorical",
     )
-    layers = keras.Sequential(
-        [
-            keras.layers.RandomRotation(40 / 360, fill_mode="nearest"),
-            keras.layers.RandomTranslation(0.2, 0.2, fill_mode="nearest"),
-            keras.layers.RandomShear(0.2, 0.2, fill_mode="nearest"),
-            keras.layers.RandomZoom(0.2, fill_mode="nearest"),
-            keras.layers.RandomFlip("horizontal"),
-            keras.layers.Rescaling(1 / 255),
-        ]
-    )
-    augmented = dataset.cache().map(
-        lambda x, y: (layers(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
-    )
+    layers = [
+        keras.layers.RandomRotation(40 / 360, fill_mode="nearest"),
+        keras.layers.RandomTranslation(0.2, 0.2, fill_mode="nearest"),
+        keras.layers.RandomShear(0.2, 0.2, fill_mode="nearest"),
+        keras.layers.RandomZoom(0.2, fill_mode="nearest"),
+        keras.layers.RandomFlip("horizontal"),
+        keras.layers.Rescaling(1 / 255),
+    ]
+
+    def augment(x, y):
+        # Each layer on its own: each runs TensorFlow inside tf.data whatever Keras'
+        # backend (a `keras.Sequential` of them would convert the batch to jax's arrays).
+        for layer in layers:
+            x = layer(x, training=True)
+        return x, y
+
+    augmented = dataset.cache().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return augmented.prefetch(tf.data.AUTOTUNE), len(dataset.file_paths)
 
 

@@ -249,7 +249,9 @@ import rps_tfdata.trainer.synthetic_hands as hands
 hands.draw_hand("rock", 32, np.random.default_rng(0))
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
 print(state() == before)
-import rps_tfdata.trainer.training  # the library itself, TensorFlow and all
+import keras, tensorflow  # what they change is theirs (with jax installed, tf.lite
+before = state()          # imports it, and jax sets TF_CPP_MIN_LOG_LEVEL)
+import rps_tfdata.trainer.training  # the library itself
 print(state() == before)
 """
 
@@ -259,7 +261,7 @@ def test_importing_the_package_changes_nothing_process_wide():
     """A notebook, a test or another program that imports the package finds the
     environment and the loggers as they were; the entry points, the error path and the
     synthetic hands' drawing import no TensorFlow (a command starts it, quietly, when it
-    runs)."""
+    runs), and the library changes nothing beyond what TensorFlow and Keras change."""
     commands = ["train", "evaluate", "predict", "export", "synthetic", "data_service"]
     commands += ["benchmark", "preview", "gpu_check"]
     result = run_python(["-c", _IMPORTS, *commands], timeout=120, quiet=False)

@@ -251,3 +251,23 @@ def assert_same_final_weights(model_dir: str, reference: str) -> None:
     assert len(ours) == len(theirs)
     for mine, other in zip(ours, theirs, strict=True):
         np.testing.assert_array_equal(mine, other)
+
+
+def serve(*args, prefix=()):
+    """A data-service process, ready when it has printed its line."""
+    process = launch(module("data_service", *args), prefix=prefix)
+    assert "ready" in process.stdout.readline()
+    return process
+
+
+@contextlib.contextmanager
+def service(workers=2, worker_timeout=2.0, port=None):
+    """A dispatcher and `workers` workers; yields (address, worker processes)."""
+    port = port or free_ports()[0]
+    processes = [serve("--dispatcher", f"--port={port}", f"--worker_timeout={worker_timeout}")]
+    with stopped_at_exit(*processes):
+        workers = [
+            serve("--worker", f"--dispatcher_address=127.0.0.1:{port}") for _ in range(workers)
+        ]
+        with stopped_at_exit(*workers):
+            yield f"grpc://127.0.0.1:{port}", workers

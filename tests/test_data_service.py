@@ -1,6 +1,5 @@
 """The tf.data service: a dispatcher and two workers started on 127.0.0.1 by the test."""
 
-import contextlib
 import os
 import re
 import signal
@@ -24,34 +23,16 @@ from .helpers import (
     launch,
     module,
     read_until,
+    serve,
+    service,
     small_run,
     stopped_at_exit,
 )
 
 
-def serve(*args, prefix=()):
-    """A data-service process, ready when it has printed its line."""
-    process = launch(module("data_service", *args), prefix=prefix)
-    assert "ready" in process.stdout.readline()
-    return process
-
-
 def serve_on(host, *args):
     """`serve` on a host of `sandbox.network`."""
     return serve(*args, prefix=sandbox.in_namespace(host.host))
-
-
-@contextlib.contextmanager
-def service(workers=2, worker_timeout=2.0, port=None):
-    """A dispatcher and `workers` workers; yields (address, worker processes)."""
-    port = port or free_ports()[0]
-    processes = [serve("--dispatcher", f"--port={port}", f"--worker_timeout={worker_timeout}")]
-    with stopped_at_exit(*processes):
-        workers = [
-            serve("--worker", f"--dispatcher_address=127.0.0.1:{port}") for _ in range(workers)
-        ]
-        with stopped_at_exit(*workers):
-            yield f"grpc://127.0.0.1:{port}", workers
 
 
 @pytest.fixture(scope="module")

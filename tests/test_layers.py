@@ -12,12 +12,13 @@ from .helpers import ROOT, run_python
 
 PACKAGE = os.path.join(ROOT, "rps_tfdata")
 # What each part may import of the package (itself included); the library's own parts
-# run the same way: options, then reading and transforms, then the pass builder.
+# run the same way: options and shards, then reading and transforms, then the pass builder.
 LIBRARY_PARTS = {
     "pipeline": {"pipeline"},  # the package itself: a docstring
     "pipeline.options": {"pipeline.options"},
+    "pipeline.shards": {"pipeline.shards"},
     "pipeline.transforms": {"pipeline.transforms"},
-    "pipeline.reading": {"pipeline.reading", "pipeline.options", "infra"},
+    "pipeline.reading": {"pipeline.reading", "pipeline.options", "pipeline.shards", "infra"},
 }
 LIBRARY_PARTS["pipeline.passes"] = {
     "pipeline.passes",

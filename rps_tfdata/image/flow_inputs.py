@@ -22,6 +22,7 @@ from rps_tfdata.pipeline.options import PipelineOptions
 from rps_tfdata.pipeline.reading import listing, reader
 from rps_tfdata.pipeline.reading.listing import SUBSETS
 from rps_tfdata.pipeline.reading.prepare import Prepared
+from rps_tfdata.pipeline.shards import Shard
 
 # `class_mode`s of each method, as IDG allows them.
 DIRECTORY_CLASS_MODES = ("categorical", "binary", "sparse", "input", None)
@@ -30,11 +31,13 @@ _LABELLED = ("categorical", "binary", "sparse")
 
 
 class FlowInput(NamedTuple):
-    """A flow's images, the rows that go with them, and the iterator's attributes."""
+    """A flow's images (this worker's shard of its subset), the rows that go with them,
+    and the iterator's attributes."""
 
     prepared: Prepared
     outputs: Outputs
     attributes: dict[str, Any]
+    subset_size: int  # the subset's images, before a worker's shard of them
 
 
 def _class_targets(
@@ -65,8 +68,10 @@ def from_directory(
     dtype: str,
     options: PipelineOptions,
     cache_name: str,
+    shard: Shard,
 ) -> FlowInput:
-    """`flow_from_directory`'s images: per class, IDG's walk order and IDG's split."""
+    """`flow_from_directory`'s images: per class, IDG's walk order and IDG's split (this
+    worker's `shard` of it)."""
     if class_mode not in DIRECTORY_CLASS_MODES:
         raise ValueError(
             f"Invalid class_mode: {class_mode!r}; expected one of {DIRECTORY_CLASS_MODES}"
@@ -79,6 +84,7 @@ def from_directory(
         validation_split=validation_split,
         subset=subset,
         name=cache_name,
+        shard=shard,
     )
     num_classes = len(chosen.class_names)
     outputs = _class_targets(chosen.labels, num_classes, class_mode, dtype)
@@ -97,6 +103,7 @@ def from_directory(
             "filepaths": list(prepared.paths),
             "num_classes": num_classes,
         },
+        len(chosen.paths),
     )
 
 
@@ -198,8 +205,10 @@ def from_dataframe(
     dtype: str,
     options: PipelineOptions,
     cache_name: str,
+    shard: Shard,
 ) -> FlowInput:
-    """`flow_from_dataframe`'s images: the frame's order, IDG's split of the whole frame."""
+    """`flow_from_dataframe`'s images: the frame's order, IDG's split of the whole frame
+    (this worker's `shard` of it)."""
     _check_dataframe(dataframe, x_col, y_col, weight_col, classes, class_mode)
     directory = directory or ""
     df = _valid_rows(dataframe, directory, x_col) if validate_filenames else dataframe
@@ -214,6 +223,7 @@ def from_dataframe(
         validation_split=validation_split,
         subset=subset,
         name=cache_name,
+        shard=shard,
     )
     df, names = df.iloc[span], names[span]
     indices = {name: i for i, name in enumerate(class_names)}
@@ -236,7 +246,7 @@ def from_dataframe(
         attributes["labels"] = read if class_mode == "multi_output" else read[0]
     elif labelled:
         attributes["labels"] = attributes["classes"]
-    return FlowInput(prepared, outputs, attributes)
+    return FlowInput(prepared, outputs, attributes, len(names))
 
 
 def _check_lengths(x: np.ndarray, misc: list, y, sample_weight) -> None:
@@ -267,8 +277,10 @@ def from_arrays(
     dtype: str,
     channels_first: bool,
     options: PipelineOptions,
+    shard: Shard,
 ) -> FlowInput:
-    """`flow`'s images: `x` (or `(x, more inputs)`), IDG's split of the first rows."""
+    """`flow`'s images: `x` (or `(x, more inputs)`), IDG's split of the first rows (this
+    worker's `shard` of it)."""
     misc: list[np.ndarray] = []
     if isinstance(x, (tuple, list)):
         misc = [np.asarray(m) for m in (x[1] if isinstance(x[1], list) else [x[1]])]
@@ -307,11 +319,14 @@ def from_arrays(
         options,
         validation_split=validation_split,
         subset=subset,
+        shard=shard,
     )
     outputs = Outputs(
         targets=() if y is None else (y[span],),
         weights=None if sample_weight is None else np.asarray(sample_weight)[span],
         extra_inputs=tuple(m[span] for m in misc),
     )
-    attributes = {"x": images[span], "y": outputs.targets[0] if y is not None else None}
-    return FlowInput(prepared, outputs, attributes)
+    mine = slice(None) if shard.count == 1 else np.asarray(prepared.ids)
+    read = outputs.of_ids(mine) if shard.count > 1 else outputs
+    attributes = {"x": images[span][mine], "y": read.targets[0] if y is not None else None}
+    return FlowInput(prepared, outputs, attributes, len(images[span]))

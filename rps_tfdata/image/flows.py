@@ -67,12 +67,14 @@ class Outputs(NamedTuple):
 
 
 class Flow(NamedTuple):
-    """A flow's batches two ways: `dataset`, pass after pass as the dataset is iterated,
-    and `one_pass(pass_number, skip_images=0)`, any one pass on its own (the iterator's
-    habits: `next`, `flow[i]`)."""
+    """A flow's batches three ways: `dataset`, pass after pass as the dataset is
+    iterated; `one_pass(pass_number, skip_images=0, stop_images=None)`, any one pass on
+    its own (the iterator's habits: `next`, `flow[i]`); and `served(seed, passes)`, the
+    passes one batch at a time, for the tf.data service (`served`)."""
 
     dataset: tf.data.Dataset
     one_pass: Callable[..., tf.data.Dataset]
+    served: Callable[[int, Optional[int]], tf.data.Dataset]
 
 
 def batches(
@@ -106,7 +108,7 @@ def batches(
             )
         return _element(tf.cast(x, treatment.dtype), batch.ids, outputs, columns)
 
-    def one(pass_number: tf.Tensor, skip_images: Any = 0) -> tf.data.Dataset:
+    def one(pass_number: tf.Tensor, skip_images: Any = 0, stop_images: Any = None):
         return passes.one_pass(
             prepared,
             pass_number,
@@ -116,6 +118,7 @@ def batches(
             shuffle=shuffle,
             augmentation=treatment.augmentation,
             skip_images=skip_images,
+            stop_images=stop_images,
         )
 
     draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
@@ -124,9 +127,46 @@ def batches(
     per_pass = passes.batches_per_pass(prepared.count, batch_size)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(per_pass))
     options = prepared.options
-    return Flow(
-        dataset, lambda number, skip_images=0: passes.prefetched(one(number, skip_images), options)
-    )
+
+    def one_pass(number: Any, skip_images: Any = 0, stop_images: Any = None):
+        return passes.prefetched(one(number, skip_images, stop_images), options)
+
+    def served_passes(seed: int, count: Optional[int]) -> tf.data.Dataset:
+        return served(one, per_pass, batch_size, seed, options, pass_count=count)
+
+    return Flow(dataset, one_pass, served_passes)
+
+
+def served_pass_number(seed: int, turn: Any) -> tf.Tensor:
+    """The number of the `turn`-th pass of `served(seed)`: (seed, turn) alone decide it."""
+    pair = tf.stack([tf.constant(seed, tf.int64), tf.cast(turn, tf.int64)])
+    return tf.random.stateless_uniform([], pair, maxval=2**31, dtype=tf.int64)
+
+
+def served(
+    one: Callable[..., tf.data.Dataset],
+    per_pass: int,
+    batch_size: int,
+    seed: int,
+    options: Any,
+    *,
+    pass_count: Optional[int] = None,
+) -> tf.data.Dataset:
+    """`pass_count` passes (None: without end), each batch an element of its own drawn from
+    a splittable range (the tf.data service's workers take batches as they are free,
+    each running this graph on its own parts of the range: a limit must be the
+    range's, not a `take` each worker would apply to its own part): the g-th
+    element is batch g mod `per_pass` of pass g // `per_pass`, whose number is drawn
+    from (`seed`, pass) alone, so every worker agrees on it; each batch is the flow's
+    batch of that pass number."""
+
+    @as_written
+    def batch(g: tf.Tensor) -> tf.data.Dataset:
+        first = (g % per_pass) * batch_size
+        return one(served_pass_number(seed, g // per_pass), first, first + batch_size)
+
+    turns = tf.data.Dataset.range(2**62 if pass_count is None else pass_count * per_pass)
+    return passes.prefetched(turns.flat_map(batch), options)
 
 
 def _columns(outputs: Outputs) -> dict[str, tuple[tf.Tensor, ...]]:

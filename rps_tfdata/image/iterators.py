@@ -36,8 +36,11 @@ from tensorflow.python.data.ops import dataset_ops, iterator_ops
 from tensorflow.python.framework import ops
 
 from rps_tfdata.image import flow_inputs, flows, save_to_dir
+from rps_tfdata.pipeline import passes, shards
 from rps_tfdata.pipeline.options import CACHE_MODES, PipelineOptions, check_color_mode
 from rps_tfdata.pipeline.reading import cache_policy, pil_resize
+from rps_tfdata.pipeline.reading.prepare import Prepared
+from rps_tfdata.pipeline.shards import Shard
 from rps_tfdata.pipeline.transforms import standardize
 
 # Where `cache="disk"` (or "auto", when the images do not fit in memory) keeps the pixels.
@@ -80,10 +83,13 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
 
     Args:
       dataset: the flow's dataset, pass after pass as it is iterated.
-      one_pass: `one_pass(pass_number, skip_images=0)`, one pass on its own.
+      one_pass: `one_pass(pass_number, skip_images=0, stop_images=None)`, one pass on
+        its own.
       batch_size: images per batch.
       seed: numbers the Python view's passes (None: new ones in each process).
       inputs_only: each element is the inputs alone (a flow without targets).
+      served: `served(seed, passes)`, the passes batch by batch for the tf.data service
+        (`flows.served`), or why they cannot travel to its workers (a string).
     """
 
     def __init__(
@@ -94,9 +100,11 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         batch_size: int,
         seed: Optional[int],
         inputs_only: bool = False,
+        served: Union[Callable[..., tf.data.Dataset], str] = "it was built without them",
     ):
         super().__init__(dataset, dataset._variant_tensor)
         self._one_pass = one_pass
+        self._served = served
         self._pass_numbers = np.random.default_rng(seed)
         self._pass: Optional[int] = None
         self._batches = None  # the Python view's current pass, from `batch_index` on
@@ -150,6 +158,38 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         one = self._one_pass(self._current_pass(), index * self.batch_size).take(1)
         return _as_idg(next(iter(one)), self._inputs_only)
 
+    def distribute(
+        self, service: str, job_name: Optional[str] = None, epochs: Optional[int] = None
+    ) -> tf.data.Dataset:
+        """This flow's passes made by the tf.data service's workers at `service`
+        ("grpc://HOST:PORT"), batch after batch: each batch is the one the flow makes
+        for its pass (the same images, the same augmentation), the passes numbered from
+        the flow's seed (None: a number drawn now, sent to every worker). A free worker
+        takes the next batch (`ShardingPolicy.DYNAMIC`), so batches arrive as they are
+        finished; each image is once in each pass. Train with
+        `model.fit(flow.distribute(service), steps_per_epoch=len(flow), epochs=N)`.
+
+        Args:
+          service: the dispatcher's address.
+          job_name: consumers that name the same job share its batches.
+          epochs: the passes in all (None: without end).
+
+        Raises:
+          ValueError: the flow cannot travel to the workers: why, and what to do.
+        """
+        if isinstance(self._served, str) or not len(self):
+            why = self._served if isinstance(self._served, str) else "it holds no image"
+            raise ValueError(f"flow.distribute: {why}")
+        seed = self.seed if self.seed is not None else int(np.random.default_rng().integers(2**31))
+        dataset = self._served(seed, None if epochs is None else int(epochs))
+        return dataset.apply(
+            tf.data.experimental.service.distribute(
+                processing_mode=tf.data.experimental.service.ShardingPolicy.DYNAMIC,
+                service=service,
+                job_name=job_name,
+            )
+        )
+
     def reset(self) -> None:
         """Back to the first batch of the current pass (IDG's `reset`)."""
         self.batch_index = 0
@@ -178,14 +218,16 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         class_mode: Optional[str],
         data_format: str,
         dtype: str,
+        shard: Shard,
     ) -> None:
-        """Builds the flow of `source` with `generator`'s settings and gives this
-        iterator IDG's attributes; `empty` is where the flow reads and what to do, said
-        when it holds no readable image."""
+        """Builds the flow of `source` (this worker's `shard` of a subset) with
+        `generator`'s settings and gives this iterator IDG's attributes; `empty` is where
+        the flow reads and what to do, said when it holds no readable image."""
         prepared = source.prepared
         if not prepared.count:  # IDG's empty flow, and what to do about it
             where, remedy = empty
             warnings.warn(f"{where} holds no readable image file: {remedy}", stacklevel=4)
+        _check_even_passes(shard, source.subset_size, int(batch_size))
         shape = prepared.pixel_shape
         channels_first = data_format == "channels_first"
         user_shape = (shape[2], *shape[:2]) if channels_first else shape
@@ -214,11 +256,12 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         outputs = source.outputs
         Iterator.__init__(
             self,
-            flow.dataset,
+            _unsharded_further(flow.dataset) if shard.count > 1 else flow.dataset,
             flow.one_pass,
             batch_size=int(batch_size),
             seed=seed,
             inputs_only=not (outputs.targets or outputs.target_is_input),
+            served=_why_not_served(prepared, treatment) or flow.served,
         )
         attributes = source.attributes | {
             "samples": prepared.count,
@@ -271,6 +314,7 @@ class DirectoryIterator(Iterator):
         options = _read_options(
             target_size, color_mode, interpolation, keep_aspect_ratio, cache, cache_dir
         )
+        shard, batch_size = _share(batch_size)
         with _memory_cache_refused():
             source = flow_inputs.from_directory(
                 directory,
@@ -282,6 +326,7 @@ class DirectoryIterator(Iterator):
                 dtype=dtype,
                 options=options,
                 cache_name=subset or "all",
+                shard=shard,
             )
         where = f"directory {directory!r}" + (f" (subset={subset!r})" if subset else "")
         self._start(
@@ -295,6 +340,7 @@ class DirectoryIterator(Iterator):
             class_mode=class_mode,
             data_format=data_format or keras.config.image_data_format(),
             dtype=dtype,
+            shard=shard,
         )
 
 
@@ -337,6 +383,7 @@ class DataFrameIterator(Iterator):
         options = _read_options(
             target_size, color_mode, interpolation, keep_aspect_ratio, cache, cache_dir
         )
+        shard, batch_size = _share(batch_size)
         with _memory_cache_refused():
             source = flow_inputs.from_dataframe(
                 dataframe,
@@ -352,6 +399,7 @@ class DataFrameIterator(Iterator):
                 dtype=dtype,
                 options=options,
                 cache_name=f"frame-{subset or 'all'}",
+                shard=shard,
             )
         where = "the dataframe" + (f" (subset={subset!r})" if subset else "")
         self._start(
@@ -365,6 +413,7 @@ class DataFrameIterator(Iterator):
             class_mode=class_mode,
             data_format=data_format,
             dtype=dtype,
+            shard=shard,
         )
 
 
@@ -393,6 +442,7 @@ class NumpyArrayIterator(Iterator):
     ):
         data_format = data_format or keras.config.image_data_format()
         dtype = dtype or keras.config.floatx()
+        shard, batch_size = _share(batch_size)
         source = flow_inputs.from_arrays(
             x,
             y,
@@ -403,6 +453,7 @@ class NumpyArrayIterator(Iterator):
             dtype=dtype,
             channels_first=data_format == "channels_first",
             options=PipelineOptions(cache="none"),
+            shard=shard,
         )
         where = "x" + (f" (subset={subset!r})" if subset else "")
         self._start(
@@ -416,7 +467,77 @@ class NumpyArrayIterator(Iterator):
             class_mode=None,
             data_format=data_format,
             dtype=dtype,
+            shard=shard,
         )
+
+
+def _share(batch_size: int) -> tuple[Shard, int]:
+    """This worker's shard of a flow and the batch each of its replicas takes: under a
+    `MultiWorkerMirroredStrategy` (the flow built in its scope), every N-th image of the
+    subset and the global `batch_size` split among all replicas; else the whole subset
+    and `batch_size`.
+
+    Raises:
+      ValueError: `batch_size` does not divide among the replicas.
+    """
+    strategy = tf.distribute.get_strategy()
+    shard = shards.of_strategy(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if shard.count == 1:
+        return shard, batch_size
+    if batch_size % replicas:
+        raise ValueError(
+            f"batch_size={batch_size} does not divide among the {replicas} replicas of the "
+            f"MultiWorkerMirroredStrategy in scope; use a multiple of {replicas}"
+        )
+    return shard, batch_size // replicas
+
+
+def _check_even_passes(shard: Shard, subset_size: int, batch_size: int) -> None:
+    """Says which share a worker reads, and refuses shards whose passes would take
+    different numbers of steps (the workers' collectives would wait for each other)."""
+    if shard.count == 1:
+        return
+    steps = [
+        passes.batches_per_pass(len(Shard(index, shard.count).ids(subset_size)), batch_size)
+        for index in range(shard.count)
+    ]
+    if min(steps) != max(steps):
+        raise ValueError(
+            f"batch_size: {subset_size} images over {shard.count} workers at {batch_size} per "
+            f"replica give one worker {min(steps)} steps a pass and another {max(steps)}; "
+            "choose a batch_size that evens them"
+        )
+    print(
+        f"Worker {shard.index} of {shard.count} reads {len(shard.ids(subset_size))} of the "
+        f"{subset_size} images (one in {shard.count}, from image {shard.index}), "
+        f"{batch_size} per replica."
+    )
+
+
+def _unsharded_further(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """A worker's shard, kept whole by `tf.distribute`, whose auto-sharding would
+    otherwise keep 1/N of its batches."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options)
+
+
+def _why_not_served(prepared: Prepared, treatment: flows.Treatment) -> str:
+    """Why a flow's graph cannot travel to the tf.data service's workers, and what to
+    do ("" when it can)."""
+    if prepared.images is not None:
+        return (
+            "the flow holds its images in memory (cache='memory' or 'auto', or arrays), "
+            "which would travel in its graph to every worker; build it with cache='disk' "
+            "and a cache_dir the workers read, or cache='none'"
+        )
+    if treatment.python_function:
+        return (
+            "preprocessing_function runs in Python, which the workers cannot; give a "
+            "function TensorFlow can trace (rps_tfdata.image's docs say which)"
+        )
+    return ""
 
 
 def _validation_split(generator: Any) -> float:

@@ -110,6 +110,7 @@ def one_pass(
     augmentation: Optional[IDGAugmentation] = None,
     pad: bool = False,
     skip_images: Any = 0,
+    stop_images: Any = None,
 ) -> tf.data.Dataset:
     """The batches of one pass over `prepared`, each handed to `step` (the module doc's
     order).
@@ -126,6 +127,8 @@ def one_pass(
         False, seeds `NO_IMAGE`).
       skip_images: the pass's first images already consumed (a resumed epoch's
         finished steps), left out before any pixel is read.
+      stop_images: the pass's image to stop before (None: its end): a few of its
+        batches, and no pixel read of the rest.
 
     Returns:
       A dataset of `step`'s elements, the source a splittable range of the pass's
@@ -146,7 +149,9 @@ def one_pass(
             batch = batch._replace(pixels=augmentation.augment_batch(pixels, batch.seeds))
         return step(batch)
 
-    images = _in_order(prepared, pass_number, seed=seed, shuffle=shuffle, skip_images=skip_images)
+    images = _in_order(
+        prepared, pass_number, seed=seed, shuffle=shuffle, span=(skip_images, stop_images)
+    )
     # IDG yields a partial last batch; keep its images, so every image is seen every pass.
     return images.batch(batch_size).map(finish, num_parallel_calls=prepared.options.parallel_calls)
 
@@ -167,10 +172,10 @@ def prefetched(dataset: tf.data.Dataset, options: PipelineOptions) -> tf.data.Da
 
 
 def _in_order(
-    prepared: Prepared, pass_number: tf.Tensor, *, seed: int, shuffle: bool, skip_images: Any
+    prepared: Prepared, pass_number: tf.Tensor, *, seed: int, shuffle: bool, span: tuple
 ) -> tf.data.Dataset:
     """(row, pixels, readable) of each image of the pass, in its order, from its image
-    `skip_images` on; read in parallel, the order kept."""
+    `span[0]` to before `span[1]` (None: the end); read in parallel, the order kept."""
     count = prepared.count
     order_seed = tf.stack([tf.constant(seed, tf.int64), pass_number])
 
@@ -179,8 +184,10 @@ def _in_order(
             return turns
         return tf.random.experimental.index_shuffle(turns, order_seed, count - 1)
 
-    first = tf.minimum(tf.cast(skip_images, tf.int64), count)
-    turns = tf.data.Dataset.range(first, count)
+    skip, stop = span
+    last = count if stop is None else tf.minimum(tf.cast(stop, tf.int64), count)
+    first = tf.minimum(tf.cast(skip, tf.int64), last)
+    turns = tf.data.Dataset.range(first, last)
     if not prepared.decoded:
         return _read_catching(prepared, turns, rows_of)
     pixels_at = pixels_of(prepared)

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from rps_tfdata.infra.errors import ConfigError
+from rps_tfdata.pipeline import shards
 
 
 class Worker(NamedTuple):
@@ -65,15 +66,8 @@ def make_strategy(
 
 def worker_of(strategy: tf.distribute.Strategy) -> Worker:
     """This process's index among the workers, and whether it is the chief."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return Worker()
-    cluster = json.loads(os.environ["TF_CONFIG"])
-    jobs = cluster["cluster"]
-    task = cluster["task"]
-    chiefs = len(jobs.get("chief", []))
-    count = chiefs + len(jobs.get("worker", []))
-    index = task["index"] + (chiefs if task["type"] == "worker" else 0)
-    return Worker(index, count, index == 0)
+    shard = shards.of_strategy(strategy)
+    return Worker(shard.index, shard.count, shard.index == 0)
 
 
 def replica_batch_size(batch_size: int, strategy: tf.distribute.Strategy) -> int:

@@ -1,6 +1,7 @@
 """The one reader: a class-per-folder directory, a list of files or an array of images
 becomes a subset read once (`Prepared`), with IDG's split (`listing.split_rows`) done
-here for each of them.
+here for each of them, and, when several workers read one subset, each worker's shard of
+it (`shards.Shard`: every N-th image, before any decode).
 
 A directory is split per class (`flow_from_directory`), a list of files or an array as
 a whole (`flow_from_dataframe`, `flow`). A subset's ids number its own images: the
@@ -21,6 +22,7 @@ from rps_tfdata.infra import fs, resources
 from rps_tfdata.pipeline.options import PipelineOptions
 from rps_tfdata.pipeline.reading import cache_policy, listing, prepare
 from rps_tfdata.pipeline.reading.prepare import Prepared
+from rps_tfdata.pipeline.shards import WHOLE, Shard
 
 
 def read_directory(
@@ -32,6 +34,7 @@ def read_directory(
     validation_split: float = 0.0,
     subset: Optional[str] = None,
     name: str = "all",
+    shard: Shard = WHOLE,
 ) -> tuple[listing.Split, Prepared]:
     """A class-per-folder directory's subset: IDG's classes, walk order and split.
 
@@ -43,9 +46,10 @@ def read_directory(
       validation_split: the share of each class that is the validation subset.
       subset: "training", "validation" or None (every file).
       name: tells the subsets' disk caches apart.
+      shard: read only this worker's share of the subset (its ids keep their places).
 
     Returns:
-      The subset's files and labels by id, and the subset read once.
+      The subset's files and labels by id, and the subset (or its shard) read once.
 
     Raises:
       DatasetLayoutError: no such folder, or no class folder in it.
@@ -54,7 +58,7 @@ def read_directory(
     """
     listed = listing.list_folder(directory, classes=classes, follow_links=follow_links)
     chosen = listing.subset(listed, validation_split, subset)
-    return chosen, prepare.prepare(chosen.paths, _cached(options, len(chosen.paths)), name=name)
+    return chosen, _prepared(chosen.paths, options, name, shard)
 
 
 def read_files(
@@ -64,18 +68,18 @@ def read_files(
     validation_split: float = 0.0,
     subset: Optional[str] = None,
     name: str = "all",
+    shard: Shard = WHOLE,
 ) -> tuple[slice, Prepared]:
     """A list of image files' subset (IDG's split of the whole list), read once.
 
     Returns:
-      The span of `paths` the subset holds, and the subset read once.
+      The span of `paths` the subset holds, and the subset (or its shard) read once.
 
     Raises:
       ValueError: as `read_directory`.
     """
     span = listing.split_rows(len(paths), validation_split, subset)
-    chosen = list(paths[span])
-    return span, prepare.prepare(chosen, _cached(options, len(chosen)), name=name)
+    return span, _prepared(list(paths[span]), options, name, shard)
 
 
 def read_pixels(
@@ -84,25 +88,35 @@ def read_pixels(
     *,
     validation_split: float = 0.0,
     subset: Optional[str] = None,
+    shard: Shard = WHOLE,
 ) -> tuple[slice, Prepared]:
     """An array of images' subset (IDG's split of the whole array), held in memory.
 
     Args:
       pixels: (n, height, width, channels) images.
       options: how the passes feed them.
-      validation_split, subset: as `read_files`.
+      validation_split, subset, shard: as `read_files`.
 
     Returns:
-      The span of `pixels` the subset holds, and the subset, in `pixels`' dtype.
+      The span of `pixels` the subset holds, and the subset (or its shard), in
+      `pixels`' dtype.
     """
     span = listing.split_rows(len(pixels), validation_split, subset)
-    return span, prepare.from_pixels(pixels[span], options)
+    ids = shard.ids(len(pixels[span]))
+    return span, prepare.from_pixels(pixels[span][ids.start :: ids.step], options, ids=ids)
 
 
 def existing_images(paths: Sequence[str]) -> np.ndarray:
     """Which of `paths` IDG's `validate_filenames` keeps: an image's extension, and a
     file there."""
     return np.array([listing.is_image_file(p) and fs.isfile(p) for p in paths], bool)
+
+
+def _prepared(paths: list[str], options: PipelineOptions, name: str, shard: Shard) -> Prepared:
+    """The shard of a subset's files read once, each keeping its id in the subset."""
+    ids = shard.ids(len(paths))
+    mine = [paths[i] for i in ids]
+    return prepare.prepare(mine, _cached(options, len(mine)), name=name, ids=ids)
 
 
 def _cached(options: PipelineOptions, count: int) -> PipelineOptions:

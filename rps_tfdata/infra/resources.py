@@ -13,11 +13,12 @@ def _status_mb(field: str) -> float:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB. Linux's VmHWM, not
-    `getrusage`'s ru_maxrss: the kernel updates the latter lazily, so it can lag the
-    current resident size (seen: a test reading a peak below the RSS read before it)."""
+    """Peak resident memory of this process so far, in MiB: the larger of Linux's VmHWM
+    and the resident size now. The kernel updates both VmHWM and `getrusage`'s
+    ru_maxrss lazily, so either can lag the resident size (seen: a peak 0.1 MiB below
+    the RSS read before it, with VmHWM)."""
     try:
-        return _status_mb("VmHWM")
+        return max(_status_mb("VmHWM"), _status_mb("VmRSS"))
     except (OSError, StopIteration):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

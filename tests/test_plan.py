@@ -141,7 +141,10 @@ def test_the_plan_decides_the_image_cache_from_the_sources_counts_and_says_it():
 
 
 def test_the_room_is_the_least_of_the_machine_and_each_memory_limit_above():
+    # The machine's free memory moves while the test reads it (other processes, the
+    # other test worker): the room is bracketed by two reads, with a little slack.
+    before = resources._meminfo_room()
     room = resources.memory_room()
-    available = resources._meminfo_room()
-    assert 0 < room.mb <= available.mb
+    after = resources._meminfo_room()
+    assert 0 < room.mb <= max(before.mb, after.mb) + 16
     assert room.bound == "MemAvailable" or room.bound.startswith("the memory limit of cgroup ")

@@ -15,7 +15,7 @@ from rps_tfdata.infra.errors import DatasetLayoutError
 from rps_tfdata.infra.resources import MemoryRoom
 from rps_tfdata.pipeline import passes
 from rps_tfdata.pipeline.options import PipelineOptions
-from rps_tfdata.pipeline.reading import cache_policy, listing, prepare, reader
+from rps_tfdata.pipeline.reading import cache_policy, decode, listing, prepare, reader
 from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
 
 from .helpers import RPS28, write_png
@@ -137,6 +137,22 @@ def test_the_reader_reads_a_directory_a_file_list_and_an_array_with_the_one_spli
     assert rows == slice(0, 2) and array.count == 2 and array.options.image_size == (3, 4)
     with pytest.raises(DatasetLayoutError, match="no readable image file"):
         prepare.require_images(reader.read_files([], OPTIONS)[1], "the list")
+
+
+def test_every_read_of_files_one_way_calls_one_function_traced_once():
+    """A file's read is built once per way of reading in a process, whichever dataset
+    reads (a first read into memory, a pass without a cache), and gives the pixels of
+    `load_image` itself."""
+    options = OPTIONS._replace(image_size=(9, 7), resize_method="pil_bilinear")
+    loader = prepare._loader((9, 7), "pil_bilinear", "rgb", False)
+    files = sorted(os.path.join(RPS28, "rock", f) for f in os.listdir(f"{RPS28}/rock"))[:5]
+    _, in_memory = reader.read_files(files, options)
+    _, uncached = reader.read_files(files, options._replace(cache="none"))
+    read = [b.pixels for b in pass_of(uncached, shuffle=False)]
+    assert loader.experimental_get_tracing_count() == 1
+    np.testing.assert_array_equal(in_memory.images.numpy(), np.concatenate(read))
+    own = decode.load_image(tf.constant(files[2]), (9, 7), "pil_bilinear")
+    np.testing.assert_array_equal(in_memory.images.numpy()[2], own.numpy())
 
 
 def test_validate_filenames_keeps_images_that_exist(tmp_path):

@@ -61,7 +61,7 @@ def _flow(generator, config: TrainConfig):
     )
 
 
-def _keras_route(config: TrainConfig) -> tuple[tf.data.Dataset, int]:
+def keras_route(config: TrainConfig) -> tuple[tf.data.Dataset, int]:
     """`image_dataset_from_directory` + cache + the stock layers nearest the seed's
     augmentation, as Keras' documentation builds it; and its images per epoch."""
     size = config.image_size
@@ -104,7 +104,7 @@ def _warm_up(size: int) -> None:
 def _make(route: str, config: TrainConfig) -> tuple[object, int]:
     """A route's input for `fit`, and its images per epoch."""
     if route == "keras":
-        return _keras_route(config)
+        return keras_route(config)
     if route == "idg":
         from keras.src.legacy.preprocessing.image import ImageDataGenerator
     else:

@@ -3,9 +3,11 @@ pipeline, on the same files, in the same run.
 
 Modes:
   pipeline  images/s of the training input pipeline alone, augmentation included: the
-            first read of every file (cold: scan and decode) and the epochs after it
-            (steady: cached), and the augmentation kernel alone on in-memory tensors
-            (the pipeline's ceiling);
+            first read of every file (cold: scan and decode), the first epoch (that
+            read and one pass), the epochs after it (steady: cached), the augmentation
+            kernel alone (the passes' ceiling), beside Keras' preprocessing-layers
+            route and the bare decoder, round by round
+            (`rps_tfdata.bench.pipeline_routes`);
   step      images/s of the train step on in-memory synthetic tensors (the model's
             ceiling on this device: tf_cnn_benchmarks' synthetic mode);
   e2e       images/s of the training loop on the real pipeline, after a warm-up epoch,
@@ -41,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from rps_tfdata.bench import fit_routes, seed_reference, throughput
+from rps_tfdata.bench import fit_routes, pipeline_routes, seed_reference, throughput
 from rps_tfdata.infra import resources
 from rps_tfdata.pipeline import passes
 from rps_tfdata.serving import saved_model
@@ -111,51 +113,10 @@ class Bench(NamedTuple):
 
 
 def bench_pipeline(bench: Bench, baseline: bool) -> dict:
-    """Input pipeline images/s: cold (reading every file once: the unreadable-file scan,
-    decode, resize, cache fill), steady (epochs from the cache), the augmentation kernel,
-    and the seed's pipeline."""
-    config, plan, settings = bench.config, bench.plan, bench.settings
-    batch_size, repeats = config.batch_size, settings.repeats
-    paths, labels = bench.data.train.prepared.paths, bench.data.train.readable_labels
-    classes = len(bench.data.class_names)
-    # One layer for every repeat: its XLA compilation is warm-up, not pipeline time.
-    layer = plan.host_augmentation
-    warm = inputs.read(paths[:batch_size], labels, classes, plan.input)
-    next(iter(inputs.training_batches(warm, seed=config.seed, augmentation=layer)))
-    cold, steady = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        split = inputs.read(paths, labels, classes, plan.input)
-        cold.append(len(paths) / (time.perf_counter() - start))
-        batches = iter(
-            inputs.training_batches(
-                split, seed=config.seed, end_epoch=settings.steady_epochs, augmentation=layer
-            )
-        )
-        for _ in range(settings.steady_epochs):
-            start = time.perf_counter()
-            for _ in range(inputs.batch_count(split)):
-                next(batches)
-            steady.append(len(paths) / (time.perf_counter() - start))
-    results = {
-        "pipeline_cold": throughput.rate_of(cold),
-        "pipeline_steady": throughput.rate_of(steady),
-    }
-    if layer is not None:
-        batch = tf.random.uniform((batch_size, *plan.input.image_size, 3), 0, 255)
-        seed = tf.constant([1, 2], tf.int64)
-        results["augment_kernel"] = throughput.time_batches(
-            lambda: layer(batch, training=True, seed=seed).numpy(),
-            batch_size,
-            batches=20,
-            repeats=repeats,
-        )
-    if baseline:
-        iterator = idg_train_iterator(config)
-        results["idg_pipeline"] = throughput.time_batches(
-            lambda: next(iterator), batch_size, batches=len(iterator), repeats=repeats
-        )
-    return results
+    """The input pipeline alone beside Keras' route, the bare decoder and, with the
+    baseline, the seed's (`rps_tfdata.bench.pipeline_routes`)."""
+    idg = idg_train_iterator(bench.config) if baseline else None
+    return pipeline_routes.measure(bench, idg)
 
 
 def bench_step(bench: Bench) -> dict:
@@ -369,9 +330,7 @@ def flatten(results: dict[str, throughput.Rate]) -> dict[str, Any]:
         flat[f"{name}_images_per_sec_low"] = rate.low
         flat[f"{name}_images_per_sec_high"] = rate.high
     ratios = {
-        "pipeline_steady_vs_idg": ("pipeline_steady", "idg_pipeline"),
-        "pipeline_cold_vs_idg": ("pipeline_cold", "idg_pipeline"),
-        "pipeline_steady_vs_augment_kernel": ("pipeline_steady", "augment_kernel"),
+        **pipeline_routes.RATIOS,
         "serving_signature_vs_predict_files": ("serving_signature", "predict_files"),
         "e2e_vs_idg_e2e": ("e2e", "idg_e2e"),
         "e2e_vs_step": ("e2e", "step"),

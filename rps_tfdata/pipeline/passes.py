@@ -145,15 +145,18 @@ def one_pass(
         if pad:
             batch = _padded(batch, batch_size)
         if augmentation is not None:  # in TensorFlow, whatever Keras' backend
-            pixels = tf.cast(batch.pixels, tf.float32)
-            batch = batch._replace(pixels=augmentation.augment_batch(pixels, batch.seeds))
+            batch = batch._replace(pixels=augmentation.augment_batch(batch.pixels, batch.seeds))
         return step(batch)
 
-    images = _in_order(
-        prepared, pass_number, seed=seed, shuffle=shuffle, span=(skip_images, stop_images)
+    batches = _batches_in_order(
+        prepared,
+        pass_number,
+        batch_size,
+        seed=seed,
+        shuffle=shuffle,
+        span=(skip_images, stop_images),
     )
-    # IDG yields a partial last batch; keep its images, so every image is seen every pass.
-    return images.batch(batch_size).map(finish, num_parallel_calls=prepared.options.parallel_calls)
+    return batches.map(finish, num_parallel_calls=prepared.options.parallel_calls)
 
 
 def over_passes(
@@ -171,11 +174,20 @@ def prefetched(dataset: tf.data.Dataset, options: PipelineOptions) -> tf.data.Da
     return with_options(dataset.prefetch(options.prefetch), options)
 
 
-def _in_order(
-    prepared: Prepared, pass_number: tf.Tensor, *, seed: int, shuffle: bool, span: tuple
+def _batches_in_order(
+    prepared: Prepared,
+    pass_number: tf.Tensor,
+    batch_size: int,
+    *,
+    seed: int,
+    shuffle: bool,
+    span: tuple,
 ) -> tf.data.Dataset:
-    """(row, pixels, readable) of each image of the pass, in its order, from its image
-    `span[0]` to before `span[1]` (None: the end); read in parallel, the order kept."""
+    """(rows, pixels, readable) batches of the pass's images in its order, from its image
+    `span[0]` to before `span[1]` (None: the end), the last batch partial as IDG's (every
+    image is seen every pass). From the memory cache, one gather a batch (a map and a
+    batch of single images cost tf.data's overhead per image and copy each twice); else
+    read image by image in parallel, the order kept."""
     count = prepared.count
     order_seed = tf.stack([tf.constant(seed, tf.int64), pass_number])
 
@@ -188,8 +200,17 @@ def _in_order(
     last = count if stop is None else tf.minimum(tf.cast(stop, tf.int64), count)
     first = tf.minimum(tf.cast(skip, tf.int64), last)
     turns = tf.data.Dataset.range(first, last)
+    if prepared.images is not None:
+        images = prepared.images
+
+        @as_written
+        def gathered(batch_turns: tf.Tensor):
+            rows = rows_of(batch_turns)
+            return rows, tf.gather(images, rows), tf.fill(tf.shape(rows), True)
+
+        return turns.batch(batch_size).map(gathered)
     if not prepared.decoded:
-        return _read_catching(prepared, turns, rows_of)
+        return _read_catching(prepared, turns, rows_of).batch(batch_size)
     pixels_at = pixels_of(prepared)
 
     @as_written
@@ -197,14 +218,15 @@ def _in_order(
         row = rows_of(turn[None])[0]
         return row, pixels_at(row), tf.constant(True)
 
-    return turns.map(read, num_parallel_calls=prepared.options.parallel_calls)
+    images = turns.map(read, num_parallel_calls=prepared.options.parallel_calls)
+    return images.batch(batch_size)
 
 
 _LEFT_OUT = f" ({headers.CORRUPT}): left out of its step"
 
 
 def _read_catching(prepared: Prepared, turns: tf.data.Dataset, rows_of) -> tf.data.Dataset:
-    """`_in_order` for a split prepared without its decode, one image at a time: a
+    """`_batches_in_order`'s images for a split prepared without its decode, one image at a time: a
     dataset of the decoded image, or of none when the decoder fails, then the blank; the
     first of the two is the image's element (the blank is built only when needed). Each
     image stands alone, so the tf.data service may hand its workers any of them. 0.60-0.93

@@ -1,0 +1,149 @@
+"""`--mode=pipeline`: the training input pipeline alone (no model), ours beside Keras'
+preprocessing-layers route, the bare decoder and the seed's IDG, on the same files,
+interleaved round by round (`--repeats` rounds), so that each ratio compares figures
+taken minutes apart on the same machine:
+
+  keras_first_pass / keras_steady
+          `image_dataset_from_directory` + `.cache()` + the five stock Random* layers +
+          `Rescaling` (`fit_routes.keras_route`): its first pass (listing, decoding,
+          augmenting) and its passes from the cache;
+  decode_bare
+          `tf.io.read_file` + `tf.io.decode_png` + our resize, in parallel, nothing else:
+          the rate a first read cannot beat on this machine;
+  pipeline_cold / pipeline_first_epoch / pipeline_steady
+          ours: the read of every file into the cache (headers screened, decoded,
+          resized), the first epoch (that read and one augmented pass), and the passes
+          from the cache;
+  augment_kernel
+          our augmentation alone on a batch of the cache's pixels (the passes' ceiling);
+  idg_pipeline
+          the seed's `ImageDataGenerator` iterator, with the baseline.
+"""
+
+import time
+from typing import Callable
+
+import tensorflow as tf
+
+from rps_tfdata.bench import fit_routes, throughput
+from rps_tfdata.pipeline.options import AUTOTUNE
+from rps_tfdata.pipeline.reading import decode, prepare
+from rps_tfdata.trainer import inputs
+
+RATIOS = {
+    "pipeline_steady_vs_keras_steady": ("pipeline_steady", "keras_steady"),
+    "pipeline_first_epoch_vs_keras_first_pass": ("pipeline_first_epoch", "keras_first_pass"),
+    "pipeline_cold_vs_decode_bare": ("pipeline_cold", "decode_bare"),
+    "pipeline_steady_vs_augment_kernel": ("pipeline_steady", "augment_kernel"),
+    "pipeline_steady_vs_idg": ("pipeline_steady", "idg_pipeline"),
+    "pipeline_cold_vs_idg": ("pipeline_cold", "idg_pipeline"),
+}
+
+
+def _seconds(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def _drain(dataset: tf.data.Dataset) -> None:
+    for _ in dataset:
+        pass
+
+
+def _keras_round(config, passes: int, samples: dict[str, list[float]]) -> None:
+    """One Keras route, built anew: its first pass, then `passes` passes from its cache."""
+    start = time.perf_counter()
+    dataset, count = fit_routes.keras_route(config)
+    _drain(dataset)
+    samples["keras_first_pass"].append(count / (time.perf_counter() - start))
+    for _ in range(passes):
+        samples["keras_steady"].append(count / _seconds(lambda: _drain(dataset)))
+
+
+def bare_decoder(paths: list[str], image_size: tuple[int, int], method: str) -> tf.data.Dataset:
+    """Every file read, decoded as PNG and resized (`decode.resize`, our method), in
+    parallel, batched: no screen, no cache, no error handling."""
+
+    def read(path: tf.Tensor) -> tf.Tensor:
+        image = tf.io.decode_png(tf.io.read_file(path), channels=3)
+        return decode.resize(image, image_size, method)
+
+    dataset = tf.data.Dataset.from_tensor_slices(prepare.path_tensor(paths))
+    return dataset.map(read, num_parallel_calls=AUTOTUNE).batch(64).prefetch(AUTOTUNE)
+
+
+def _our_round(bench, layer, samples: dict[str, list[float]]) -> None:
+    """Ours from the files: the read into the cache, one augmented pass, then the
+    settings' steady passes."""
+    config, plan, passes = bench.config, bench.plan, bench.settings.steady_epochs
+    train = bench.data.train
+    count = len(train.prepared.paths)
+    start = time.perf_counter()
+    split = inputs.read(train.prepared.paths, train.readable_labels, train.num_classes, plan.input)
+    read = time.perf_counter() - start
+    batches = iter(
+        inputs.training_batches(split, seed=config.seed, end_epoch=passes + 1, augmentation=layer)
+    )
+    per_pass = inputs.batch_count(split)
+
+    def one_pass() -> None:
+        for _ in range(per_pass):
+            next(batches)
+
+    samples["pipeline_cold"].append(count / read)
+    samples["pipeline_first_epoch"].append(count / (read + _seconds(one_pass)))
+    for _ in range(passes):
+        samples["pipeline_steady"].append(count / _seconds(one_pass))
+
+
+def _idg_pass(iterator) -> None:
+    """One pass of an `ImageDataGenerator` iterator (which never stops by itself)."""
+    for _ in range(len(iterator)):
+        next(iterator)
+
+
+def _kernel_rate(layer, batch_size: int, image_size: tuple[int, int]) -> float:
+    """Images/s of `layer.augment_batch` alone on a uint8 batch held in memory."""
+    pixels = tf.random.uniform((batch_size, *image_size, 3), 0, 256, tf.int32)
+    pixels = tf.cast(pixels, tf.uint8)
+    seeds = tf.zeros((batch_size, 2), tf.int64)
+    rate = throughput.time_batches(
+        lambda: layer.augment_batch(pixels, seeds).numpy(), batch_size, batches=20, repeats=1
+    )
+    return rate.median
+
+
+def measure(bench, idg_iterator=None) -> dict[str, throughput.Rate]:
+    """The routes above, `bench.settings.repeats` rounds, each route once per round in
+    turn; the seed's iterator (`idg_iterator`, one pass a round) when given."""
+    config, plan, settings = bench.config, bench.plan, bench.settings
+    train = bench.data.train
+    layer = plan.host_augmentation
+    # Warm-up, in no figure: our traces and the augmentation's XLA compilation.
+    warm = inputs.read(
+        train.prepared.paths[: config.batch_size],
+        train.readable_labels,
+        train.num_classes,
+        plan.input,
+    )
+    next(iter(inputs.training_batches(warm, seed=config.seed, augmentation=layer)))
+    names = ["keras_first_pass", "keras_steady", "decode_bare"]
+    names += ["pipeline_cold", "pipeline_first_epoch", "pipeline_steady"]
+    names += ["augment_kernel"] * (layer is not None) + ["idg_pipeline"] * (
+        idg_iterator is not None
+    )
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    bare = bare_decoder(train.prepared.paths, plan.input.image_size, plan.input.resize_method)
+    count = len(train.prepared.paths)
+    for _ in range(settings.repeats):
+        _keras_round(config, settings.steady_epochs, samples)
+        samples["decode_bare"].append(count / _seconds(lambda: _drain(bare)))
+        _our_round(bench, layer, samples)
+        if layer is not None:
+            image_size = plan.input.image_size
+            samples["augment_kernel"].append(_kernel_rate(layer, config.batch_size, image_size))
+        if idg_iterator is not None:
+            seconds = _seconds(lambda: _idg_pass(idg_iterator))
+            samples["idg_pipeline"].append(idg_iterator.n / seconds)
+    return {name: throughput.rate_of(values) for name, values in samples.items()}

@@ -20,10 +20,12 @@ taken minutes apart on the same machine:
           the seed's `ImageDataGenerator` iterator, with the baseline.
 """
 
+import statistics
 import time
 from typing import Callable
 
 import tensorflow as tf
+from absl import logging
 
 from rps_tfdata.bench import fit_routes, throughput
 from rps_tfdata.pipeline.options import AUTOTUNE
@@ -114,6 +116,18 @@ def _kernel_rate(layer, batch_size: int, image_size: tuple[int, int]) -> float:
     return rate.median
 
 
+def _round_line(samples: dict[str, list[float]], passes: int) -> str:
+    """The last round's figures (the median of its later passes) and its two ratios to
+    Keras' route."""
+    last = {name: values[-1] for name, values in samples.items()}
+    for name in ("keras_steady", "pipeline_steady"):
+        last[name] = statistics.median(samples[name][-passes:])
+    figures = ", ".join(f"{name} {value:.0f}" for name, value in last.items())
+    later = last["pipeline_steady"] / last["keras_steady"]
+    first = last["pipeline_first_epoch"] / last["keras_first_pass"]
+    return f"{figures} images/s; later passes {later:.2f}x Keras', first epoch {first:.2f}x"
+
+
 def measure(bench, idg_iterator=None) -> dict[str, throughput.Rate]:
     """The routes above, `bench.settings.repeats` rounds, each route once per round in
     turn; the seed's iterator (`idg_iterator`, one pass a round) when given."""
@@ -136,7 +150,7 @@ def measure(bench, idg_iterator=None) -> dict[str, throughput.Rate]:
     samples: dict[str, list[float]] = {name: [] for name in names}
     bare = bare_decoder(train.prepared.paths, plan.input.image_size, plan.input.resize_method)
     count = len(train.prepared.paths)
-    for _ in range(settings.repeats):
+    for turn in range(settings.repeats):
         _keras_round(config, settings.steady_epochs, samples)
         samples["decode_bare"].append(count / _seconds(lambda: _drain(bare)))
         _our_round(bench, layer, samples)
@@ -146,4 +160,10 @@ def measure(bench, idg_iterator=None) -> dict[str, throughput.Rate]:
         if idg_iterator is not None:
             seconds = _seconds(lambda: _idg_pass(idg_iterator))
             samples["idg_pipeline"].append(idg_iterator.n / seconds)
+        logging.info(
+            "round %d of %d: %s",
+            turn + 1,
+            settings.repeats,
+            _round_line(samples, settings.steady_epochs),
+        )
     return {name: throughput.rate_of(values) for name, values in samples.items()}

@@ -85,6 +85,7 @@ def from_directory(
         subset=subset,
         name=cache_name,
         shard=shard,
+        say=print,  # where IDG prints what it found
     )
     num_classes = len(chosen.class_names)
     outputs = _class_targets(chosen.labels, num_classes, class_mode, dtype)
@@ -224,6 +225,7 @@ def from_dataframe(
         subset=subset,
         name=cache_name,
         shard=shard,
+        say=print,
     )
     df, names = df.iloc[span], names[span]
     indices = {name: i for i, name in enumerate(class_names)}

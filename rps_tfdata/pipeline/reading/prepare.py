@@ -32,7 +32,7 @@ from absl import logging
 from rps_tfdata.infra import fs
 from rps_tfdata.infra.errors import DatasetLayoutError
 from rps_tfdata.pipeline.options import AUTOTUNE, PipelineOptions
-from rps_tfdata.pipeline.reading import disk_cache, file_facts, headers
+from rps_tfdata.pipeline.reading import disk_cache, file_facts, headers, progress
 from rps_tfdata.pipeline.reading.decode import load_image
 
 # The pipeline's functions hold no Python control flow on tensors: tf.data traces them as
@@ -119,6 +119,7 @@ def prepare(
     ids: Optional[Sequence[int]] = None,
     decode: bool = True,
     facts: Optional[Sequence[file_facts.Facts]] = None,
+    say: Callable[[str], None] = logging.info,
 ) -> Prepared:
     """Reads a split once: every file screened, the readable ones' pixels kept where
     `options.cache` says, each unreadable file named with its reason.
@@ -133,6 +134,8 @@ def prepare(
         only; a decode failure is then met, and skipped, by the pass that reads it).
       facts: the files' stats and header screen when the caller has them
         (`file_facts.gather`), else read here.
+      say: where a read that takes more than a few seconds says how far it is
+        (`progress.Progress`).
 
     Returns:
       The readable files and their ids, the unreadable ones with reasons, and the cache
@@ -145,15 +148,20 @@ def prepare(
     candidates, bad = headers.screen(paths, [f.problem for f in facts])
     decoded = decode or options.cache != "none"
     images = folder = None
+    count = f"{len(candidates):,} images"
     if options.cache == "disk":  # one raw file per image, in a folder named by the data
-        key = file_facts.fingerprint(paths, facts, name, *_reading(options))
-        fill = lambda store: bad + _decode_candidates(paths, candidates, options, store)  # noqa: E731
-        folder, bad = disk_cache.open_or_fill(options.cache_path, f"{name}-{key}", fill)
+        folder = f"{name}-{file_facts.fingerprint(paths, facts, name, *_reading(options))}"
+        where = fs.join(options.cache_path, folder)
+        reading = progress.Progress(f"Reading {count} into {where}", len(candidates), say)
+        fill = lambda store: bad + _decode_candidates(paths, candidates, options, store, reading)  # noqa: E731
+        folder, bad = disk_cache.open_or_fill(options.cache_path, folder, fill)
     elif options.cache == "memory":  # one uint8 tensor
-        images, corrupt = _memory_cache(paths, candidates, options)
+        reading = progress.Progress(f"Reading {count} into memory", len(candidates), say)
+        images, corrupt = _memory_cache(paths, candidates, options, reading)
         bad = bad + corrupt
     elif decoded:  # checked by a real decode, then dropped: the passes decode again
-        bad = bad + _decode_candidates(paths, candidates, options, lambda first_row, batch: None)
+        reading = progress.Progress(f"Checking {count} by decoding them", len(candidates), say)
+        bad = bad + _decode_candidates(paths, candidates, options, lambda _, b: None, reading)
     paths, ids = _left_out(paths, ids, bad)
     return Prepared(
         paths=paths,
@@ -230,18 +238,23 @@ def _decode_candidates(
     candidates: Sequence[int],
     options: PipelineOptions,
     store: Callable[[int, tf.Tensor], None],
+    reading: progress.Progress,
 ) -> list[headers.BadImage]:
     """Decodes the files at positions `candidates` (those the screen passed), handing
     `store(first_row, images)` each batch of them (an image's row is its place among
-    the readable files); returns the files the decoder rejects. Batches keep Python's
-    share of the work small and memory bounded."""
+    the readable files), and telling `reading` how far it is; returns the files the
+    decoder rejects. Batches keep Python's share of the work small and memory bounded."""
     decoded = set()
     first_row = 0
     # Output order is input order (deterministic), so rows count up as files decode.
-    for positions, images in _decoded([paths[i] for i in candidates], options).batch(64):
+    for done, (positions, images) in enumerate(
+        _decoded([paths[i] for i in candidates], options).batch(64), start=1
+    ):
         decoded.update(candidates[p] for p in positions.numpy())
         store(first_row, images)
         first_row += len(positions)
+        reading.update(min(done * 64, len(candidates)))
+    reading.finish(len(candidates))
     corrupt = [i for i in candidates if i not in decoded]
     return [headers.BadImage(paths[i], headers.CORRUPT) for i in corrupt]
 
@@ -256,10 +269,16 @@ def _reading(options: PipelineOptions) -> list:
     return reading
 
 
-def _memory_cache(paths: Sequence[str], candidates: Sequence[int], options: PipelineOptions):
+def _memory_cache(
+    paths: Sequence[str],
+    candidates: Sequence[int],
+    options: PipelineOptions,
+    reading: progress.Progress,
+):
     """(one uint8 tensor of the readable files' pixels, the files the decoder rejects)."""
     batches: list[tf.Tensor] = []
-    corrupt = _decode_candidates(paths, candidates, options, lambda _, b: batches.append(b))
+    store = lambda _, b: batches.append(b)  # noqa: E731
+    corrupt = _decode_candidates(paths, candidates, options, store, reading)
     # One copy, batches to the cache (through NumPy it was two).
     if not batches:
         return tf.zeros((0, *options.pixel_shape), tf.uint8), corrupt

@@ -13,7 +13,7 @@ fits, "memory" refused when it does not. (The trainer's sources take the same tw
 workers and reuse a run's file index.)
 """
 
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from absl import logging
@@ -35,6 +35,7 @@ def read_directory(
     subset: Optional[str] = None,
     name: str = "all",
     shard: Shard = WHOLE,
+    say: Callable[[str], None] = logging.info,
 ) -> tuple[listing.Split, Prepared]:
     """A class-per-folder directory's subset: IDG's classes, walk order and split.
 
@@ -47,6 +48,7 @@ def read_directory(
       subset: "training", "validation" or None (every file).
       name: tells the subsets' disk caches apart.
       shard: read only this worker's share of the subset (its ids keep their places).
+      say: where a read of more than a few seconds says how far it is.
 
     Returns:
       The subset's files and labels by id, and the subset (or its shard) read once.
@@ -58,7 +60,7 @@ def read_directory(
     """
     listed = listing.list_folder(directory, classes=classes, follow_links=follow_links)
     chosen = listing.subset(listed, validation_split, subset)
-    return chosen, _prepared(chosen.paths, options, name, shard)
+    return chosen, _prepared(chosen.paths, options, name, shard, say)
 
 
 def read_files(
@@ -69,8 +71,10 @@ def read_files(
     subset: Optional[str] = None,
     name: str = "all",
     shard: Shard = WHOLE,
+    say: Callable[[str], None] = logging.info,
 ) -> tuple[slice, Prepared]:
-    """A list of image files' subset (IDG's split of the whole list), read once.
+    """A list of image files' subset (IDG's split of the whole list), read once; the
+    arguments as `read_directory`'s.
 
     Returns:
       The span of `paths` the subset holds, and the subset (or its shard) read once.
@@ -79,7 +83,7 @@ def read_files(
       ValueError: as `read_directory`.
     """
     span = listing.split_rows(len(paths), validation_split, subset)
-    return span, _prepared(list(paths[span]), options, name, shard)
+    return span, _prepared(list(paths[span]), options, name, shard, say)
 
 
 def read_pixels(
@@ -112,11 +116,13 @@ def existing_images(paths: Sequence[str]) -> np.ndarray:
     return np.array([listing.is_image_file(p) and fs.isfile(p) for p in paths], bool)
 
 
-def _prepared(paths: list[str], options: PipelineOptions, name: str, shard: Shard) -> Prepared:
+def _prepared(
+    paths: list[str], options: PipelineOptions, name: str, shard: Shard, say: Callable[[str], None]
+) -> Prepared:
     """The shard of a subset's files read once, each keeping its id in the subset."""
     ids = shard.ids(len(paths))
     mine = [paths[i] for i in ids]
-    return prepare.prepare(mine, _cached(options, len(mine)), name=name, ids=ids)
+    return prepare.prepare(mine, _cached(options, len(mine)), name=name, ids=ids, say=say)
 
 
 def _cached(options: PipelineOptions, count: int) -> PipelineOptions:

@@ -1,0 +1,74 @@
+"""A long read says how far it is (`progress.Progress`), through the trainer's log and
+the drop-in's print; a short one says nothing, so a small flow's output stays IDG's."""
+
+import os
+
+import numpy as np
+
+from rps_tfdata.image import ImageDataGenerator
+from rps_tfdata.pipeline.options import PipelineOptions
+from rps_tfdata.pipeline.reading import prepare, progress
+
+from .helpers import write_png
+
+
+def test_a_read_past_the_interval_says_its_count_share_rate_and_end(monkeypatch):
+    monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
+    lines = []
+    reading = progress.Progress("Reading 200 images into memory", 200, lines.append)
+    reading.update(64)
+    reading.update(128)
+    reading.update(200)  # the end is said by finish, once
+    reading.finish(200)
+    assert len(lines) == 3
+    assert lines[0].startswith("Reading 200 images into memory: 64 of 200 (32%), ")
+    assert "images/s, about " in lines[0] and lines[0].endswith(" s to go")
+    assert lines[1].startswith("Reading 200 images into memory: 128 of 200 (64%)")
+    assert lines[2].startswith("Reading 200 images into memory: done, 200 images in ")
+
+
+def test_a_read_within_the_interval_says_nothing():
+    lines = []
+    reading = progress.Progress("Reading 200 images into memory", 200, lines.append)
+    reading.update(64)
+    reading.finish(200)
+    assert lines == []
+
+
+def test_every_cache_reports_its_read_where_the_caller_says(monkeypatch, tmp_path):
+    monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
+    rng = np.random.default_rng(0)
+    paths = [
+        write_png(str(tmp_path / f"{i}.png"), rng.integers(0, 256, (6, 5, 3), dtype=np.uint8))
+        for i in range(70)
+    ]
+    said = {}
+    for cache in ("memory", "disk", "none"):
+        options = PipelineOptions(
+            image_size=(4, 4), batch_size=8, cache=cache, cache_path=str(tmp_path / "cache")
+        )
+        lines = said[cache] = []
+        prepared = prepare.prepare(paths, options, say=lines.append)
+        assert prepared.count == 70
+    assert said["memory"][0].startswith("Reading 70 images into memory: 64 of 70 (91%)")
+    assert said["disk"][0].startswith(f"Reading 70 images into {tmp_path / 'cache'}")
+    assert said["none"][0].startswith("Checking 70 images by decoding them: 64 of 70")
+    assert all(
+        lines[-1].split(": ")[1].startswith("done, 70 images in ") for lines in said.values()
+    )
+
+
+def test_a_flows_long_read_prints_beside_idgs_found_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
+    rng = np.random.default_rng(1)
+    for k in range(72):
+        os.makedirs(tmp_path / f"class{k % 3}", exist_ok=True)
+        write_png(
+            str(tmp_path / f"class{k % 3}" / f"{k}.png"),
+            rng.integers(0, 256, (6, 5, 3), dtype=np.uint8),
+        )
+    ImageDataGenerator().flow_from_directory(str(tmp_path), target_size=(4, 4), cache="memory")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Reading 72 images into memory: 64 of 72 (89%)")
+    assert out[1].startswith("Reading 72 images into memory: done, 72 images in ")
+    assert out[2:] == ["Found 72 images belonging to 3 classes."]

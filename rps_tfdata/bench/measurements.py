@@ -5,7 +5,7 @@ Modes:
   pipeline  images/s of the training input pipeline alone, augmentation included: the
             first read of every file (cold: scan and decode), the first epoch (that
             read and one pass), the epochs after it (steady: cached), the augmentation
-            kernel alone (the passes' ceiling), beside Keras' preprocessing-layers
+            kernel alone, beside Keras' preprocessing-layers
             route and the bare decoder, round by round
             (`rps_tfdata.bench.pipeline_routes`);
   step      images/s of the train step on in-memory synthetic tensors (the model's

@@ -15,7 +15,8 @@ taken minutes apart on the same machine:
           resized), the first epoch (that read and one augmented pass), and the passes
           from the cache;
   augment_kernel
-          our augmentation alone on a batch of the cache's pixels (the passes' ceiling);
+          our augmentation alone on a uint8 batch in memory, one batch at a time (the
+          passes run two batches at once, so they can beat it);
   idg_pipeline
           the seed's `ImageDataGenerator` iterator, with the baseline.
 """

@@ -69,6 +69,28 @@ def test_a_pass_skips_its_first_images_before_reading_them():
     np.testing.assert_array_equal(rest, whole[6:])
 
 
+def test_a_pass_stops_before_an_image_and_reads_none_after_it():
+    whole = np.concatenate([b.rows for b in pass_of(numbered(10), 3)])
+    part = pass_of(numbered(10), 3, skip_images=2, stop_images=7)
+    assert [len(b.rows) for b in part] == [4, 1]
+    np.testing.assert_array_equal(np.concatenate([b.rows for b in part]), whole[2:7])
+    assert all((b.pixels == b.rows[:, None, None, None]).all() for b in part)
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_the_warp_gives_the_same_bits_from_the_caches_bytes_as_from_floats(jit_compile):
+    layer = IDGAugmentation(
+        rotation_range=40, width_shift_range=0.2, height_shift_range=0.2, shear_range=0.2,
+        zoom_range=0.2, horizontal_flip=True, jit_compile=jit_compile,
+    )  # fmt: skip
+    pixels = np.random.default_rng(3).integers(0, 256, (6, 20, 24, 3), np.uint8)
+    seeds = passes.augmentation_seeds(4, 1, tf.range(6))
+    from_bytes = layer.augment_batch(tf.constant(pixels), seeds).numpy()
+    from_floats = layer.augment_batch(tf.constant(pixels, tf.float32), seeds).numpy()
+    assert from_bytes.dtype == np.float32 and not np.array_equal(from_bytes, pixels)
+    np.testing.assert_array_equal(from_bytes, from_floats)
+
+
 def test_a_pass_augments_each_image_with_its_own_seed_whatever_its_batch():
     layer = IDGAugmentation(rotation_range=30, zoom_range=0.2)
     noise = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), np.uint8)

@@ -2,6 +2,7 @@
 the drop-in's print; a short one says nothing, so a small flow's output stays IDG's."""
 
 import os
+import re
 
 import numpy as np
 
@@ -9,7 +10,7 @@ from rps_tfdata.image import ImageDataGenerator
 from rps_tfdata.pipeline.options import PipelineOptions
 from rps_tfdata.pipeline.reading import prepare, progress
 
-from .helpers import write_png
+from .helpers import corrupt_png, write_png
 
 
 def test_a_read_past_the_interval_says_its_count_share_rate_and_end(monkeypatch):
@@ -22,7 +23,8 @@ def test_a_read_past_the_interval_says_its_count_share_rate_and_end(monkeypatch)
     reading.finish(200)
     assert len(lines) == 3
     assert lines[0].startswith("Reading 200 images into memory: 64 of 200 (32%), ")
-    assert "images/s, about " in lines[0] and lines[0].endswith(" s to go")
+    rate, left = re.search(r", ([\d,]+) images/s, about ([\d,]+) s to go$", lines[0]).groups()
+    assert int(rate.replace(",", "")) > 0 and int(left.replace(",", "")) >= 0
     assert lines[1].startswith("Reading 200 images into memory: 128 of 200 (64%)")
     assert lines[2].startswith("Reading 200 images into memory: done, 200 images in ")
 
@@ -56,6 +58,24 @@ def test_every_cache_reports_its_read_where_the_caller_says(monkeypatch, tmp_pat
     assert all(
         lines[-1].split(": ")[1].startswith("done, 70 images in ") for lines in said.values()
     )
+
+
+def test_a_read_counts_the_files_it_tried_and_ends_with_those_it_read(monkeypatch, tmp_path):
+    monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
+    rng = np.random.default_rng(2)
+    paths = [
+        write_png(str(tmp_path / f"{i:02}.png"), rng.integers(0, 256, (6, 5, 3), dtype=np.uint8))
+        for i in range(70)
+    ]
+    with open(paths[3], "wb") as f:  # passes the header screen, fails the decode
+        f.write(corrupt_png())
+    lines = []
+    options = PipelineOptions(image_size=(4, 4), batch_size=8, cache="memory")
+    prepared = prepare.prepare(paths, options, say=lines.append)
+    assert prepared.count == 69
+    # The first 64 images read took 65 files: the count is of files tried.
+    assert lines[0].startswith("Reading 70 images into memory: 65 of 70")
+    assert lines[-1].startswith("Reading 70 images into memory: done, 69 images in ")
 
 
 def test_a_flows_long_read_prints_beside_idgs_found_line(monkeypatch, capsys, tmp_path):

@@ -13,7 +13,8 @@ taken minutes apart on the same machine:
   pipeline_cold / pipeline_first_epoch / pipeline_steady
           ours: the read of every file into the cache (headers screened, decoded,
           resized), the first epoch (that read and one augmented pass), and the passes
-          from the cache;
+          from the cache (with `--image_cache=disk`, the rounds after the first find
+          the disk cache full: their read is a cache hit);
   augment_kernel
           our augmentation alone on a uint8 batch in memory, one batch at a time (the
           passes run two batches at once, so they can beat it);
@@ -23,7 +24,7 @@ taken minutes apart on the same machine:
 
 import statistics
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import tensorflow as tf
 from absl import logging
@@ -31,7 +32,12 @@ from absl import logging
 from rps_tfdata.bench import fit_routes, throughput
 from rps_tfdata.pipeline.options import AUTOTUNE
 from rps_tfdata.pipeline.reading import decode, prepare
+from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
 from rps_tfdata.trainer import inputs
+from rps_tfdata.trainer.config import TrainConfig
+
+if TYPE_CHECKING:  # measurements imports this module
+    from rps_tfdata.bench.measurements import Bench
 
 RATIOS = {
     "pipeline_steady_vs_keras_steady": ("pipeline_steady", "keras_steady"),
@@ -54,7 +60,7 @@ def _drain(dataset: tf.data.Dataset) -> None:
         pass
 
 
-def _keras_round(config, passes: int, samples: dict[str, list[float]]) -> None:
+def _keras_round(config: TrainConfig, passes: int, samples: dict[str, list[float]]) -> None:
     """One Keras route, built anew: its first pass, then `passes` passes from its cache."""
     start = time.perf_counter()
     dataset, count = fit_routes.keras_route(config)
@@ -64,7 +70,7 @@ def _keras_round(config, passes: int, samples: dict[str, list[float]]) -> None:
         samples["keras_steady"].append(count / _seconds(lambda: _drain(dataset)))
 
 
-def bare_decoder(paths: list[str], image_size: tuple[int, int], method: str) -> tf.data.Dataset:
+def _bare_decoder(paths: list[str], image_size: tuple[int, int], method: str) -> tf.data.Dataset:
     """Every file read, decoded as PNG and resized (`decode.resize`, our method), in
     parallel, batched: no screen, no cache, no error handling."""
 
@@ -76,26 +82,30 @@ def bare_decoder(paths: list[str], image_size: tuple[int, int], method: str) -> 
     return dataset.map(read, num_parallel_calls=AUTOTUNE).batch(64).prefetch(AUTOTUNE)
 
 
-def _our_round(bench, layer, samples: dict[str, list[float]]) -> None:
-    """Ours from the files: the read into the cache, one augmented pass, then the
-    settings' steady passes."""
+def _our_round(
+    bench: "Bench", layer: Optional[IDGAugmentation], samples: dict[str, list[float]]
+) -> None:
+    """Ours from the files: the read into the cache, then the first pass (its dataset
+    built inside its time, as the Keras route's is), then the settings' later passes."""
     config, plan, passes = bench.config, bench.plan, bench.settings.steady_epochs
     train = bench.data.train
     count = len(train.prepared.paths)
     start = time.perf_counter()
     split = inputs.read(train.prepared.paths, train.readable_labels, train.num_classes, plan.input)
     read = time.perf_counter() - start
+    per_pass = inputs.batch_count(split)
     batches = iter(
         inputs.training_batches(split, seed=config.seed, end_epoch=passes + 1, augmentation=layer)
     )
-    per_pass = inputs.batch_count(split)
 
     def one_pass() -> None:
         for _ in range(per_pass):
             next(batches)
 
+    one_pass()
+    first = time.perf_counter() - start
     samples["pipeline_cold"].append(count / read)
-    samples["pipeline_first_epoch"].append(count / (read + _seconds(one_pass)))
+    samples["pipeline_first_epoch"].append(count / first)
     for _ in range(passes):
         samples["pipeline_steady"].append(count / _seconds(one_pass))
 
@@ -106,7 +116,7 @@ def _idg_pass(iterator) -> None:
         next(iterator)
 
 
-def _kernel_rate(layer, batch_size: int, image_size: tuple[int, int]) -> float:
+def _kernel_rate(layer: IDGAugmentation, batch_size: int, image_size: tuple[int, int]) -> float:
     """Images/s of `layer.augment_batch` alone on a uint8 batch held in memory."""
     pixels = tf.random.uniform((batch_size, *image_size, 3), 0, 256, tf.int32)
     pixels = tf.cast(pixels, tf.uint8)
@@ -129,7 +139,7 @@ def _round_line(samples: dict[str, list[float]], passes: int) -> str:
     return f"{figures} images/s; later passes {later:.2f}x Keras', first epoch {first:.2f}x"
 
 
-def measure(bench, idg_iterator=None) -> dict[str, throughput.Rate]:
+def measure(bench: "Bench", idg_iterator: Optional[Iterator] = None) -> dict[str, throughput.Rate]:
     """The routes above, `bench.settings.repeats` rounds, each route once per round in
     turn; the seed's iterator (`idg_iterator`, one pass a round) when given."""
     config, plan, settings = bench.config, bench.plan, bench.settings
@@ -145,11 +155,12 @@ def measure(bench, idg_iterator=None) -> dict[str, throughput.Rate]:
     next(iter(inputs.training_batches(warm, seed=config.seed, augmentation=layer)))
     names = ["keras_first_pass", "keras_steady", "decode_bare"]
     names += ["pipeline_cold", "pipeline_first_epoch", "pipeline_steady"]
-    names += ["augment_kernel"] * (layer is not None) + ["idg_pipeline"] * (
-        idg_iterator is not None
-    )
+    if layer is not None:
+        names.append("augment_kernel")
+    if idg_iterator is not None:
+        names.append("idg_pipeline")
     samples: dict[str, list[float]] = {name: [] for name in names}
-    bare = bare_decoder(train.prepared.paths, plan.input.image_size, plan.input.resize_method)
+    bare = _bare_decoder(train.prepared.paths, plan.input.image_size, plan.input.resize_method)
     count = len(train.prepared.paths)
     for turn in range(settings.repeats):
         _keras_round(config, settings.steady_epochs, samples)

@@ -200,18 +200,17 @@ def _batches_in_order(
     last = count if stop is None else tf.minimum(tf.cast(stop, tf.int64), count)
     first = tf.minimum(tf.cast(skip, tf.int64), last)
     turns = tf.data.Dataset.range(first, last)
+    if not prepared.decoded:
+        return _read_catching(prepared, turns, rows_of).batch(batch_size)
+    pixels_at = pixels_of(prepared)
     if prepared.images is not None:
-        images = prepared.images
 
         @as_written
         def gathered(batch_turns: tf.Tensor):
             rows = rows_of(batch_turns)
-            return rows, tf.gather(images, rows), tf.fill(tf.shape(rows), True)
+            return rows, pixels_at(rows), tf.fill(tf.shape(rows), True)
 
         return turns.batch(batch_size).map(gathered)
-    if not prepared.decoded:
-        return _read_catching(prepared, turns, rows_of).batch(batch_size)
-    pixels_at = pixels_of(prepared)
 
     @as_written
     def read(turn: tf.Tensor):

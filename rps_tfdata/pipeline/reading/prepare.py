@@ -242,19 +242,18 @@ def _decode_candidates(
 ) -> list[headers.BadImage]:
     """Decodes the files at positions `candidates` (those the screen passed), handing
     `store(first_row, images)` each batch of them (an image's row is its place among
-    the readable files), and telling `reading` how far it is; returns the files the
+    the readable files), and telling `reading` how many files it tried; returns the files the
     decoder rejects. Batches keep Python's share of the work small and memory bounded."""
     decoded = set()
     first_row = 0
     # Output order is input order (deterministic), so rows count up as files decode.
-    for done, (positions, images) in enumerate(
-        _decoded([paths[i] for i in candidates], options).batch(64), start=1
-    ):
-        decoded.update(candidates[p] for p in positions.numpy())
+    for positions, images in _decoded([paths[i] for i in candidates], options).batch(64):
+        positions = positions.numpy()
+        decoded.update(candidates[p] for p in positions)
         store(first_row, images)
         first_row += len(positions)
-        reading.update(min(done * 64, len(candidates)))
-    reading.finish(len(candidates))
+        reading.update(int(positions[-1]) + 1)  # files tried so far, decoded or not
+    reading.finish(first_row)
     corrupt = [i for i in candidates if i not in decoded]
     return [headers.BadImage(paths[i], headers.CORRUPT) for i in corrupt]
 
@@ -315,7 +314,8 @@ def _left_out(
 
 
 def pixels_of(prepared: Prepared) -> Callable[[tf.Tensor], tf.Tensor]:
-    """A graph function: row -> that image's pixels, from wherever they are kept."""
+    """A graph function: row -> that image's pixels, from wherever they are kept (from
+    memory, a vector of rows -> their images at once)."""
     if prepared.images is not None:
         images = prepared.images
         return lambda row: tf.gather(images, row)

@@ -24,18 +24,21 @@ class Progress:
         self._said = False
 
     def update(self, done: int) -> None:
-        """`done` images of the read are in: a line if `EVERY_SECONDS` passed since the last."""
+        """`done` of the images have been tried: a line if `EVERY_SECONDS` passed since
+        the last (the lines come as batches of the read end, so a read a little longer
+        than `EVERY_SECONDS` may say nothing)."""
         now = time.monotonic()
         if now - self._last < EVERY_SECONDS or done >= self._total:
             return
         self._last, self._said = now, True
-        rate = done / (now - self._start)
+        rate = done / max(now - self._start, 1e-9)
         left = (self._total - done) / rate if rate else float("inf")
         share = f"{done:,} of {self._total:,} ({done / self._total:.0%})"
         self._say(f"{self._what}: {share}, {rate:,.0f} images/s, about {left:,.0f} s to go")
 
     def finish(self, done: int) -> None:
-        """The read ended with `done` images in: a last line if any line was said."""
+        """The read ended with `done` images read (those its decoder rejected are named
+        apart): a last line if any line was said."""
         if self._said:
             seconds = time.monotonic() - self._start
             self._say(f"{self._what}: done, {done:,} images in {seconds:,.1f} s")

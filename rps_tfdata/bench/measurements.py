@@ -116,7 +116,14 @@ def bench_pipeline(bench: Bench, baseline: bool) -> dict:
     """The input pipeline alone beside Keras' route, the bare decoder and, with the
     baseline, the seed's (`rps_tfdata.bench.pipeline_routes`)."""
     idg = idg_train_iterator(bench.config) if baseline else None
-    return pipeline_routes.measure(bench, idg)
+    return pipeline_routes.measure(
+        bench.config,
+        bench.plan,
+        bench.data.train,
+        repeats=bench.settings.repeats,
+        passes=bench.settings.steady_epochs,
+        idg_iterator=idg,
+    )
 
 
 def bench_step(bench: Bench) -> dict:

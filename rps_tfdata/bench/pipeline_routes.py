@@ -24,7 +24,7 @@ taken minutes apart on the same machine:
 
 import statistics
 import time
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import tensorflow as tf
 from absl import logging
@@ -35,9 +35,7 @@ from rps_tfdata.pipeline.reading import decode, prepare
 from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
 from rps_tfdata.trainer import inputs
 from rps_tfdata.trainer.config import TrainConfig
-
-if TYPE_CHECKING:  # measurements imports this module
-    from rps_tfdata.bench.measurements import Bench
+from rps_tfdata.trainer.plan import Plan
 
 RATIOS = {
     "pipeline_steady_vs_keras_steady": ("pipeline_steady", "keras_steady"),
@@ -83,12 +81,15 @@ def _bare_decoder(paths: list[str], image_size: tuple[int, int], method: str) ->
 
 
 def _our_round(
-    bench: "Bench", layer: Optional[IDGAugmentation], samples: dict[str, list[float]]
+    config: TrainConfig,
+    plan: Plan,
+    train: inputs.LabelledSplit,
+    passes: int,
+    samples: dict[str, list[float]],
 ) -> None:
-    """Ours from the files: the read into the cache, then the first pass (its dataset
-    built inside its time, as the Keras route's is), then the settings' later passes."""
-    config, plan, passes = bench.config, bench.plan, bench.settings.steady_epochs
-    train = bench.data.train
+    """Ours from `train`'s files: the read into the cache, then the first pass (its
+    dataset built inside its time, as the Keras route's is), then `passes` passes."""
+    layer = plan.host_augmentation
     count = len(train.prepared.paths)
     start = time.perf_counter()
     split = inputs.read(train.prepared.paths, train.readable_labels, train.num_classes, plan.input)
@@ -139,11 +140,18 @@ def _round_line(samples: dict[str, list[float]], passes: int) -> str:
     return f"{figures} images/s; later passes {later:.2f}x Keras', first epoch {first:.2f}x"
 
 
-def measure(bench: "Bench", idg_iterator: Optional[Iterator] = None) -> dict[str, throughput.Rate]:
-    """The routes above, `bench.settings.repeats` rounds, each route once per round in
-    turn; the seed's iterator (`idg_iterator`, one pass a round) when given."""
-    config, plan, settings = bench.config, bench.plan, bench.settings
-    train = bench.data.train
+def measure(
+    config: TrainConfig,
+    plan: Plan,
+    train: inputs.LabelledSplit,
+    *,
+    repeats: int,
+    passes: int,
+    idg_iterator: Optional[Iterator] = None,
+) -> dict[str, throughput.Rate]:
+    """The routes above on `train`'s files as `config` and `plan` read them, `repeats`
+    rounds of each route in turn, `passes` later passes each; the seed's iterator
+    (`idg_iterator`, one pass a round) when given."""
     layer = plan.host_augmentation
     # Warm-up, in no figure: our traces and the augmentation's XLA compilation.
     warm = inputs.read(
@@ -162,10 +170,10 @@ def measure(bench: "Bench", idg_iterator: Optional[Iterator] = None) -> dict[str
     samples: dict[str, list[float]] = {name: [] for name in names}
     bare = _bare_decoder(train.prepared.paths, plan.input.image_size, plan.input.resize_method)
     count = len(train.prepared.paths)
-    for turn in range(settings.repeats):
-        _keras_round(config, settings.steady_epochs, samples)
+    for turn in range(repeats):
+        _keras_round(config, passes, samples)
         samples["decode_bare"].append(count / _seconds(lambda: _drain(bare)))
-        _our_round(bench, layer, samples)
+        _our_round(config, plan, train, passes, samples)
         if layer is not None:
             image_size = plan.input.image_size
             samples["augment_kernel"].append(_kernel_rate(layer, config.batch_size, image_size))
@@ -175,7 +183,7 @@ def measure(bench: "Bench", idg_iterator: Optional[Iterator] = None) -> dict[str
         logging.info(
             "round %d of %d: %s",
             turn + 1,
-            settings.repeats,
-            _round_line(samples, settings.steady_epochs),
+            repeats,
+            _round_line(samples, passes),
         )
     return {name: throughput.rate_of(values) for name, values in samples.items()}

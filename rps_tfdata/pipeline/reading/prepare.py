@@ -150,11 +150,14 @@ def prepare(
     images = folder = None
     count = f"{len(candidates):,} images"
     if options.cache == "disk":  # one raw file per image, in a folder named by the data
-        folder = f"{name}-{file_facts.fingerprint(paths, facts, name, *_reading(options))}"
-        where = fs.join(options.cache_path, folder)
+        cache_name = f"{name}-{file_facts.fingerprint(paths, facts, name, *_reading(options))}"
+        where = fs.join(options.cache_path, cache_name)
         reading = progress.Progress(f"Reading {count} into {where}", len(candidates), say)
-        fill = lambda store: bad + _decode_candidates(paths, candidates, options, store, reading)  # noqa: E731
-        folder, bad = disk_cache.open_or_fill(options.cache_path, folder, fill)
+
+        def fill(store: Callable[[int, tf.Tensor], None]) -> list[headers.BadImage]:
+            return bad + _decode_candidates(paths, candidates, options, store, reading)
+
+        folder, bad = disk_cache.open_or_fill(options.cache_path, cache_name, fill)
     elif options.cache == "memory":  # one uint8 tensor
         reading = progress.Progress(f"Reading {count} into memory", len(candidates), say)
         images, corrupt = _memory_cache(paths, candidates, options, reading)

@@ -1,7 +1,6 @@
 """A long read says how far it is (`progress.Progress`), through the trainer's log and
 the drop-in's print; a short one says nothing, so a small flow's output stays IDG's."""
 
-import os
 import re
 
 import numpy as np
@@ -11,6 +10,12 @@ from rps_tfdata.pipeline.options import PipelineOptions
 from rps_tfdata.pipeline.reading import prepare, progress
 
 from .helpers import corrupt_png, write_png
+
+
+def noise_pngs(paths: list[str], seed: int) -> list[str]:
+    """A small PNG of noise at each of `paths`."""
+    rng = np.random.default_rng(seed)
+    return [write_png(p, rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)) for p in paths]
 
 
 def test_a_read_past_the_interval_says_its_count_share_rate_and_end(monkeypatch):
@@ -39,11 +44,7 @@ def test_a_read_within_the_interval_says_nothing():
 
 def test_every_cache_reports_its_read_where_the_caller_says(monkeypatch, tmp_path):
     monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
-    rng = np.random.default_rng(0)
-    paths = [
-        write_png(str(tmp_path / f"{i}.png"), rng.integers(0, 256, (6, 5, 3), dtype=np.uint8))
-        for i in range(70)
-    ]
+    paths = noise_pngs([str(tmp_path / f"{i}.png") for i in range(70)], seed=0)
     said = {}
     for cache in ("memory", "disk", "none"):
         options = PipelineOptions(
@@ -62,11 +63,7 @@ def test_every_cache_reports_its_read_where_the_caller_says(monkeypatch, tmp_pat
 
 def test_a_read_counts_the_files_it_tried_and_ends_with_those_it_read(monkeypatch, tmp_path):
     monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
-    rng = np.random.default_rng(2)
-    paths = [
-        write_png(str(tmp_path / f"{i:02}.png"), rng.integers(0, 256, (6, 5, 3), dtype=np.uint8))
-        for i in range(70)
-    ]
+    paths = noise_pngs([str(tmp_path / f"{i:02}.png") for i in range(70)], seed=2)
     with open(paths[3], "wb") as f:  # passes the header screen, fails the decode
         f.write(corrupt_png())
     lines = []
@@ -80,13 +77,7 @@ def test_a_read_counts_the_files_it_tried_and_ends_with_those_it_read(monkeypatc
 
 def test_a_flows_long_read_prints_beside_idgs_found_line(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
-    rng = np.random.default_rng(1)
-    for k in range(72):
-        os.makedirs(tmp_path / f"class{k % 3}", exist_ok=True)
-        write_png(
-            str(tmp_path / f"class{k % 3}" / f"{k}.png"),
-            rng.integers(0, 256, (6, 5, 3), dtype=np.uint8),
-        )
+    noise_pngs([str(tmp_path / f"class{k % 3}" / f"{k}.png") for k in range(72)], seed=1)
     ImageDataGenerator().flow_from_directory(str(tmp_path), target_size=(4, 4), cache="memory")
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Reading 72 images into memory: 64 of 72 (89%)")

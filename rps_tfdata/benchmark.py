@@ -2,7 +2,7 @@
 
     python -m rps_tfdata.benchmark --flagfile=flags/bench.flags [--data_dir=PATH] [--json=FILE]
 
-`--mode=pipeline|step|e2e|all|parity|memory|service|serving|fit` (see
+`--mode=pipeline|step|e2e|all|parity|memory|service|serving|fit|first_batch` (see
 `rps_tfdata.bench.measurements`); `--baseline=idg` adds the seed's pipeline. `--mode=service`
 starts `--data_service_workers` local workers, or with `--data_service=grpc://HOST:PORT`
 reads through a running service's own workers. Without `--data_dir` it writes synthetic

@@ -189,6 +189,24 @@ def test_benchmark_writes_every_figure_as_flat_json(synthetic_dir, tmp_path):
     assert figures["tensorflow"] and figures["peak_rss_mb"] > 0
 
 
+def test_benchmark_times_the_first_batch_of_idgs_flow_and_the_drop_ins(synthetic_dir, tmp_path):
+    out = tmp_path / "first.json"
+    with flagsaver.flagsaver(
+        data_dir=synthetic_dir,
+        image_size=48,
+        batch_size=4,
+        repeats=2,
+        mode="first_batch",
+        json=str(out),
+    ):
+        benchmark.main(["benchmark"])
+    figures = json.loads(out.read_text())
+    for name in ("idg", "dropin"):
+        low, high = figures[f"{name}_first_batch_range_s"]
+        assert 0 < low <= figures[f"{name}_first_batch_s"] <= high, name
+    assert figures["dropin_over_idg"] > 0 and figures["mode"] == "first_batch"
+
+
 _ACCEPTS = """
 import importlib, sys
 from absl import flags

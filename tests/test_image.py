@@ -104,15 +104,37 @@ def test_channels_first_float64_and_keep_aspect_ratio_are_idgs():
     )
 
 
-def test_an_unreadable_file_is_named_once_and_left_out(tmp_path, capsys):
+def test_a_file_the_first_pass_cannot_read_is_named_once_and_left_out_of_its_batch(tmp_path, capfd):
+    """The memory cache is filled by the first pass: the flow counts the files as IDG
+    does, and a pass leaves out, and names once, what it cannot decode."""
     folder = tmp_path / "data"
     shutil.copytree(DATA, folder)
     (folder / "rock" / "broken.png").write_bytes(helpers.corrupt_png())
-    ds = ImageDataGenerator().flow_from_directory(str(folder), target_size=(28, 28))
-    assert os.path.join("rock", "broken.png") not in ds.filenames
-    assert ds.samples == len(ds.filenames) == len(ds.classes) == 60
-    assert "Found 60 images belonging to 3 classes." in capsys.readouterr().out
-    assert sum(len(y) for _, y in ds) == 60
+    (folder / "rock" / "text.png").write_bytes(b"not an image at all")
+    (folder / "rock" / "empty.png").write_bytes(b"")
+    ds = ImageDataGenerator().flow_from_directory(str(folder), target_size=(28, 28), seed=2)
+    assert os.path.join("rock", "broken.png") in ds.filenames
+    assert os.path.join("rock", "empty.png") not in ds.filenames  # a stat finds it now
+    assert ds.samples == len(ds.filenames) == len(ds.classes) == 62
+    assert "Found 62 images belonging to 3 classes." in capfd.readouterr().out
+    assert [sum(len(y) for _, y in ds) for _ in range(2)] == [60, 60]
+    lines = capfd.readouterr().err.splitlines()
+    broken = [line for line in lines if "broken.png" in line]
+    text = [line for line in lines if "text.png" in line]
+    assert len(broken) == 1 and "its image data is corrupt" in broken[0]
+    assert len(text) == 1 and "not a PNG, JPEG, GIF or BMP" in text[0]
+
+
+def test_the_first_pass_gives_the_batches_of_a_cache_filled_first(tmp_path):
+    """Filled as the first pass reads, or before it (disk): the same bits, pass by pass."""
+    kwargs = dict(target_size=(24, 24), batch_size=16, seed=4)
+    generator = ImageDataGenerator(rescale=1 / 255, **SEED_AUGMENTATION)
+    filled = generator.flow_from_directory(DATA, **kwargs, cache="memory")
+    first = generator.flow_from_directory(DATA, **kwargs, cache="disk", cache_dir=str(tmp_path))
+    for _ in range(2):
+        for (a, y_a), (b, y_b) in zip(filled, first, strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(y_a, y_b)
 
 
 @pytest.mark.parametrize("cache", ["disk", "none"])

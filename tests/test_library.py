@@ -15,7 +15,7 @@ from rps_tfdata.infra.errors import DatasetLayoutError
 from rps_tfdata.infra.resources import MemoryRoom
 from rps_tfdata.pipeline import passes
 from rps_tfdata.pipeline.options import PipelineOptions
-from rps_tfdata.pipeline.reading import cache_policy, decode, listing, prepare, reader
+from rps_tfdata.pipeline.reading import cache_policy, decode, filling, listing, prepare, reader
 from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
 
 from .helpers import RPS28, write_png
@@ -161,20 +161,65 @@ def test_the_reader_reads_a_directory_a_file_list_and_an_array_with_the_one_spli
         prepare.require_images(reader.read_files([], OPTIONS)[1], "the list")
 
 
-def test_every_read_of_files_one_way_calls_one_function_traced_once():
+def test_every_read_of_files_one_way_calls_one_function_traced_once(tmp_path):
     """A file's read is built once per way of reading in a process, whichever dataset
     reads (a first read into memory, a pass without a cache), and gives the pixels of
     `load_image` itself."""
     options = OPTIONS._replace(image_size=(9, 7), resize_method="pil_bilinear")
     loader = prepare._loader((9, 7), "pil_bilinear", "rgb", False)
     files = sorted(os.path.join(RPS28, "rock", f) for f in os.listdir(f"{RPS28}/rock"))[:5]
-    _, in_memory = reader.read_files(files, options)
+    _, in_memory = reader.read_files(
+        files, options._replace(cache="disk", cache_path=str(tmp_path))
+    )
+    _, filled = reader.read_files(files, options)
     _, uncached = reader.read_files(files, options._replace(cache="none"))
-    read = [b.pixels for b in pass_of(uncached, shuffle=False)]
+    read = [
+        np.concatenate([b.pixels for b in pass_of(p, shuffle=False)])
+        for p in (in_memory, filled, uncached)
+    ]
     assert loader.experimental_get_tracing_count() == 1
-    np.testing.assert_array_equal(in_memory.images.numpy(), np.concatenate(read))
+    np.testing.assert_array_equal(read[0], read[1])
+    np.testing.assert_array_equal(read[0], read[2])
     own = decode.load_image(tf.constant(files[2]), (9, 7), "pil_bilinear")
-    np.testing.assert_array_equal(in_memory.images.numpy()[2], own.numpy())
+    np.testing.assert_array_equal(read[0][2], own.numpy())
+
+
+def test_the_first_pass_fills_the_memory_cache_and_the_next_reads_no_file(tmp_path):
+    """Nothing is decoded before the passes; a pass cut short fills what it read; the
+    pass after the whole first one gives the same pixels with the files gone."""
+    files = [str(tmp_path / f"{k}.png") for k in range(10)]
+    for k, path in enumerate(files):
+        write_png(path, np.full((8, 8, 3), 20 * k, np.uint8))
+    _, prepared = reader.read_files(files, OPTIONS)
+    state = prepared.filling.state
+    assert prepared.count == 10 and not prepared.decoded and not state.numpy().any()
+    part = pass_of(prepared, 3, stop_images=4)
+    assert sorted(state.numpy()) == [0] * 6 + [filling.CACHED] * 4
+    assert set(np.concatenate([b.rows for b in part])) == set(np.flatnonzero(state.numpy()))
+    first = pass_of(prepared, 1)
+    for path in files:
+        os.remove(path)
+    again = pass_of(prepared, 1)
+    assert (state.numpy() == filling.CACHED).all()
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a.pixels, b.pixels)
+        assert (a.pixels[:, 0, 0, 0] == 20 * a.rows).all() and a.readable.all()
+
+
+def test_a_file_gone_before_the_first_pass_is_met_by_it(tmp_path, capfd):
+    """The flow's files are read by its first pass, not before: one removed after the
+    flow was made is named by the pass, and left out of every pass after."""
+    files = [str(tmp_path / f"{k}.png") for k in range(6)]
+    for path in files:
+        write_png(path, np.zeros((8, 8, 3), np.uint8))
+    _, prepared = reader.read_files(files, OPTIONS)
+    os.remove(files[4])
+    for _ in range(2):
+        batches = pass_of(prepared, 0, shuffle=False)
+        readable = np.concatenate([b.readable for b in batches])
+        assert readable.tolist() == [True] * 4 + [False, True]
+    named = [line for line in capfd.readouterr().err.splitlines() if "4.png" in line]
+    assert len(named) == 1 and "it could not be read" in named[0]
 
 
 def test_validate_filenames_keeps_images_that_exist(tmp_path):
@@ -212,16 +257,26 @@ def test_the_drop_in_chooses_its_cache_by_the_policy_and_names_its_own_keyword(
         generator.flow_from_directory(RPS28, target_size=(8, 8), cache="memory")
 
 
-def test_a_frames_rows_keep_their_targets_when_files_are_unreadable(tmp_path):
-    """The reader leaves an unreadable file out; the drop-in's targets follow each image
-    by its id, not by its place among the readable ones."""
+@pytest.mark.parametrize("cache", ["memory", "disk"])
+def test_a_frames_rows_keep_their_targets_when_files_are_unreadable(tmp_path, cache):
+    """An unreadable file is left out: of its batch by the first pass (memory), or of the
+    flow by the read before it (disk); the drop-in's targets follow each image by its id,
+    not by its place among the readable ones."""
     for name, value in (("a.png", 10), ("c.png", 30)):
         write_png(str(tmp_path / name), np.full((4, 4, 3), value, np.uint8))
     (tmp_path / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     frame = pd.DataFrame({"filename": ["a.png", "b.png", "c.png"], "y": [1.0, 2.0, 3.0]})
     flow = ImageDataGenerator().flow_from_dataframe(
-        frame, str(tmp_path), y_col="y", class_mode="raw", target_size=(4, 4), shuffle=False
+        frame,
+        str(tmp_path),
+        y_col="y",
+        class_mode="raw",
+        target_size=(4, 4),
+        shuffle=False,
+        cache=cache,
+        cache_dir=str(tmp_path / "cache"),
     )
     ((x, y),) = list(flow)
     assert x[:, 0, 0, 0].tolist() == [10, 30] and y.tolist() == [1.0, 3.0]
-    assert flow.filenames == ["a.png", "c.png"] and list(flow.labels) == [1.0, 3.0]
+    listed = ["a.png", "c.png"] if cache == "disk" else ["a.png", "b.png", "c.png"]
+    assert flow.filenames == listed and len(flow.labels) == len(listed)

@@ -1,6 +1,7 @@
 """A long read says how far it is (`progress.Progress`), through the trainer's log and
 the drop-in's print; a short one says nothing, so a small flow's output stays IDG's."""
 
+import os
 import re
 
 import numpy as np
@@ -78,8 +79,14 @@ def test_a_read_counts_the_files_it_tried_and_ends_with_those_it_read(monkeypatc
 def test_a_flows_long_read_prints_beside_idgs_found_line(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
     noise_pngs([str(tmp_path / f"class{k % 3}" / f"{k}.png") for k in range(72)], seed=1)
-    ImageDataGenerator().flow_from_directory(str(tmp_path), target_size=(4, 4), cache="memory")
+    cache_dir = str(tmp_path / "cache")
+    ImageDataGenerator().flow_from_directory(
+        str(tmp_path), target_size=(4, 4), cache="disk", cache_dir=cache_dir
+    )
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("Reading 72 images into memory: 64 of 72 (89%)")
-    assert out[1].startswith("Reading 72 images into memory: done, 72 images in ")
+    where = os.path.join(cache_dir, "all-")
+    assert out[0].startswith(f"Reading 72 images into {where}") and ": 64 of 72 (89%)" in out[0]
+    assert (
+        out[1].startswith(f"Reading 72 images into {where}") and ": done, 72 images in " in out[1]
+    )
     assert out[2:] == ["Found 72 images belonging to 3 classes."]

@@ -25,7 +25,9 @@ Modes:
             files, against `predict`'s path (read, check, decode, predict) on the same;
   fit       images/s of `model.fit` epochs of a small model through IDG, the Keras route
             and the drop-in `rps_tfdata.image`, `--e2e_epochs` each, interleaved
-            (`rps_tfdata.bench.fit_routes`).
+            (`rps_tfdata.bench.fit_routes`);
+  first_batch  seconds from `flow_from_directory` to the first batch in hand, IDG's
+            flow and the drop-in's in turns (`rps_tfdata.bench.first_batch`).
 A baseline adds the seed's pipeline on the same files (pipeline and e2e) and the ratios
 ours/seed.
 """
@@ -43,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from rps_tfdata.bench import fit_routes, pipeline_routes, seed_reference, throughput
+from rps_tfdata.bench import first_batch, fit_routes, pipeline_routes, seed_reference, throughput
 from rps_tfdata.infra import resources
 from rps_tfdata.pipeline import passes
 from rps_tfdata.serving import saved_model
@@ -415,6 +417,11 @@ def measure(
         rates = measure_serving(subject, settings)
     elif mode == "fit":
         rates = fit_routes.measure(subject.config, settings.e2e_epochs, settings.repeats)
+    elif mode == "first_batch":
+        config = subject.config
+        extra = first_batch.measure(
+            config.data_dir, config.image_size, config.batch_size, settings.repeats
+        )
     else:
         rates = run_benchmarks(mode, subject, baseline=baseline, settings=settings)
     return {**header(subject, mode), **extra}, rates

@@ -123,6 +123,7 @@ BENCHMARK_MODES = (
     "service",
     "serving",
     "fit",
+    "first_batch",
 )
 
 

@@ -96,6 +96,8 @@ def batches(
 
     @as_written
     def step(batch: Batch):
+        if not prepared.decoded:  # a file a pass could not decode leaves its batch
+            batch = passes.readable_only(batch)
         x = tf.cast(batch.pixels, tf.float32)
         if treatment.channels_first:  # standardised as IDG does, in the caller's layout
             x = tf.transpose(x, [0, 3, 1, 2])

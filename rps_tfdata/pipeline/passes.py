@@ -187,7 +187,8 @@ def _batches_in_order(
     `span[0]` to before `span[1]` (None: the end), the last batch partial as IDG's (every
     image is seen every pass). From the memory cache, one gather a batch (a map and a
     batch of single images cost tf.data's overhead per image and copy each twice); else
-    read image by image in parallel, the order kept."""
+    read image by image in parallel, the order kept. A cache the passes fill reads
+    the batch's images it does not hold yet, then gathers (`filling`)."""
     count = prepared.count
     order_seed = tf.stack([tf.constant(seed, tf.int64), pass_number])
 
@@ -200,6 +201,15 @@ def _batches_in_order(
     last = count if stop is None else tf.minimum(tf.cast(stop, tf.int64), count)
     first = tf.minimum(tf.cast(skip, tf.int64), last)
     turns = tf.data.Dataset.range(first, last)
+    if prepared.filling is not None:  # the cache filled as the passes read
+        filling = prepared.filling
+
+        @as_written
+        def filled(batch_turns: tf.Tensor):
+            rows = rows_of(batch_turns)
+            return (rows, *filling.pixels(rows))
+
+        return turns.batch(batch_size).map(filled)
     if not prepared.decoded:
         return _read_catching(prepared, turns, rows_of).batch(batch_size)
     pixels_at = pixels_of(prepared)
@@ -253,6 +263,19 @@ def _read_catching(prepared: Prepared, turns: tf.data.Dataset, rows_of) -> tf.da
         read_or_blank,
         cycle_length=options.parallel_calls if options.parallel_calls > 0 else None,
         num_parallel_calls=options.parallel_calls,
+    )
+
+
+def readable_only(batch: Batch) -> Batch:
+    """`batch` without its rows that hold no readable image (a pass met a file that
+    cannot be decoded): a face with no per-row weight leaves them out."""
+    keep = batch.readable
+    return batch._replace(
+        rows=tf.boolean_mask(batch.rows, keep),
+        ids=tf.boolean_mask(batch.ids, keep),
+        pixels=tf.boolean_mask(batch.pixels, keep),
+        readable=tf.boolean_mask(batch.readable, keep),
+        seeds=tf.boolean_mask(batch.seeds, keep),
     )
 
 

@@ -83,7 +83,9 @@ def finish(
         test = data.test._replace(prepared=prepare.decoded_now(data.test.prepared))
         data = data._replace(test=test)
     metrics = run_metrics(state.history, data)
-    metrics["skipped_images"] += headers.as_records(_undecodable(data, state.history))
+    undecodable = _undecodable(data, state.history)
+    metrics["skipped_images"] += headers.as_records(undecodable)
+    metrics["num_train_images"] -= len(undecodable)  # the epochs weighed them zero
     metrics["final_weights_sha256"] = final_digest
     metrics.update(_recipe_facts(config, data.class_names, early_stop, class_weights))
     metrics_path = os.path.join(model_dir, artifacts.METRICS_FILE)

@@ -197,7 +197,25 @@ def load_image(
     keep_aspect_ratio: bool = False,
 ) -> tf.Tensor:
     """Reads, decodes and resizes one image file to uint8 (height, width, channels)."""
-    image = decode_image(tf.io.read_file(path), color_mode)
+    return image_from_bytes(
+        tf.io.read_file(path),
+        image_size,
+        method,
+        color_mode=color_mode,
+        keep_aspect_ratio=keep_aspect_ratio,
+    )
+
+
+def image_from_bytes(
+    contents: tf.Tensor,
+    image_size: tuple[int, int],
+    method: str,
+    *,
+    color_mode: str = "rgb",
+    keep_aspect_ratio: bool = False,
+) -> tf.Tensor:
+    """Decodes and resizes one image file's bytes to uint8 (height, width, channels)."""
+    image = decode_image(contents, color_mode)
     image = resize(image, image_size, method, keep_aspect_ratio=keep_aspect_ratio)
     image.set_shape([*image_size, COLOR_MODES[color_mode]])
     return image

@@ -151,13 +151,32 @@ def too_many_pixels(count: int) -> str:
     )
 
 
+def inspect_stat(path: str) -> Optional[str]:
+    """The reason `path` cannot be read at all, from its stat alone (a folder, FIFO or
+    device, an empty file, a dangling link), or None. An object in a bucket is a regular
+    file: it is not stat'ed (a request per file)."""
+    if fs.is_remote(path):
+        return None
+    try:
+        status = fs.stat(path)
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    return _status_problem(status)
+
+
+def _status_problem(status: fs.Stat) -> Optional[str]:
+    if not status.is_regular:  # opening a FIFO would wait for a writer
+        return "not a regular file (a folder, FIFO, socket or device)"
+    return "empty file" if status.size == 0 else None
+
+
 def inspect_header(path: str, status: Optional[fs.Stat] = None) -> Optional[str]:
     """The reason `path` cannot be an image we decode, or None if it looks decodable.
     `status`: its stat, when the caller has it (one request less on a bucket)."""
     try:
         status = status or fs.stat(path)
-        if not status.is_regular:  # opening a FIFO would wait for a writer
-            return "not a regular file (a folder, FIFO, socket or device)"
+        if not status.is_regular:
+            return _status_problem(status)
         size = status.size
         with fs.open_file(path, "rb") as f:
             if size <= _WHOLE:  # one read (one request on a bucket) for a small file

@@ -31,9 +31,10 @@ from absl import logging
 
 from rps_tfdata.infra import fs
 from rps_tfdata.infra.errors import DatasetLayoutError
-from rps_tfdata.pipeline.options import AUTOTUNE, PipelineOptions
+from rps_tfdata.pipeline.options import AUTOTUNE, COLOR_MODES, PipelineOptions
 from rps_tfdata.pipeline.reading import disk_cache, file_facts, headers, progress
-from rps_tfdata.pipeline.reading.decode import load_image
+from rps_tfdata.pipeline.reading.decode import can_decode, image_from_bytes
+from rps_tfdata.pipeline.reading.filling import Filling
 
 # The pipeline's functions hold no Python control flow on tensors: tf.data traces them as
 # written, without autograph's conversion (which costs start-up time, never speed).
@@ -52,7 +53,9 @@ class Prepared(NamedTuple):
       images: the pixels in memory, one row per image: uint8 from a memory cache,
         the caller's dtype for `from_pixels`; None when they are elsewhere.
       cache_folder: the raw files' folder with cache="disk", else None.
-      decoded: every file in `paths` was decoded once (False: headers screened only).
+      decoded: every file in `paths` was decoded once (False: the passes decode them).
+      filling: the memory cache the passes fill as they read (`images` is its
+        variable), when the files were not read before the passes.
     """
 
     paths: list[str]
@@ -62,6 +65,7 @@ class Prepared(NamedTuple):
     images: Optional[tf.Tensor] = None
     cache_folder: Optional[str] = None
     decoded: bool = True
+    filling: Optional[Filling] = None
 
     @property
     def count(self) -> int:
@@ -90,22 +94,52 @@ def with_options(dataset: tf.data.Dataset, options: PipelineOptions) -> tf.data.
 
 def load(path: tf.Tensor, options: PipelineOptions) -> tf.Tensor:
     """One file read as `options` say: decoded, resized, uint8."""
+    return load_bytes(tf.io.read_file(path), options)
+
+
+def load_bytes(contents: tf.Tensor, options: PipelineOptions) -> tf.Tensor:
+    """One file's bytes read as `options` say: decoded, resized, uint8."""
     reading = (options.color_mode, options.keep_aspect_ratio)
-    return _loader(tuple(options.image_size), options.resize_method, *reading)(path)
+    return _loader(tuple(options.image_size), options.resize_method, *reading)(contents)
+
+
+def load_checked(contents: tf.Tensor, options: PipelineOptions) -> tuple[tf.Tensor, tf.Tensor]:
+    """(whether one file's bytes are a PNG, JPEG, GIF or BMP within PIL's pixel limit,
+    its pixels as `load_bytes` gives them: zeros if not): the header screen in the graph,
+    so that no decoder takes a bomb's memory."""
+    reading = (options.color_mode, options.keep_aspect_ratio)
+    return _checked_loader(tuple(options.image_size), options.resize_method, *reading)(contents)
+
+
+@functools.cache
+def _checked_loader(
+    image_size: tuple[int, int], method: str, color_mode: str, keep_aspect_ratio: bool
+) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+    """`load_checked` for one way of reading, traced once in a process (as `_loader`)."""
+    load = _loader(image_size, method, color_mode, keep_aspect_ratio)
+    blank = (*image_size, COLOR_MODES[color_mode])
+
+    def read(contents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        is_image = can_decode(contents)
+        return is_image, tf.cond(
+            is_image, lambda: load(contents), lambda: tf.zeros(blank, tf.uint8)
+        )
+
+    return tf.function(read, input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
 
 
 @functools.cache
 def _loader(
     image_size: tuple[int, int], method: str, color_mode: str, keep_aspect_ratio: bool
 ) -> Callable[[tf.Tensor], tf.Tensor]:
-    """`load_image` for one way of reading, traced once in a process: every dataset
-    that reads files this way (a run's splits, each flow, each pass without a cache)
-    calls the same function instead of building the decoder and PIL's resize again,
-    about a hundred ops, which cost 0.1 s of Python each time here."""
+    """`image_from_bytes` for one way of reading, traced once in a process: every
+    dataset that reads files this way (a run's splits, each flow, each pass without a
+    cache) calls the same function instead of building the decoder and PIL's resize
+    again, about a hundred ops, which cost 0.1 s of Python each time here."""
 
-    def read(path: tf.Tensor) -> tf.Tensor:
-        return load_image(
-            path, image_size, method, color_mode=color_mode, keep_aspect_ratio=keep_aspect_ratio
+    def read(contents: tf.Tensor) -> tf.Tensor:
+        return image_from_bytes(
+            contents, image_size, method, color_mode=color_mode, keep_aspect_ratio=keep_aspect_ratio
         )
 
     return tf.function(read, input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
@@ -130,8 +164,11 @@ def prepare(
       name: tells the splits' disk caches apart (one folder per split).
       ids: the files' places in the caller's whole list, when `paths` is part of it (a
         worker's shard); default 0..n-1.
-      decode: with cache "none", decode every file now to check it (False: headers
-        only; a decode failure is then met, and skipped, by the pass that reads it).
+      decode: decode every file now (False: the passes decode each file as they meet
+        it, and skip one that fails; with cache "memory", the first pass fills the
+        cache as it goes (`filling`), and the headers are screened then too unless
+        `facts` are given). A memory cache is filled now whatever `decode` says in a
+        distribution strategy's scope, whose variables are the strategy's.
       facts: the files' stats and header screen when the caller has them
         (`file_facts.gather`), else read here.
       say: where a read that takes more than a few seconds says how far it is
@@ -142,6 +179,8 @@ def prepare(
       that holds their pixels.
     """
     ids = list(range(len(paths))) if ids is None else list(ids)
+    if options.cache == "memory" and not decode and not tf.distribute.has_strategy():
+        return _filled_by_the_passes(paths, ids, options, facts)
     if facts is None:
         facts = fs.for_each(file_facts.read_one, paths)
     # Headers first, in Python: what can never decode is named, and never decoded.
@@ -174,6 +213,34 @@ def prepare(
         images=images,
         cache_folder=folder,
         decoded=decoded,
+    )
+
+
+def _filled_by_the_passes(
+    paths: Sequence[str],
+    ids: list[int],
+    options: PipelineOptions,
+    facts: Optional[Sequence[file_facts.Facts]],
+) -> Prepared:
+    """A split whose memory cache the passes fill (`filling`): nothing is decoded now."""
+    # What a reader must never open (a FIFO would block it) is screened now: by a stat,
+    # or with the header when the facts are known; the headers otherwise by the passes.
+    problems = [f.problem for f in facts] if facts else fs.for_each(headers.inspect_stat, paths)
+    _, bad = headers.screen(paths, problems)
+    paths, ids = _left_out(paths, ids, bad)
+    if facts is None:
+        read = functools.partial(load_checked, options=options)
+    else:  # screened by the facts' headers
+        read = as_written(lambda contents: (tf.constant(True), load_bytes(contents, options)))
+    cache = Filling(paths, options.pixel_shape, read, parallel_calls=options.parallel_calls)
+    return Prepared(
+        paths=list(paths),
+        ids=ids,
+        bad=sorted(bad),
+        options=options,
+        images=cache.images,
+        decoded=False,
+        filling=cache,
     )
 
 

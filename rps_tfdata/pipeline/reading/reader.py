@@ -122,7 +122,11 @@ def _prepared(
     """The shard of a subset's files read once, each keeping its id in the subset."""
     ids = shard.ids(len(paths))
     mine = [paths[i] for i in ids]
-    return prepare.prepare(mine, _cached(options, len(mine)), name=name, ids=ids, say=say)
+    options = _cached(options, len(mine))
+    # A memory cache is filled by the first pass as it reads: the subset is ready once
+    # it is listed (`filling`). A disk cache is filled now, "none" checked now.
+    decode = options.cache != "memory"
+    return prepare.prepare(mine, options, name=name, ids=ids, decode=decode, say=say)
 
 
 def _cached(options: PipelineOptions, count: int) -> PipelineOptions:

@@ -100,7 +100,7 @@ def from_directory(
             "class_indices": {name: i for i, name in enumerate(chosen.class_names)},
             "classes": np.asarray(readable, np.int32),
             "labels": np.asarray(readable, np.int32),
-            "filenames": [os.path.relpath(p, root) for p in prepared.paths],
+            "filenames": _relative(prepared.paths, root),
             "filepaths": list(prepared.paths),
             "num_classes": num_classes,
         },
@@ -332,3 +332,16 @@ def from_arrays(
     read = outputs.of_ids(mine) if shard.count > 1 else outputs
     attributes = {"x": images[span][mine], "y": read.targets[0] if y is not None else None}
     return FlowInput(prepared, outputs, attributes, len(images[span]))
+
+
+def _relative(paths: Sequence[str], root: str) -> list[str]:
+    """IDG's `filenames`: each path relative to `root`. The listing joined them to it,
+    so the prefix is cut (`os.path.relpath` costs 0.4 s a 32,000 files)."""
+    prefix = os.path.join(root, "")
+
+    def relative(path: str) -> str:
+        rest = path[len(prefix) :]
+        cut = path.startswith(prefix) and not rest.startswith(os.sep)
+        return rest if cut else os.path.relpath(path, root)
+
+    return [relative(p) for p in paths]

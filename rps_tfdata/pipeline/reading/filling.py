@@ -69,10 +69,19 @@ class Filling:
                 name="image_cache",
             )
             self.state = tf.Variable(tf.zeros([len(paths)], tf.int32), trainable=False)
+        self._pixels = tf.function(
+            self._gather_or_fill,
+            input_signature=[tf.TensorSpec([None], tf.int64)],
+            autograph=False,
+        )
 
     def pixels(self, rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """A graph function: rows (int64 vector) -> (their uint8 pixels, readable), reading
-        and caching the rows not read yet; an unreadable row's pixels are zeros."""
+        and caching the rows not read yet; an unreadable row's pixels are zeros. Traced
+        once: the flow's passes and its `next()` call the same function."""
+        return self._pixels(rows)
+
+    def _gather_or_fill(self, rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         unread = tf.equal(tf.gather(self.state, rows), UNREAD)
         filled = tf.cond(
             tf.reduce_any(unread),

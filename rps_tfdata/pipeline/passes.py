@@ -209,7 +209,9 @@ def _batches_in_order(
             rows = rows_of(batch_turns)
             return (rows, *filling.pixels(rows))
 
-        return turns.batch(batch_size).map(filled)
+        return turns.batch(batch_size).map(
+            filled, num_parallel_calls=prepared.options.parallel_calls
+        )
     if not prepared.decoded:
         return _read_catching(prepared, turns, rows_of).batch(batch_size)
     pixels_at = pixels_of(prepared)

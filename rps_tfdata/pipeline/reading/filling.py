@@ -90,23 +90,35 @@ class Filling:
         )
         with tf.control_dependencies([filled]):
             readable = tf.equal(tf.gather(self.state, rows), CACHED)
-            pixels = tf.gather(self.images, rows)
-        return tf.where(readable[:, None, None, None], pixels, tf.zeros_like(pixels)), readable
+            return tf.gather(self.images, rows), readable
 
     def _fill(self, rows: tf.Tensor) -> tf.Operation:
         """Reads `rows` (unread ones) into the cache, each then cached or unreadable (and
         named)."""
         read, is_image, images = self._decode(rows)
         decoded = tf.boolean_mask(read, is_image)
-        stored = self.images.scatter_nd_update(decoded[:, None], tf.boolean_mask(images, is_image))
         cached = _member(rows, decoded)
-        with tf.control_dependencies([stored]):
-            marked = self.state.scatter_nd_update(
-                rows[:, None], tf.where(cached, CACHED, UNREADABLE)
-            )
+        # Slices copied whole (scatter_nd_update took 10x as long), and zeros for the
+        # files that cannot be read, so that a gather needs no select.
+        stored = self.images.scatter_update(
+            tf.IndexedSlices(tf.boolean_mask(images, is_image), decoded)
+        )
+        blanked = self._blank(tf.boolean_mask(rows, ~cached))
+        with tf.control_dependencies([stored, blanked]):
+            states = tf.where(cached, CACHED, UNREADABLE)
+            marked = self.state.scatter_update(tf.IndexedSlices(states, rows))
         failed = tf.boolean_mask(rows, ~_member(rows, read))
         not_images = tf.boolean_mask(read, ~is_image)
         return tf.group(marked, self._name(failed, _FAILED), self._name(not_images, _NOT_AN_IMAGE))
+
+    def _blank(self, rows: tf.Tensor) -> tf.Operation:
+        """Zeros into the cache's `rows` (the files that cannot be read), if any."""
+
+        def blank() -> tf.Operation:
+            zeros = tf.zeros(tf.concat([tf.shape(rows), self.images.shape[1:]], 0), tf.uint8)
+            return self.images.scatter_update(tf.IndexedSlices(zeros, rows)).op
+
+        return tf.cond(tf.size(rows) > 0, blank, tf.no_op)
 
     def _decode(self, rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """(the rows read, whether each is an image, their pixels), decoded in parallel;

@@ -13,8 +13,8 @@ taken minutes apart on the same machine:
   pipeline_cold / pipeline_first_epoch / pipeline_steady
           ours: the read of every file into the cache before any pass (headers
           screened, decoded, resized: a disk cache's fill, a strategy's memory cache),
-          the first epoch as the trainer runs it (one augmented pass that fills the
-          memory cache as it reads), and the passes from the cache (with
+          the first epoch as the trainer runs it (the files' stats and headers, then
+          one augmented pass that fills the memory cache as it reads), and the passes from the cache (with
           `--image_cache=disk`, the read before the first epoch, and the rounds after
           the first find the disk cache full: their read is a cache hit);
   augment_kernel
@@ -32,8 +32,9 @@ import tensorflow as tf
 from absl import logging
 
 from rps_tfdata.bench import fit_routes, throughput
+from rps_tfdata.infra import fs
 from rps_tfdata.pipeline.options import AUTOTUNE
-from rps_tfdata.pipeline.reading import decode, prepare
+from rps_tfdata.pipeline.reading import decode, file_facts, prepare
 from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
 from rps_tfdata.trainer import inputs
 from rps_tfdata.trainer.config import TrainConfig
@@ -97,7 +98,8 @@ def _our_round(
     labelled = (train.prepared.paths, train.readable_labels, train.num_classes, plan.input)
     samples["pipeline_cold"].append(count / _seconds(lambda: inputs.read(*labelled)))
     start = time.perf_counter()
-    split = inputs.read(*labelled, decode=False)
+    facts = fs.for_each(file_facts.read_one, train.prepared.paths)  # as a run's start reads them
+    split = inputs.read(*labelled, decode=False, facts=facts)
     per_pass = inputs.batch_count(split)
     batches = iter(
         inputs.training_batches(split, seed=config.seed, end_epoch=passes + 1, augmentation=layer)

@@ -187,8 +187,8 @@ def _batches_in_order(
     `span[0]` to before `span[1]` (None: the end), the last batch partial as IDG's (every
     image is seen every pass). From the memory cache, one gather a batch (a map and a
     batch of single images cost tf.data's overhead per image and copy each twice); else
-    read image by image in parallel, the order kept. A cache the passes fill reads
-    the batch's images it does not hold yet, then gathers (`filling`)."""
+    read image by image in parallel, the order kept. A cache the passes fill gathers
+    when it holds every image, else streams as a read would (`filling`)."""
     count = prepared.count
     order_seed = tf.stack([tf.constant(seed, tf.int64), pass_number])
 
@@ -202,16 +202,7 @@ def _batches_in_order(
     first = tf.minimum(tf.cast(skip, tf.int64), last)
     turns = tf.data.Dataset.range(first, last)
     if prepared.filling is not None:  # the cache filled as the passes read
-        filling = prepared.filling
-
-        @as_written
-        def filled(batch_turns: tf.Tensor):
-            rows = rows_of(batch_turns)
-            return (rows, *filling.pixels(rows))
-
-        return turns.batch(batch_size).map(
-            filled, num_parallel_calls=prepared.options.parallel_calls
-        )
+        return prepared.filling.batches(first, last, rows_of, batch_size)
     if not prepared.decoded:
         return _read_catching(prepared, turns, rows_of).batch(batch_size)
     pixels_at = pixels_of(prepared)

@@ -1,21 +1,22 @@
 """A memory cache that the passes fill as they read: the first batch comes seconds after
 the listing, whatever the number of files, and the first pass runs at the decoder's rate.
 
-Each image has a state: unread, cached or unreadable. A batch whose images are all read
-is one gather from the cache; a batch with unread images decodes those (in parallel, the
-decoder's failures caught), stores them, and then gathers: the first pass reads every
-file once, as it goes, and the passes after it read none. A batch's images are the same
-bits as a cache filled before the passes (the same decode), so the order, the seeds and
-the augmentation do not change.
+Each image has a state: unread, cached or unreadable. A pass that starts with every
+image read is a gather from the cache per batch. A pass that starts with images unread
+streams, image by image in parallel, as a read before the passes would: an unread image
+is read, decoded, stored and marked; a read one is gathered. So the first pass reads
+every file once, as it goes, and the passes after it read none; a pass cut short leaves
+the next one to read the rest. The images are the bits a cache filled before the passes
+holds (the same decode), so the order, the seeds and the augmentation do not change.
 
 Before the passes, the caller screens what must never reach a reader (`prepare`): a FIFO
-would block it, and a stat says so. What the header screen finds (`headers`) is found
-here in the graph when the caller did not screen the headers: a file that is not a PNG,
-JPEG, GIF or BMP within PIL's pixel limit is never decoded. A file that fails is named
-once, on standard error, when a pass first meets it, and is unreadable for every pass
-after: its rows come back blank and not readable, for the face to leave out (the
-drop-in) or to weigh zero (the trainer). No Python runs in the passes: a Python function
-in a tf.data pipeline can hang the interpreter's exit.
+would block it, and a stat says so. The header screen (`headers`) runs here in the graph
+when the caller did not screen the headers: a file that is not a PNG, JPEG, GIF or BMP
+within PIL's pixel limit is never decoded. A file that fails is named once, on standard
+error, when a pass first meets it, and is unreadable for every pass after: its rows come
+back blank (zeros) and not readable, for the face to leave out (the drop-in) or to weigh
+zero (the trainer). No Python runs in the passes: a Python function in a tf.data
+pipeline can hang the interpreter's exit.
 
 The cache is two variables captured by the passes' datasets, read and written with
 gathers and scatters only (a whole read of a variable that sparse ops touch copies it).
@@ -34,6 +35,8 @@ UNREAD, CACHED, UNREADABLE = 0, 1, 2
 _NOT_AN_IMAGE = "not a PNG, JPEG, GIF or BMP within PIL's pixel limit: left out of its batch"
 _FAILED = "it could not be read, or its image data is corrupt: left out of its batch"
 
+RowsOf = Callable[[tf.Tensor], tf.Tensor]  # a pass's turns (int64 vector) -> their rows
+
 
 class Filling:
     """The memory cache of `paths`, filled by the passes that read them.
@@ -45,7 +48,7 @@ class Filling:
         this reader decodes, its uint8 pixels: zeros if not), failing for bytes it
         cannot decode (`prepare.load_checked`, or a decode alone when the caller
         screened the headers).
-      parallel_calls: images of a batch decoded at once (0 or less: one per core).
+      parallel_calls: images read at once (tf.data's AUTOTUNE is -1).
     """
 
     def __init__(
@@ -58,10 +61,11 @@ class Filling:
     ):
         self._paths = tf.constant([os.fsencode(p) for p in paths], tf.string, [len(paths)])
         self._read_bytes = read
-        self._parallel = parallel_calls if parallel_calls > 0 else os.cpu_count() or 1
+        self._parallel = parallel_calls
+        self._shape = tuple(pixel_shape)
         shape = [len(paths), *pixel_shape]
         with tf.init_scope():
-            # Uninitialised: a row is gathered only once it is cached, and no memset of
+            # Uninitialised: a row is gathered only once it is stored, and no memset of
             # the whole cache delays the first batch (0.25 s at 32,000 images of 96x96).
             self.images = tf.Variable(
                 lambda: tf.raw_ops.Empty(shape=shape, dtype=tf.uint8, init=False),
@@ -69,89 +73,98 @@ class Filling:
                 name="image_cache",
             )
             self.state = tf.Variable(tf.zeros([len(paths)], tf.int32), trainable=False)
-        self._pixels = tf.function(
-            self._gather_or_fill,
-            input_signature=[tf.TensorSpec([None], tf.int64)],
-            autograph=False,
-        )
 
-    def pixels(self, rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """A graph function: rows (int64 vector) -> (their uint8 pixels, readable), reading
-        and caching the rows not read yet; an unreadable row's pixels are zeros. Traced
-        once: the flow's passes and its `next()` call the same function."""
-        return self._pixels(rows)
+    def batches(
+        self, first: tf.Tensor, last: tf.Tensor, rows_of: RowsOf, batch_size: int
+    ) -> tf.data.Dataset:
+        """(rows, uint8 pixels, readable) batches of a pass's turns `first` to before
+        `last` (int64 scalars), read into the cache where they are not yet."""
 
-    def _gather_or_fill(self, rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        unread = tf.equal(tf.gather(self.state, rows), UNREAD)
-        filled = tf.cond(
-            tf.reduce_any(unread),
-            lambda: self._fill(tf.boolean_mask(rows, unread)),
-            lambda: tf.no_op(),
-        )
-        with tf.control_dependencies([filled]):
+        def gathered(batch_turns: tf.Tensor):
+            rows = rows_of(batch_turns)
             readable = tf.equal(tf.gather(self.state, rows), CACHED)
-            return tf.gather(self.images, rows), readable
+            return rows, tf.gather(self.images, rows), readable
 
-    def _fill(self, rows: tf.Tensor) -> tf.Operation:
-        """Reads `rows` (unread ones) into the cache, each then cached or unreadable (and
-        named)."""
-        read, is_image, images = self._decode(rows)
-        decoded = tf.boolean_mask(read, is_image)
-        cached = _member(rows, decoded)
-        # Slices copied whole (scatter_nd_update took 10x as long), and zeros for the
-        # files that cannot be read, so that a gather needs no select.
-        stored = self.images.scatter_update(
-            tf.IndexedSlices(tf.boolean_mask(images, is_image), decoded)
-        )
-        blanked = self._blank(tf.boolean_mask(rows, ~cached))
-        with tf.control_dependencies([stored, blanked]):
-            states = tf.where(cached, CACHED, UNREADABLE)
-            marked = self.state.scatter_update(tf.IndexedSlices(states, rows))
-        failed = tf.boolean_mask(rows, ~_member(rows, read))
-        not_images = tf.boolean_mask(read, ~is_image)
-        return tf.group(marked, self._name(failed, _FAILED), self._name(not_images, _NOT_AN_IMAGE))
+        first, last = tf.cast(first, tf.int64), tf.cast(last, tf.int64)
+        turns = tf.data.Dataset.range(first, last)
+        cached = turns.batch(batch_size).map(gathered)
+        streamed = self._streamed(turns, first, last, rows_of).batch(batch_size)
+        every_image_read = tf.reduce_all(tf.not_equal(self.state, UNREAD))
+        return tf.cond(every_image_read, lambda: cached, lambda: streamed)
 
-    def _blank(self, rows: tf.Tensor) -> tf.Operation:
-        """Zeros into the cache's `rows` (the files that cannot be read), if any."""
+    def _streamed(
+        self, turns: tf.data.Dataset, first: tf.Tensor, last: tf.Tensor, rows_of: RowsOf
+    ) -> tf.data.Dataset:
+        """The pass image by image: read (and stored) or gathered, in parallel and in
+        order; an image whose file fails drops out of the parallel map (tf.data's
+        `ignore_errors`, the one way a graph outlives a failed decode), and the scan
+        after it puts a blank in its place, in order."""
 
-        def blank() -> tf.Operation:
-            zeros = tf.zeros(tf.concat([tf.shape(rows), self.images.shape[1:]], 0), tf.uint8)
-            return self.images.scatter_update(tf.IndexedSlices(zeros, rows)).op
-
-        return tf.cond(tf.size(rows) > 0, blank, tf.no_op)
-
-    def _decode(self, rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """(the rows read, whether each is an image, their pixels), decoded in parallel;
-        the files that fail are left out (tf.data's `ignore_errors` is the one way a
-        graph outlives them)."""
-        paths = tf.gather(self._paths, rows)
-        read = tf.data.Dataset.from_tensor_slices((rows, paths)).map(
-            lambda row, path: (row, *self._read_bytes(tf.io.read_file(path))),
-            num_parallel_calls=self._parallel,
-            deterministic=True,
-        )
-        none = tf.data.Dataset.from_tensors(
-            (
-                tf.zeros([0], tf.int64),
-                tf.zeros([0], tf.bool),
-                tf.zeros([0, *self.images.shape[1:]], tf.uint8),
+        def one(turn: tf.Tensor):
+            row = rows_of(turn[None])[0]
+            state = tf.gather(self.state, row)
+            pixels, readable = tf.cond(
+                tf.equal(state, UNREAD),
+                lambda: self._read(row),
+                lambda: (tf.gather(self.images, row), tf.equal(state, CACHED)),
             )
+            return turn, row, pixels, readable
+
+        def gaps_filled(expected: tf.Tensor, element):
+            return self._gaps_filled(rows_of, expected, element)
+
+        images = turns.map(one, num_parallel_calls=self._parallel, deterministic=True)
+        end = tf.data.Dataset.from_tensors(
+            (last, tf.constant(-1, tf.int64), tf.zeros(self._shape, tf.uint8), False)
         )
-        everything = read.ignore_errors().batch(2**31 - 1).concatenate(none).take(1)
-        return everything.get_single_element()
+        return images.ignore_errors().concatenate(end).scan(first, gaps_filled).unbatch()
+
+    def _read(self, row: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Reads `row`'s file into the cache: (its pixels, whether it is an image);
+        fails when the file cannot be read or decoded."""
+        path = tf.gather(self._paths, row)
+        is_image, pixels = self._read_bytes(tf.io.read_file(path))
+        stored = self.images.scatter_update(tf.IndexedSlices(pixels[None], row[None]))
+        with tf.control_dependencies([stored]):
+            state = tf.where(is_image, CACHED, UNREADABLE)
+            marked = self.state.scatter_update(tf.IndexedSlices(state[None], row[None]))
+        named = tf.cond(is_image, tf.no_op, lambda: self._name(row[None], _NOT_AN_IMAGE))
+        with tf.control_dependencies([marked, named]):
+            return tf.identity(pixels), tf.identity(is_image)
+
+    def _gaps_filled(self, rows_of: RowsOf, expected: tf.Tensor, element):
+        """The scan's step: the images between the turn `expected` and this element's
+        (their files failed) as blanks, stored as zeros, marked and named, then this
+        element (none for the end marker, whose row is -1)."""
+        turn, row, pixels, readable = element
+        count = tf.cast(turn - expected, tf.int32)
+        failed = tf.cond(  # (`index_shuffle` refuses an empty vector)
+            count > 0,
+            lambda: rows_of(tf.range(expected, turn)),
+            lambda: tf.zeros([0], tf.int64),
+        )
+        blanks = tf.zeros(tf.concat([[count], self._shape], 0), tf.uint8)
+        done = tf.cond(count > 0, lambda: self._unreadable(failed, blanks), tf.no_op)
+        kept = count + tf.cast(row >= 0, tf.int32)
+        with tf.control_dependencies([done]):
+            out = (
+                tf.concat([failed, row[None]], 0)[:kept],
+                tf.concat([blanks, pixels[None]], 0)[:kept],
+                tf.concat([tf.zeros([count], tf.bool), readable[None]], 0)[:kept],
+            )
+        return turn + 1, out
+
+    def _unreadable(self, rows: tf.Tensor, blanks: tf.Tensor) -> tf.Operation:
+        """Zeros into `rows` of the cache, marked unreadable, named."""
+        stored = self.images.scatter_update(tf.IndexedSlices(blanks, rows))
+        with tf.control_dependencies([stored]):
+            states = tf.fill(tf.shape(rows), UNREADABLE)
+            marked = self.state.scatter_update(tf.IndexedSlices(states, rows))
+        return tf.group(marked, self._name(rows, _FAILED))
 
     def _name(self, rows: tf.Tensor, reason: str) -> tf.Operation:
         """Names each file of `rows` with `reason`, one line each on standard error."""
-
-        def say() -> tf.Operation:
-            lines = tf.strings.join(
-                ["rps_tfdata: unreadable image ", tf.gather(self._paths, rows), f": {reason}"]
-            )
-            return tf.print(tf.strings.reduce_join(lines, separator="\n"), output_stream=sys.stderr)
-
-        return tf.cond(tf.size(rows) > 0, say, tf.no_op)
-
-
-def _member(values: tf.Tensor, members: tf.Tensor) -> tf.Tensor:
-    """Whether each of `values` is one of `members` (int64 vectors)."""
-    return tf.reduce_any(tf.equal(values[:, None], members[None, :]), axis=1)
+        lines = tf.strings.join(
+            ["rps_tfdata: unreadable image ", tf.gather(self._paths, rows), f": {reason}"]
+        )
+        return tf.print(tf.strings.reduce_join(lines, separator="\n"), output_stream=sys.stderr)

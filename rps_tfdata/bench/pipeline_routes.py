@@ -14,9 +14,10 @@ taken minutes apart on the same machine:
           ours: the read of every file into the cache before any pass (headers
           screened, decoded, resized: a disk cache's fill, a strategy's memory cache),
           the first epoch as the trainer runs it (the files' stats and headers, then
-          one augmented pass that fills the memory cache as it reads), and the passes from the cache (with
-          `--image_cache=disk`, the read before the first epoch, and the rounds after
-          the first find the disk cache full: their read is a cache hit);
+          one augmented pass that fills the memory cache as it reads), and the passes
+          from the cache (with `--image_cache=disk`, the read before the first epoch,
+          and the rounds after the first find the disk cache full: their read is a
+          cache hit);
   augment_kernel
           our augmentation alone on a uint8 batch in memory, one batch at a time (the
           passes run two batches at once, so they can beat it);

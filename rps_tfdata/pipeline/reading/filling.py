@@ -73,6 +73,20 @@ class Filling:
                 name="image_cache",
             )
             self.state = tf.Variable(tf.zeros([len(paths)], tf.int32), trainable=False)
+        # Traced once for every pass and every `next()` of a flow (the per-image read
+        # and the scan's step cost about 0.35 s of tracing each, each time).
+        row = tf.TensorSpec([], tf.int64)
+        self._image = tf.function(self._image_of, input_signature=[row], autograph=False)
+        self._after_blanks = tf.function(
+            self._blanks_then,
+            input_signature=[
+                tf.TensorSpec([None], tf.int64),
+                row,
+                tf.TensorSpec(self._shape, tf.uint8),
+                tf.TensorSpec([], tf.bool),
+            ],
+            autograph=False,
+        )
 
     def batches(
         self, first: tf.Tensor, last: tf.Tensor, rows_of: RowsOf, batch_size: int
@@ -102,22 +116,31 @@ class Filling:
 
         def one(turn: tf.Tensor):
             row = rows_of(turn[None])[0]
-            state = tf.gather(self.state, row)
-            pixels, readable = tf.cond(
-                tf.equal(state, UNREAD),
-                lambda: self._read(row),
-                lambda: (tf.gather(self.images, row), tf.equal(state, CACHED)),
-            )
-            return turn, row, pixels, readable
+            return (turn, row, *self._image(row))
 
         def gaps_filled(expected: tf.Tensor, element):
-            return self._gaps_filled(rows_of, expected, element)
+            turn, row, pixels, readable = element
+            failed = tf.cond(  # (`index_shuffle` refuses an empty vector)
+                turn > expected,
+                lambda: rows_of(tf.range(expected, turn)),
+                lambda: tf.zeros([0], tf.int64),
+            )
+            return turn + 1, self._after_blanks(failed, row, pixels, readable)
 
         images = turns.map(one, num_parallel_calls=self._parallel, deterministic=True)
         end = tf.data.Dataset.from_tensors(
             (last, tf.constant(-1, tf.int64), tf.zeros(self._shape, tf.uint8), False)
         )
         return images.ignore_errors().concatenate(end).scan(first, gaps_filled).unbatch()
+
+    def _image_of(self, row: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """`row`'s (pixels, readable): read into the cache if unread, else gathered."""
+        state = tf.gather(self.state, row)
+        return tf.cond(
+            tf.equal(state, UNREAD),
+            lambda: self._read(row),
+            lambda: (tf.gather(self.images, row), tf.equal(state, CACHED)),
+        )
 
     def _read(self, row: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Reads `row`'s file into the cache: (its pixels, whether it is an image);
@@ -132,27 +155,20 @@ class Filling:
         with tf.control_dependencies([marked, named]):
             return tf.identity(pixels), tf.identity(is_image)
 
-    def _gaps_filled(self, rows_of: RowsOf, expected: tf.Tensor, element):
-        """The scan's step: the images between the turn `expected` and this element's
-        (their files failed) as blanks, stored as zeros, marked and named, then this
-        element (none for the end marker, whose row is -1)."""
-        turn, row, pixels, readable = element
-        count = tf.cast(turn - expected, tf.int32)
-        failed = tf.cond(  # (`index_shuffle` refuses an empty vector)
-            count > 0,
-            lambda: rows_of(tf.range(expected, turn)),
-            lambda: tf.zeros([0], tf.int64),
-        )
+    def _blanks_then(self, failed: tf.Tensor, row: tf.Tensor, pixels: tf.Tensor, readable):
+        """The scan's output for one element: the rows `failed` before it (their files
+        failed to read) as blanks, stored as zeros, marked and named, then the element
+        itself (none for the end marker, whose row is -1)."""
+        count = tf.size(failed)
         blanks = tf.zeros(tf.concat([[count], self._shape], 0), tf.uint8)
         done = tf.cond(count > 0, lambda: self._unreadable(failed, blanks), tf.no_op)
         kept = count + tf.cast(row >= 0, tf.int32)
         with tf.control_dependencies([done]):
-            out = (
+            return (
                 tf.concat([failed, row[None]], 0)[:kept],
                 tf.concat([blanks, pixels[None]], 0)[:kept],
                 tf.concat([tf.zeros([count], tf.bool), readable[None]], 0)[:kept],
             )
-        return turn + 1, out
 
     def _unreadable(self, rows: tf.Tensor, blanks: tf.Tensor) -> tf.Operation:
         """Zeros into `rows` of the cache, marked unreadable, named."""

@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 
 import numpy as np
 import pytest
@@ -222,18 +223,27 @@ def test_a_run_names_every_unreadable_file_and_trains_on_past_undecodable_ones(
         training.train_and_evaluate(failing)  # the strict policy decodes every file first
 
 
-def test_failures_in_a_row_and_at_the_end_of_an_epoch_each_keep_their_place(tmp_path, capfd):
+@pytest.mark.parametrize("cache", ["none", "memory"])
+def test_failures_in_a_row_and_at_the_end_of_an_epoch_each_keep_their_place(tmp_path, capfd, cache):
+    """Decoded by every epoch (none) or by the first, which fills the cache (memory): the
+    same places, and with the cache each file is named once, by the pass that met it."""
     paths, labels = numbered_split(tmp_path, 12, corrupt=[0, 6, 7, 10, 11])
-    options = options_lib.PipelineOptions(image_size=(8, 8), batch_size=5, cache="none")
+    options = options_lib.PipelineOptions(image_size=(8, 8), batch_size=5, cache=cache)
     prepared = inputs.read(paths, labels, 3, options, decode=False)
-    batches = list(inputs.evaluation_batches(prepared))  # in the files' order
-    assert [len(x) for x, _ in batches] == [5, 5, 5]  # the last padded with 3 blanks
-    images = np.concatenate([x.numpy() for x, _ in batches])[:12]
-    one_hot = np.concatenate([y.numpy() for _, y in batches])[:12]
-    for number in range(12):
-        if number in (0, 6, 7, 10, 11):
-            assert not images[number].any() and not one_hot[number].any()
-        else:
-            assert (images[number] == number).all() and one_hot[number].argmax() == number % 3
-    err = capfd.readouterr().err
-    assert all(f"unreadable image {paths[n]}" in err for n in (0, 6, 7, 10, 11))
+    assert (prepared.prepared.filling is not None) == (cache == "memory")
+    for _ in range(2):
+        batches = list(inputs.evaluation_batches(prepared))  # in the files' order
+        assert [len(x) for x, _ in batches] == [5, 5, 5]  # the last padded with 3 blanks
+        images = np.concatenate([x.numpy() for x, _ in batches])[:12]
+        one_hot = np.concatenate([y.numpy() for _, y in batches])[:12]
+        for number in range(12):
+            if number in (0, 6, 7, 10, 11):
+                assert not images[number].any() and not one_hot[number].any()
+            else:
+                assert (images[number] == number).all() and one_hot[number].argmax() == number % 3
+    lines = capfd.readouterr().err.splitlines()
+    for n in (0, 6, 7, 10, 11):
+        named = [
+            line for line in lines if re.search(f"unreadable image {re.escape(paths[n])}[: ]", line)
+        ]
+        assert len(named) == (1 if cache == "memory" else 2), paths[n]

@@ -125,6 +125,19 @@ def test_a_file_the_first_pass_cannot_read_is_named_once_and_left_out_of_its_bat
     assert len(text) == 1 and "not a PNG, JPEG, GIF or BMP" in text[0]
 
 
+def test_a_batch_of_unreadable_files_only_stops_the_pass_with_what_to_do(tmp_path):
+    """An empty batch would make a model's loss NaN: the pass stops, as IDG's would."""
+    folder = tmp_path / "data" / "rock"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "a.png")
+    (folder / "b.png").write_bytes(helpers.corrupt_png())
+    ds = ImageDataGenerator().flow_from_directory(
+        str(tmp_path / "data"), target_size=(8, 8), batch_size=1, shuffle=False
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="every image of a batch is"):
+        list(ds)
+
+
 def test_the_first_pass_gives_the_batches_of_a_cache_filled_first(tmp_path):
     """Filled as the first pass reads, or before it (disk): the same bits, pass by pass."""
     kwargs = dict(target_size=(24, 24), batch_size=16, seed=4)

@@ -20,16 +20,17 @@ from rps_tfdata.trainer.config import SEED_AUGMENTATION
 
 def _seconds_to_first_batch(
     generator: Any, directory: str, image_size: int, batch_size: int
-) -> float:
+) -> tuple[float, int]:
+    """(seconds from the call to the first batch in hand, the files the flow found)."""
     start = time.perf_counter()
     flow = generator.flow_from_directory(
         directory, target_size=(image_size, image_size), batch_size=batch_size, seed=1
     )
     next(flow)
-    seconds = time.perf_counter() - start
+    seconds, files = time.perf_counter() - start, flow.samples
     del flow
     gc.collect()
-    return seconds
+    return seconds, files
 
 
 def measure(directory: str, image_size: int, batch_size: int, repeats: int) -> dict[str, Any]:
@@ -44,9 +45,11 @@ def measure(directory: str, image_size: int, batch_size: int, repeats: int) -> d
         "dropin": lambda: ImageDataGenerator(rescale=1 / 255, **SEED_AUGMENTATION),
     }
     seconds: dict[str, list[float]] = {name: [] for name in makers}
+    found: dict[str, int] = {}
     for turn in range(repeats):
         for name, make in makers.items():
-            seconds[name].append(_seconds_to_first_batch(make(), directory, image_size, batch_size))
+            took, found[name] = _seconds_to_first_batch(make(), directory, image_size, batch_size)
+            seconds[name].append(took)
         logging.info(
             "first batch, round %d of %d: IDG %.2f s, drop-in %.2f s",
             turn + 1,
@@ -54,7 +57,7 @@ def measure(directory: str, image_size: int, batch_size: int, repeats: int) -> d
             seconds["idg"][-1],
             seconds["dropin"][-1],
         )
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {f"{name}_files": count for name, count in found.items()}
     for name, values in seconds.items():
         figures[f"{name}_first_batch_s"] = round(statistics.median(values), 3)
         figures[f"{name}_first_batch_range_s"] = [round(min(values), 3), round(max(values), 3)]

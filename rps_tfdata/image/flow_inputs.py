@@ -7,7 +7,8 @@ iterator's attributes (`class_indices`, `classes`, `filenames`, ...).
 The split, the file order, the class indices and the targets are IDG's
 (`DirectoryIterator`, `DataFrameIterator`, `NumpyArrayIterator`); one deliberate
 difference: a file that cannot be read is named once and left out (IDG crashes in the
-middle of an epoch), so `filenames` lists what is read.
+middle of an epoch): of `filenames` when it is found before the flow returns (a stat
+with the memory cache, a read with the others), else of its batch in every pass.
 """
 
 import collections

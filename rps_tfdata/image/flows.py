@@ -97,7 +97,7 @@ def batches(
     @as_written
     def step(batch: Batch):
         if not prepared.decoded:  # a file a pass could not decode leaves its batch
-            batch = passes.readable_only(batch)
+            batch = _readable_only(batch)
         x = tf.cast(batch.pixels, tf.float32)
         if treatment.channels_first:  # standardised as IDG does, in the caller's layout
             x = tf.transpose(x, [0, 3, 1, 2])
@@ -137,6 +137,22 @@ def batches(
         return served(one, per_pass, batch_size, seed, options, pass_count=count)
 
     return Flow(dataset, one_pass, served_passes)
+
+
+_ALL_UNREADABLE = (
+    "rps_tfdata: every image of a batch is unreadable (each named above), and an empty "
+    "batch would turn a model's loss into NaN: remove those files, or build the flow with "
+    "cache='disk', which leaves them out before it returns"
+)
+
+
+def _readable_only(batch: Batch) -> Batch:
+    """`batch` without the rows a pass could not read; an error if none is left (IDG
+    stops at an unreadable file too)."""
+    kept = passes.readable_only(batch)
+    check = tf.debugging.assert_greater(tf.size(kept.rows), 0, message=_ALL_UNREADABLE)
+    with tf.control_dependencies([check]):
+        return kept._replace(pixels=tf.identity(kept.pixels))
 
 
 def served_pass_number(seed: int, turn: Any) -> tf.Tensor:

@@ -15,14 +15,18 @@ when the caller did not screen the headers: a file that is not a PNG, JPEG, GIF 
 within PIL's pixel limit is never decoded. A file that fails is named once, on standard
 error, when a pass first meets it, and is unreadable for every pass after: its rows come
 back blank (zeros) and not readable, for the face to leave out (the drop-in) or to weigh
-zero (the trainer). No Python runs in the passes: a Python function in a tf.data
-pipeline can hang the interpreter's exit.
+zero (the trainer). Any error reading a file counts (tf.data's `ignore_errors` does
+not tell a corrupt file from a transient read error): its row stays unreadable for the
+cache's life. No Python runs in the passes: a Python function in a tf.data pipeline can
+hang the interpreter's exit.
 
 The cache is two variables captured by the passes' datasets, read and written with
 gathers and scatters only (a whole read of a variable that sparse ops touch copies it).
-A dataset that captures a variable cannot be serialised for the tf.data service, and a
-variable made in a distribution strategy's scope would be the strategy's: the caller
-fills a cache before the passes for those (`prepare`).
+A dataset that captures a variable cannot be serialised for the tf.data service (which
+refuses a memory cache anyway), and a variable made in a distribution strategy's scope
+would be the strategy's: a drop-in flow made in one fills its cache before the passes
+(`prepare`). The trainer reads its splits outside the strategy's scope, so its cache is
+filled by the passes under every strategy.
 """
 
 import os
@@ -32,9 +36,16 @@ from typing import Callable, Sequence
 import tensorflow as tf
 
 UNREAD, CACHED, UNREADABLE = 0, 1, 2
-_NOT_AN_IMAGE = "not a PNG, JPEG, GIF or BMP within PIL's pixel limit: left out of its batch"
-_FAILED = "it could not be read, or its image data is corrupt: left out of its batch"
+_NOT_AN_IMAGE = (
+    "not a PNG, JPEG, GIF or BMP within PIL's pixel limit: left out of every pass; convert or "
+    "remove it"
+)
+_FAILED = (
+    "it could not be read, or its image data is corrupt: left out of every pass; replace or "
+    "remove it"
+)
 
+_as_written = tf.autograph.experimental.do_not_convert  # no Python control flow on tensors
 RowsOf = Callable[[tf.Tensor], tf.Tensor]  # a pass's turns (int64 vector) -> their rows
 
 
@@ -64,7 +75,7 @@ class Filling:
         self._parallel = parallel_calls
         self._shape = tuple(pixel_shape)
         shape = [len(paths), *pixel_shape]
-        with tf.init_scope():
+        with tf.init_scope(), tf.device("/CPU:0"):  # where tf.data runs, whatever the GPUs
             # Uninitialised: a row is gathered only once it is stored, and no memset of
             # the whole cache delays the first batch (0.25 s at 32,000 images of 96x96).
             self.images = tf.Variable(
@@ -94,6 +105,7 @@ class Filling:
         """(rows, uint8 pixels, readable) batches of a pass's turns `first` to before
         `last` (int64 scalars), read into the cache where they are not yet."""
 
+        @_as_written
         def gathered(batch_turns: tf.Tensor):
             rows = rows_of(batch_turns)
             readable = tf.equal(tf.gather(self.state, rows), CACHED)
@@ -103,7 +115,14 @@ class Filling:
         turns = tf.data.Dataset.range(first, last)
         cached = turns.batch(batch_size).map(gathered)
         streamed = self._streamed(turns, first, last, rows_of).batch(batch_size)
-        every_image_read = tf.reduce_all(tf.not_equal(self.state, UNREAD))
+        # This pass's images, not the whole cache's: a consumer that always stops
+        # early (`steps_per_epoch`) still gets the gathers once its images are read.
+        states = tf.cond(
+            last > first,  # (`index_shuffle` refuses an empty vector)
+            lambda: tf.gather(self.state, rows_of(tf.range(first, last))),
+            lambda: tf.zeros([0], tf.int32),
+        )
+        every_image_read = tf.reduce_all(tf.not_equal(states, UNREAD))
         return tf.cond(every_image_read, lambda: cached, lambda: streamed)
 
     def _streamed(
@@ -114,10 +133,12 @@ class Filling:
         `ignore_errors`, the one way a graph outlives a failed decode), and the scan
         after it puts a blank in its place, in order."""
 
+        @_as_written
         def one(turn: tf.Tensor):
             row = rows_of(turn[None])[0]
             return (turn, row, *self._image(row))
 
+        @_as_written
         def gaps_filled(expected: tf.Tensor, element):
             turn, row, pixels, readable = element
             failed = tf.cond(  # (`index_shuffle` refuses an empty vector)

@@ -9,6 +9,11 @@
                     per image on disk (`disk_cache`), or nothing (every pass decodes
                     again; then the decode can wait for the passes, `decode=False`)
 
+With the memory cache and `decode=False`, none of this happens before the passes but a
+stat of each file (or the header screen, when the caller has the facts): the first pass
+reads, checks, decodes and caches each image as it goes (`filling`), and `images` is the
+cache's variable, whose rows hold pixels only once a pass has read them.
+
 Reading once is what makes every later pass fast; naming a bad file here, once, keeps
 it from failing a pass in the middle. Images already in memory (a flow's arrays, TFDS's
 decoded split) become a `Prepared` through `from_pixels`.

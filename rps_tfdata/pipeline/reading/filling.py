@@ -113,7 +113,7 @@ class Filling:
 
         first, last = tf.cast(first, tf.int64), tf.cast(last, tf.int64)
         turns = tf.data.Dataset.range(first, last)
-        cached = turns.batch(batch_size).map(gathered)
+        cached = turns.batch(batch_size).map(gathered, num_parallel_calls=self._parallel)
         streamed = self._streamed(turns, first, last, rows_of).batch(batch_size)
         # This pass's images, not the whole cache's: a consumer that always stops
         # early (`steps_per_epoch`) still gets the gathers once its images are read.

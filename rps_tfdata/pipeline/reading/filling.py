@@ -112,9 +112,6 @@ class Filling:
             return rows, tf.gather(self.images, rows), readable
 
         first, last = tf.cast(first, tf.int64), tf.cast(last, tf.int64)
-        turns = tf.data.Dataset.range(first, last)
-        cached = turns.batch(batch_size).map(gathered, num_parallel_calls=self._parallel)
-        streamed = self._streamed(turns, first, last, rows_of).batch(batch_size)
         # This pass's images, not the whole cache's: a consumer that always stops
         # early (`steps_per_epoch`) still gets the gathers once its images are read.
         states = tf.cond(
@@ -123,7 +120,14 @@ class Filling:
             lambda: tf.zeros([0], tf.int32),
         )
         every_image_read = tf.reduce_all(tf.not_equal(states, UNREAD))
-        return tf.cond(every_image_read, lambda: cached, lambda: streamed)
+        # The pass is gathered or streamed: one of the two ranges is empty. (A `tf.cond`
+        # choosing between the two datasets cost later epochs through `fit` 25-30%.)
+        split = tf.where(every_image_read, last, first)
+        gathered_turns = tf.data.Dataset.range(first, split).batch(batch_size)
+        cached = gathered_turns.map(gathered, num_parallel_calls=self._parallel)
+        streamed_turns = tf.data.Dataset.range(split, last)
+        streamed = self._streamed(streamed_turns, split, last, rows_of).batch(batch_size)
+        return cached.concatenate(streamed)
 
     def _streamed(
         self, turns: tf.data.Dataset, first: tf.Tensor, last: tf.Tensor, rows_of: RowsOf

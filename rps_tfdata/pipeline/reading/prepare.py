@@ -230,13 +230,14 @@ def _filled_by_the_passes(
     """A split whose memory cache the passes fill (`filling`): nothing is decoded now."""
     # What a reader must never open (a FIFO would block it) is screened now: by a stat,
     # or with the header when the facts are known; the headers otherwise by the passes.
-    problems = [f.problem for f in facts] if facts else fs.for_each(headers.inspect_stat, paths)
-    _, bad = headers.screen(paths, problems)
-    paths, ids = _left_out(paths, ids, bad)
     if facts is None:
+        problems = fs.for_each(headers.inspect_stat, paths)
         read = functools.partial(load_checked, options=options)
     else:  # screened by the facts' headers
+        problems = [f.problem for f in facts]
         read = as_written(lambda contents: (tf.constant(True), load_bytes(contents, options)))
+    _, bad = headers.screen(paths, problems)
+    paths, ids = _left_out(paths, ids, bad)
     cache = Filling(paths, options.pixel_shape, read, parallel_calls=options.parallel_calls)
     return Prepared(
         paths=list(paths),

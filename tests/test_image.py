@@ -150,6 +150,23 @@ def test_the_first_pass_gives_the_batches_of_a_cache_filled_first(tmp_path):
             np.testing.assert_array_equal(y_a, y_b)
 
 
+def _dataset_ops(dataset: tf.data.Dataset) -> set:
+    """The ops of a dataset's graph, its functions' included."""
+    graph = tf.compat.v1.GraphDef.FromString(dataset._as_serialized_graph().numpy())
+    functions = [node for f in graph.library.function for node in f.node_def]
+    return {node.op for node in [*graph.node, *functions]}
+
+
+def test_once_the_first_pass_has_read_every_file_the_passes_are_gathers_alone():
+    """`fit` makes an iterator each epoch: after the first pass, the one it makes runs
+    the gathers without the streamed read's datasets (a quarter of a later epoch)."""
+    ds = ImageDataGenerator(**SEED_AUGMENTATION).flow_from_directory(DATA, target_size=(8, 8))
+    assert "ScanDataset" in _dataset_ops(iter(ds)._dataset)
+    list(ds)
+    assert "ScanDataset" not in _dataset_ops(iter(ds)._dataset)
+    assert "ScanDataset" in _dataset_ops(ds)  # the flow's own graph, for what wraps it
+
+
 @pytest.mark.parametrize("cache", ["disk", "none"])
 def test_every_cache_gives_the_memory_caches_batches(tmp_path, cache):
     kwargs = dict(target_size=(24, 24), batch_size=16, seed=4)

@@ -70,11 +70,14 @@ class Flow(NamedTuple):
     """A flow's batches three ways: `dataset`, pass after pass as the dataset is
     iterated; `one_pass(pass_number, skip_images=0, stop_images=None)`, any one pass on
     its own (the iterator's habits: `next`, `flow[i]`); and `served(seed, passes)`, the
-    passes one batch at a time, for the tf.data service (`served`)."""
+    passes one batch at a time, for the tf.data service (`served`). `when_filled()` is
+    `dataset` built again once a cache the passes fill is full (their gathers alone,
+    the same pass numbers drawn), else None."""
 
     dataset: tf.data.Dataset
     one_pass: Callable[..., tf.data.Dataset]
     served: Callable[[int, Optional[int]], tf.data.Dataset]
+    when_filled: Callable[[], Optional[tf.data.Dataset]]
 
 
 def batches(
@@ -123,12 +126,19 @@ def batches(
             stop_images=stop_images,
         )
 
+    # One generator of pass numbers, whichever dataset of the passes is iterated.
     draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
     pass_numbers = draws.map(as_written(lambda draw: tf.math.floormod(draw, 2**31)))
-    dataset = passes.over_passes(pass_numbers, one, prepared.options)
     per_pass = passes.batches_per_pass(prepared.count, batch_size)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(per_pass))
     options = prepared.options
+
+    def over_passes() -> tf.data.Dataset:
+        dataset = passes.over_passes(pass_numbers, one, options)
+        return dataset.apply(tf.data.experimental.assert_cardinality(per_pass))
+
+    def when_filled() -> Optional[tf.data.Dataset]:
+        filling = prepared.filling
+        return over_passes() if filling is not None and filling.is_full() else None
 
     def one_pass(number: Any, skip_images: Any = 0, stop_images: Any = None):
         return passes.prefetched(one(number, skip_images, stop_images), options)
@@ -136,7 +146,7 @@ def batches(
     def served_passes(seed: int, count: Optional[int]) -> tf.data.Dataset:
         return served(one, per_pass, batch_size, seed, options, pass_count=count)
 
-    return Flow(dataset, one_pass, served_passes)
+    return Flow(over_passes(), one_pass, served_passes, when_filled)
 
 
 _ALL_UNREADABLE = (

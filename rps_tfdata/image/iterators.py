@@ -90,6 +90,8 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
       inputs_only: each element is the inputs alone (a flow without targets).
       served: `served(seed, passes)`, the passes batch by batch for the tf.data service
         (`flows.served`), or why they cannot travel to its workers (a string).
+      when_filled: `dataset` built again once the passes have filled its cache, or None
+        (`flows.Flow`): what each iteration from then on runs.
     """
 
     def __init__(
@@ -101,9 +103,12 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         seed: Optional[int],
         inputs_only: bool = False,
         served: Union[Callable[..., tf.data.Dataset], str] = "it was built without them",
+        when_filled: Callable[[], Optional[tf.data.Dataset]] = lambda: None,
     ):
         super().__init__(dataset, dataset._variant_tensor)
         self._one_pass = one_pass
+        self._when_filled = when_filled
+        self._filled: Optional[tf.data.Dataset] = None
         self._served = served
         self._pass_numbers = np.random.default_rng(seed)
         self._pass: Optional[int] = None
@@ -121,8 +126,11 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
     def __iter__(self):
         if ops.inside_function():
             return super().__iter__()
-        with ops.colocate_with(self._variant_tensor):
-            return _PythonIterator(self, self._inputs_only)
+        if self._filled is None:
+            self._filled = self._when_filled()
+        dataset = self if self._filled is None else self._filled
+        with ops.colocate_with(dataset._variant_tensor):
+            return _PythonIterator(dataset, self._inputs_only)
 
     def __next__(self) -> Any:
         """IDG's `next`: the next batch of the current pass; after its last, a new pass
@@ -254,14 +262,21 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
             save_to=save_to_dir.checked(*save, channels=shape[2]),
         )
         outputs = source.outputs
+        whole = _unsharded_further if shard.count > 1 else (lambda dataset: dataset)
+
+        def when_filled() -> Optional[tf.data.Dataset]:
+            dataset = flow.when_filled()
+            return None if dataset is None else whole(dataset)
+
         Iterator.__init__(
             self,
-            _unsharded_further(flow.dataset) if shard.count > 1 else flow.dataset,
+            whole(flow.dataset),
             flow.one_pass,
             batch_size=int(batch_size),
             seed=seed,
             inputs_only=not (outputs.targets or outputs.target_is_input),
             served=_why_not_served(prepared, treatment) or flow.served,
+            when_filled=when_filled,
         )
         attributes = source.attributes | {
             "samples": prepared.count,

@@ -167,6 +167,25 @@ def test_once_the_first_pass_has_read_every_file_the_passes_are_gathers_alone():
     assert "ScanDataset" in _dataset_ops(ds)  # the flow's own graph, for what wraps it
 
 
+def test_a_flow_made_in_a_strategys_scope_reads_its_files_before_it_returns(tmp_path):
+    """A variable made in a strategy's scope would be the strategy's: such a flow fills
+    its memory cache before it returns, and gives the batches of one filled by its
+    passes."""
+    folder = tmp_path / "data"
+    shutil.copytree(DATA, folder)
+    kwargs = dict(target_size=(16, 16), batch_size=16, seed=3)
+    generator = ImageDataGenerator(**SEED_AUGMENTATION)
+    filled = generator.flow_from_directory(DATA, **kwargs)
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        read_first = generator.flow_from_directory(str(folder), **kwargs)
+    shutil.rmtree(folder)  # nothing left for a pass to read
+    assert read_first.filenames == filled.filenames
+    for _ in range(2):
+        for (a, y_a), (b, y_b) in zip(filled, read_first, strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(y_a, y_b)
+
+
 @pytest.mark.parametrize("cache", ["disk", "none"])
 def test_every_cache_gives_the_memory_caches_batches(tmp_path, cache):
     kwargs = dict(target_size=(24, 24), batch_size=16, seed=4)

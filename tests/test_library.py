@@ -18,7 +18,7 @@ from rps_tfdata.pipeline.options import PipelineOptions
 from rps_tfdata.pipeline.reading import cache_policy, decode, filling, listing, prepare, reader
 from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
 
-from .helpers import RPS28, write_png
+from .helpers import RPS28, corrupt_png, write_png
 
 OPTIONS = PipelineOptions(image_size=(8, 8), batch_size=4)
 
@@ -220,6 +220,31 @@ def test_a_file_gone_before_the_first_pass_is_met_by_it(tmp_path, capfd):
         assert readable.tolist() == [True] * 4 + [False, True]
     named = [line for line in capfd.readouterr().err.splitlines() if "4.png" in line]
     assert len(named) == 1 and "it could not be read" in named[0]
+
+
+def test_out_of_order_maps_leave_a_failed_file_its_place_in_the_first_pass(tmp_path, capfd):
+    """`deterministic=False` lets parallel maps return as they finish; the first pass's
+    stream keeps its order anyway (its scan puts a blank where a file failed), and the
+    file is named once."""
+    files = [str(tmp_path / f"{k}.png") for k in range(9)]
+    for k, path in enumerate(files):
+        write_png(path, np.full((8, 8, 3), 20 * k, np.uint8))
+    with open(files[5], "wb") as corrupt:
+        corrupt.write(corrupt_png())
+    options = OPTIONS._replace(deterministic=False, parallel_calls=4)
+    _, prepared = reader.read_files(files, options)
+    for _ in range(2):
+        one = passes.one_pass(prepared, 0, lambda b: b, seed=5, batch_size=4, shuffle=False)
+        batches = the_batches(passes.prefetched(one, options))
+        rows = np.concatenate([b.rows for b in batches])
+        readable = np.concatenate([b.readable for b in batches])
+        pixels = np.concatenate([b.pixels for b in batches])
+        assert rows.tolist() == list(range(9))
+        assert readable.tolist() == [True] * 5 + [False] + [True] * 3
+        assert (pixels[readable, 0, 0, 0] == 20 * rows[readable]).all()
+        assert not pixels[5].any()
+    named = [line for line in capfd.readouterr().err.splitlines() if "5.png" in line]
+    assert len(named) == 1 and "corrupt" in named[0]
 
 
 def test_validate_filenames_keeps_images_that_exist(tmp_path):

@@ -16,6 +16,7 @@ from rps_tfdata.infra.resources import MemoryRoom
 from rps_tfdata.pipeline import passes
 from rps_tfdata.pipeline.options import PipelineOptions
 from rps_tfdata.pipeline.reading import cache_policy, decode, filling, listing, prepare, reader
+from rps_tfdata.pipeline.transforms import augment
 from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
 
 from .helpers import RPS28, corrupt_png, write_png
@@ -106,11 +107,24 @@ def test_a_pass_augments_each_image_with_its_own_seed_whatever_its_batch():
 
     seeds = passes.augmentation_seeds(1, 2, tf.range(4))
     expected = layer(tf.constant(noise, tf.float32), training=True, seed=seeds).numpy()
-    for found in (by_row(2), by_row(4)):
+    whole = by_row(4)
+    for found in (by_row(2), by_row(3), whole):  # 3: a partial last batch, padded
         assert sorted(found) == [0, 1, 2, 3]
         for row, pixels in found.items():
             assert pixels.dtype == np.float32
             np.testing.assert_allclose(pixels, expected[row], atol=1e-4)
+            np.testing.assert_array_equal(pixels, whole[row])
+
+
+def test_a_partial_last_batch_is_augmented_in_the_shape_of_a_whole_one():
+    """XLA compiles the augmentation once per shape (about 0.5 s): a pass's partial last
+    batch, padded, takes the whole batches' compilation."""
+    layer = IDGAugmentation(rotation_range=17)  # a config of its own: a function of its own
+    batches = pass_of(numbered(10), 1, augmentation=layer)
+    assert [len(b.rows) for b in batches] == [4, 4, 2]
+    compiled = augment._compiled(layer)
+    shapes = {c.inputs[0].shape[0] for c in compiled._list_all_concrete_functions()}
+    assert shapes == {4}
 
 
 def test_passes_follow_one_another_in_one_dataset():

@@ -145,7 +145,7 @@ def one_pass(
         if pad:
             batch = _padded(batch, batch_size)
         if augmentation is not None:  # in TensorFlow, whatever Keras' backend
-            batch = batch._replace(pixels=augmentation.augment_batch(batch.pixels, batch.seeds))
+            batch = batch._replace(pixels=_augmented(augmentation, batch, batch_size))
         return step(batch)
 
     batches = _batches_in_order(
@@ -276,6 +276,16 @@ def readable_only(batch: Batch) -> Batch:
         )
 
     return tf.cond(tf.reduce_all(keep), lambda: batch, masked)
+
+
+def _augmented(augmentation: IDGAugmentation, batch: Batch, batch_size: int) -> tf.Tensor:
+    """`batch`'s pixels augmented as a batch of `batch_size` rows, the missing ones
+    blank: XLA compiles the augmentation once per shape (about 0.5 s on 2 cores), so a
+    pass's partial last batch would compile it again. Each image's augmentation is its
+    seed's alone, whatever its batch; a whole batch passes through without a copy."""
+    count = tf.shape(batch.rows)[0]
+    full = _padded(batch, batch_size)
+    return augmentation.augment_batch(full.pixels, full.seeds)[:count]
 
 
 def _padded(batch: Batch, batch_size: int) -> Batch:

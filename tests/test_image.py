@@ -151,7 +151,8 @@ def test_the_first_pass_gives_the_batches_of_a_cache_filled_first(tmp_path):
 
 
 def _dataset_ops(dataset: tf.data.Dataset) -> set:
-    """The ops of a dataset's graph, its functions' included."""
+    """The ops of a dataset's graph, its functions' included (TensorFlow's private
+    serialisation: no public API shows a dataset's graph)."""
     graph = tf.compat.v1.GraphDef.FromString(dataset._as_serialized_graph().numpy())
     functions = [node for f in graph.library.function for node in f.node_def]
     return {node.op for node in [*graph.node, *functions]}
@@ -161,6 +162,7 @@ def test_once_the_first_pass_has_read_every_file_the_passes_are_gathers_alone():
     """`fit` makes an iterator each epoch: after the first pass, the one it makes runs
     the gathers without the streamed read's datasets (a quarter of a later epoch)."""
     ds = ImageDataGenerator(**SEED_AUGMENTATION).flow_from_directory(DATA, target_size=(8, 8))
+    # (`_dataset`: what TensorFlow's iterator runs, a private attribute.)
     assert "ScanDataset" in _dataset_ops(iter(ds)._dataset)
     list(ds)
     assert "ScanDataset" not in _dataset_ops(iter(ds)._dataset)

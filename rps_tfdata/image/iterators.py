@@ -124,6 +124,10 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         return self._length
 
     def __iter__(self):
+        """An iterator over the passes: NumPy batches in Python, tensors in a traced
+        function (which rebuilds the iterator from this dataset's own graph). Once the
+        flow's first pass has filled its cache, Python's iterators (`fit` makes one each
+        epoch, on every backend) run the passes built again as gathers alone."""
         if ops.inside_function():
             return super().__iter__()
         if self._filled is None:
@@ -262,21 +266,17 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
             save_to=save_to_dir.checked(*save, channels=shape[2]),
         )
         outputs = source.outputs
-        whole = _unsharded_further if shard.count > 1 else (lambda dataset: dataset)
-
-        def when_filled() -> Optional[tf.data.Dataset]:
-            dataset = flow.when_filled()
-            return None if dataset is None else whole(dataset)
-
+        # (A worker's shard is made in a strategy's scope, where the cache is filled
+        # before the flow returns: `when_filled` never has a dataset to give it.)
         Iterator.__init__(
             self,
-            whole(flow.dataset),
+            _unsharded_further(flow.dataset) if shard.count > 1 else flow.dataset,
             flow.one_pass,
             batch_size=int(batch_size),
             seed=seed,
             inputs_only=not (outputs.targets or outputs.target_is_input),
             served=_why_not_served(prepared, treatment) or flow.served,
-            when_filled=when_filled,
+            when_filled=flow.when_filled,
         )
         attributes = source.attributes | {
             "samples": prepared.count,

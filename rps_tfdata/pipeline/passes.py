@@ -11,7 +11,8 @@ One pass, in the order the steps are built:
             XLA compilation for whoever consumes it
   seeds     per image, (seed, pass, id): an image's augmentation does not depend on its
             batch, its replica or its worker
-  augment   one fused warp per batch (`IDGAugmentation`), float32 out on 0..255
+  augment   one fused warp per batch (`IDGAugmentation`), float32 out on 0..255; a
+            partial batch is augmented padded to a whole one (one XLA compilation)
   step      the face's own per-batch step (`Batch` in, its element out): the trainer's
             labels, IDG's standardisation and targets
 Passes follow one another in one dataset (`over_passes`), so prefetching crosses their
@@ -283,6 +284,8 @@ def _augmented(augmentation: IDGAugmentation, batch: Batch, batch_size: int) -> 
     blank: XLA compiles the augmentation once per shape (about 0.5 s on 2 cores), so a
     pass's partial last batch would compile it again. Each image's augmentation is its
     seed's alone, whatever its batch; a whole batch passes through without a copy."""
+    if batch.pixels.shape[0] == batch_size:  # padded already (`pad`)
+        return augmentation.augment_batch(batch.pixels, batch.seeds)
     count = tf.shape(batch.rows)[0]
     full = _padded(batch, batch_size)
     return augmentation.augment_batch(full.pixels, full.seeds)[:count]

@@ -180,9 +180,13 @@ def test_benchmark_writes_every_figure_as_flat_json(synthetic_dir, tmp_path):
     ):
         benchmark.main(["benchmark"])
     figures = json.loads(out.read_text())
-    for key in ("pipeline_cold", "pipeline_steady", "idg_pipeline", "step", "e2e", "idg_e2e"):
+    keys = ("pipeline_cold", "pipeline_steady", "idg_pipeline", "step", "e2e", "idg_e2e")
+    for key in (*keys, "pipeline_fill", "decode_bare"):
         assert figures[f"{key}_images_per_sec"] > 0, key
         assert figures[f"{key}_images_per_sec_low"] <= figures[f"{key}_images_per_sec"]
+    assert figures["pipeline_fill_vs_decode_bare"] == pytest.approx(
+        figures["pipeline_fill_images_per_sec"] / figures["decode_bare_images_per_sec"]
+    )
     assert figures["e2e_vs_step"] == pytest.approx(
         figures["e2e_images_per_sec"] / figures["step_images_per_sec"]
     )

@@ -8,8 +8,14 @@ taken minutes apart on the same machine:
           `Rescaling` (`fit_routes.keras_route`): its first pass (listing, decoding,
           augmenting) and its passes from the cache;
   decode_bare
-          `tf.io.read_file` + `tf.io.decode_png` + our resize, in parallel, nothing else:
-          the rate a first read cannot beat on this machine;
+          `tf.io.read_file` + `tf.io.decode_png` + our resize, in parallel, nothing else,
+          built anew each round (one dataset iterated again ran at half its rate, one
+          core idle, in 4 rounds of 10 here; built anew, in 1 of 10), timed from its
+          first batch: the rate a first read cannot beat on this machine;
+  pipeline_fill
+          ours: the pass that fills the memory cache as it reads (the trainer's first
+          epoch without its augmentation), timed from its first batch, as the bare
+          decoder is: the read into the cache against the decoder;
   pipeline_cold / pipeline_first_epoch / pipeline_steady
           ours: the read of every file into the cache before any pass (headers
           screened, decoded, resized: a disk cache's fill, a strategy's memory cache),
@@ -27,7 +33,7 @@ taken minutes apart on the same machine:
 
 import statistics
 import time
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import tensorflow as tf
 from absl import logging
@@ -44,6 +50,7 @@ from rps_tfdata.trainer.plan import Plan
 RATIOS = {
     "pipeline_steady_vs_keras_steady": ("pipeline_steady", "keras_steady"),
     "pipeline_first_epoch_vs_keras_first_pass": ("pipeline_first_epoch", "keras_first_pass"),
+    "pipeline_fill_vs_decode_bare": ("pipeline_fill", "decode_bare"),
     "pipeline_cold_vs_decode_bare": ("pipeline_cold", "decode_bare"),
     "pipeline_steady_vs_augment_kernel": ("pipeline_steady", "augment_kernel"),
     "pipeline_steady_vs_idg": ("pipeline_steady", "idg_pipeline"),
@@ -57,9 +64,24 @@ def _seconds(run: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def _drain(dataset: tf.data.Dataset) -> None:
-    for _ in dataset:
+def _drain(batches: Iterable) -> None:
+    for _ in batches:
         pass
+
+
+def _rate_after_first(dataset: tf.data.Dataset, count: int) -> float:
+    """Images/s of `dataset`'s `count` images after its first batch (its iterator made,
+    its first batch read): a read's steady rate; the whole read's when one batch held
+    them all."""
+    start = time.perf_counter()
+    batches = iter(dataset)
+    first = int(tf.shape(tf.nest.flatten(next(batches))[0])[0])
+    after_first = time.perf_counter()
+    _drain(batches)
+    end = time.perf_counter()
+    if first < count:
+        return (count - first) / (end - after_first)
+    return count / (end - start)
 
 
 def _keras_round(config: TrainConfig, passes: int, samples: dict[str, list[float]]) -> None:
@@ -98,6 +120,10 @@ def _our_round(
     count = len(train.prepared.paths)
     labelled = (train.prepared.paths, train.readable_labels, train.num_classes, plan.input)
     samples["pipeline_cold"].append(count / _seconds(lambda: inputs.read(*labelled)))
+    facts = fs.for_each(file_facts.read_one, train.prepared.paths)
+    filled = inputs.read(*labelled, decode=False, facts=facts)
+    one_read = inputs.training_batches(filled, seed=config.seed, end_epoch=1, augmentation=None)
+    samples["pipeline_fill"].append(_rate_after_first(one_read, count))
     start = time.perf_counter()
     facts = fs.for_each(file_facts.read_one, train.prepared.paths)  # as a run's start reads them
     split = inputs.read(*labelled, decode=False, facts=facts)
@@ -134,15 +160,19 @@ def _kernel_rate(layer: IDGAugmentation, batch_size: int, image_size: tuple[int,
 
 
 def _round_line(samples: dict[str, list[float]], passes: int) -> str:
-    """The last round's figures (the median of its later passes) and its two ratios to
-    Keras' route."""
+    """The last round's figures (the median of its later passes), its two ratios to
+    Keras' route and the read's to the bare decoder."""
     last = {name: values[-1] for name, values in samples.items()}
     for name in ("keras_steady", "pipeline_steady"):
         last[name] = statistics.median(samples[name][-passes:])
     figures = ", ".join(f"{name} {value:.0f}" for name, value in last.items())
     later = last["pipeline_steady"] / last["keras_steady"]
     first = last["pipeline_first_epoch"] / last["keras_first_pass"]
-    return f"{figures} images/s; later passes {later:.2f}x Keras', first epoch {first:.2f}x"
+    read = last["pipeline_fill"] / last["decode_bare"]
+    return (
+        f"{figures} images/s; later passes {later:.2f}x Keras', first epoch {first:.2f}x; "
+        f"the read {read:.2f}x the bare decoder"
+    )
 
 
 def measure(
@@ -167,17 +197,17 @@ def measure(
     )
     next(iter(inputs.training_batches(warm, seed=config.seed, augmentation=layer)))
     names = ["keras_first_pass", "keras_steady", "decode_bare"]
-    names += ["pipeline_cold", "pipeline_first_epoch", "pipeline_steady"]
+    names += ["pipeline_fill", "pipeline_cold", "pipeline_first_epoch", "pipeline_steady"]
     if layer is not None:
         names.append("augment_kernel")
     if idg_iterator is not None:
         names.append("idg_pipeline")
     samples: dict[str, list[float]] = {name: [] for name in names}
-    bare = _bare_decoder(train.prepared.paths, plan.input.image_size, plan.input.resize_method)
     count = len(train.prepared.paths)
     for turn in range(repeats):
         _keras_round(config, passes, samples)
-        samples["decode_bare"].append(count / _seconds(lambda: _drain(bare)))
+        bare = _bare_decoder(train.prepared.paths, plan.input.image_size, plan.input.resize_method)
+        samples["decode_bare"].append(_rate_after_first(bare, count))
         _our_round(config, plan, train, passes, samples)
         if layer is not None:
             image_size = plan.input.image_size

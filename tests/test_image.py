@@ -183,6 +183,31 @@ def test_the_first_pass_scan_carries_rows_and_leaves_the_pixels_in_the_cache():
         assert max(ranks) <= 1, ranks  # rows (a vector), never (n, h, w, 3) pixels
 
 
+def test_a_flow_builds_its_dataset_at_its_first_use_as_one_and_next_never_does():
+    """`next(flow)` and `flow[i]` build only the pass they read; the dataset of every
+    pass is built by the first use as a dataset, eagerly even inside a traced function,
+    and gives the batches of one built by a use in Python."""
+    kwargs = dict(target_size=(8, 8), batch_size=8, seed=5)
+    lazy = ImageDataGenerator(**SEED_AUGMENTATION).flow_from_directory(DATA, **kwargs)
+    assert len(lazy) == ImageDataGenerator().flow_from_directory(DATA, **kwargs).__len__()
+    lazy[1], next(lazy)
+    assert "_variant_tensor_attr" not in vars(lazy)  # (TensorFlow's dataset attribute)
+
+    @tf.function
+    def first_labels(dataset):
+        return next(iter(dataset))[1]
+
+    assert first_labels(lazy).shape == (8, 3)
+    assert "_variant_tensor_attr" in vars(lazy)
+    assert not isinstance(lazy._graph_attr, tf.__internal__.FuncGraph)
+    built_in_python = ImageDataGenerator(**SEED_AUGMENTATION).flow_from_directory(DATA, **kwargs)
+    built_in_python.element_spec  # noqa: B018 (its first use: builds it)
+    first_labels(built_in_python)  # (a pass drawn, as from `lazy`)
+    for (a, y_a), (b, y_b) in zip(lazy, built_in_python, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(y_a, y_b)
+
+
 def test_a_flow_made_in_a_strategys_scope_reads_its_files_before_it_returns(tmp_path):
     """A variable made in a strategy's scope would be the strategy's: such a flow fills
     its memory cache before it returns, and gives the batches of one filled by its

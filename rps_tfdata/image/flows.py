@@ -67,17 +67,18 @@ class Outputs(NamedTuple):
 
 
 class Flow(NamedTuple):
-    """A flow's batches three ways: `dataset`, pass after pass as the dataset is
+    """A flow's batches three ways: `dataset()`, pass after pass as the dataset is
     iterated; `one_pass(pass_number, skip_images=0, stop_images=None)`, any one pass on
     its own (the iterator's habits: `next`, `flow[i]`); and `served(seed, passes)`, the
     passes one batch at a time, for the tf.data service (`served`). `when_filled()` is
-    `dataset` built again once a cache the passes fill is full (their gathers alone,
-    the same pass numbers drawn), else None."""
+    `dataset()` built again once a cache the passes fill is full (their gathers alone,
+    the same pass numbers drawn), else None. Each builds its dataset when called."""
 
-    dataset: tf.data.Dataset
+    dataset: Callable[[], tf.data.Dataset]
     one_pass: Callable[..., tf.data.Dataset]
     served: Callable[[int, Optional[int]], tf.data.Dataset]
     when_filled: Callable[[], Optional[tf.data.Dataset]]
+    batches_per_pass: int
 
 
 def batches(
@@ -146,7 +147,7 @@ def batches(
     def served_passes(seed: int, count: Optional[int]) -> tf.data.Dataset:
         return served(one, per_pass, batch_size, seed, options, pass_count=count)
 
-    return Flow(over_passes(), one_pass, served_passes, when_filled)
+    return Flow(over_passes, one_pass, served_passes, when_filled, per_pass)
 
 
 _ALL_UNREADABLE = (

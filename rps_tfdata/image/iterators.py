@@ -77,14 +77,24 @@ class _PythonIterator(iterator_ops.OwnedIterator):
         return element if ops.inside_function() else _as_idg(element, self._inputs_only)
 
 
+# What TensorFlow's dataset constructor sets, which `Iterator` sets when first used.
+_SET_WHEN_BUILT = frozenset(
+    {"_input_dataset", "_variant_tensor_attr", "_graph_attr", "_options_attr"}
+)
+
+
 class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
     """A flow: IDG's batches as a `tf.data.Dataset`, with IDG's iterator habits (module
     doc) and the iterator's attributes (`n`, `batch_size`, `shuffle`, `seed`, ...).
 
     Args:
-      dataset: the flow's dataset, pass after pass as it is iterated.
+      dataset: makes the flow's dataset, pass after pass as it is iterated; called when
+        the flow is first used as a dataset (iterated, given to `fit`, a dataset's
+        method or property), not before: `next(flow)` and `flow[i]` build only the
+        pass they read (building both cost about 0.35 s more per flow).
       one_pass: `one_pass(pass_number, skip_images=0, stop_images=None)`, one pass on
         its own.
+      length: the batches of one pass.
       batch_size: images per batch.
       seed: numbers the Python view's passes (None: new ones in each process).
       inputs_only: each element is the inputs alone (a flow without targets).
@@ -96,16 +106,17 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
 
     def __init__(
         self,
-        dataset: tf.data.Dataset,
+        dataset: Callable[[], tf.data.Dataset],
         one_pass: Callable[..., tf.data.Dataset],
         *,
+        length: int,
         batch_size: int,
         seed: Optional[int],
         inputs_only: bool = False,
         served: Union[Callable[..., tf.data.Dataset], str] = "it was built without them",
         when_filled: Callable[[], Optional[tf.data.Dataset]] = lambda: None,
     ):
-        super().__init__(dataset, dataset._variant_tensor)
+        self._make_dataset = dataset
         self._one_pass = one_pass
         self._when_filled = when_filled
         self._filled: Optional[tf.data.Dataset] = None
@@ -113,11 +124,26 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         self._pass_numbers = np.random.default_rng(seed)
         self._pass: Optional[int] = None
         self._batches = None  # the Python view's current pass, from `batch_index` on
-        self._length = int(dataset.cardinality())
+        self._length = length
         self._inputs_only = inputs_only
         self.batch_size = batch_size
         self.batch_index = 0
         self.total_batches_seen = 0
+
+    def __getattr__(self, name: str) -> Any:
+        """The dataset's own attributes, which exist once it is built: the first use of
+        the flow as a dataset builds it (the class doc)."""
+        if name not in _SET_WHEN_BUILT or "_make_dataset" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        make = self.__dict__.pop("_make_dataset")  # (no second build from within this one)
+        try:
+            with tf.init_scope():  # eager, wherever the first use is (a traced function too)
+                dataset = make()
+                super().__init__(dataset, dataset._variant_tensor)
+        except BaseException:
+            self._make_dataset = make  # the next use tries again, and says why again
+            raise
+        return getattr(self, name)
 
     def __len__(self) -> int:
         """The batches of one pass."""
@@ -270,8 +296,9 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         # before the flow returns: `when_filled` never has a dataset to give it.)
         Iterator.__init__(
             self,
-            _unsharded_further(flow.dataset) if shard.count > 1 else flow.dataset,
+            (lambda: _unsharded_further(flow.dataset())) if shard.count > 1 else flow.dataset,
             flow.one_pass,
+            length=flow.batches_per_pass,
             batch_size=int(batch_size),
             seed=seed,
             inputs_only=not (outputs.targets or outputs.target_is_input),

@@ -6,6 +6,8 @@ augmentation's parameters, `save_to_dir`, the passes of `model.fit`, and each re
 import inspect
 import os
 import shutil
+import threading
+import time
 
 import keras
 import numpy as np
@@ -16,7 +18,7 @@ from keras.src.legacy.preprocessing.image import ImageDataGenerator as KerasIDG
 from PIL import Image
 
 from rps_tfdata import image
-from rps_tfdata.image import IDGAugmentation, ImageDataGenerator
+from rps_tfdata.image import IDGAugmentation, ImageDataGenerator, iterators
 from rps_tfdata.pipeline.transforms import standardize
 from rps_tfdata.trainer.config import SEED_AUGMENTATION
 from tests import helpers
@@ -199,6 +201,37 @@ def test_a_flow_builds_its_dataset_at_its_first_use_as_one_and_next_never_does()
     assert "_variant_tensor_attr" in vars(flow)
     assert not isinstance(flow._graph_attr, tf.__internal__.FuncGraph)
     assert sum(len(x) for x, _ in flow) == flow.samples  # and Python iterates it whole
+
+
+def test_a_flows_dataset_is_built_once_across_threads_and_a_failed_build_says_why_again():
+    """Threads that first use a flow at once wait for one build; a build that fails
+    says why at each use (an AttributeError inside a property would otherwise be
+    reported as the property missing)."""
+    made = []
+
+    def make():
+        made.append(threading.get_ident())
+        time.sleep(0.2)
+        return tf.data.Dataset.range(3)
+
+    flow = iterators.Iterator(make, lambda *_: None, length=3, batch_size=1, seed=0)
+    specs = []
+    threads = [threading.Thread(target=lambda: specs.append(flow.element_spec)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1 and len(specs) == 3 and int(flow.cardinality()) == 3
+
+    def broken():
+        made.append("broken")
+        raise AttributeError("no attribute 'shape' in the step")
+
+    failing = iterators.Iterator(broken, lambda *_: None, length=1, batch_size=1, seed=0)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="no attribute 'shape' in the step"):
+            failing.element_spec  # noqa: B018
+    assert made.count("broken") == 2
 
 
 def test_a_flow_made_in_a_strategys_scope_reads_its_files_before_it_returns(tmp_path):

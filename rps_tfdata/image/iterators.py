@@ -25,6 +25,7 @@ give a dataset methods of its own.
 import contextlib
 import os
 import tempfile
+import threading
 import warnings
 from typing import Any, Callable, Optional, Sequence, Union
 from typing import Iterator as PyIterator
@@ -117,6 +118,7 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         when_filled: Callable[[], Optional[tf.data.Dataset]] = lambda: None,
     ):
         self._make_dataset = dataset
+        self._building = threading.RLock()
         self._one_pass = one_pass
         self._when_filled = when_filled
         self._filled: Optional[tf.data.Dataset] = None
@@ -132,18 +134,30 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
 
     def __getattr__(self, name: str) -> Any:
         """The dataset's own attributes, which exist once it is built: the first use of
-        the flow as a dataset builds it (the class doc)."""
-        if name not in _SET_WHEN_BUILT or "_make_dataset" not in self.__dict__:
+        the flow as a dataset builds it (the class doc), in one thread at a time."""
+        if name not in _SET_WHEN_BUILT or "_building" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        make = self.__dict__.pop("_make_dataset")  # (no second build from within this one)
+        with self._building:
+            if name not in self.__dict__:  # (else another thread has just built it)
+                self._build()
+        return self.__dict__[name]
+
+    def _build(self) -> None:
+        """Builds the dataset of the passes; an error doing so (which the flow's
+        first use, not `flow_from_*`, now meets) is raised again at the next use."""
+        make = self.__dict__.pop("_make_dataset", None)
+        if make is None:  # a use from within the build itself
+            raise AttributeError("the flow's dataset is being built")
         try:
             with tf.init_scope():  # eager, wherever the first use is (a traced function too)
                 dataset = make()
                 super().__init__(dataset, dataset._variant_tensor)
+        except AttributeError as error:  # (from a property, Python would report another)
+            self._make_dataset = make
+            raise RuntimeError(f"building the flow's dataset failed: {error}") from error
         except BaseException:
-            self._make_dataset = make  # the next use tries again, and says why again
+            self._make_dataset = make
             raise
-        return getattr(self, name)
 
     def __len__(self) -> int:
         """The batches of one pass."""

@@ -60,8 +60,9 @@ def test_indexes_asked_in_order_read_one_pass_and_give_the_batches_asked_alone()
     its own, and every index gives the same batch either way."""
     ours = flow()
     built = []
-    one_pass = ours._one_pass
-    ours._one_pass = lambda *args: built.append(args) or one_pass(*args)
+    reader = ours._indexed  # (the private reader of `flow[i]`'s passes)
+    one_pass = reader._one_pass
+    reader._one_pass = lambda *args: built.append(args) or one_pass(*args)
     in_order = [ours[i] for i in range(len(ours))]
     assert len(built) == 1
     assert same(ours[2], in_order[2]) and same(ours[1], in_order[1]) and len(built) == 3

@@ -78,6 +78,28 @@ class _PythonIterator(iterator_ops.OwnedIterator):
         return element if ops.inside_function() else _as_idg(element, self._inputs_only)
 
 
+class _PassReader:
+    """Batches of the Python view's passes, read on in order: batch `index` of pass
+    `number` comes from the iterator that gave batch `index - 1`, else from the pass
+    built from there (0.7-0.8 s a batch at 96 px, had each batch been built alone).
+    Threads asking at once get each their own batch."""
+
+    def __init__(self, one_pass: Callable[..., tf.data.Dataset]):
+        self._one_pass = one_pass
+        self._next: Optional[tuple[int, int]] = None  # (pass, index) the iterator gives next
+        self._batches: Any = None
+        self._lock = threading.Lock()
+
+    def batch(self, number: int, index: int, batch_size: int) -> Any:
+        """Batch `index` (of `batch_size` images) of pass `number`, as tensors."""
+        with self._lock:
+            if self._next != (number, index):
+                self._batches = iter(self._one_pass(number, index * batch_size))
+            batch = next(self._batches)
+            self._next = (number, index + 1)
+        return batch
+
+
 # What TensorFlow's dataset constructor sets, which `Iterator` sets when first used.
 _SET_WHEN_BUILT = frozenset(
     {"_input_dataset", "_variant_tensor_attr", "_graph_attr", "_options_attr"}
@@ -125,12 +147,10 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         self._served = served
         self._pass_numbers = np.random.default_rng(seed)
         self._pass: Optional[int] = None
-        self._batches = None  # the Python view's current pass, from `batch_index` on
-        # `flow[i]`'s pass, read on from the last index asked: `flow[i]` for i in order (a
-        # Keras Sequence's habit) reads one pass, not a pass built anew for each batch
-        # (0.7-0.8 s each here).
-        self._indexed: Optional[tuple[tuple[int, int], Any]] = None
-        self._indexing = threading.Lock()
+        # `next` walks from `batch_index`; `flow[i]` in order (a Keras Sequence's habit)
+        # reads on as well, each in its own pass reader so that mixing them rebuilds none.
+        self._walked = _PassReader(one_pass)
+        self._indexed = _PassReader(one_pass)
         self._length = length
         self._inputs_only = inputs_only
         self.batch_size = batch_size
@@ -157,11 +177,10 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
             with tf.init_scope():  # eager, wherever the first use is (a traced function too)
                 dataset = make()
                 super().__init__(dataset, dataset._variant_tensor)
-        except AttributeError as error:  # (from a property, Python would report another)
+        except BaseException as error:
             self._make_dataset = make
-            raise RuntimeError(f"building the flow's dataset failed: {error}") from error
-        except BaseException:
-            self._make_dataset = make
+            if isinstance(error, AttributeError):  # (from a property, Python would report another)
+                raise RuntimeError(f"building the flow's dataset failed: {error}") from error
             raise
 
     def __len__(self) -> int:
@@ -186,10 +205,8 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
         (an empty flow gives IDG's empty batch)."""
         if not len(self):
             return _as_idg(tf.nest.map_structure(_empty, self.element_spec), self._inputs_only)
-        if self._batches is None:
-            skip = self.batch_index * self.batch_size
-            self._batches = iter(self._one_pass(self._current_pass(), skip))
-        batch = _as_idg(next(self._batches), self._inputs_only)
+        batch = self._walked.batch(self._current_pass(), self.batch_index, self.batch_size)
+        batch = _as_idg(batch, self._inputs_only)
         self.total_batches_seen += 1
         self.batch_index += 1
         if self.batch_index == len(self):
@@ -212,13 +229,7 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
                 f"Asked to retrieve element {index}, but the Sequence has length {length}"
             )
         self.total_batches_seen += 1
-        with self._indexing:  # (threads asking at once get each their own batch)
-            wanted = (self._current_pass(), index)
-            if self._indexed is None or self._indexed[0] != wanted:
-                batches = iter(self._one_pass(wanted[0], index * self.batch_size))
-                self._indexed = (wanted, batches)
-            batch = next(self._indexed[1])
-            self._indexed = ((wanted[0], index + 1), self._indexed[1])
+        batch = self._indexed.batch(self._current_pass(), index, self.batch_size)
         return _as_idg(batch, self._inputs_only)
 
     def distribute(
@@ -256,7 +267,6 @@ class Iterator(dataset_ops.UnaryUnchangedStructureDataset):
     def reset(self) -> None:
         """Back to the first batch of the current pass (IDG's `reset`)."""
         self.batch_index = 0
-        self._batches = None
 
     def on_epoch_end(self) -> None:
         """A new pass from the first batch: a new order and new augmentation."""

@@ -13,7 +13,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from rps_tfdata import benchmark, train
-from rps_tfdata.bench import seed_reference
+from rps_tfdata.bench import pipeline_routes, seed_reference
 from rps_tfdata.cli import configs, flag_defs
 from rps_tfdata.trainer import artifacts
 from rps_tfdata.trainer import config as config_lib
@@ -191,6 +191,19 @@ def test_benchmark_writes_every_figure_as_flat_json(synthetic_dir, tmp_path):
         figures["e2e_images_per_sec"] / figures["step_images_per_sec"]
     )
     assert figures["tensorflow"] and figures["peak_rss_mb"] > 0
+
+
+def test_each_pipeline_round_says_its_ratios_and_the_first_epochs_ceiling():
+    """A round's line gives the ratios to Keras' route and the first epoch's ceiling:
+    the bare decoder's time plus one later pass's (here 1/1000 + 1/9000 s an image)."""
+    rates = {"keras_first_pass": 300, "decode_bare": 1000, "pipeline_fill": 900}
+    rates |= {"pipeline_first_epoch": 600}
+    samples = {name: [7.0, rate] for name, rate in rates.items()}
+    samples |= {"keras_steady": [400, 500, 600], "pipeline_steady": [1, 9000, 9000]}
+    line = pipeline_routes._round_line(samples, passes=2)
+    assert "keras_steady 550, pipeline_steady 9000" in line
+    assert "later passes 16.36x Keras', first epoch 2.00x" in line
+    assert "(its ceiling 900 images/s, 3.00x); the read 0.90x the bare decoder" in line
 
 
 def test_benchmark_times_the_first_batch_of_idgs_flow_and_the_drop_ins(synthetic_dir, tmp_path):

@@ -161,16 +161,22 @@ def _kernel_rate(layer: IDGAugmentation, batch_size: int, image_size: tuple[int,
 
 def _round_line(samples: dict[str, list[float]], passes: int) -> str:
     """The last round's figures (the median of its later passes), its two ratios to
-    Keras' route and the read's to the bare decoder."""
+    Keras' route, the first epoch's ceiling and the read's ratio to the bare decoder.
+
+    The ceiling is the first epoch that costs the bare decoder's time plus one later
+    pass's and nothing else (no listing, no trace, no iterator made): what no first
+    epoch beats on these cores, whatever its fixed costs."""
     last = {name: values[-1] for name, values in samples.items()}
     for name in ("keras_steady", "pipeline_steady"):
         last[name] = statistics.median(samples[name][-passes:])
     figures = ", ".join(f"{name} {value:.0f}" for name, value in last.items())
     later = last["pipeline_steady"] / last["keras_steady"]
     first = last["pipeline_first_epoch"] / last["keras_first_pass"]
+    ceiling = 1 / (1 / last["decode_bare"] + 1 / last["pipeline_steady"])
     read = last["pipeline_fill"] / last["decode_bare"]
     return (
-        f"{figures} images/s; later passes {later:.2f}x Keras', first epoch {first:.2f}x; "
+        f"{figures} images/s; later passes {later:.2f}x Keras', first epoch {first:.2f}x "
+        f"(its ceiling {ceiling:.0f} images/s, {ceiling / last['keras_first_pass']:.2f}x); "
         f"the read {read:.2f}x the bare decoder"
     )
 

@@ -179,6 +179,7 @@ def quoted(pattern: str) -> list[str]:
     "pattern, value",
     [
         (r"([\d,]+) requests at a time", f"{fs.REMOTE_REQUESTS}"),
+        (r"counted every ([\d,]+) files", f"{fs.PROGRESS_EVERY}"),
         (r"newest (\d+) saves", f"{run_state.KEEP}"),
         (r"PIL's limit of\s+([\d,]+)", f"{headers.MAX_IMAGE_PIXELS:,}"),
         (r"more\s+than ([\d,]+) pixels", f"{headers.MAX_IMAGE_PIXELS:,}"),

@@ -7,8 +7,9 @@ import re
 import numpy as np
 
 from rps_tfdata.image import ImageDataGenerator
+from rps_tfdata.infra import fs
 from rps_tfdata.pipeline.options import PipelineOptions
-from rps_tfdata.pipeline.reading import prepare, progress
+from rps_tfdata.pipeline.reading import file_facts, prepare, progress
 
 from .helpers import corrupt_png, write_png
 
@@ -90,3 +91,42 @@ def test_a_flows_long_read_prints_beside_idgs_found_line(monkeypatch, capsys, tm
         out[1].startswith(f"Reading 72 images into {where}") and ": done, 72 images in " in out[1]
     )
     assert out[2:] == ["Found 72 images belonging to 3 classes."]
+
+
+def test_a_call_on_every_file_reports_its_count_every_so_often_and_at_the_end(monkeypatch):
+    """Local paths one after another, remote ones many at once: the same results, in
+    order, and the count reported every PROGRESS_EVERY calls and at the end."""
+    monkeypatch.setattr(fs, "PROGRESS_EVERY", 10)
+    for root in ("data/", "gs://bucket/"):
+        paths = [f"{root}{'x' * k}" for k in range(25)]
+        counts = []
+        assert fs.for_each(len, paths, counts.append) == [len(p) for p in paths]
+        assert counts == [10, 20, 25]
+    assert fs.for_each(len, []) == []
+
+
+def test_a_flows_stat_of_every_file_says_how_far_it_is(monkeypatch, capsys, tmp_path):
+    """The drop-in's one call per file before it returns (a stat, where a bucket takes
+    minutes for a million files) prints as a read does, before IDG's found line."""
+    monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(fs, "PROGRESS_EVERY", 16)
+    noise_pngs([str(tmp_path / f"class{k % 2}" / f"{k}.png") for k in range(40)], seed=3)
+    ImageDataGenerator().flow_from_directory(str(tmp_path), target_size=(4, 4))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Checking 40 files (a stat each): 16 of 40 (40%), ")
+    assert re.search(r", [\d,]+ files/s, about [\d,]+ s to go$", out[0])
+    assert out[1].startswith("Checking 40 files (a stat each): 32 of 40 (80%), ")
+    assert out[2].startswith("Checking 40 files (a stat each): done, 40 files in ")
+    assert out[3:] == ["Found 40 images belonging to 2 classes."]
+
+
+def test_the_trainers_read_of_every_files_facts_says_how_far_it_is(monkeypatch, tmp_path):
+    monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(fs, "PROGRESS_EVERY", 16)
+    paths = noise_pngs([str(tmp_path / f"{i:02}.png") for i in range(20)], seed=4)
+    lines = []
+    facts, indexed = file_facts.gather(paths, str(tmp_path / "run"), say=lines.append)
+    assert facts == [file_facts.read_one(p) for p in paths] and not indexed
+    assert lines[0].startswith("Reading the stats and headers of 20 files: 16 of 20 (80%)")
+    assert lines[1].startswith("Reading the stats and headers of 20 files: done, 20 files in ")
+    assert len(lines) == 2

@@ -39,7 +39,6 @@ import tensorflow as tf
 from absl import logging
 
 from rps_tfdata.bench import fit_routes, throughput
-from rps_tfdata.infra import fs
 from rps_tfdata.pipeline.options import AUTOTUNE
 from rps_tfdata.pipeline.reading import decode, file_facts, prepare
 from rps_tfdata.pipeline.transforms.augment import IDGAugmentation
@@ -120,12 +119,12 @@ def _our_round(
     count = len(train.prepared.paths)
     labelled = (train.prepared.paths, train.readable_labels, train.num_classes, plan.input)
     samples["pipeline_cold"].append(count / _seconds(lambda: inputs.read(*labelled)))
-    facts = fs.for_each(file_facts.read_one, train.prepared.paths)
+    facts = file_facts.read_all(train.prepared.paths)
     filled = inputs.read(*labelled, decode=False, facts=facts)
     one_read = inputs.training_batches(filled, seed=config.seed, end_epoch=1, augmentation=None)
     samples["pipeline_fill"].append(_rate_after_first(one_read, count))
     start = time.perf_counter()
-    facts = fs.for_each(file_facts.read_one, train.prepared.paths)  # as a run's start reads them
+    facts = file_facts.read_all(train.prepared.paths)  # as a run's start reads them
     split = inputs.read(*labelled, decode=False, facts=facts)
     per_pass = inputs.batch_count(split)
     batches = iter(

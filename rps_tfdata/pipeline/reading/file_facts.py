@@ -16,12 +16,12 @@ import gzip
 import hashlib
 import json
 import os
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 from absl import logging
 
 from rps_tfdata.infra import atomic, fs
-from rps_tfdata.pipeline.reading import headers
+from rps_tfdata.pipeline.reading import headers, progress
 
 INDEX_FILE = "file_index.json.gz"  # in the run's folder, on remote file systems only
 
@@ -61,14 +61,25 @@ def _stored(model_dir: str, paths: Sequence[str]) -> Optional[list[Facts]]:
     return [Facts(*facts) for facts in stored["facts"]]
 
 
-def gather(paths: Sequence[str], model_dir: str) -> tuple[list[Facts], bool]:
+def gather(
+    paths: Sequence[str], model_dir: str, say: Callable[[str], None] = logging.info
+) -> tuple[list[Facts], bool]:
     """The facts of every file of a listing, in its order, and whether they came from
-    the run's file index (on a remote file system, when it lists the same files)."""
+    the run's file index (on a remote file system, when it lists the same files); a
+    read of them that takes more than a few seconds says how far it is through `say`."""
     remote = bool(paths) and fs.is_remote(paths[0])
     stored = _stored(model_dir, paths) if remote else None
     if stored is not None:
         return stored, True
-    return fs.for_each(read_one, paths), False
+    return read_all(paths, say), False
+
+
+def read_all(paths: Sequence[str], say: Callable[[str], None] = logging.info) -> list[Facts]:
+    """`read_one` of each file, many at once on a remote file system; a read that takes
+    more than a few seconds (a bucket of a million files takes minutes) says how far it
+    is through `say`."""
+    what = f"Reading the stats and headers of {len(paths):,} files"
+    return progress.for_each_file(what, read_one, paths, say)
 
 
 def keep(model_dir: str, paths: Sequence[str], facts: Sequence[Facts]) -> None:

@@ -185,9 +185,9 @@ def prepare(
     """
     ids = list(range(len(paths))) if ids is None else list(ids)
     if options.cache == "memory" and not decode and not tf.distribute.has_strategy():
-        return _filled_by_the_passes(paths, ids, options, facts)
+        return _filled_by_the_passes(paths, ids, options, facts, say)
     if facts is None:
-        facts = fs.for_each(file_facts.read_one, paths)
+        facts = file_facts.read_all(paths, say)
     # Headers first, in Python: what can never decode is named, and never decoded.
     candidates, bad = headers.screen(paths, [f.problem for f in facts])
     decoded = decode or options.cache != "none"
@@ -226,12 +226,14 @@ def _filled_by_the_passes(
     ids: list[int],
     options: PipelineOptions,
     facts: Optional[Sequence[file_facts.Facts]],
+    say: Callable[[str], None],
 ) -> Prepared:
     """A split whose memory cache the passes fill (`filling`): nothing is decoded now."""
     # What a reader must never open (a FIFO would block it) is screened now: by a stat,
     # or with the header when the facts are known; the headers otherwise by the passes.
     if facts is None:
-        problems = fs.for_each(headers.inspect_stat, paths)
+        what = f"Checking {len(paths):,} files (a stat each)"
+        problems = progress.for_each_file(what, headers.inspect_stat, paths, say)
         read = functools.partial(load_checked, options=options)
     else:  # screened by the facts' headers
         problems = [f.problem for f in facts]

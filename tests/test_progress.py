@@ -3,8 +3,10 @@ the drop-in's print; a short one says nothing, so a small flow's output stays ID
 
 import os
 import re
+import time
 
 import numpy as np
+import pytest
 
 from rps_tfdata.image import ImageDataGenerator
 from rps_tfdata.infra import fs
@@ -98,11 +100,31 @@ def test_a_call_on_every_file_reports_its_count_every_so_often_and_at_the_end(mo
     order, and the count reported every PROGRESS_EVERY calls and at the end."""
     monkeypatch.setattr(fs, "PROGRESS_EVERY", 10)
     for root in ("data/", "gs://bucket/"):
-        paths = [f"{root}{'x' * k}" for k in range(25)]
-        counts = []
-        assert fs.for_each(len, paths, counts.append) == [len(p) for p in paths]
-        assert counts == [10, 20, 25]
-    assert fs.for_each(len, []) == []
+        for count, reports in ((25, [10, 20, 25]), (20, [10, 20]), (0, [0])):
+            paths = [f"{root}{'x' * k}" for k in range(count)]
+            counts = []
+            assert fs.for_each(len, paths, counts.append) == [len(p) for p in paths]
+            assert counts == reports
+
+
+def test_an_error_in_a_remote_call_on_every_file_cancels_the_calls_not_started(monkeypatch):
+    """A million remote files: an error (here in reporting, as a broken pipe would be)
+    must not wait for the calls queued behind it."""
+    monkeypatch.setattr(fs, "PROGRESS_EVERY", 10)
+    started = []
+
+    def call(path: str) -> str:
+        started.append(path)
+        time.sleep(0.02)
+        return path
+
+    def report(count: int) -> None:
+        raise BrokenPipeError("stdout closed")
+
+    paths = [f"gs://bucket/{k}" for k in range(20 * fs.REMOTE_REQUESTS)]
+    with pytest.raises(BrokenPipeError):
+        fs.for_each(call, paths, report)
+    assert len(started) < len(paths) / 2
 
 
 def test_a_flows_stat_of_every_file_says_how_far_it_is(monkeypatch, capsys, tmp_path):
@@ -130,3 +152,30 @@ def test_the_trainers_read_of_every_files_facts_says_how_far_it_is(monkeypatch, 
     assert lines[0].startswith("Reading the stats and headers of 20 files: 16 of 20 (80%)")
     assert lines[1].startswith("Reading the stats and headers of 20 files: done, 20 files in ")
     assert len(lines) == 2
+
+
+def test_a_frames_check_of_its_files_and_a_header_screen_say_how_far_they_are(
+    monkeypatch, capsys, tmp_path
+):
+    """`flow_from_dataframe`'s check that each named file is there (IDG's
+    `validate_filenames`) and `headers.screen` (the predict command's) print as a read."""
+    import pandas as pd
+
+    from rps_tfdata.pipeline.reading import headers
+
+    monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(fs, "PROGRESS_EVERY", 16)
+    paths = noise_pngs([str(tmp_path / f"{k:02}.png") for k in range(20)], seed=5)
+    frame = pd.DataFrame(
+        {"filename": [os.path.basename(p) for p in paths], "class": ["a", "b"] * 10}
+    )
+    ImageDataGenerator().flow_from_dataframe(frame, str(tmp_path), target_size=(4, 4))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Checking the 20 files the frame names: 16 of 20 (80%), ")
+    assert out[1].startswith("Checking the 20 files the frame names: done, 20 files in ")
+    assert out[-1] == "Found 20 validated image filenames belonging to 2 classes."
+    lines = []
+    positions, bad = headers.screen(paths, say=lines.append)
+    assert positions == list(range(20)) and not bad
+    assert lines[0].startswith("Reading the headers of 20 files: 16 of 20 (80%), ")
+    assert lines[1].startswith("Reading the headers of 20 files: done, 20 files in ")

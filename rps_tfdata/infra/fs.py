@@ -49,15 +49,20 @@ def for_each(
 ) -> list[_T]:
     """[call(path) for path in paths], with REMOTE_REQUESTS calls at once when the paths
     are remote (the calls wait on the network, not on Python). `progress` is told how
-    many calls have ended, every PROGRESS_EVERY calls and at the end."""
+    many calls, in order, have ended: every PROGRESS_EVERY calls and once at the end.
+    An error (a call's, or `progress`'s) cancels the calls not yet started."""
     if not paths or not is_remote(paths[0]):
         return _counted((call(path) for path in paths), progress)
-    with futures.ThreadPoolExecutor(REMOTE_REQUESTS) as pool:
+    pool = futures.ThreadPoolExecutor(REMOTE_REQUESTS)
+    try:
         return _counted(pool.map(call, paths), progress)
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _counted(results: Iterable[_T], progress: Optional[Callable[[int], None]]) -> list[_T]:
-    """`results` as a list, `progress` told the count every PROGRESS_EVERY and at the end."""
+    """`results` as a list, `progress` told the count every PROGRESS_EVERY and once at
+    the end."""
     if progress is None:
         return list(results)
     done: list[_T] = []
@@ -65,7 +70,8 @@ def _counted(results: Iterable[_T], progress: Optional[Callable[[int], None]]) -
         done.append(result)
         if len(done) % PROGRESS_EVERY == 0:
             progress(len(done))
-    progress(len(done))
+    if not done or len(done) % PROGRESS_EVERY:
+        progress(len(done))
     return done
 
 

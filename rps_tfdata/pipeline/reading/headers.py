@@ -11,10 +11,13 @@ epochs read them; a file the decoder rejects is "corrupt image data".
 """
 
 import struct
-from typing import NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
+
+from absl import logging
 
 from rps_tfdata.infra import fs
 from rps_tfdata.infra.fs import printable
+from rps_tfdata.pipeline.reading import progress
 
 # PIL's Image.MAX_IMAGE_PIXELS: int(1024 * 1024 * 1024 // 4 // 3). IDG reads through PIL.
 MAX_IMAGE_PIXELS = 89_478_485
@@ -205,14 +208,18 @@ def inspect_header(path: str, status: Optional[fs.Stat] = None) -> Optional[str]
 
 
 def screen(
-    paths: Sequence[str], reasons: Optional[Sequence[Optional[str]]] = None
+    paths: Sequence[str],
+    reasons: Optional[Sequence[Optional[str]]] = None,
+    say: Callable[[str], None] = logging.info,
 ) -> tuple[list[int], list[BadImage]]:
     """Positions of the files whose header looks decodable, and the files that do not;
-    on a remote file system many headers are read at once. `reasons`: each file's
-    `inspect_header` result when it is known already (`file_facts`)."""
+    on a remote file system many headers are read at once, and a read of them that
+    takes more than a few seconds says how far it is through `say`. `reasons`: each
+    file's `inspect_header` result when it is known already (`file_facts`)."""
     candidates, bad = [], []
     if reasons is None:
-        reasons = fs.for_each(inspect_header, paths)
+        what = f"Reading the headers of {len(paths):,} files"
+        reasons = progress.for_each_file(what, inspect_header, paths, say)
     for i, (path, reason) in enumerate(zip(paths, reasons, strict=True)):
         if reason is None:
             candidates.append(i)

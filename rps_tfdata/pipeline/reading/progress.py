@@ -15,11 +15,12 @@ EVERY_SECONDS = 5.0
 
 
 class Progress:
-    """Counts a read's images and, past `EVERY_SECONDS`, hands `say` a line now and then.
+    """Counts what a read or a call on every file has done (`unit`s: images, files) and,
+    past `EVERY_SECONDS`, hands `say` a line now and then.
 
     Args:
-      what: what is read and where to, e.g. "Reading 32,000 images into memory".
-      total: how many images the read holds.
+      what: what is done and where to, e.g. "Reading 32,000 images into memory".
+      total: how many `unit`s there are.
       say: where the lines go (`print` for the drop-in, the log for the trainer).
       unit: what is counted, in the lines.
     """
@@ -30,9 +31,10 @@ class Progress:
         self._said = False
 
     def update(self, done: int) -> None:
-        """`done` of the images have been tried: a line if `EVERY_SECONDS` passed since
-        the last (the lines come as batches of the read end, so a read a little longer
-        than `EVERY_SECONDS` may say nothing)."""
+        """`done` of the `unit`s have been tried: a line if `EVERY_SECONDS` passed since
+        the last (the counts come as a read's batches end, or every
+        `fs.PROGRESS_EVERY` calls, so a job a little longer than `EVERY_SECONDS` may
+        say nothing)."""
         now = time.monotonic()
         if now - self._last < EVERY_SECONDS or done >= self._total:
             return
@@ -43,8 +45,8 @@ class Progress:
         self._say(f"{self._what}: {share}, {rate:,.0f} {self._unit}/s, about {left:,.0f} s to go")
 
     def finish(self, done: int) -> None:
-        """The read ended with `done` images read (those its decoder rejected are named
-        apart): a last line if any line was said."""
+        """The job ended with `done` `unit`s done (a read's images that its decoder
+        rejected are named apart): a last line if any line was said."""
         if self._said:
             seconds = time.monotonic() - self._start
             self._say(f"{self._what}: done, {done:,} {self._unit} in {seconds:,.1f} s")

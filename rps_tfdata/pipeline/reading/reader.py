@@ -20,7 +20,7 @@ from absl import logging
 
 from rps_tfdata.infra import fs, resources
 from rps_tfdata.pipeline.options import PipelineOptions
-from rps_tfdata.pipeline.reading import cache_policy, listing, prepare
+from rps_tfdata.pipeline.reading import cache_policy, listing, prepare, progress
 from rps_tfdata.pipeline.reading.prepare import Prepared
 from rps_tfdata.pipeline.shards import WHOLE, Shard
 
@@ -110,10 +110,17 @@ def read_pixels(
     return span, prepare.from_pixels(pixels[span][ids.start :: ids.step], options, ids=ids)
 
 
-def existing_images(paths: Sequence[str]) -> np.ndarray:
+def existing_images(paths: Sequence[str], say: Callable[[str], None] = print) -> np.ndarray:
     """Which of `paths` IDG's `validate_filenames` keeps: an image's extension, and a
-    file there."""
-    return np.array([listing.is_image_file(p) and fs.isfile(p) for p in paths], bool)
+    file there. Many files are looked at once on a remote file system, and a check
+    that takes more than a few seconds says how far it is through `say`."""
+    what = f"Checking the {len(paths):,} files the frame names"
+    found = progress.for_each_file(what, _is_image_file_there, paths, say)
+    return np.array(found, bool)
+
+
+def _is_image_file_there(path: str) -> bool:
+    return listing.is_image_file(path) and fs.isfile(path)
 
 
 def _prepared(

@@ -148,7 +148,8 @@ def _check_dataframe(df, x_col: str, y_col, weight_col, classes, class_mode) -> 
 
 def _valid_rows(df, directory: str, x_col: str):
     """IDG's `validate_filenames`: rows whose file has an image extension and exists."""
-    keep = reader.existing_images([os.path.join(directory, name) for name in df[x_col]])
+    paths = [os.path.join(directory, name) for name in df[x_col]]
+    keep = reader.existing_images(paths, say=print)  # where IDG prints what it found
     if (~keep).sum():
         warnings.warn(
             f'Found {(~keep).sum()} invalid image filename(s) in x_col="{x_col}". '

@@ -110,7 +110,7 @@ def read_pixels(
     return span, prepare.from_pixels(pixels[span][ids.start :: ids.step], options, ids=ids)
 
 
-def existing_images(paths: Sequence[str], say: Callable[[str], None] = print) -> np.ndarray:
+def existing_images(paths: Sequence[str], say: Callable[[str], None] = logging.info) -> np.ndarray:
     """Which of `paths` IDG's `validate_filenames` keeps: an image's extension, and a
     file there. Many files are looked at once on a remote file system, and a check
     that takes more than a few seconds says how far it is through `say`."""
